@@ -1,0 +1,17 @@
+//! jwt-auth: verifies bearer JWTs at the gateway.
+//!
+//! The verification layer is pure and host-independent: [`jws`] parses compact JWS strictly,
+//! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures with ring and
+//! selects candidate keys, [`claims`] validates the registered claims.
+
+pub mod claims;
+pub mod jwk;
+pub mod jws;
+pub mod verify;
+
+pub use claims::{validate, ClaimError, ClaimRules};
+pub use jwk::{parse_jwks, Jwk, Jwks, JwksError, JwksOptions, SkippedKey};
+pub use jws::{
+    parse_compact, parse_compact_raw, Alg, AlgFamily, Curve, Header, Jws, JwsError, RawJws,
+};
+pub use verify::{select_keys, VerifyError};
