@@ -1,0 +1,362 @@
+//! Builds an Envoy bootstrap from the templates in `envoy/templates/`.
+//!
+//! ```no_run
+//! use shieldwall_e2e::{Echo, Envoy, EnvoyConfig, WasmFilter, wasm_path};
+//! let echo = Echo::start();
+//! let config = EnvoyConfig::new(echo.port()).filter(WasmFilter::new(
+//!     wasm_path("shieldwall-jwt-auth"),
+//!     "jwt-auth",
+//!     r#"{"providers": {}}"#,
+//! ));
+//! let envoy = Envoy::start(config);
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::{render, yaml_str};
+
+/// The bootstrap: admin, one listener with the HTTP connection manager, clusters.
+pub const BOOTSTRAP_TEMPLATE: &str = include_str!("../templates/bootstrap.yaml");
+/// One `envoy.filters.http.wasm` entry.
+pub const WASM_FILTER_TEMPLATE: &str = include_str!("../templates/wasm_filter.yaml");
+/// One STATIC loopback cluster.
+pub const CLUSTER_TEMPLATE: &str = include_str!("../templates/cluster.yaml");
+/// One route by path prefix.
+pub const ROUTE_TEMPLATE: &str = include_str!("../templates/route.yaml");
+
+/// The name of the cluster that the default route (`/`) sends to.
+pub const UPSTREAM_CLUSTER: &str = "upstream";
+
+/// A proxy-wasm module in the HTTP filter chain.
+#[derive(Debug, Clone)]
+pub struct WasmFilter {
+    /// The `.wasm` file (see [`crate::wasm_path`]).
+    pub module: PathBuf,
+    /// The plugin name (`config.name`), which namespaces the filter's shared data and metrics.
+    pub plugin_name: String,
+    /// The plugin's JSON configuration, passed as a `google.protobuf.StringValue`.
+    pub configuration: String,
+    /// Filters with the same `vm_id` and module share one VM per worker. Default: the plugin name.
+    pub vm_id: String,
+    /// The root context id the module registered. Default: empty (the module's only root).
+    pub root_id: String,
+}
+
+impl WasmFilter {
+    pub fn new(
+        module: impl Into<PathBuf>,
+        plugin_name: impl Into<String>,
+        configuration: impl Into<String>,
+    ) -> WasmFilter {
+        let plugin_name = plugin_name.into();
+        WasmFilter {
+            module: module.into(),
+            vm_id: plugin_name.clone(),
+            plugin_name,
+            configuration: configuration.into(),
+            root_id: String::new(),
+        }
+    }
+
+    pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
+        self.vm_id = vm_id.into();
+        self
+    }
+
+    pub fn root_id(mut self, root_id: impl Into<String>) -> Self {
+        self.root_id = root_id.into();
+        self
+    }
+
+    /// This filter as an `http_filters` list entry.
+    pub fn to_yaml(&self) -> String {
+        let module = absolute(&self.module);
+        render(
+            WASM_FILTER_TEMPLATE,
+            &[
+                ("PLUGIN_NAME", &yaml_str(&self.plugin_name)),
+                ("ROOT_ID", &yaml_str(&self.root_id)),
+                ("VM_ID", &yaml_str(&self.vm_id)),
+                ("MODULE", &yaml_str(&module.to_string_lossy())),
+                ("CONFIGURATION", &yaml_str(&self.configuration)),
+            ],
+        )
+    }
+}
+
+/// One entry of the HTTP filter chain (the router is always added last).
+#[derive(Debug, Clone)]
+pub enum HttpFilter {
+    Wasm(WasmFilter),
+    /// A native Envoy filter as a raw YAML list entry (`- name: envoy.filters.http.…`), written
+    /// at column 0; it is indented into place.
+    Native(String),
+}
+
+impl From<WasmFilter> for HttpFilter {
+    fn from(f: WasmFilter) -> Self {
+        HttpFilter::Wasm(f)
+    }
+}
+
+impl HttpFilter {
+    pub fn to_yaml(&self) -> String {
+        match self {
+            HttpFilter::Wasm(w) => w.to_yaml(),
+            HttpFilter::Native(yaml) => yaml.clone(),
+        }
+    }
+}
+
+/// A plain HTTP/1.1 cluster on loopback.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub connect_timeout: String,
+}
+
+impl Cluster {
+    /// A cluster for `127.0.0.1:port`.
+    ///
+    /// About `:authority`: Envoy forwards the `:authority` it is given. Requests routed through
+    /// the listener keep the client's `Host` unless the route rewrites it ([`Route::host_rewrite`]);
+    /// a wasm filter's HTTP callout (`dispatch_http_call`) to this cluster sends the `:authority`
+    /// the filter sets, which should be `127.0.0.1:<port>` (the IdP's `authority()`), since the
+    /// cluster name is not a host name.
+    pub fn new(name: impl Into<String>, port: u16) -> Cluster {
+        Cluster {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            port,
+            connect_timeout: "1s".into(),
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        render(
+            CLUSTER_TEMPLATE,
+            &[
+                ("NAME", &yaml_str(&self.name)),
+                ("HOST", &yaml_str(&self.host)),
+                ("PORT", &self.port.to_string()),
+                ("CONNECT_TIMEOUT", &self.connect_timeout),
+            ],
+        )
+    }
+}
+
+/// A route by path prefix. Routes are matched in order; the default route `/` → `upstream` comes
+/// after the extra ones.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub prefix: String,
+    pub cluster: String,
+    /// Upstream timeout, an Envoy duration (`"15s"`).
+    pub timeout: String,
+    /// `host_rewrite_literal`: the `Host`/`:authority` the upstream sees.
+    pub host_rewrite: Option<String>,
+    /// `prefix_rewrite`: replaces the matched prefix.
+    pub prefix_rewrite: Option<String>,
+}
+
+impl Route {
+    pub fn new(prefix: impl Into<String>, cluster: impl Into<String>) -> Route {
+        Route {
+            prefix: prefix.into(),
+            cluster: cluster.into(),
+            timeout: "15s".into(),
+            host_rewrite: None,
+            prefix_rewrite: None,
+        }
+    }
+
+    pub fn host_rewrite(mut self, authority: impl Into<String>) -> Self {
+        self.host_rewrite = Some(authority.into());
+        self
+    }
+
+    pub fn prefix_rewrite(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix_rewrite = Some(prefix.into());
+        self
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let mut rewrite = String::new();
+        if let Some(h) = &self.host_rewrite {
+            rewrite.push_str(&format!(", host_rewrite_literal: {}", yaml_str(h)));
+        }
+        if let Some(p) = &self.prefix_rewrite {
+            rewrite.push_str(&format!(", prefix_rewrite: {}", yaml_str(p)));
+        }
+        render(
+            ROUTE_TEMPLATE,
+            &[
+                ("PREFIX", &yaml_str(&self.prefix)),
+                ("CLUSTER", &yaml_str(&self.cluster)),
+                ("TIMEOUT", &self.timeout),
+                ("REWRITE", &rewrite),
+            ],
+        )
+    }
+}
+
+/// Everything that varies between the end-to-end setups. Ports 0 mean "any free port"; [`crate::Envoy`]
+/// reads the bound ports back from the admin API, so parallel tests never race for a port.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    pub listener_port: u16,
+    pub admin_port: u16,
+    /// The HTTP filters, in chain order, before the router.
+    pub filters: Vec<HttpFilter>,
+    /// Clusters besides `upstream` (e.g. `idp`).
+    pub clusters: Vec<Cluster>,
+    /// Routes tried before the default `/` → `upstream`.
+    pub routes: Vec<Route>,
+    /// The port of the `upstream` cluster (usually the echo).
+    pub upstream_port: u16,
+    /// `xff_num_trusted_hops` of the connection manager (0: the client address is the peer).
+    pub xff_trusted_hops: u32,
+    /// `--concurrency`: worker threads, each with its own wasm VMs.
+    pub concurrency: u32,
+    /// `--log-level`.
+    pub log_level: String,
+    /// `--component-log-level`, e.g. `wasm:debug`; empty for none.
+    pub component_log_level: String,
+    /// Extra command-line arguments.
+    pub extra_args: Vec<String>,
+}
+
+impl EnvoyConfig {
+    /// One worker, no filters, the default route to `127.0.0.1:upstream_port`.
+    pub fn new(upstream_port: u16) -> EnvoyConfig {
+        EnvoyConfig {
+            listener_port: 0,
+            admin_port: 0,
+            filters: Vec::new(),
+            clusters: Vec::new(),
+            routes: Vec::new(),
+            upstream_port,
+            xff_trusted_hops: 0,
+            concurrency: 1,
+            log_level: "info".into(),
+            component_log_level: "wasm:debug".into(),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Appends an HTTP filter to the chain.
+    pub fn filter(mut self, filter: impl Into<HttpFilter>) -> Self {
+        self.filters.push(filter.into());
+        self
+    }
+
+    /// Appends a native filter given as a raw YAML list entry.
+    pub fn native_filter(mut self, yaml: impl Into<String>) -> Self {
+        self.filters.push(HttpFilter::Native(yaml.into()));
+        self
+    }
+
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.clusters.push(cluster);
+        self
+    }
+
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    pub fn concurrency(mut self, workers: u32) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    pub fn listener_port(mut self, port: u16) -> Self {
+        self.listener_port = port;
+        self
+    }
+
+    pub fn admin_port(mut self, port: u16) -> Self {
+        self.admin_port = port;
+        self
+    }
+
+    /// The bootstrap YAML; `access_log` is the path of the access log file.
+    pub fn to_yaml(&self, access_log: &Path) -> String {
+        let filters: String = self.filters.iter().map(HttpFilter::to_yaml).collect();
+        let mut routes: String = self.routes.iter().map(Route::to_yaml).collect();
+        routes.push_str(&Route::new("/", UPSTREAM_CLUSTER).to_yaml());
+        let mut clusters = Cluster::new(UPSTREAM_CLUSTER, self.upstream_port).to_yaml();
+        for c in &self.clusters {
+            clusters.push_str(&c.to_yaml());
+        }
+        render(
+            BOOTSTRAP_TEMPLATE,
+            &[
+                ("ADMIN_PORT", &self.admin_port.to_string()),
+                ("LISTENER_PORT", &self.listener_port.to_string()),
+                ("XFF_TRUSTED_HOPS", &self.xff_trusted_hops.to_string()),
+                ("ACCESS_LOG", &yaml_str(&access_log.to_string_lossy())),
+                ("HTTP_FILTERS", &filters),
+                ("ROUTES", &routes),
+                ("CLUSTERS", &clusters),
+            ],
+        )
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasm_filter_yaml_names_v8_and_a_string_configuration() {
+        let config = EnvoyConfig::new(9000)
+            .filter(WasmFilter::new("/m/jwt.wasm", "jwt-auth", r#"{"a": "b"}"#).vm_id("shared"))
+            .native_filter(
+                "- name: envoy.filters.http.buffer\n  typed_config:\n    max_request_bytes: 10\n",
+            )
+            .cluster(Cluster::new("idp", 9100))
+            .route(
+                Route::new("/idp/", "idp")
+                    .prefix_rewrite("/")
+                    .host_rewrite("127.0.0.1:9100"),
+            );
+        let yaml = config.to_yaml(Path::new("/tmp/access.log"));
+        for needle in [
+            "          - name: envoy.filters.http.wasm\n",
+            "                runtime: envoy.wasm.runtime.v8\n",
+            "                    filename: \"/m/jwt.wasm\"\n",
+            "                \"@type\": type.googleapis.com/google.protobuf.StringValue\n",
+            "                value: \"{\\\"a\\\": \\\"b\\\"}\"\n",
+            "                vm_id: \"shared\"\n",
+            "            name: \"jwt-auth\"\n",
+            "          - name: envoy.filters.http.buffer\n",
+            "              max_request_bytes: 10\n",
+            "              - match: { prefix: \"/idp/\" }\n",
+            "host_rewrite_literal: \"127.0.0.1:9100\", prefix_rewrite: \"/\" }\n",
+            "  - name: \"idp\"\n",
+            "  - name: \"upstream\"\n",
+            "socket_address: { address: \"127.0.0.1\", port_value: 9100 }",
+        ] {
+            assert!(yaml.contains(needle), "missing {needle:?} in:\n{yaml}");
+        }
+        // The wasm filter comes before the native one, and both before the router.
+        let wasm = yaml.find("envoy.filters.http.wasm").unwrap_or(usize::MAX);
+        let buffer = yaml.find("envoy.filters.http.buffer").unwrap_or(0);
+        let router = yaml.find("envoy.filters.http.router").unwrap_or(0);
+        assert!(wasm < buffer && buffer < router, "{yaml}");
+    }
+}
