@@ -1,0 +1,182 @@
+//! Configuration errors that name the field path, and JSON parsing that produces them.
+//!
+//! `on_configure` logs `providers.idp.remote_jwks.uri: not an http(s) URI` and returns false:
+//! an operator sees exactly what to fix.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending field (`rules[2].match.template`); empty for the whole document.
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Prefixes the path with a parent (`rules[0]` + `match.prefix`).
+    pub fn within(self, parent: &str) -> Self {
+        let path = match (parent.is_empty(), self.path.is_empty()) {
+            (true, _) => self.path,
+            (false, true) => parent.to_string(),
+            (false, false) if self.path.starts_with('[') => format!("{parent}{}", self.path),
+            (false, false) => format!("{parent}.{}", self.path),
+        };
+        ConfigError {
+            path,
+            reason: self.reason,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "configuration: {}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses a JSON configuration; a serde error keeps the path of the field where it happened.
+/// An empty configuration is parsed as `{}` so filters with all-default configs load without one.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, strip_position(&e.inner().to_string()))
+    })?;
+    de.end()
+        .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 57" to its messages; the path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message.get(..i).unwrap_or(message).to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// A `Result` whose error gets a parent path, for nested validation.
+pub trait Within<T> {
+    fn within(self, parent: &str) -> Result<T, ConfigError>;
+}
+
+impl<T> Within<T> for Result<T, ConfigError> {
+    fn within(self, parent: &str) -> Result<T, ConfigError> {
+        self.map_err(|e| e.within(parent))
+    }
+}
+
+/// Checks an `http(s)://` URI and returns (authority, path-and-query) for a callout.
+pub fn split_http_uri(uri: &str) -> Result<(String, String), String> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+        .ok_or_else(|| "not an http(s) URI".to_string())?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains(|c: char| c.is_whitespace() || c == '@') {
+        return Err("the URI has no valid host".to_string());
+    }
+    if path.contains(|c: char| c.is_whitespace() || c.is_control()) || path.contains('#') {
+        return Err("the URI path is not valid".to_string());
+    }
+    Ok((authority.to_string(), path.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        uri: String,
+    }
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        #[allow(dead_code)]
+        providers: std::collections::BTreeMap<String, Inner>,
+    }
+
+    #[test]
+    fn serde_errors_name_the_field_path() {
+        let e = parse_json::<Outer>(br#"{"providers":{"idp":{"uri":"x","extra":1}}}"#).unwrap_err();
+        assert_eq!(e.path, "providers.idp.extra");
+        assert!(e.reason.contains("unknown field `extra`"), "{}", e.reason);
+        assert!(!e.reason.contains("line"));
+        let e = parse_json::<Outer>(br#"{"providers":{"idp":{"uri":5}}}"#).unwrap_err();
+        assert_eq!(e.path, "providers.idp.uri");
+        assert_eq!(e.to_string(), format!("providers.idp.uri: {}", e.reason));
+    }
+
+    #[test]
+    fn trailing_garbage_and_bad_json_are_refused() {
+        assert!(parse_json::<Outer>(br#"{"providers":{}} x"#).is_err());
+        assert!(parse_json::<Outer>(b"{").is_err());
+    }
+
+    #[test]
+    fn empty_config_is_an_empty_object() {
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields, default)]
+        struct AllDefault {
+            #[allow(dead_code)]
+            shadow: bool,
+        }
+        assert!(parse_json::<AllDefault>(b"").is_ok());
+        assert!(parse_json::<AllDefault>(b"  \n").is_ok());
+    }
+
+    #[test]
+    fn within_builds_paths() {
+        let e = ConfigError::new("uri", "bad")
+            .within("remote_jwks")
+            .within("providers.idp");
+        assert_eq!(e.path, "providers.idp.remote_jwks.uri");
+        let e = ConfigError::new("[2]", "bad").within("rules");
+        assert_eq!(e.path, "rules[2]");
+        let e = ConfigError::new("", "bad").within("rules");
+        assert_eq!(e.path, "rules");
+    }
+
+    #[test]
+    fn http_uris() {
+        assert_eq!(
+            split_http_uri("https://idp.example.com/.well-known/jwks.json").unwrap(),
+            ("idp.example.com".into(), "/.well-known/jwks.json".into())
+        );
+        assert_eq!(
+            split_http_uri("http://127.0.0.1:8080").unwrap(),
+            ("127.0.0.1:8080".into(), "/".into())
+        );
+        assert!(split_http_uri("ftp://x/").is_err());
+        assert!(split_http_uri("https:///x").is_err());
+        assert!(split_http_uri("https://a b/").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! The `Host` trait: everything a filter may ask of the proxy. Filters are written against it so
+//! their logic runs natively in unit tests (with [`crate::testing::MockHost`]) and in wasm through
+//! the one proxy-wasm adapter in [`crate::wasm`].
+
+use std::time::Duration;
+
+/// Log levels, as proxy-wasm numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+/// The three metric kinds of proxy-wasm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Why a host operation failed. The proxy's status codes, reduced to what filters act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// Shared data: the value changed since it was read (the CAS did not match).
+    CasMismatch,
+    /// Not found (a missing key, an unknown cluster for some hosts).
+    NotFound,
+    /// The host refused the arguments (an unknown cluster in Envoy, missing pseudo-headers).
+    BadArgument,
+    /// Anything else the host reported.
+    Failed,
+}
+
+/// The reply to an HTTP callout. A callout that failed (timeout, reset, no healthy upstream) is
+/// delivered with `status == None`: Envoy gives such a callback no `:status` header.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CalloutResponse {
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl CalloutResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The end of a gRPC callout: the gRPC status code (0 = OK; 4 = deadline exceeded, 14 = unavailable)
+/// and, for OK, the response message bytes (protobuf, without the gRPC frame).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrpcResponse {
+    pub status: u32,
+    pub message: Option<Vec<u8>>,
+}
+
+/// What the proxy offers a filter. One trait for root and stream contexts: a stream-only call
+/// made from the root (request headers, say) returns `None` or does nothing.
+pub trait Host {
+    // ---- time and logging
+    /// Wall-clock time in nanoseconds since the Unix epoch, as the proxy reports it.
+    fn now_nanos(&self) -> u64;
+    fn log(&self, level: LogLevel, message: &str);
+
+    // ---- the request and response of the current stream
+    /// The first value of a request header (names are lower-case in HTTP/2 and in Envoy).
+    fn request_header(&self, name: &str) -> Option<String>;
+    /// Every request header, repeated ones as separate pairs, in order.
+    fn request_headers(&self) -> Vec<(String, String)>;
+    /// Replaces every value of the header with `value`; `None` removes it.
+    fn set_request_header(&mut self, name: &str, value: Option<&str>);
+    fn add_request_header(&mut self, name: &str, value: &str);
+    fn response_header(&self, name: &str) -> Option<String>;
+    fn set_response_header(&mut self, name: &str, value: Option<&str>);
+    fn add_response_header(&mut self, name: &str, value: &str);
+    /// Bytes of the buffered request body (in `on_request_body`).
+    fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>>;
+
+    // ---- properties and filter state
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+
+    // ---- replies and flow control
+    /// Answers the client without the upstream. Headers are extra reply headers.
+    fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]);
+    /// Asks the adapter to call `StreamFilter::on_wake` on a paused stream of this worker
+    /// (used by a root context when what the stream waited for has arrived).
+    fn wake_stream(&mut self, context_id: u32);
+
+    // ---- shared data (one store per vm_id, shared by all workers)
+    /// The value and its CAS, or `Ok((None, 0))` when the key is absent.
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
+    /// Sets the value if `cas` still matches (0 sets unconditionally).
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
+
+    // ---- callouts
+    /// Starts an HTTP call to an upstream cluster; the answer arrives in `on_http_call_response`.
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+    /// Starts a unary gRPC call; the answer arrives in `on_grpc_call_response`.
+    fn grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[(&str, &[u8])],
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+
+    // ---- timers (root context only)
+    fn set_tick_period(&mut self, period: Duration);
+
+    // ---- metrics
+    fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError>;
+    fn increment_metric(&mut self, id: u32, delta: i64);
+    fn record_metric(&mut self, id: u32, value: u64);
+}
+
+impl dyn Host + '_ {
+    pub fn now_secs(&self) -> u64 {
+        self.now_nanos() / 1_000_000_000
+    }
+    pub fn now_millis(&self) -> u64 {
+        self.now_nanos() / 1_000_000
+    }
+    /// The property as UTF-8 text (properties that are strings in Envoy).
+    pub fn property_str(&self, path: &[&str]) -> Option<String> {
+        self.property(path).and_then(|b| String::from_utf8(b).ok())
+    }
+    /// The name the proxy gave this plugin (`config.name` in Envoy's Wasm filter).
+    pub fn plugin_name(&self) -> String {
+        self.property_str(&["plugin_name"]).unwrap_or_default()
+    }
+    pub fn debug(&self, message: &str) {
+        self.log(LogLevel::Debug, message)
+    }
+    pub fn info(&self, message: &str) {
+        self.log(LogLevel::Info, message)
+    }
+    pub fn warn(&self, message: &str) {
+        self.log(LogLevel::Warn, message)
+    }
+    pub fn error(&self, message: &str) {
+        self.log(LogLevel::Error, message)
+    }
+}

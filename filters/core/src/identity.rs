@@ -1,0 +1,245 @@
+//! The identity context: what authenticating filters verified, for the filters that decide.
+//!
+//! Written to the stream's filter state under the property `shieldwall.identity` (in Envoy the
+//! filter-state key `wasm.shieldwall.identity`), which a client cannot write. One JSON object; a
+//! later authenticator merges into it instead of replacing it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::host::{Host, HostError};
+
+/// The property path of the identity context.
+pub const IDENTITY_PROPERTY: &str = "shieldwall.identity";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Identity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aud: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+    /// How the caller was authenticated, in order: `mtls`, `jwt`, `introspection`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// Every claim of the verified token, for rules on arbitrary claims.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub claims: Map<String, Value>,
+}
+
+impl Identity {
+    /// Reads the identity context of the current stream. `None` when no authenticator wrote one,
+    /// or when it cannot be parsed (which only a bug can cause: clients cannot write it).
+    pub fn read(host: &dyn Host) -> Option<Identity> {
+        let bytes = host.property(&[IDENTITY_PROPERTY])?;
+        if bytes.is_empty() {
+            return None;
+        }
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Merges `self` into what is already there and writes the result.
+    pub fn merge_and_write(self, host: &mut dyn Host) -> Result<Identity, HostError> {
+        let merged = match Identity::read(host) {
+            Some(mut existing) => {
+                existing.merge(self);
+                existing
+            }
+            None => self,
+        };
+        let bytes = serde_json::to_vec(&merged).map_err(|_| HostError::Failed)?;
+        host.set_property(&[IDENTITY_PROPERTY], &bytes)?;
+        Ok(merged)
+    }
+
+    /// Adds what `newer` knows. A value `newer` has wins over the older one; lists are unioned in
+    /// order; claims are merged key by key. Nothing the older authenticator established is lost.
+    pub fn merge(&mut self, newer: Identity) {
+        fn take(old: &mut Option<String>, new: Option<String>) {
+            if new.is_some() {
+                *old = new;
+            }
+        }
+        fn union(old: &mut Vec<String>, new: Vec<String>) {
+            for v in new {
+                if !old.contains(&v) {
+                    old.push(v);
+                }
+            }
+        }
+        take(&mut self.sub, newer.sub);
+        take(&mut self.iss, newer.iss);
+        union(&mut self.aud, newer.aud);
+        take(&mut self.client_id, newer.client_id);
+        union(&mut self.scopes, newer.scopes);
+        take(&mut self.tenant, newer.tenant);
+        take(&mut self.spiffe_id, newer.spiffe_id);
+        take(&mut self.cert_sha256, newer.cert_sha256);
+        union(&mut self.auth, newer.auth);
+        // The identity is valid only while every credential behind it is: keep the earliest expiry.
+        self.exp = match (self.exp, newer.exp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (k, v) in newer.claims {
+            self.claims.insert(k, v);
+        }
+    }
+
+    /// A field by dotted name, as text, for rules that key on identity values:
+    /// `sub`, `client_id`, `tenant`, `spiffe_id`, `iss`, or `claims.<name>` (strings and numbers).
+    pub fn field(&self, name: &str) -> Option<String> {
+        match name {
+            "sub" => self.sub.clone(),
+            "iss" => self.iss.clone(),
+            "client_id" => self.client_id.clone(),
+            "tenant" => self.tenant.clone(),
+            "spiffe_id" => self.spiffe_id.clone(),
+            "cert_sha256" => self.cert_sha256.clone(),
+            _ => {
+                let claim = name.strip_prefix("claims.")?;
+                match self.claims.get(claim)? {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// The names [`Identity::field`] accepts, for config validation.
+    pub fn is_field_name(name: &str) -> bool {
+        matches!(
+            name,
+            "sub" | "iss" | "client_id" | "tenant" | "spiffe_id" | "cert_sha256"
+        ) || name.strip_prefix("claims.").is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// Scopes from a token's claims: `scope` as a space-separated string (RFC 8693/9068), or `scp` as
+/// a string or an array of strings. Anything else yields no scopes (never a guess).
+pub fn scopes_from_claims(claims: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: &str| {
+        for part in s.split(' ').filter(|p| !p.is_empty()) {
+            if !out.iter().any(|o| o == part) {
+                out.push(part.to_string());
+            }
+        }
+    };
+    if let Some(Value::String(s)) = claims.get("scope") {
+        push(s);
+    }
+    match claims.get("scp") {
+        Some(Value::String(s)) => push(s),
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Value::String(s) = item {
+                    push(s);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MockHost;
+    use serde_json::json;
+
+    #[test]
+    fn merge_keeps_what_earlier_authenticators_set() {
+        let mut mtls = Identity {
+            spiffe_id: Some("spiffe://bank-a/gw".into()),
+            cert_sha256: Some("ab".into()),
+            auth: vec!["mtls".into()],
+            exp: Some(2000),
+            ..Default::default()
+        };
+        let jwt = Identity {
+            sub: Some("alice".into()),
+            scopes: vec!["a".into(), "b".into()],
+            auth: vec!["jwt".into()],
+            exp: Some(1000),
+            claims: json!({"tier": "gold"}).as_object().cloned().unwrap(),
+            ..Default::default()
+        };
+        mtls.merge(jwt);
+        assert_eq!(mtls.spiffe_id.as_deref(), Some("spiffe://bank-a/gw"));
+        assert_eq!(mtls.sub.as_deref(), Some("alice"));
+        assert_eq!(mtls.auth, vec!["mtls", "jwt"]);
+        assert_eq!(mtls.exp, Some(1000));
+        assert_eq!(mtls.field("claims.tier").as_deref(), Some("gold"));
+    }
+
+    #[test]
+    fn written_identity_is_read_back_and_merged() {
+        let mut host = MockHost::new();
+        let h: &mut dyn Host = &mut host;
+        assert!(Identity::read(h).is_none());
+        Identity {
+            sub: Some("a".into()),
+            auth: vec!["mtls".into()],
+            ..Default::default()
+        }
+        .merge_and_write(h)
+        .unwrap();
+        Identity {
+            tenant: Some("t".into()),
+            auth: vec!["jwt".into()],
+            ..Default::default()
+        }
+        .merge_and_write(h)
+        .unwrap();
+        let got = Identity::read(h).unwrap();
+        assert_eq!(got.sub.as_deref(), Some("a"));
+        assert_eq!(got.tenant.as_deref(), Some("t"));
+        assert_eq!(got.auth, vec!["mtls", "jwt"]);
+        // The serialized form omits what is unknown and uses the documented names.
+        let raw: Value =
+            serde_json::from_slice(&host.property_value(IDENTITY_PROPERTY).unwrap()).unwrap();
+        assert_eq!(
+            raw,
+            json!({"sub": "a", "tenant": "t", "auth": ["mtls", "jwt"]})
+        );
+    }
+
+    #[test]
+    fn scopes_from_scope_and_scp() {
+        let c = json!({"scope": "orders:read  orders:write", "scp": ["admin", "orders:read"]});
+        assert_eq!(
+            scopes_from_claims(c.as_object().unwrap()),
+            vec!["orders:read", "orders:write", "admin"]
+        );
+        let c = json!({"scp": "x y"});
+        assert_eq!(scopes_from_claims(c.as_object().unwrap()), vec!["x", "y"]);
+        let c = json!({"scope": ["not", "a", "string"], "scp": 5});
+        assert!(scopes_from_claims(c.as_object().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn field_names() {
+        assert!(Identity::is_field_name("client_id"));
+        assert!(Identity::is_field_name("claims.tier"));
+        assert!(!Identity::is_field_name("claims."));
+        assert!(!Identity::is_field_name("password"));
+    }
+}

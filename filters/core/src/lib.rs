@@ -1,0 +1,36 @@
+//! shieldwall-core: what every shieldwall filter shares.
+//!
+//! - [`host::Host`]: the proxy as a trait, so filter logic is tested natively;
+//! - [`filter`]: the `RootFilter`/`StreamFilter` traits a filter implements;
+//! - [`config`]: configuration errors that name the field path;
+//! - [`identity`]: the identity context filters pass to each other;
+//! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
+//! - [`route`]: path normalisation and route matching;
+//! - [`shared`]: shared-data keys, the bounded CAS loop and the background-work lease;
+//! - [`metrics`]: one metric naming scheme;
+//! - `wasm` (wasm32 only): the single adapter from the proxy-wasm SDK to the traits above.
+
+pub mod config;
+pub mod filter;
+pub mod host;
+pub mod identity;
+pub mod metrics;
+pub mod reply;
+pub mod route;
+pub mod shared;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+pub mod wasm;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub use proxy_wasm as __proxy_wasm;
+
+pub use config::ConfigError;
+pub use filter::{Action, RootFilter, StreamFilter};
+pub use host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
+pub use identity::Identity;
+pub use reply::Reply;
+pub use route::{PathOptions, RequestLine, RouteMatch, RouteMatchConfig};

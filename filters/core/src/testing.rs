@@ -1,0 +1,330 @@
+//! A host for native unit tests: shared data with Envoy's CAS rules, headers, properties, a clock,
+//! recorded replies, callouts and metrics. Filters' logic is tested against it; the real module
+//! is tested by host-tests and in Envoy.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::host::{Host, HostError, LogLevel, MetricKind};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl LocalReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Callout {
+    pub token: u32,
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Duration,
+}
+
+impl Callout {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcCallout {
+    pub token: u32,
+    pub cluster: String,
+    pub service: String,
+    pub method: String,
+    pub message: Vec<u8>,
+    pub timeout: Duration,
+}
+
+#[derive(Default)]
+pub struct MockHost {
+    pub now_ns: u64,
+    pub logs: RefCell<Vec<(LogLevel, String)>>,
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub request_body: Vec<u8>,
+    pub properties: HashMap<String, Vec<u8>>,
+    pub local_reply: Option<LocalReply>,
+    pub woken: Vec<u32>,
+    pub shared: HashMap<String, (Vec<u8>, u32)>,
+    next_cas: u32,
+    /// Makes the next N conditional sets fail with CasMismatch, as if another worker wrote first.
+    pub interfere_with_cas: Option<usize>,
+    pub callouts: Vec<Callout>,
+    pub grpc_callouts: Vec<GrpcCallout>,
+    next_token: u32,
+    /// Makes callouts fail at dispatch (as Envoy does for an unknown cluster).
+    pub fail_callouts: bool,
+    pub tick_period: Option<Duration>,
+    metrics: Vec<(String, MetricKind, u64, usize)>,
+}
+
+impl MockHost {
+    /// A host whose clock reads 2023-11-14T22:13:20Z (1_700_000_000 s) and plugin name `test`.
+    pub fn new() -> MockHost {
+        let mut h = MockHost {
+            now_ns: 1_700_000_000 * 1_000_000_000,
+            next_cas: 1,
+            next_token: 1,
+            ..Default::default()
+        };
+        h.properties.insert("plugin_name".into(), b"test".to_vec());
+        h
+    }
+
+    /// A host with a request: `:method`, `:path`, `:authority` and the given headers.
+    pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> MockHost {
+        let mut h = MockHost::new();
+        h.request_headers = vec![
+            (":method".into(), method.into()),
+            (":path".into(), path.into()),
+            (":authority".into(), "api.example.com".into()),
+            (":scheme".into(), "https".into()),
+        ];
+        h.request_headers
+            .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        h
+    }
+
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.now_ns = self.now_ns.saturating_add(ms.saturating_mul(1_000_000));
+    }
+
+    pub fn set_now_secs(&mut self, secs: u64) {
+        self.now_ns = secs.saturating_mul(1_000_000_000);
+    }
+
+    pub fn property_value(&self, path: &str) -> Option<Vec<u8>> {
+        self.properties.get(path).cloned()
+    }
+
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| m.2)
+            .unwrap_or(0)
+    }
+
+    /// How many times a metric was defined (should be once per VM).
+    pub fn metric_definitions(&self, name: &str) -> usize {
+        self.metrics
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| m.3)
+            .unwrap_or(0)
+    }
+
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics.iter().map(|m| m.0.clone()).collect()
+    }
+
+    pub fn logged(&self, needle: &str) -> bool {
+        self.logs.borrow().iter().any(|(_, m)| m.contains(needle))
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<String> {
+        self.request_headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Clears what one stream left behind so the host can serve the next request.
+    pub fn new_stream(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) {
+        let fresh = MockHost::request(method, path, headers);
+        self.request_headers = fresh.request_headers;
+        self.response_headers.clear();
+        self.request_body.clear();
+        self.properties.retain(|k, _| k == "plugin_name");
+        self.local_reply = None;
+        self.woken.clear();
+    }
+}
+
+fn set_header(map: &mut Vec<(String, String)>, name: &str, value: Option<&str>) {
+    let name = name.to_ascii_lowercase();
+    map.retain(|(k, _)| *k != name);
+    if let Some(v) = value {
+        map.push((name, v.to_string()));
+    }
+}
+
+impl Host for MockHost {
+    fn now_nanos(&self) -> u64 {
+        self.now_ns
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.request_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.request_headers.clone()
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        set_header(&mut self.request_headers, name, value)
+    }
+    fn add_request_header(&mut self, name: &str, value: &str) {
+        self.request_headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.response_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        set_header(&mut self.response_headers, name, value)
+    }
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        self.response_headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>> {
+        let end = start.saturating_add(max).min(self.request_body.len());
+        self.request_body.get(start..end).map(<[u8]>::to_vec)
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.properties.get(&path.join("\0")).cloned()
+    }
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        self.properties.insert(path.join("\0"), value.to_vec());
+        Ok(())
+    }
+    fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.local_reply = Some(LocalReply {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_vec(),
+        });
+    }
+    fn wake_stream(&mut self, context_id: u32) {
+        self.woken.push(context_id);
+    }
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        Ok(match self.shared.get(key) {
+            Some((v, cas)) => (Some(v.clone()), *cas),
+            None => (None, 0),
+        })
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        let next = self.next_cas;
+        self.next_cas = self.next_cas.checked_add(1).unwrap_or(1);
+        if cas != 0 {
+            if let Some(n) = self.interfere_with_cas.as_mut().filter(|n| **n > 0) {
+                *n -= 1;
+                if let Some(entry) = self.shared.get_mut(key) {
+                    entry.1 = entry.1.wrapping_add(1_000_000);
+                }
+            }
+        }
+        // Envoy (proxy-wasm-cpp-host): a CAS is checked only against an existing key.
+        if let Some((_, current)) = self.shared.get(key) {
+            if cas != 0 && cas != *current {
+                return Err(HostError::CasMismatch);
+            }
+        }
+        self.shared.insert(key.to_string(), (value.to_vec(), next));
+        Ok(())
+    }
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if self.fail_callouts {
+            return Err(HostError::BadArgument);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.callouts.push(Callout {
+            token,
+            cluster: cluster.to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.map(<[u8]>::to_vec),
+            timeout,
+        });
+        Ok(token)
+    }
+    fn grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        _metadata: &[(&str, &[u8])],
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if self.fail_callouts {
+            return Err(HostError::BadArgument);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.grpc_callouts.push(GrpcCallout {
+            token,
+            cluster: cluster.into(),
+            service: service.into(),
+            method: method.into(),
+            message: message.to_vec(),
+            timeout,
+        });
+        Ok(token)
+    }
+    fn set_tick_period(&mut self, period: Duration) {
+        self.tick_period = Some(period);
+    }
+    fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
+        if let Some(i) = self.metrics.iter().position(|m| m.0 == name) {
+            if let Some(m) = self.metrics.get_mut(i) {
+                m.3 += 1;
+            }
+            return u32::try_from(i).map_err(|_| HostError::Failed);
+        }
+        self.metrics.push((name.to_string(), kind, 0, 1));
+        u32::try_from(self.metrics.len() - 1).map_err(|_| HostError::Failed)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) {
+        if let Some(m) = self.metrics.get_mut(id as usize) {
+            m.2 = m.2.saturating_add_signed(delta);
+        }
+    }
+    fn record_metric(&mut self, id: u32, value: u64) {
+        if let Some(m) = self.metrics.get_mut(id as usize) {
+            m.2 = value;
+        }
+    }
+}
