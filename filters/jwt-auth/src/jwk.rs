@@ -11,7 +11,8 @@
 //!   remote set are never stored;
 //! - a set that mixes symmetric (`oct`) and asymmetric keys keeps only the asymmetric ones: a
 //!   shared secret next to public keys means a secret was published by mistake;
-//! - keys sharing a `kid` are all skipped: which one a token means would be ambiguous;
+//! - keys sharing a `kid` are all skipped (counting unusable entries too): which one a token
+//!   means would be ambiguous;
 //! - an RSA modulus showing the ROCA fingerprint (CVE-2017-15361) is refused.
 //!
 //! For sharing between workers, [`Jwks::to_json`] writes the usable keys back as a compact JWKS
@@ -116,14 +117,18 @@ pub(crate) enum KeyMaterial {
     Ec { curve: Curve, point: Vec<u8> },
     /// The 32-byte public key.
     Ed25519([u8; 32]),
-    /// HMAC keys prepared once per hash (ring precomputes the padded inner and outer states),
-    /// present only for the hashes this secret may be used with.
-    Oct {
-        secret: Vec<u8>,
-        hs256: Option<hmac::Key>,
-        hs384: Option<hmac::Key>,
-        hs512: Option<hmac::Key>,
-    },
+    /// A shared secret, with its HMAC keys prepared once.
+    Oct(Box<OctKey>),
+}
+
+/// HMAC keys prepared once per hash (ring precomputes the padded inner and outer states),
+/// present only for the hashes this secret may be used with.
+#[derive(Clone)]
+pub(crate) struct OctKey {
+    secret: Vec<u8>,
+    hs256: Option<hmac::Key>,
+    hs384: Option<hmac::Key>,
+    hs512: Option<hmac::Key>,
 }
 
 impl KeyMaterial {
@@ -132,12 +137,12 @@ impl KeyMaterial {
             KeyMaterial::Rsa { .. } => "RSA",
             KeyMaterial::Ec { .. } => "EC",
             KeyMaterial::Ed25519(_) => "OKP",
-            KeyMaterial::Oct { .. } => "oct",
+            KeyMaterial::Oct(_) => "oct",
         }
     }
 
     fn is_symmetric(&self) -> bool {
-        matches!(self, KeyMaterial::Oct { .. })
+        matches!(self, KeyMaterial::Oct(_))
     }
 }
 
@@ -152,16 +157,19 @@ impl Jwk {
             (KeyMaterial::Rsa { .. }, AlgFamily::Rsa | AlgFamily::RsaPss) => true,
             (KeyMaterial::Ec { curve, .. }, AlgFamily::Ec(c)) => *curve == c,
             (KeyMaterial::Ed25519(_), AlgFamily::Ed25519) => true,
-            (KeyMaterial::Oct { .. }, AlgFamily::Hmac) => self.hmac_key(alg).is_some(),
+            (KeyMaterial::Oct(_), AlgFamily::Hmac) => self.hmac_key(alg).is_some(),
             _ => false,
         }
     }
 
     pub(crate) fn hmac_key(&self, alg: Alg) -> Option<&hmac::Key> {
-        match (&self.key, alg) {
-            (KeyMaterial::Oct { hs256, .. }, Alg::HS256) => hs256.as_ref(),
-            (KeyMaterial::Oct { hs384, .. }, Alg::HS384) => hs384.as_ref(),
-            (KeyMaterial::Oct { hs512, .. }, Alg::HS512) => hs512.as_ref(),
+        let KeyMaterial::Oct(oct) = &self.key else {
+            return None;
+        };
+        match alg {
+            Alg::HS256 => oct.hs256.as_ref(),
+            Alg::HS384 => oct.hs384.as_ref(),
+            Alg::HS512 => oct.hs512.as_ref(),
             _ => None,
         }
     }
@@ -188,7 +196,7 @@ impl Jwk {
             KeyMaterial::Ed25519(x) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(x)})
             }
-            KeyMaterial::Oct { secret, .. } => json!({"kty": "oct", "k": b64url_encode(secret)}),
+            KeyMaterial::Oct(oct) => json!({"kty": "oct", "k": b64url_encode(&oct.secret)}),
         };
         if let Value::Object(map) = &mut obj {
             if let Some(kid) = &self.kid {
@@ -239,10 +247,12 @@ pub fn parse_jwks(json: &[u8], opts: JwksOptions) -> Result<Jwks, JwksError> {
     }
 
     let has_asymmetric = parsed.iter().any(|(_, k)| !k.key.is_symmetric());
-    let mut kid_count: HashMap<String, usize> = HashMap::new();
-    for (_, k) in &parsed {
-        if let Some(kid) = &k.kid {
-            *kid_count.entry(kid.clone()).or_default() += 1;
+    // Counted over every entry, usable or not: if a set names two keys with one kid, which one
+    // the issuer meant is unknowable, even when we could only read one of them.
+    let mut kid_count: HashMap<&str, usize> = HashMap::new();
+    for entry in entries {
+        if let Some(kid) = entry.get("kid").and_then(Value::as_str) {
+            *kid_count.entry(kid).or_default() += 1;
         }
     }
 
@@ -253,7 +263,7 @@ pub fn parse_jwks(json: &[u8], opts: JwksOptions) -> Result<Jwks, JwksError> {
         } else if jwk
             .kid
             .as_ref()
-            .is_some_and(|kid| kid_count.get(kid).copied().unwrap_or(0) > 1)
+            .is_some_and(|kid| kid_count.get(kid.as_str()).copied().unwrap_or(0) > 1)
         {
             Some("duplicate_kid")
         } else {
@@ -297,11 +307,9 @@ fn import_key(entry: &Value, opts: JwksOptions) -> Result<Jwk, &'static str> {
     }
     match m.get("key_ops") {
         None => {}
-        Some(Value::Array(ops)) if ops.iter().all(Value::is_string) => {
-            if !ops.iter().any(|op| op.as_str() == Some("verify")) {
-                return Err("bad_key_ops");
-            }
-        }
+        Some(Value::Array(ops))
+            if ops.iter().all(Value::is_string)
+                && ops.iter().any(|op| op.as_str() == Some("verify")) => {}
         Some(_) => return Err("bad_key_ops"),
     }
     let alg = match m.get("alg") {
@@ -481,12 +489,12 @@ fn import_oct(m: &Map<String, Value>, alg: Option<Alg>) -> Result<KeyMaterial, &
             _ => "oct_too_short",
         });
     }
-    Ok(KeyMaterial::Oct {
+    Ok(KeyMaterial::Oct(Box::new(OctKey {
         secret,
         hs256,
         hs384,
         hs512,
-    })
+    })))
 }
 
 #[cfg(test)]
@@ -832,9 +840,21 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(0, "duplicate_kid"), (1, "duplicate_kid")]
         );
-        // A skipped key does not count as a duplicate.
-        let doc = set(&[ec(r#","kid":"k","use":"enc""#), ed(r#","kid":"k""#)]);
-        assert_eq!(parse_jwks(doc.as_bytes(), OPTS).unwrap().keys.len(), 1);
+        // An unusable key still makes its kid ambiguous.
+        let doc = set(&[
+            ec(r#","kid":"k","use":"enc""#),
+            ed(r#","kid":"k""#),
+            rsa(""),
+        ]);
+        let s = parse_jwks(doc.as_bytes(), OPTS).unwrap();
+        assert_eq!(s.keys.len(), 1);
+        assert_eq!(
+            s.skipped
+                .iter()
+                .map(|k| (k.index, k.reason))
+                .collect::<Vec<_>>(),
+            vec![(0, "bad_use"), (1, "duplicate_kid")]
+        );
     }
 
     #[test]

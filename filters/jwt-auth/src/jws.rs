@@ -519,20 +519,20 @@ mod tests {
             p.join(".")
         };
         // Padding, standard alphabet, whitespace, other characters: in every part.
-        for i in 0..3 {
+        for (i, part) in parts.iter().enumerate() {
             assert_eq!(
-                code(&with(i, &format!("{}=", parts[i]))),
+                code(&with(i, &format!("{}=", part))),
                 "bad_base64",
                 "pad {i}"
             );
             assert_eq!(
-                code(&with(i, &format!("{} ", parts[i]))),
+                code(&with(i, &format!("{} ", part))),
                 "bad_base64",
                 "space {i}"
             );
-            assert_eq!(code(&with(i, &format!(" {}", parts[i]))), "bad_base64");
-            assert_eq!(code(&with(i, &format!("{}\n", parts[i]))), "bad_base64");
-            assert_eq!(code(&with(i, &format!("{}?", parts[i]))), "bad_base64");
+            assert_eq!(code(&with(i, &format!(" {}", part))), "bad_base64");
+            assert_eq!(code(&with(i, &format!("{}\n", part))), "bad_base64");
+            assert_eq!(code(&with(i, &format!("{}?", part))), "bad_base64");
         }
         assert_eq!(code(&with(2, "c2l+")), "bad_base64");
         assert_eq!(code(&with(2, "c2l/")), "bad_base64");

@@ -84,7 +84,7 @@ impl Jwk {
             KeyMaterial::Ed25519(x) => signature::UnparsedPublicKey::new(&signature::ED25519, x)
                 .verify(signing_input, signature)
                 .is_ok(),
-            KeyMaterial::Oct { .. } => match self.hmac_key(alg) {
+            KeyMaterial::Oct(_) => match self.hmac_key(alg) {
                 Some(key) => hmac::verify(key, signing_input, signature).is_ok(),
                 None => return Err(VerifyError::AlgNotAllowed),
             },
