@@ -14,6 +14,8 @@ command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   sudo_cmd=""
@@ -39,9 +41,16 @@ if [ -z "$envoy_bin" ]; then
 fi
 say "envoy: $envoy_bin ($("$envoy_bin" --version 2>/dev/null | grep -o 'version: [^ ]*' | head -1))"
 
-# The OpenID Provider used by the end-to-end tests and the local gateway.
-if [ ! -d "$root/envoy/idp/node_modules/oidc-provider" ]; then
-  say "installing the OpenID Provider (npm oidc-provider) in envoy/idp"
-  (cd "$root/envoy/idp" && npm ci --silent --no-audit --no-fund)
+# The OpenID Provider used by the end-to-end tests and the local gateway. oidc-provider 9 needs
+# URL.parse (Node 20.18+ / 22+); older Node fails at the first token request, so refuse it here.
+if ! node -e 'process.exit(typeof URL.parse === "function" ? 0 : 1)' 2>/dev/null; then
+  say "node $(node --version 2>/dev/null || echo missing) is too old for the OpenID Provider: Node 20.18+ is needed"
+  exit 1
 fi
+idp="$root/envoy/idp"
+if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$idp/package-lock.json" -nt "$idp/node_modules/.package-lock.json" ]; then
+  say "installing the OpenID Provider (npm oidc-provider) in envoy/idp"
+  (cd "$idp" && npm ci --silent --no-audit --no-fund)
+fi
+say "node: $(node --version), oidc-provider $(node -p 'require("./envoy/idp/node_modules/oidc-provider/package.json").version')"
 say "setup complete"
