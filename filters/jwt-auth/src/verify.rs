@@ -116,3 +116,309 @@ pub fn select_keys<'a>(
         .filter(move |k| k.accepts(header.alg))
         .take(max_tries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwk::{parse_jwks, JwksOptions};
+    use crate::jws::b64url_encode;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+
+    const OPTS: JwksOptions = JwksOptions {
+        allow_symmetric: true,
+        max_bytes: 1 << 20,
+        max_keys: 32,
+    };
+    const MSG: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0";
+    // RFC 7520 §3.3 public key (2048-bit RSA), for the refusals that need no signature.
+    const RSA_N: &str = "n4EPtAOCc9AlkeQHPzHStgAbgs7bTZLwUBZdR8_KuKPEHLd4rHVTeT-O-XV2jRojdNhxJWTDvNd7nqQ0VEiZQHz_AJmSCpMaJMRBSFKrKb2wqVwGU_NsYOYL-QtiWN2lbzcEe6XC0dApr5ydQLrHqkHHig3RBordaZ6Aj-oBHqFEHYpPe7Tpe-OfVfHd1E6cS6M1FZcD1NNLYD5lFHpPI9bTwJlsde3uhGqC0ZCuEHg8lhzwOHrtIQbS0FVbb9k3-tVTU4fg_3L_vniUFAKwuCLqKnS2BYwdq_mzSnbLY7h_qixoR7jig3__kRhuaxwUkRz5iaiQkqgc5gHdrNP5zw";
+
+    struct Fixture {
+        jwks: Jwks,
+        es256_sig: Vec<u8>,
+        es384_sig: Vec<u8>,
+        eddsa_sig: Vec<u8>,
+        hs256_sig: Vec<u8>,
+        hs512_sig: Vec<u8>,
+    }
+
+    fn fixture() -> Fixture {
+        let rng = SystemRandom::new();
+        let p256 = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let p384 = &signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let k256 = EcdsaKeyPair::from_pkcs8(
+            p256,
+            EcdsaKeyPair::generate_pkcs8(p256, &rng).unwrap().as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let k384 = EcdsaKeyPair::from_pkcs8(
+            p384,
+            EcdsaKeyPair::generate_pkcs8(p384, &rng).unwrap().as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let ed = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref())
+            .unwrap();
+        let secret = [42u8; 64];
+        let ec_jwk = |pk: &[u8], crv: &str, kid: &str| {
+            let (x, y) = pk[1..].split_at((pk.len() - 1) / 2);
+            format!(
+                r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}","kid":"{kid}"}}"#,
+                b64url_encode(x),
+                b64url_encode(y)
+            )
+        };
+        let doc = format!(
+            r#"{{"keys":[{},{},{{"kty":"OKP","crv":"Ed25519","x":"{}","kid":"ed"}},{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"rsa"}},{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"rsa-ps256","alg":"PS256"}}]}}"#,
+            ec_jwk(k256.public_key().as_ref(), "P-256", "p256"),
+            ec_jwk(k384.public_key().as_ref(), "P-384", "p384"),
+            b64url_encode(ed.public_key().as_ref()),
+        );
+        let mut jwks = parse_jwks(doc.as_bytes(), OPTS).unwrap();
+        // Symmetric keys cannot share a set with asymmetric ones; import them on their own.
+        let oct = format!(
+            r#"{{"keys":[{{"kty":"oct","k":"{}","kid":"hs"}},{{"kty":"oct","k":"{}","kid":"hs256-only","alg":"HS256"}}]}}"#,
+            b64url_encode(&secret),
+            b64url_encode(&secret)
+        );
+        jwks.keys
+            .extend(parse_jwks(oct.as_bytes(), OPTS).unwrap().keys);
+        Fixture {
+            jwks,
+            es256_sig: k256.sign(&rng, MSG).unwrap().as_ref().to_vec(),
+            es384_sig: k384.sign(&rng, MSG).unwrap().as_ref().to_vec(),
+            eddsa_sig: ed.sign(MSG).as_ref().to_vec(),
+            hs256_sig: hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), MSG)
+                .as_ref()
+                .to_vec(),
+            hs512_sig: hmac::sign(&hmac::Key::new(hmac::HMAC_SHA512, &secret), MSG)
+                .as_ref()
+                .to_vec(),
+        }
+    }
+
+    fn key<'a>(f: &'a Fixture, kid: &str) -> &'a Jwk {
+        f.jwks
+            .keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .unwrap()
+    }
+
+    #[test]
+    fn good_signatures_verify() {
+        let f = fixture();
+        assert_eq!(
+            key(&f, "p256").verify(Alg::ES256, MSG, &f.es256_sig),
+            Ok(())
+        );
+        assert_eq!(
+            key(&f, "p384").verify(Alg::ES384, MSG, &f.es384_sig),
+            Ok(())
+        );
+        assert_eq!(key(&f, "ed").verify(Alg::EdDSA, MSG, &f.eddsa_sig), Ok(()));
+        assert_eq!(key(&f, "hs").verify(Alg::HS256, MSG, &f.hs256_sig), Ok(()));
+        assert_eq!(key(&f, "hs").verify(Alg::HS512, MSG, &f.hs512_sig), Ok(()));
+        assert_eq!(
+            key(&f, "hs256-only").verify(Alg::HS256, MSG, &f.hs256_sig),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn tampering_fails() {
+        let f = fixture();
+        let other = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJiIn0";
+        for (kid, alg, sig) in [
+            ("p256", Alg::ES256, &f.es256_sig),
+            ("p384", Alg::ES384, &f.es384_sig),
+            ("ed", Alg::EdDSA, &f.eddsa_sig),
+            ("hs", Alg::HS256, &f.hs256_sig),
+        ] {
+            let k = key(&f, kid);
+            assert_eq!(
+                k.verify(alg, other, sig),
+                Err(VerifyError::BadSignature),
+                "{kid}"
+            );
+            let mut flipped = sig.clone();
+            flipped[3] ^= 1;
+            assert_eq!(
+                k.verify(alg, MSG, &flipped),
+                Err(VerifyError::BadSignature),
+                "{kid}"
+            );
+            assert_eq!(
+                k.verify(alg, MSG, &sig[..sig.len() - 1]),
+                Err(VerifyError::BadSignature),
+                "{kid}"
+            );
+            let mut longer = sig.clone();
+            longer.push(0);
+            assert_eq!(
+                k.verify(alg, MSG, &longer),
+                Err(VerifyError::BadSignature),
+                "{kid}"
+            );
+            assert_eq!(
+                k.verify(alg, MSG, &[]),
+                Err(VerifyError::BadSignature),
+                "{kid}"
+            );
+        }
+    }
+
+    #[test]
+    fn ecdsa_takes_only_the_fixed_form() {
+        let f = fixture();
+        // DER-encode r and s: a valid ASN.1 signature must not be accepted for ES256.
+        let (r, s) = f.es256_sig.split_at(32);
+        let int = |v: &[u8]| {
+            let mut out = vec![0x02];
+            let pad = v[0] & 0x80 != 0;
+            out.push((v.len() + usize::from(pad)) as u8);
+            if pad {
+                out.push(0);
+            }
+            out.extend_from_slice(v);
+            out
+        };
+        let body = [int(r), int(s)].concat();
+        let der = [vec![0x30, body.len() as u8], body].concat();
+        assert_eq!(
+            key(&f, "p256").verify(Alg::ES256, MSG, &der),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn every_key_refuses_every_foreign_alg() {
+        let f = fixture();
+        let allowed: &[(&str, &[Alg])] = &[
+            ("p256", &[Alg::ES256]),
+            ("p384", &[Alg::ES384]),
+            ("ed", &[Alg::EdDSA]),
+            (
+                "rsa",
+                &[
+                    Alg::RS256,
+                    Alg::RS384,
+                    Alg::RS512,
+                    Alg::PS256,
+                    Alg::PS384,
+                    Alg::PS512,
+                ],
+            ),
+            ("rsa-ps256", &[Alg::PS256]),
+            ("hs", &[Alg::HS256, Alg::HS384, Alg::HS512]),
+            ("hs256-only", &[Alg::HS256]),
+        ];
+        for (kid, algs) in allowed {
+            let k = key(&f, kid);
+            for alg in Alg::ALL {
+                assert_eq!(k.accepts(alg), algs.contains(&alg), "{kid} {alg}");
+                if !algs.contains(&alg) {
+                    // Whatever the signature, a foreign alg is refused before any crypto.
+                    for sig in [&f.es256_sig, &f.eddsa_sig, &f.hs256_sig, &f.hs512_sig] {
+                        assert_eq!(
+                            k.verify(alg, MSG, sig),
+                            Err(VerifyError::AlgNotAllowed),
+                            "{kid} {alg}"
+                        );
+                    }
+                }
+            }
+        }
+        // The classic confusion: an HMAC over the input keyed with public key bytes.
+        let rsa_bytes = crate::jws::b64url_decode(RSA_N).unwrap();
+        let forged = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &rsa_bytes), MSG);
+        assert_eq!(
+            key(&f, "rsa").verify(Alg::HS256, MSG, forged.as_ref()),
+            Err(VerifyError::AlgNotAllowed)
+        );
+        // Right family, wrong curve or hash.
+        assert_eq!(
+            key(&f, "p256").verify(Alg::ES384, MSG, &f.es384_sig),
+            Err(VerifyError::AlgNotAllowed)
+        );
+        assert_eq!(
+            key(&f, "hs256-only").verify(Alg::HS512, MSG, &f.hs512_sig),
+            Err(VerifyError::AlgNotAllowed)
+        );
+    }
+
+    fn header(alg: Alg, kid: Option<&str>) -> Header {
+        Header {
+            alg,
+            kid: kid.map(str::to_owned),
+            typ: None,
+        }
+    }
+
+    fn kids<'a>(it: impl Iterator<Item = &'a Jwk>) -> Vec<&'a str> {
+        it.map(|k| k.kid.as_deref().unwrap_or("-")).collect()
+    }
+
+    #[test]
+    fn select_by_kid() {
+        let f = fixture();
+        let h = header(Alg::ES256, Some("p256"));
+        assert_eq!(kids(select_keys(&f.jwks, &h, 8)), ["p256"]);
+        // A kid that names a key of another type selects nothing.
+        let h = header(Alg::ES256, Some("ed"));
+        assert!(select_keys(&f.jwks, &h, 8).next().is_none());
+        let h = header(Alg::ES256, Some("unknown"));
+        assert!(select_keys(&f.jwks, &h, 8).next().is_none());
+        // Exact match only.
+        let h = header(Alg::ES256, Some("P256"));
+        assert!(select_keys(&f.jwks, &h, 8).next().is_none());
+        let h = header(Alg::RS256, Some("rsa-ps256"));
+        assert!(select_keys(&f.jwks, &h, 8).next().is_none());
+        let h = header(Alg::PS256, Some("rsa-ps256"));
+        assert_eq!(kids(select_keys(&f.jwks, &h, 8)), ["rsa-ps256"]);
+    }
+
+    #[test]
+    fn select_without_kid_by_type_and_bounded() {
+        let f = fixture();
+        assert_eq!(
+            kids(select_keys(&f.jwks, &header(Alg::PS256, None), 8)),
+            ["rsa", "rsa-ps256"]
+        );
+        assert_eq!(
+            kids(select_keys(&f.jwks, &header(Alg::RS256, None), 8)),
+            ["rsa"]
+        );
+        assert_eq!(
+            kids(select_keys(&f.jwks, &header(Alg::HS256, None), 8)),
+            ["hs", "hs256-only"]
+        );
+        assert_eq!(
+            kids(select_keys(&f.jwks, &header(Alg::HS512, None), 8)),
+            ["hs"]
+        );
+        assert_eq!(
+            kids(select_keys(&f.jwks, &header(Alg::EdDSA, None), 8)),
+            ["ed"]
+        );
+        assert_eq!(
+            kids(select_keys(&f.jwks, &header(Alg::PS256, None), 1)),
+            ["rsa"]
+        );
+        assert!(select_keys(&f.jwks, &header(Alg::PS256, None), 0)
+            .next()
+            .is_none());
+    }
+
+    #[test]
+    fn keys_without_kid_are_not_selected_by_a_kid() {
+        let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB"}}]}}"#);
+        let jwks = parse_jwks(doc.as_bytes(), OPTS).unwrap();
+        assert!(select_keys(&jwks, &header(Alg::RS256, Some("x")), 8)
+            .next()
+            .is_none());
+        assert_eq!(select_keys(&jwks, &header(Alg::RS256, None), 8).count(), 1);
+    }
+}
