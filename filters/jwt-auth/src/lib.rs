@@ -4,10 +4,20 @@
 //! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures with ring and
 //! selects candidate keys, [`claims`] validates the registered claims.
 
+pub mod cache;
 pub mod claims;
+pub mod config;
+pub mod extract;
+pub mod filter;
 pub mod jwk;
 pub mod jws;
+pub mod keys;
+#[cfg(test)]
+mod tests;
 pub mod verify;
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod wasm;
 
 pub use claims::{validate, ClaimError, ClaimRules};
 pub use jwk::{parse_jwks, Jwk, Jwks, JwksError, JwksOptions, SkippedKey};

@@ -1,0 +1,612 @@
+//! The plugin configuration of jwt-auth, and its validation into the runtime form.
+//! Unknown fields are refused; every error names its field path.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::Deserialize;
+use serde_json::Value;
+use shieldwall_core::config::{split_http_uri, Within};
+use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
+use shieldwall_core::ConfigError;
+
+use crate::jwk::{parse_jwks, Jwks, JwksOptions};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub providers: BTreeMap<String, ProviderFile>,
+    pub rules: Vec<RuleFile>,
+    /// What a request that matches no rule gets: `deny` (401, the default) or `allow`.
+    #[serde(default)]
+    pub unmatched: Unmatched,
+    /// The `realm` of `WWW-Authenticate` (default `shieldwall`).
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// How many verified tokens each worker caches (0 disables the cache).
+    #[serde(default = "default_cache_entries")]
+    pub token_cache_entries: usize,
+    #[serde(default)]
+    pub path: PathOptions,
+}
+
+fn default_cache_entries() -> usize {
+    4096
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    #[default]
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub local_jwks: Option<Value>,
+    pub remote_jwks: Option<RemoteJwksFile>,
+    pub from_headers: Option<Vec<FromHeader>>,
+    #[serde(default)]
+    pub from_params: Vec<String>,
+    #[serde(default)]
+    pub from_cookies: Vec<String>,
+    #[serde(default)]
+    pub forward: bool,
+    pub forward_payload_header: Option<String>,
+    #[serde(default)]
+    pub claim_to_headers: Vec<ClaimToHeader>,
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    #[serde(default = "default_skew")]
+    pub clock_skew_s: u64,
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Refuse tokens without `exp` (default true).
+    #[serde(default = "yes")]
+    pub require_exp: bool,
+}
+
+fn default_tenant_claim() -> String {
+    "tenant".into()
+}
+fn default_skew() -> u64 {
+    60
+}
+fn default_max_token_bytes() -> usize {
+    8192
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FromHeader {
+    pub name: String,
+    #[serde(default)]
+    pub value_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimToHeader {
+    pub claim: String,
+    pub header: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwksFile {
+    pub cluster: String,
+    pub uri: String,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_cache_duration")]
+    pub cache_duration_s: u64,
+    #[serde(default = "default_refetch_min")]
+    pub refetch_min_interval_s: u64,
+    /// A JWKS document larger than this is refused (default 64 KiB).
+    #[serde(default = "default_jwks_max_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_timeout_ms() -> u64 {
+    2000
+}
+fn default_cache_duration() -> u64 {
+    600
+}
+fn default_refetch_min() -> u64 {
+    10
+}
+fn default_jwks_max_bytes() -> usize {
+    64 * 1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    #[serde(rename = "match")]
+    pub route: RouteMatchConfig,
+    pub requires: Option<RequirementFile>,
+}
+
+/// `{"provider": NAME, "audiences": [..]}`, `{"any": [..]}`, `{"all": [..]}` or `{"allow_missing": REQ}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementFile {
+    pub provider: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub any: Option<Vec<RequirementFile>>,
+    pub all: Option<Vec<RequirementFile>>,
+    pub allow_missing: Option<Box<RequirementFile>>,
+}
+
+// ------------------------------------------------------------------ runtime form
+
+/// Where a token may be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Header {
+        name: String,
+        prefix: Option<String>,
+    },
+    Param(String),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteJwks {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub timeout_ms: u64,
+    pub cache_duration_ms: u64,
+    pub refetch_min_interval_ms: u64,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug)]
+pub enum KeySource {
+    Local(Rc<Jwks>),
+    Remote(RemoteJwks),
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub keys: KeySource,
+    /// Indexes into `Config::locations`.
+    pub locations: Vec<usize>,
+    pub forward: bool,
+    pub forward_payload_header: Option<String>,
+    pub claim_to_headers: Vec<ClaimToHeader>,
+    pub tenant_claim: String,
+    pub skew_s: u64,
+    pub max_token_bytes: usize,
+    pub require_exp: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    Provider {
+        provider: usize,
+        audiences: Option<Vec<String>>,
+    },
+    Any(Vec<Requirement>),
+    All(Vec<Requirement>),
+    AllowMissing(Box<Requirement>),
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub route: RouteMatch,
+    pub requires: Option<Requirement>,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    pub rules: Vec<Rule>,
+    /// Every distinct token location of every provider.
+    pub locations: Vec<Location>,
+    /// Headers this filter sets upstream; a client's copies are removed from every request.
+    pub owned_headers: Vec<String>,
+    pub unmatched: Unmatched,
+    pub realm: String,
+    pub token_cache_entries: usize,
+    pub path: PathOptions,
+    /// The largest `max_token_bytes` of any provider: nothing longer is even hashed.
+    pub max_token_bytes: usize,
+}
+
+/// JWKS documents given inline may hold symmetric (`oct`) keys; remote ones may not.
+pub const LOCAL_JWKS: JwksOptions = JwksOptions {
+    allow_symmetric: true,
+    max_bytes: 256 * 1024,
+    max_keys: 64,
+};
+
+pub fn remote_jwks_options(max_bytes: usize) -> JwksOptions {
+    JwksOptions {
+        allow_symmetric: false,
+        max_bytes,
+        max_keys: 64,
+    }
+}
+
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+/// Headers the proxy manages: a filter must never set or remove them.
+fn reserved_header(name: &str) -> bool {
+    name.starts_with(':')
+        || matches!(
+            name,
+            "host" | "content-length" | "transfer-encoding" | "connection"
+        )
+}
+
+impl Config {
+    pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let file: ConfigFile = shieldwall_core::config::parse_json(bytes)?;
+        Config::from_file(file)
+    }
+
+    pub fn from_file(file: ConfigFile) -> Result<Config, ConfigError> {
+        if file.providers.is_empty() {
+            return Err(ConfigError::new(
+                "providers",
+                "at least one provider is required",
+            ));
+        }
+        let mut locations: Vec<Location> = Vec::new();
+        let mut owned_headers: Vec<String> = Vec::new();
+        let mut providers = Vec::with_capacity(file.providers.len());
+        let names: Vec<String> = file.providers.keys().cloned().collect();
+        for (name, p) in file.providers {
+            let provider = build_provider(&name, p, &mut locations, &mut owned_headers)
+                .within(&format!("providers.{name}"))?;
+            providers.push(provider);
+        }
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for (i, r) in file.rules.into_iter().enumerate() {
+            let at = format!("rules[{i}]");
+            let route = RouteMatch::compile(&r.route).within(&format!("{at}.match"))?;
+            let requires = match r.requires {
+                Some(req) => {
+                    Some(build_requirement(req, &names).within(&format!("{at}.requires"))?)
+                }
+                None => None,
+            };
+            rules.push(Rule { route, requires });
+        }
+        let realm = file.realm.unwrap_or_else(|| "shieldwall".to_string());
+        if realm.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
+            return Err(ConfigError::new(
+                "realm",
+                "must not contain quotes, backslashes or control characters",
+            ));
+        }
+        let max_token_bytes = providers
+            .iter()
+            .map(|p| p.max_token_bytes)
+            .max()
+            .unwrap_or(0);
+        Ok(Config {
+            providers,
+            rules,
+            locations,
+            owned_headers,
+            unmatched: file.unmatched,
+            realm,
+            token_cache_entries: file.token_cache_entries.min(1 << 20),
+            path: file.path,
+            max_token_bytes,
+        })
+    }
+}
+
+fn intern(locations: &mut Vec<Location>, loc: Location) -> usize {
+    if let Some(i) = locations.iter().position(|l| *l == loc) {
+        return i;
+    }
+    locations.push(loc);
+    locations.len() - 1
+}
+
+fn build_provider(
+    name: &str,
+    p: ProviderFile,
+    locations: &mut Vec<Location>,
+    owned: &mut Vec<String>,
+) -> Result<Provider, ConfigError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ConfigError::new(
+            "",
+            "a provider name may hold only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    if p.issuer.is_empty() {
+        return Err(ConfigError::new("issuer", "must not be empty"));
+    }
+    for (i, a) in p.audiences.iter().enumerate() {
+        if a.is_empty() {
+            return Err(ConfigError::new(
+                format!("audiences[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    let keys = match (p.local_jwks, p.remote_jwks) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "",
+                "give `local_jwks` or `remote_jwks`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "",
+                "one of `local_jwks` or `remote_jwks` is required",
+            ))
+        }
+        (Some(local), None) => {
+            let text = match local {
+                Value::String(s) => s.into_bytes(),
+                v @ Value::Object(_) => serde_json::to_vec(&v)
+                    .map_err(|e| ConfigError::new("local_jwks", e.to_string()))?,
+                _ => {
+                    return Err(ConfigError::new(
+                        "local_jwks",
+                        "must be a JWKS object or its JSON text",
+                    ))
+                }
+            };
+            let jwks = parse_jwks(&text, LOCAL_JWKS)
+                .map_err(|e| ConfigError::new("local_jwks", e.to_string()))?;
+            if let Some(s) = jwks.skipped.first() {
+                return Err(ConfigError::new(
+                    format!("local_jwks.keys[{}]", s.index),
+                    format!("unusable key: {}", s.reason),
+                ));
+            }
+            KeySource::Local(Rc::new(jwks))
+        }
+        (None, Some(r)) => KeySource::Remote(build_remote(r).within("remote_jwks")?),
+    };
+    let mut locs = Vec::new();
+    let headers = p.from_headers.unwrap_or_else(|| {
+        if p.from_params.is_empty() && p.from_cookies.is_empty() {
+            vec![FromHeader {
+                name: "authorization".into(),
+                value_prefix: Some("Bearer ".into()),
+            }]
+        } else {
+            Vec::new()
+        }
+    });
+    for (i, h) in headers.into_iter().enumerate() {
+        let lname = h.name.to_ascii_lowercase();
+        if !valid_header_name(&lname) || reserved_header(&lname) {
+            return Err(ConfigError::new(
+                format!("from_headers[{i}].name"),
+                "not a usable header name",
+            ));
+        }
+        if h.value_prefix.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                format!("from_headers[{i}].value_prefix"),
+                "leave it out instead of an empty prefix",
+            ));
+        }
+        locs.push(intern(
+            locations,
+            Location::Header {
+                name: lname,
+                prefix: h.value_prefix,
+            },
+        ));
+    }
+    for (i, q) in p.from_params.into_iter().enumerate() {
+        if q.is_empty() {
+            return Err(ConfigError::new(
+                format!("from_params[{i}]"),
+                "must not be empty",
+            ));
+        }
+        locs.push(intern(locations, Location::Param(q)));
+    }
+    for (i, c) in p.from_cookies.into_iter().enumerate() {
+        if c.is_empty() || c.contains([';', '=', ' ']) {
+            return Err(ConfigError::new(
+                format!("from_cookies[{i}]"),
+                "not a cookie name",
+            ));
+        }
+        locs.push(intern(locations, Location::Cookie(c)));
+    }
+    if locs.is_empty() {
+        return Err(ConfigError::new(
+            "from_headers",
+            "the provider has no token location",
+        ));
+    }
+    let forward_payload_header = match p.forward_payload_header {
+        Some(h) => {
+            let h = h.to_ascii_lowercase();
+            if !valid_header_name(&h) || reserved_header(&h) {
+                return Err(ConfigError::new(
+                    "forward_payload_header",
+                    "not a usable header name",
+                ));
+            }
+            owned.push(h.clone());
+            Some(h)
+        }
+        None => None,
+    };
+    let mut claim_to_headers = Vec::with_capacity(p.claim_to_headers.len());
+    for (i, c) in p.claim_to_headers.into_iter().enumerate() {
+        let header = c.header.to_ascii_lowercase();
+        if !valid_header_name(&header) || reserved_header(&header) || header == "authorization" {
+            return Err(ConfigError::new(
+                format!("claim_to_headers[{i}].header"),
+                "not a usable header name",
+            ));
+        }
+        if c.claim.is_empty() {
+            return Err(ConfigError::new(
+                format!("claim_to_headers[{i}].claim"),
+                "must not be empty",
+            ));
+        }
+        if !owned.contains(&header) {
+            owned.push(header.clone());
+        }
+        claim_to_headers.push(ClaimToHeader {
+            claim: c.claim,
+            header,
+        });
+    }
+    if !(64..=1 << 20).contains(&p.max_token_bytes) {
+        return Err(ConfigError::new(
+            "max_token_bytes",
+            "must be between 64 and 1048576",
+        ));
+    }
+    if p.clock_skew_s > 3600 {
+        return Err(ConfigError::new("clock_skew_s", "must be at most 3600"));
+    }
+    if p.tenant_claim.is_empty() {
+        return Err(ConfigError::new("tenant_claim", "must not be empty"));
+    }
+    Ok(Provider {
+        name: name.to_string(),
+        issuer: p.issuer,
+        audiences: p.audiences,
+        keys,
+        locations: locs,
+        forward: p.forward,
+        forward_payload_header,
+        claim_to_headers,
+        tenant_claim: p.tenant_claim,
+        skew_s: p.clock_skew_s,
+        max_token_bytes: p.max_token_bytes,
+        require_exp: p.require_exp,
+    })
+}
+
+fn build_remote(r: RemoteJwksFile) -> Result<RemoteJwks, ConfigError> {
+    if r.cluster.is_empty() {
+        return Err(ConfigError::new(
+            "cluster",
+            "must name the Envoy cluster of the JWKS server",
+        ));
+    }
+    let (authority, path) = split_http_uri(&r.uri).map_err(|e| ConfigError::new("uri", e))?;
+    if !(1..=60_000).contains(&r.timeout_ms) {
+        return Err(ConfigError::new(
+            "timeout_ms",
+            "must be between 1 and 60000",
+        ));
+    }
+    if r.cache_duration_s == 0 {
+        return Err(ConfigError::new("cache_duration_s", "must be at least 1"));
+    }
+    if r.refetch_min_interval_s == 0 || r.refetch_min_interval_s > r.cache_duration_s {
+        return Err(ConfigError::new(
+            "refetch_min_interval_s",
+            "must be between 1 and cache_duration_s",
+        ));
+    }
+    if !(1024..=4 << 20).contains(&r.max_bytes) {
+        return Err(ConfigError::new(
+            "max_bytes",
+            "must be between 1024 and 4194304",
+        ));
+    }
+    Ok(RemoteJwks {
+        cluster: r.cluster,
+        authority,
+        path,
+        timeout_ms: r.timeout_ms,
+        cache_duration_ms: r.cache_duration_s.saturating_mul(1000),
+        refetch_min_interval_ms: r.refetch_min_interval_s.saturating_mul(1000),
+        max_bytes: r.max_bytes,
+    })
+}
+
+fn build_requirement(r: RequirementFile, names: &[String]) -> Result<Requirement, ConfigError> {
+    let given = [
+        r.provider.is_some(),
+        r.any.is_some(),
+        r.all.is_some(),
+        r.allow_missing.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ConfigError::new(
+            "",
+            "exactly one of `provider`, `any`, `all` or `allow_missing` is required",
+        ));
+    }
+    if r.audiences.is_some() && r.provider.is_none() {
+        return Err(ConfigError::new("audiences", "only goes with `provider`"));
+    }
+    if let Some(name) = r.provider {
+        let provider = names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| ConfigError::new("provider", format!("no provider named `{name}`")))?;
+        if let Some(a) = &r.audiences {
+            if a.is_empty() || a.iter().any(String::is_empty) {
+                return Err(ConfigError::new(
+                    "audiences",
+                    "must list non-empty audiences",
+                ));
+            }
+        }
+        return Ok(Requirement::Provider {
+            provider,
+            audiences: r.audiences,
+        });
+    }
+    let list =
+        |items: Vec<RequirementFile>, field: &str| -> Result<Vec<Requirement>, ConfigError> {
+            if items.is_empty() {
+                return Err(ConfigError::new(field, "must not be empty"));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| build_requirement(item, names).within(&format!("{field}[{i}]")))
+                .collect()
+        };
+    if let Some(items) = r.any {
+        return Ok(Requirement::Any(list(items, "any")?));
+    }
+    if let Some(items) = r.all {
+        return Ok(Requirement::All(list(items, "all")?));
+    }
+    match r.allow_missing {
+        Some(inner) => Ok(Requirement::AllowMissing(Box::new(
+            build_requirement(*inner, names).within("allow_missing")?,
+        ))),
+        None => Err(ConfigError::new("", "empty requirement")),
+    }
+}

@@ -1,0 +1,815 @@
+//! The jwt-auth filter: which rule applies, which credential, which provider, and what the
+//! stream does with the answer (continue with an identity, deny, or wait for keys).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use shieldwall_core::identity::scopes_from_claims;
+use shieldwall_core::metrics::Metrics;
+use shieldwall_core::{
+    Action, CalloutResponse, ConfigError, Host, Identity, Reply, RequestLine, RootFilter,
+    StreamFilter,
+};
+
+use crate::cache::{hash, TokenCache, TokenHash, Verified};
+use crate::claims::{validate, ClaimRules};
+use crate::config::{Config, KeySource, Provider, Requirement, Unmatched};
+use crate::extract::{extract, remove_credential, Extracted};
+use crate::jwk::Jwks;
+use crate::jws::{parse_compact, Header, JwsError};
+use crate::keys::{self, FetchReason, FetchResult};
+use crate::verify::select_keys;
+
+/// How many keys a token without `kid` may be tried against.
+const MAX_KEY_TRIES: usize = 4;
+/// How often each worker looks at the shared key sets (refresh due? another worker fetched?)
+/// and times out waiting requests.
+pub const TICK: Duration = Duration::from_millis(200);
+
+/// Per-provider state of one worker.
+#[derive(Default)]
+struct ProviderKeys {
+    keys: Option<Rc<Jwks>>,
+    version: u64,
+}
+
+/// A stream paused until a key set arrives.
+struct Waiter {
+    context_id: u32,
+    provider: usize,
+    deadline_ms: u64,
+}
+
+/// What one worker (VM) knows, shared by its root context and its streams.
+pub struct Worker {
+    plugin: String,
+    keys: Vec<ProviderKeys>,
+    cache: TokenCache,
+    metrics: Metrics,
+    /// Callout token → provider, for JWKS fetches in flight from this worker.
+    fetches: HashMap<u32, usize>,
+    waiters: Vec<Waiter>,
+}
+
+impl Worker {
+    fn keys_of(&self, config: &Config, p: usize) -> Option<(Rc<Jwks>, u64)> {
+        match &config.providers.get(p)?.keys {
+            KeySource::Local(jwks) => Some((jwks.clone(), 0)),
+            KeySource::Remote(_) => {
+                let k = self.keys.get(p)?;
+                k.keys.clone().map(|j| (j, k.version))
+            }
+        }
+    }
+
+    /// Installs a new key set: drops cached tokens whose key left, wakes the streams waiting for it.
+    fn install(
+        &mut self,
+        host: &mut dyn Host,
+        config: &Config,
+        p: usize,
+        jwks: Rc<Jwks>,
+        version: u64,
+    ) {
+        let kids: Vec<Option<String>> = jwks.keys.iter().map(|k| k.kid.clone()).collect();
+        self.cache.retain_keys(p, &kids);
+        if let Some(name) = config.providers.get(p).map(|pr| pr.name.clone()) {
+            self.metrics
+                .gauge(host, &format!("jwks.{name}.keys"), jwks.keys.len() as u64);
+        }
+        if let Some(slot) = self.keys.get_mut(p) {
+            slot.keys = Some(jwks);
+            slot.version = version;
+        }
+        self.wake(host, |w| w.provider == p);
+    }
+
+    fn wake(&mut self, host: &mut dyn Host, which: impl Fn(&Waiter) -> bool) {
+        let (woken, kept): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(which);
+        self.waiters = kept;
+        for w in woken {
+            host.wake_stream(w.context_id);
+        }
+    }
+
+    /// A JWKS callout came back (to the root or to a stream of this worker).
+    fn fetch_done(
+        &mut self,
+        host: &mut dyn Host,
+        config: &Config,
+        token: u32,
+        response: &CalloutResponse,
+    ) -> bool {
+        let Some(p) = self.fetches.remove(&token) else {
+            return false;
+        };
+        let Some(provider) = config.providers.get(p) else {
+            return true;
+        };
+        let (result, installed) = keys::complete_fetch(host, &self.plugin, provider, response);
+        match result {
+            FetchResult::Updated { keys, skipped } => {
+                self.metrics.inc(host, "jwks.fetch.ok");
+                let h: &dyn Host = host;
+                h.info(&format!(
+                    "jwt-auth: provider {}: key set fetched, {keys} usable keys",
+                    provider.name
+                ));
+                for (kid, reason) in skipped {
+                    h.warn(&format!(
+                        "jwt-auth: provider {}: key {} skipped: {reason}",
+                        provider.name,
+                        kid.as_deref().unwrap_or("(no kid)")
+                    ));
+                }
+            }
+            FetchResult::Failed(code) => {
+                self.metrics.inc(host, &format!("jwks.fetch.failed.{code}"));
+                let stale = self.keys.get(p).is_some_and(|k| k.keys.is_some());
+                let h: &dyn Host = host;
+                h.warn(&format!(
+                    "jwt-auth: provider {}: key set fetch failed ({code}){}",
+                    provider.name,
+                    if stale {
+                        "; keeping the last good key set"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        match installed {
+            Some((jwks, version)) => self.install(host, config, p, jwks, version),
+            // Failed: the waiters of this provider decide (they fail at their deadline or retry).
+            None => self.wake(host, |w| w.provider == p),
+        }
+        true
+    }
+
+    fn start_fetch(
+        &mut self,
+        host: &mut dyn Host,
+        config: &Config,
+        p: usize,
+        reason: FetchReason,
+    ) -> bool {
+        let Some(provider) = config.providers.get(p) else {
+            return false;
+        };
+        match keys::start_fetch(host, &self.plugin, provider, reason) {
+            Some(token) => {
+                self.fetches.insert(token, p);
+                self.metrics
+                    .inc(host, &format!("jwks.fetch.started.{}", reason.as_str()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a newer key set another worker stored, if any.
+    fn sync(&mut self, host: &mut dyn Host, config: &Config, p: usize) -> bool {
+        let (Some(provider), Some(have)) =
+            (config.providers.get(p), self.keys.get(p).map(|k| k.version))
+        else {
+            return false;
+        };
+        match keys::load_shared(host, &self.plugin, provider, have) {
+            Some((jwks, version)) => {
+                self.install(host, config, p, jwks, version);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The root context: configuration and the worker's state.
+pub struct JwtAuth {
+    config: Rc<Config>,
+    worker: Rc<RefCell<Worker>>,
+}
+
+impl RootFilter for JwtAuth {
+    type Stream = JwtStream;
+    const NAME: &'static str = "jwt_auth";
+
+    fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
+        let config = Config::parse(config)?;
+        let plugin = (host as &dyn Host).plugin_name();
+        let worker = Worker {
+            plugin,
+            keys: config
+                .providers
+                .iter()
+                .map(|_| ProviderKeys::default())
+                .collect(),
+            cache: TokenCache::new(config.token_cache_entries),
+            metrics: Metrics::new("jwt_auth"),
+            fetches: HashMap::new(),
+            waiters: Vec::new(),
+        };
+        if config
+            .providers
+            .iter()
+            .any(|p| matches!(p.keys, KeySource::Remote(_)))
+        {
+            // The first tick fetches the key sets (or finds them fetched by another worker).
+            host.set_tick_period(TICK);
+        }
+        Ok(JwtAuth {
+            config: Rc::new(config),
+            worker: Rc::new(RefCell::new(worker)),
+        })
+    }
+
+    fn new_stream(&mut self, _host: &mut dyn Host, context_id: u32) -> JwtStream {
+        JwtStream {
+            config: self.config.clone(),
+            worker: self.worker.clone(),
+            context_id,
+            waiting: None,
+        }
+    }
+
+    fn on_tick(&mut self, host: &mut dyn Host) {
+        let config = &self.config;
+        let Ok(mut worker) = self.worker.try_borrow_mut() else {
+            return;
+        };
+        for (p, provider) in config.providers.iter().enumerate() {
+            if !matches!(provider.keys, KeySource::Remote(_)) {
+                continue;
+            }
+            worker.sync(host, config, p);
+            let has_keys = worker.keys.get(p).is_some_and(|k| k.keys.is_some());
+            let reason = if has_keys {
+                FetchReason::Refresh
+            } else {
+                FetchReason::Missing
+            };
+            worker.start_fetch(host, config, p, reason);
+        }
+        let now = host.now_millis();
+        worker.wake(host, |w| w.deadline_ms <= now);
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CalloutResponse,
+    ) {
+        if let Ok(mut worker) = self.worker.try_borrow_mut() {
+            worker.fetch_done(host, &self.config, token, &response);
+        }
+    }
+}
+
+/// Why a requirement could not be decided yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WaitFor {
+    /// The provider has no key set yet.
+    Keys(usize),
+    /// The token's `kid` is not in the provider's key set; a refetch may bring it.
+    Kid(usize),
+}
+
+/// The result of evaluating a requirement against the request's credential.
+#[derive(Debug)]
+enum Eval {
+    /// Satisfied; the verifications behind it (none for `allow_missing` without a token).
+    Ok(Vec<Rc<Verified>>),
+    /// No credential for this requirement.
+    Missing,
+    /// A credential that fails; the stable code.
+    Fail(&'static str),
+    Wait(WaitFor),
+}
+
+/// A parsed token, owning its parts; the signing input is a prefix of the token text.
+struct Parsed {
+    header: Header,
+    claims: Map<String, Value>,
+    signing_len: usize,
+    signature: Vec<u8>,
+}
+
+/// The credential of one request, parsed at most once.
+struct Credential {
+    token: String,
+    location: usize,
+    hash: TokenHash,
+    parsed: Option<Result<Parsed, JwsError>>,
+}
+
+pub struct JwtStream {
+    config: Rc<Config>,
+    worker: Rc<RefCell<Worker>>,
+    context_id: u32,
+    /// Set while paused for keys: when to give up.
+    waiting: Option<(WaitFor, u64)>,
+}
+
+fn description(code: &str) -> &'static str {
+    match code {
+        "expired" => "the token has expired",
+        "not_yet_valid" => "the token is not valid yet",
+        "bad_issuer" => "the token was not issued by an accepted issuer",
+        "bad_audience" => "the token is not meant for this audience",
+        "bad_signature" => "the token signature is not valid",
+        "unknown_kid" => "the token was signed with an unknown key",
+        "no_matching_key" => "no key can verify the token",
+        "alg_not_allowed" => "the token algorithm is not allowed for its key",
+        "token_too_large" | "too_large" => "the token is too large",
+        "missing_exp" => "the token has no expiry",
+        "bad_claim_type" => "a token claim has the wrong type",
+        _ => "the token is malformed",
+    }
+}
+
+fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+fn header_value(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    // A verified token is still client-chosen text: no control characters into a header.
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+fn identity_from_claims(provider: &Provider, claims: &Map<String, Value>) -> Identity {
+    let text = |name: &str| claims.get(name).and_then(header_value);
+    let aud = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let exp = claims
+        .get("exp")
+        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)));
+    Identity {
+        sub: text("sub"),
+        iss: text("iss"),
+        aud,
+        client_id: text("client_id").or_else(|| text("azp")),
+        scopes: scopes_from_claims(claims),
+        tenant: claims.get(&provider.tenant_claim).and_then(header_value),
+        auth: vec!["jwt".to_string()],
+        exp,
+        claims: claims.clone(),
+        ..Default::default()
+    }
+}
+
+impl JwtStream {
+    fn rules_for<'a>(
+        &self,
+        provider: &'a Provider,
+        audiences: &'a Option<Vec<String>>,
+        now_s: u64,
+    ) -> ClaimRules<'a> {
+        ClaimRules {
+            issuer: &provider.issuer,
+            audiences: audiences.as_deref().unwrap_or(&provider.audiences),
+            now_s,
+            skew_s: provider.skew_s,
+            require_exp: provider.require_exp,
+        }
+    }
+
+    fn check_provider(
+        &self,
+        host: &mut dyn Host,
+        worker: &mut Worker,
+        cred: &mut Option<Credential>,
+        p: usize,
+        audiences: &Option<Vec<String>>,
+    ) -> Eval {
+        let config = &*self.config;
+        let Some(provider) = config.providers.get(p) else {
+            return Eval::Fail("malformed");
+        };
+        let Some(cred) = cred
+            .as_mut()
+            .filter(|c| provider.locations.contains(&c.location))
+        else {
+            return Eval::Missing;
+        };
+        if cred.token.len() > provider.max_token_bytes {
+            return Eval::Fail("token_too_large");
+        }
+        let now_s = (host as &dyn Host).now_secs();
+        let rules = self.rules_for(provider, audiences, now_s);
+        if let Some(hit) = worker
+            .cache
+            .get(&cred.hash, now_s)
+            .filter(|v| v.provider == p)
+        {
+            worker.metrics.inc(host, "cache.hit");
+            return match validate(&hit.claims, &rules) {
+                Ok(()) => Eval::Ok(vec![hit]),
+                Err(e) => Eval::Fail(e.code()),
+            };
+        }
+        // Parse once per request, whichever provider asks first.
+        if cred.parsed.is_none() {
+            cred.parsed = Some(
+                parse_compact(&cred.token, provider.max_token_bytes).map(|j| Parsed {
+                    signing_len: j.signing_input.len(),
+                    header: j.header,
+                    claims: j.claims,
+                    signature: j.signature,
+                }),
+            );
+        }
+        let jws = match cred.parsed.as_ref() {
+            Some(Ok(jws)) => jws,
+            Some(Err(e)) => return Eval::Fail(e.code()),
+            None => return Eval::Fail("malformed"),
+        };
+        // Claims before signatures: an expired or foreign token costs no signature work.
+        if let Err(e) = validate(&jws.claims, &rules) {
+            return Eval::Fail(e.code());
+        }
+        let Some((jwks, version)) = worker.keys_of(config, p) else {
+            return Eval::Wait(WaitFor::Keys(p));
+        };
+        worker.metrics.inc(host, "cache.miss");
+        let mut tried = 0usize;
+        let mut last = "no_matching_key";
+        for key in select_keys(&jwks, &jws.header, MAX_KEY_TRIES) {
+            tried += 1;
+            let signing_input = cred
+                .token
+                .as_bytes()
+                .get(..jws.signing_len)
+                .unwrap_or_default();
+            match key.verify(jws.header.alg, signing_input, &jws.signature) {
+                Ok(()) => {
+                    let payload_b64 = cred.token.split('.').nth(1).unwrap_or_default().to_string();
+                    let verified = Rc::new(Verified {
+                        provider: p,
+                        identity: identity_from_claims(provider, &jws.claims),
+                        claims: jws.claims.clone(),
+                        payload_b64,
+                        kid: key.kid.clone(),
+                        key_version: version,
+                    });
+                    let exp = verified
+                        .identity
+                        .exp
+                        .unwrap_or_else(|| now_s.saturating_add(300));
+                    worker.cache.insert(cred.hash, verified.clone(), exp);
+                    return Eval::Ok(vec![verified]);
+                }
+                Err(e) => last = e.code(),
+            }
+        }
+        if tried == 0 && jws.header.kid.is_some() && matches!(provider.keys, KeySource::Remote(_)) {
+            return Eval::Wait(WaitFor::Kid(p));
+        }
+        if tried == 0 && jws.header.kid.is_some() {
+            return Eval::Fail("unknown_kid");
+        }
+        Eval::Fail(last)
+    }
+
+    fn eval(
+        &self,
+        host: &mut dyn Host,
+        worker: &mut Worker,
+        cred: &mut Option<Credential>,
+        req: &Requirement,
+    ) -> Eval {
+        match req {
+            Requirement::Provider {
+                provider,
+                audiences,
+            } => self.check_provider(host, worker, cred, *provider, audiences),
+            Requirement::Any(items) => {
+                let mut first_fail = None;
+                let mut wait = None;
+                for item in items {
+                    match self.eval(host, worker, cred, item) {
+                        Eval::Ok(v) => return Eval::Ok(v),
+                        Eval::Fail(code) => {
+                            first_fail.get_or_insert(code);
+                        }
+                        Eval::Wait(w) => {
+                            wait.get_or_insert(w);
+                        }
+                        Eval::Missing => {}
+                    }
+                }
+                match (wait, first_fail) {
+                    (Some(w), _) => Eval::Wait(w),
+                    (None, Some(code)) => Eval::Fail(code),
+                    (None, None) => Eval::Missing,
+                }
+            }
+            Requirement::All(items) => {
+                let mut all = Vec::new();
+                for item in items {
+                    match self.eval(host, worker, cred, item) {
+                        Eval::Ok(v) => all.extend(v),
+                        other => return other,
+                    }
+                }
+                Eval::Ok(all)
+            }
+            Requirement::AllowMissing(inner) => match self.eval(host, worker, cred, inner) {
+                Eval::Missing => Eval::Ok(Vec::new()),
+                other => other,
+            },
+        }
+    }
+
+    fn deny(&self, host: &mut dyn Host, worker: &mut Worker, reply: Reply) -> Action {
+        worker.metrics.inc(host, &format!("denied.{}", reply.error));
+        reply.send(host);
+        Action::Pause
+    }
+
+    /// The whole decision; run on request headers and again after a wait.
+    fn decide(&mut self, host: &mut dyn Host) -> Action {
+        let config = self.config.clone();
+        let worker_rc = self.worker.clone();
+        let Ok(mut worker) = worker_rc.try_borrow_mut() else {
+            // Cannot happen (callbacks do not nest); if it did, never let the request through.
+            let reply =
+                Reply::unavailable("internal", 1, "the gateway cannot verify tokens right now");
+            reply.send(host);
+            return Action::Pause;
+        };
+        let worker = &mut *worker;
+
+        let line = match RequestLine::from_host(host, config.path) {
+            Ok(line) => line,
+            Err(e) => {
+                return self.deny(host, worker, Reply::bad_request(e.code(), e.description()))
+            }
+        };
+        let Some(rule) = config
+            .rules
+            .iter()
+            .find(|r| r.route.matches(&line).is_some())
+        else {
+            return match config.unmatched {
+                Unmatched::Allow => {
+                    worker.metrics.inc(host, "allowed.unmatched");
+                    Action::Continue
+                }
+                Unmatched::Deny => self.deny(
+                    host,
+                    worker,
+                    Reply::forbidden(
+                        "no_matching_rule",
+                        "no rule of the gateway allows this request",
+                    ),
+                ),
+            };
+        };
+        let Some(requirement) = &rule.requires else {
+            worker.metrics.inc(host, "allowed.public");
+            return Action::Continue;
+        };
+
+        let headers = host.request_headers();
+        let mut cred = match extract(&config, &headers, &line) {
+            Extracted::None => None,
+            Extracted::Several => {
+                let reply = Reply::bad_request(
+                    "invalid_request",
+                    "the request carries more than one credential",
+                )
+                .with_header(
+                    "www-authenticate",
+                    format!(
+                        "Bearer realm=\"{}\", error=\"invalid_request\"",
+                        config.realm
+                    ),
+                );
+                return self.deny(host, worker, reply);
+            }
+            Extracted::One { token, location } => {
+                if token.len() > config.max_token_bytes {
+                    let reply = Reply::invalid_token(
+                        &config.realm,
+                        "token_too_large",
+                        description("token_too_large"),
+                    );
+                    return self.deny(host, worker, reply);
+                }
+                let hash = hash(&token);
+                Some(Credential {
+                    token,
+                    location,
+                    hash,
+                    parsed: None,
+                })
+            }
+        };
+
+        let mut result = self.eval(host, worker, &mut cred, requirement);
+        // Keys another worker fetched meanwhile: take them and evaluate once more.
+        if let Eval::Wait(WaitFor::Keys(p) | WaitFor::Kid(p)) = result {
+            if worker.sync(host, &config, p) {
+                result = self.eval(host, worker, &mut cred, requirement);
+            }
+        }
+        match result {
+            Eval::Ok(verified) => {
+                worker.waiters.retain(|w| w.context_id != self.context_id);
+                self.waiting = None;
+                self.admit(host, worker, &verified, cred.as_ref());
+                Action::Continue
+            }
+            Eval::Missing => {
+                self.waiting = None;
+                self.deny(
+                    host,
+                    worker,
+                    Reply::missing_credential(&config.realm, "a bearer token is required"),
+                )
+            }
+            Eval::Fail(code) => {
+                self.waiting = None;
+                self.deny(
+                    host,
+                    worker,
+                    Reply::invalid_token(&config.realm, code, description(code)),
+                )
+            }
+            Eval::Wait(what) => self.wait(host, worker, what),
+        }
+    }
+
+    /// Pauses for keys, or gives up if the wait is over or cannot help.
+    fn wait(&mut self, host: &mut dyn Host, worker: &mut Worker, what: WaitFor) -> Action {
+        let config = self.config.clone();
+        let now = host.now_millis();
+        let (p, reason) = match what {
+            WaitFor::Keys(p) => (p, FetchReason::Missing),
+            WaitFor::Kid(p) => (p, FetchReason::UnknownKid),
+        };
+        let remote = match config.providers.get(p).map(|pr| &pr.keys) {
+            Some(KeySource::Remote(remote)) => remote.clone(),
+            // Local keys never make a request wait; refuse rather than pass if that changes.
+            _ => {
+                return self.deny(
+                    host,
+                    worker,
+                    Reply::invalid_token(&config.realm, "unknown_kid", description("unknown_kid")),
+                )
+            }
+        };
+        let provider_name = config
+            .providers
+            .get(p)
+            .map(|pr| pr.name.clone())
+            .unwrap_or_default();
+        let expired = self.waiting.is_some_and(|(_, deadline)| now >= deadline);
+        if !expired {
+            let started = worker.start_fetch(host, &self.config, p, reason);
+            let in_flight =
+                keys::read_meta(host, &worker.plugin, &provider_name).fetching_until_ms > now;
+            if started || in_flight {
+                let deadline = self
+                    .waiting
+                    .map_or(now.saturating_add(remote.timeout_ms), |(_, d)| d);
+                self.waiting = Some((what, deadline));
+                worker.waiters.retain(|w| w.context_id != self.context_id);
+                worker.waiters.push(Waiter {
+                    context_id: self.context_id,
+                    provider: p,
+                    deadline_ms: deadline,
+                });
+                worker.metrics.inc(host, "waiting");
+                return Action::Pause;
+            }
+        }
+        self.waiting = None;
+        worker.waiters.retain(|w| w.context_id != self.context_id);
+        match what {
+            WaitFor::Kid(_) => {
+                let reply =
+                    Reply::invalid_token(&config.realm, "unknown_kid", description("unknown_kid"));
+                self.deny(host, worker, reply)
+            }
+            WaitFor::Keys(_) => {
+                let retry = (remote.refetch_min_interval_ms / 1000).max(1);
+                let reply = Reply::unavailable(
+                    "jwks_unavailable",
+                    retry,
+                    "the gateway cannot verify tokens right now",
+                );
+                self.deny(host, worker, reply)
+            }
+        }
+    }
+
+    /// The request passes: identity context, upstream headers, credential removal.
+    fn admit(
+        &self,
+        host: &mut dyn Host,
+        worker: &mut Worker,
+        verified: &[Rc<Verified>],
+        cred: Option<&Credential>,
+    ) {
+        let config = &*self.config;
+        let Some(first) = verified.first() else {
+            worker.metrics.inc(host, "allowed.no_token");
+            return;
+        };
+        let mut identity = first.identity.clone();
+        for v in verified.iter().skip(1) {
+            identity.merge(v.identity.clone());
+        }
+        if identity.merge_and_write(host).is_err() {
+            (host as &dyn Host).warn("jwt-auth: could not write the identity context");
+        }
+        for v in verified {
+            let Some(provider) = config.providers.get(v.provider) else {
+                continue;
+            };
+            for c in &provider.claim_to_headers {
+                if let Some(value) = claim_at(&v.claims, &c.claim).and_then(header_value) {
+                    host.set_request_header(&c.header, Some(&value));
+                }
+            }
+            if let Some(h) = &provider.forward_payload_header {
+                host.set_request_header(h, Some(&v.payload_b64));
+            }
+        }
+        let forward = verified
+            .iter()
+            .all(|v| config.providers.get(v.provider).is_some_and(|p| p.forward));
+        if let (false, Some(cred)) = (forward, cred) {
+            if let Some(loc) = config.locations.get(cred.location) {
+                remove_credential(host, loc);
+            }
+        }
+        worker.metrics.inc(host, "allowed");
+    }
+}
+
+impl StreamFilter for JwtStream {
+    fn on_request_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
+        // A client must never be able to send what this filter asserts upstream.
+        for h in &self.config.owned_headers {
+            host.set_request_header(h, None);
+        }
+        self.decide(host)
+    }
+
+    fn on_wake(&mut self, host: &mut dyn Host) -> Action {
+        self.decide(host)
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CalloutResponse,
+    ) -> Action {
+        // A JWKS fetch this stream started: store it for everyone, then decide.
+        if let Ok(mut worker) = self.worker.try_borrow_mut() {
+            worker.fetch_done(host, &self.config, token, &response);
+            worker.waiters.retain(|w| w.context_id != self.context_id);
+        }
+        if self.waiting.is_some() {
+            return self.decide(host);
+        }
+        Action::Continue
+    }
+
+    fn on_done(&mut self, _host: &mut dyn Host) {
+        if let Ok(mut worker) = self.worker.try_borrow_mut() {
+            worker.waiters.retain(|w| w.context_id != self.context_id);
+        }
+    }
+}
+
+/// Shared-data key of one provider's key set (for tests and operators).
+pub fn jwks_key(plugin: &str, provider: &str) -> String {
+    keys::keys_key(plugin, provider)
+}
