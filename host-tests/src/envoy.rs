@@ -5,7 +5,9 @@ use crate::state::clock::Clock;
 use crate::state::metrics::{Metric, Metrics};
 use crate::state::queues::Queues;
 use crate::state::shared_data::SharedData;
-use crate::state::upstreams::{CalloutRequest, CalloutResponse, Cluster, GrpcRequest, TimeoutBehavior};
+use crate::state::upstreams::{
+    CalloutRequest, CalloutResponse, Cluster, GrpcRequest, TimeoutBehavior,
+};
 use crate::vm::{GuestTrap, LogLevel, Plugin};
 use crate::worker::{Worker, WorkerInner};
 use std::cell::RefCell;
@@ -117,7 +119,10 @@ impl Envoy {
 
     /// Declares (or replaces) a cluster that callouts can name.
     pub fn cluster(&self, name: &str, cluster: Cluster) -> &Envoy {
-        self.state.borrow_mut().clusters.insert(name.into(), cluster);
+        self.state
+            .borrow_mut()
+            .clusters
+            .insert(name.into(), cluster);
         self
     }
 
@@ -226,7 +231,12 @@ impl Envoy {
 
     /// A counter's or gauge's value, by the name the guest defined.
     pub fn metric(&self, name: &str) -> Option<u64> {
-        self.state.borrow().metrics.by_name.get(name).map(|m| m.value)
+        self.state
+            .borrow()
+            .metrics
+            .by_name
+            .get(name)
+            .map(|m| m.value)
     }
 
     /// Every value recorded into a histogram.
@@ -258,7 +268,11 @@ impl Envoy {
 
     /// Seeds shared data as another plugin would (cas 0: always written).
     pub fn set_shared_data(&self, vm_id: &str, key: &str, value: &[u8]) {
-        let _ = self.state.borrow_mut().shared_data.set(vm_id, key, value, 0);
+        let _ = self
+            .state
+            .borrow_mut()
+            .shared_data
+            .set(vm_id, key, value, 0);
     }
 
     pub fn queue_len(&self, vm_id: &str, name: &str) -> usize {

@@ -142,10 +142,16 @@ impl Message {
     /// Every value of a header, in order.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     pub fn status(&self) -> u16 {
-        self.header(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+        self.header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

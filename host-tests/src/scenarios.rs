@@ -136,15 +136,44 @@ pub fn all() -> Vec<Scenario> {
     s.expect = vec![e("p", "log_level", "2")];
     v.push(s);
 
-    let mut s = base("config", vec![plugin("p", json!({"scenario": "config", "pad": "xyz"}))], get("/"));
-    s.expect = vec![e("p", "config_size", &json!({"scenario": "config", "pad": "xyz"}).to_string().len().to_string()), e("p", "vm_config", "none")];
+    let mut s = base(
+        "config",
+        vec![plugin("p", json!({"scenario": "config", "pad": "xyz"}))],
+        get("/"),
+    );
+    s.expect = vec![
+        e(
+            "p",
+            "config_size",
+            &json!({"scenario": "config", "pad": "xyz"})
+                .to_string()
+                .len()
+                .to_string(),
+        ),
+        e("p", "vm_config", "none"),
+    ];
     v.push(s);
 
     let mut r = get("/h");
-    r.headers = vec![("x-multi".into(), "a".into()), ("x-multi".into(), "b".into()), ("x-replace".into(), "old".into()), ("x-remove".into(), "gone".into())];
+    r.headers = vec![
+        ("x-multi".into(), "a".into()),
+        ("x-multi".into(), "b".into()),
+        ("x-replace".into(), "old".into()),
+        ("x-remove".into(), "gone".into()),
+    ];
     let mut s = base("headers", one("headers"), r);
-    s.expect = vec![e("p", "method", "GET"), e("p", "x_multi_first", "a"), e("p", "x_multi_count", "2"), e("p", "missing", "absent"), e("p", "end_of_stream", "true"), e("p", "pseudo_first", "true")];
-    s.upstream_headers = vec![("x-replace".into(), "new".into()), ("x-added".into(), "1".into())];
+    s.expect = vec![
+        e("p", "method", "GET"),
+        e("p", "x_multi_first", "a"),
+        e("p", "x_multi_count", "2"),
+        e("p", "missing", "absent"),
+        e("p", "end_of_stream", "true"),
+        e("p", "pseudo_first", "true"),
+    ];
+    s.upstream_headers = vec![
+        ("x-replace".into(), "new".into()),
+        ("x-added".into(), "1".into()),
+    ];
     v.push(s);
 
     let mut r = get("/b");
@@ -165,54 +194,128 @@ pub fn all() -> Vec<Scenario> {
 
     let mut s = base(
         "local_reply_stops_chain",
-        vec![plugin("first", json!({"scenario": "local_reply"})), plugin("second", json!({"scenario": "observe"}))],
+        vec![
+            plugin("first", json!({"scenario": "local_reply"})),
+            plugin("second", json!({"scenario": "observe"})),
+        ],
         get("/deny"),
     );
-    s.expect = vec![e("first", "response_status", "403"), e("second", "logged", "true")];
-    s.absent = vec![("second".into(), "saw_request".into()), ("second".into(), "saw_response".into())];
+    s.expect = vec![
+        e("first", "response_status", "403"),
+        e("second", "logged", "true"),
+    ];
+    s.absent = vec![
+        ("second".into(), "saw_request".into()),
+        ("second".into(), "saw_response".into()),
+    ];
     s.client_status = 403;
     v.push(s);
 
-    let mut s = base("callout_pause_resume", vec![plugin("p", json!({"scenario": "callout", "cluster": "idp"}))], get("/c"));
+    let mut s = base(
+        "callout_pause_resume",
+        vec![plugin(
+            "p",
+            json!({"scenario": "callout", "cluster": "idp"}),
+        )],
+        get("/c"),
+    );
     s.clusters = vec![http("idp", 200, "callout-ok", Some(0))];
-    s.expect = vec![e("p", "dispatch", "ok"), e("p", "callout_status", "200"), e("p", "callout_body", "callout-ok")];
+    s.expect = vec![
+        e("p", "dispatch", "ok"),
+        e("p", "callout_status", "200"),
+        e("p", "callout_body", "callout-ok"),
+    ];
     s.upstream_headers = vec![("x-callout".into(), "200".into())];
     v.push(s);
 
-    let mut s = base("callout_delayed", vec![plugin("p", json!({"scenario": "callout", "cluster": "idp"}))], get("/c"));
+    let mut s = base(
+        "callout_delayed",
+        vec![plugin(
+            "p",
+            json!({"scenario": "callout", "cluster": "idp"}),
+        )],
+        get("/c"),
+    );
     s.clusters = vec![http("idp", 201, "late", Some(50))];
     s.advance_after_ms = 60;
     s.expect = vec![e("p", "callout_status", "201")];
     s.upstream_headers = vec![("x-callout".into(), "201".into())];
     v.push(s);
 
-    let mut s = base("callout_unknown_cluster", vec![plugin("p", json!({"scenario": "callout", "cluster": "nope"}))], get("/c"));
+    let mut s = base(
+        "callout_unknown_cluster",
+        vec![plugin(
+            "p",
+            json!({"scenario": "callout", "cluster": "nope"}),
+        )],
+        get("/c"),
+    );
     s.expect = vec![e("p", "dispatch_error", "BadArgument")];
     v.push(s);
 
-    let mut s = base("callout_missing_authority", vec![plugin("p", json!({"scenario": "callout", "cluster": "idp", "no_authority": true}))], get("/c"));
+    let mut s = base(
+        "callout_missing_authority",
+        vec![plugin(
+            "p",
+            json!({"scenario": "callout", "cluster": "idp", "no_authority": true}),
+        )],
+        get("/c"),
+    );
     s.clusters = vec![http("idp", 200, "", Some(0))];
     s.expect = vec![e("p", "dispatch_error", "BadArgument")];
     v.push(s);
 
-    let mut s = base("callout_timeout", vec![plugin("p", json!({"scenario": "callout", "cluster": "slow", "timeout_ms": 50}))], get("/c"));
+    let mut s = base(
+        "callout_timeout",
+        vec![plugin(
+            "p",
+            json!({"scenario": "callout", "cluster": "slow", "timeout_ms": 50}),
+        )],
+        get("/c"),
+    );
     s.clusters = vec![http("slow", 200, "", None)];
     s.advance_after_ms = 100;
-    s.expect = vec![e("p", "callout_status", "504"), e("p", "callout_body", "upstream request timeout")];
+    s.expect = vec![
+        e("p", "callout_status", "504"),
+        e("p", "callout_body", "upstream request timeout"),
+    ];
     v.push(s);
 
-    let mut s = base("grpc_ok", vec![plugin("p", json!({"scenario": "grpc", "cluster": "grpc"}))], get("/g"));
-    s.clusters = vec![ClusterSpec { name: "grpc".into(), grpc: true, status: 0, body: "pong".into(), delay_ms: Some(0) }];
+    let mut s = base(
+        "grpc_ok",
+        vec![plugin("p", json!({"scenario": "grpc", "cluster": "grpc"}))],
+        get("/g"),
+    );
+    s.clusters = vec![ClusterSpec {
+        name: "grpc".into(),
+        grpc: true,
+        status: 0,
+        body: "pong".into(),
+        delay_ms: Some(0),
+    }];
     s.expect = vec![e("p", "grpc_status", "0"), e("p", "grpc_message", "pong")];
     v.push(s);
 
-    let mut s = base("grpc_error", vec![plugin("p", json!({"scenario": "grpc", "cluster": "grpc"}))], get("/g"));
-    s.clusters = vec![ClusterSpec { name: "grpc".into(), grpc: true, status: 7, body: "denied".into(), delay_ms: Some(0) }];
+    let mut s = base(
+        "grpc_error",
+        vec![plugin("p", json!({"scenario": "grpc", "cluster": "grpc"}))],
+        get("/g"),
+    );
+    s.clusters = vec![ClusterSpec {
+        name: "grpc".into(),
+        grpc: true,
+        status: 7,
+        body: "denied".into(),
+        delay_ms: Some(0),
+    }];
     s.expect = vec![e("p", "grpc_status", "7")];
     v.push(s);
 
     let mut r = get("/props?q=1");
-    r.headers = vec![("x-multi".into(), "a".into()), ("x-multi".into(), "b".into())];
+    r.headers = vec![
+        ("x-multi".into(), "a".into()),
+        ("x-multi".into(), "b".into()),
+    ];
     r.source = Some("10.0.0.1:5555".into());
     let mut s = base("properties", one("properties"), r);
     s.expect = vec![
@@ -233,10 +336,19 @@ pub fn all() -> Vec<Scenario> {
 
     let mut s = base(
         "filter_state_across_filters",
-        vec![plugin("writer", json!({"scenario": "fs_write", "identity": {"sub": "alice"}})), plugin("reader", json!({"scenario": "fs_read"}))],
+        vec![
+            plugin(
+                "writer",
+                json!({"scenario": "fs_write", "identity": {"sub": "alice"}}),
+            ),
+            plugin("reader", json!({"scenario": "fs_read"})),
+        ],
         get("/fs"),
     );
-    s.expect = vec![e("writer", "fs_set", "Ok(())"), e("reader", "identity", r#"{"sub":"alice"}"#)];
+    s.expect = vec![
+        e("writer", "fs_set", "Ok(())"),
+        e("reader", "identity", r#"{"sub":"alice"}"#),
+    ];
     v.push(s);
 
     let mut s = base("shared_data_cas", one("shared_data"), get("/sd"));
@@ -254,24 +366,46 @@ pub fn all() -> Vec<Scenario> {
     v.push(s);
 
     let mut s = base("queue", one("queue"), get("/q"));
-    s.expect = vec![e("p", "enqueue", "Ok(())"), e("p", "resolve_unknown", "Ok(None)"), e("p", "queue_ready_is_registered", "true"), e("p", "queue_item", "hello"), e("p", "queue_after", "none")];
+    s.expect = vec![
+        e("p", "enqueue", "Ok(())"),
+        e("p", "resolve_unknown", "Ok(None)"),
+        e("p", "queue_ready_is_registered", "true"),
+        e("p", "queue_item", "hello"),
+        e("p", "queue_after", "none"),
+    ];
     v.push(s);
 
     let mut s = base("timers", one("tick"), get("/tick"));
     s.advance_before_ms = 250;
-    s.expect = vec![e("p", "tick", "1"), e("p", "tick", "2"), e("p", "ticks_seen", "2")];
+    s.expect = vec![
+        e("p", "tick", "1"),
+        e("p", "tick", "2"),
+        e("p", "ticks_seen", "2"),
+    ];
     s.absent = vec![];
     v.push(s);
 
     let mut s = base("metrics", one("metrics"), get("/m"));
-    s.expect = vec![e("p", "counter", "Ok(1)"), e("p", "gauge", "Ok(40)"), e("p", "histogram_get", "Err(BadArgument)"), e("p", "counter_zero_increment", "Err(BadArgument)")];
+    s.expect = vec![
+        e("p", "counter", "Ok(1)"),
+        e("p", "gauge", "Ok(40)"),
+        e("p", "histogram_get", "Err(BadArgument)"),
+        e("p", "counter_zero_increment", "Err(BadArgument)"),
+    ];
     v.push(s);
 
     let mut r = get("/o");
     r.method = "POST".into();
     r.body = Some("b".into());
     let mut s = base("callback_order", one("order"), r);
-    s.expect = vec![e("p", "order", "request_headers,request_body,response_headers,response_body,log"), e("p", "done_after_log", "true")];
+    s.expect = vec![
+        e(
+            "p",
+            "order",
+            "request_headers,request_body,response_headers,response_body,log",
+        ),
+        e("p", "done_after_log", "true"),
+    ];
     v.push(s);
 
     let mut s = base("response_headers", one("response"), get("/r"));
@@ -290,7 +424,11 @@ pub fn run(s: &Scenario) -> anyhow::Result<Observed> {
         let (status, body, delay) = (c.status, c.body.clone(), c.delay_ms);
         let cluster = if c.grpc {
             Cluster::grpc(move |_| {
-                let r = if status == 0 { GrpcReply::ok(body.clone()) } else { GrpcReply::error(status, &body) };
+                let r = if status == 0 {
+                    GrpcReply::ok(body.clone())
+                } else {
+                    GrpcReply::error(status, &body)
+                };
                 match delay {
                     Some(ms) => r.after(Duration::from_millis(ms)),
                     None => GrpcReply::never(),
@@ -307,7 +445,12 @@ pub fn run(s: &Scenario) -> anyhow::Result<Observed> {
     let plugins: Vec<Plugin> = s
         .plugins
         .iter()
-        .map(|p| Plugin::new(wasm_path("probe")).name(&p.name).vm_id(&p.vm_id).json(&p.config))
+        .map(|p| {
+            Plugin::new(wasm_path("probe"))
+                .name(&p.name)
+                .vm_id(&p.vm_id)
+                .json(&p.config)
+        })
         .collect();
     let worker = envoy.worker(&plugins)?;
     envoy.advance(Duration::from_millis(s.advance_before_ms));
@@ -332,13 +475,18 @@ pub fn run(s: &Scenario) -> anyhow::Result<Observed> {
         Outcome::Upstream(up) => {
             observed.upstream_headers = up.headers.clone();
             observed.upstream_body = Some(up.body_str());
-            let out = stream.try_send_response(Response::new(s.upstream_status as u16).body("upstream body"))?;
+            let out = stream
+                .try_send_response(Response::new(s.upstream_status as u16).body("upstream body"))?;
             if let Outcome::Response(r) = out {
                 observed.client_status = r.status() as u32;
             }
         }
         Outcome::LocalReply(r) => observed.client_status = r.status() as u32,
-        other => anyhow::bail!("scenario {}: stream ended as {other:?}\n{}", s.name, worker.log_text()),
+        other => anyhow::bail!(
+            "scenario {}: stream ended as {other:?}\n{}",
+            s.name,
+            worker.log_text()
+        ),
     }
     stream.try_finish()?;
     for l in worker.logs() {
@@ -355,33 +503,60 @@ pub fn check(s: &Scenario, o: &Observed) -> Result<(), String> {
     let mut errs = Vec::new();
     let matches = |p: &str, op: &str| p.is_empty() || p == op;
     for (p, k, v) in &s.expect {
-        if !o.observations.iter().any(|(op, ok, ov)| matches(p, op) && ok == k && ov == v) {
-            let seen: Vec<_> = o.observations.iter().filter(|(_, ok, _)| ok == k).map(|(_, _, v)| v.clone()).collect();
+        if !o
+            .observations
+            .iter()
+            .any(|(op, ok, ov)| matches(p, op) && ok == k && ov == v)
+        {
+            let seen: Vec<_> = o
+                .observations
+                .iter()
+                .filter(|(_, ok, _)| ok == k)
+                .map(|(_, _, v)| v.clone())
+                .collect();
             errs.push(format!("expected {p}:{k}={v}, observed {seen:?}"));
         }
     }
     for (p, k) in &s.absent {
-        if o.observations.iter().any(|(op, ok, _)| matches(p, op) && ok == k) {
+        if o.observations
+            .iter()
+            .any(|(op, ok, _)| matches(p, op) && ok == k)
+        {
             errs.push(format!("{p}:{k} should not be observed"));
         }
     }
     if o.client_status != s.client_status {
-        errs.push(format!("client status {} != expected {}", o.client_status, s.client_status));
+        errs.push(format!(
+            "client status {} != expected {}",
+            o.client_status, s.client_status
+        ));
     }
     for (k, v) in &s.upstream_headers {
-        let got = o.upstream_headers.iter().find(|(hk, _)| hk == k).map(|(_, hv)| hv.as_str());
+        let got = o
+            .upstream_headers
+            .iter()
+            .find(|(hk, _)| hk == k)
+            .map(|(_, hv)| hv.as_str());
         if got != Some(v.as_str()) {
             errs.push(format!("upstream header {k}: expected {v}, got {got:?}"));
         }
     }
     if let Some(b) = &s.upstream_body {
         if o.upstream_body.as_ref() != Some(b) {
-            errs.push(format!("upstream body: expected {b:?}, got {:?}", o.upstream_body));
+            errs.push(format!(
+                "upstream body: expected {b:?}, got {:?}",
+                o.upstream_body
+            ));
         }
     }
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(format!("scenario {}:\n  {}\n--- log ---\n{}", s.name, errs.join("\n  "), o.log.join("\n")))
+        Err(format!(
+            "scenario {}:\n  {}\n--- log ---\n{}",
+            s.name,
+            errs.join("\n  "),
+            o.log.join("\n")
+        ))
     }
 }

@@ -205,8 +205,13 @@ impl HostCtx {
     fn flush_stdio(&mut self) {
         for fd in 1..3 {
             if !self.stdio[fd].is_empty() {
-                let text = String::from_utf8_lossy(&std::mem::take(&mut self.stdio[fd])).into_owned();
-                let level = if fd == 1 { LogLevel::Info } else { LogLevel::Error };
+                let text =
+                    String::from_utf8_lossy(&std::mem::take(&mut self.stdio[fd])).into_owned();
+                let level = if fd == 1 {
+                    LogLevel::Info
+                } else {
+                    LogLevel::Error
+                };
                 self.push_log(level, text);
             }
         }
@@ -256,7 +261,9 @@ pub fn target_dir() -> PathBuf {
     if let Some(d) = option_env!("CARGO_TARGET_DIR") {
         return PathBuf::from(d);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
 }
 
 /// Compiles once per (module sha256, engine compatibility) into a file under the target dir;
@@ -264,9 +271,16 @@ pub fn target_dir() -> PathBuf {
 pub(crate) fn load_module(path: &Path) -> anyhow::Result<Module> {
     static MEMO: OnceLock<Mutex<HashMap<String, Module>>> = OnceLock::new();
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let memo = MEMO.get_or_init(Default::default);
-    if let Some(m) = memo.lock().map_err(|_| anyhow!("module cache poisoned"))?.get(&sha) {
+    if let Some(m) = memo
+        .lock()
+        .map_err(|_| anyhow!("module cache poisoned"))?
+        .get(&sha)
+    {
         return Ok(m.clone());
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -342,10 +356,17 @@ impl Vm {
             stdio: Default::default(),
         };
         let mut store = Store::new(engine(), host);
-        let instance = linker
-            .instantiate(&mut store, &module)
-            .map_err(|e| anyhow!("loading plugin `{}` ({}): {e:?}", plugin.name, plugin.wasm.display()))?;
-        if instance.get_func(&mut store, "proxy_abi_version_0_2_1").is_none() {
+        let instance = linker.instantiate(&mut store, &module).map_err(|e| {
+            anyhow!(
+                "loading plugin `{}` ({}): {e:?}",
+                plugin.name,
+                plugin.wasm.display()
+            )
+        })?;
+        if instance
+            .get_func(&mut store, "proxy_abi_version_0_2_1")
+            .is_none()
+        {
             return Err(anyhow!(
                 "plugin `{}`: module does not export proxy_abi_version_0_2_1",
                 plugin.name
@@ -387,7 +408,10 @@ impl Vm {
         let ok = vm.call(root, "proxy_on_configure", &[root as i32, config_len]);
         vm.store.data_mut().in_configure = false;
         if ok.map_err(|t| fail(&vm, &t.message))? == Some(0) {
-            return Err(fail(&vm, "on_configure returned false (configuration refused)"));
+            return Err(fail(
+                &vm,
+                "on_configure returned false (configuration refused)",
+            ));
         }
         Ok(vm)
     }
@@ -445,7 +469,9 @@ impl Vm {
             Err(e) => {
                 let message = format!("{e:#}");
                 self.dead = Some(message.clone());
-                self.store.data_mut().push_log(LogLevel::Critical, format!("VM failed: {message}"));
+                self.store
+                    .data_mut()
+                    .push_log(LogLevel::Critical, format!("VM failed: {message}"));
                 Err(GuestTrap {
                     plugin: self.plugin.name.clone(),
                     callback: name.into(),

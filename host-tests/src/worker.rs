@@ -6,9 +6,9 @@
 //! proxy_continue_stream. A local reply ends decoding and is encoded through the filters that
 //! had started, in reverse order.
 
+use crate::abi::headers;
 use crate::envoy::{EnvoyState, Event, EventKind};
 use crate::model::{LocalReply, Message, Outcome, Request, Response};
-use crate::abi::headers;
 use crate::state::upstreams::real_http;
 use crate::vm::{Access, Deferred, Dir, GuestTrap, LogLine, Plugin, StreamData, Vm};
 use crate::Envoy;
@@ -61,7 +61,11 @@ pub(crate) struct WorkerInner {
 const OK: i32 = 0;
 
 impl WorkerInner {
-    pub fn start(envoy: Rc<RefCell<EnvoyState>>, id: usize, plugins: &[Plugin]) -> anyhow::Result<WorkerInner> {
+    pub fn start(
+        envoy: Rc<RefCell<EnvoyState>>,
+        id: usize,
+        plugins: &[Plugin],
+    ) -> anyhow::Result<WorkerInner> {
         let log = Rc::new(RefCell::new(Vec::new()));
         let mut vms = Vec::new();
         for (i, p) in plugins.iter().enumerate() {
@@ -125,33 +129,69 @@ impl WorkerInner {
         let before = self.traps.len();
         let vi = ev.vm;
         match ev.kind {
-            EventKind::Http { context_id, token, response } => self.http_response(vi, context_id, token, response),
-            EventKind::RealHttp { context_id, token, addr, request } => {
+            EventKind::Http {
+                context_id,
+                token,
+                response,
+            } => self.http_response(vi, context_id, token, response),
+            EventKind::RealHttp {
+                context_id,
+                token,
+                addr,
+                request,
+            } => {
                 let response = real_http(addr, &request);
                 self.http_response(vi, context_id, token, response)
             }
-            EventKind::Grpc { context_id, token, message, status, status_message } => {
+            EventKind::Grpc {
+                context_id,
+                token,
+                message,
+                status,
+                status_message,
+            } => {
                 let h = self.vms[vi].host_mut();
                 if status == 0 && message.is_some() {
                     let len = message.as_ref().map_or(0, |m| m.len());
                     h.grpc_buffer = message;
-                    let _ = self.call(vi, context_id, "proxy_on_grpc_receive", &[context_id as i32, token as i32, len as i32]);
+                    let _ = self.call(
+                        vi,
+                        context_id,
+                        "proxy_on_grpc_receive",
+                        &[context_id as i32, token as i32, len as i32],
+                    );
                     self.vms[vi].host_mut().grpc_buffer = None;
                 } else {
                     h.status = (status, status_message);
-                    let _ = self.call(vi, context_id, "proxy_on_grpc_close", &[context_id as i32, token as i32, status as i32]);
+                    let _ = self.call(
+                        vi,
+                        context_id,
+                        "proxy_on_grpc_close",
+                        &[context_id as i32, token as i32, status as i32],
+                    );
                     self.vms[vi].host_mut().status = (0, String::new());
                 }
             }
             EventKind::QueueReady { context_id, queue } => {
-                let _ = self.call(vi, context_id, "proxy_on_queue_ready", &[context_id as i32, queue as i32]);
+                let _ = self.call(
+                    vi,
+                    context_id,
+                    "proxy_on_queue_ready",
+                    &[context_id as i32, queue as i32],
+                );
             }
         }
         self.after_callback(vi);
         self.take_trap(before)
     }
 
-    fn http_response(&mut self, vi: usize, ctx: u32, token: u32, r: crate::state::upstreams::CalloutResponse) {
+    fn http_response(
+        &mut self,
+        vi: usize,
+        ctx: u32,
+        token: u32,
+        r: crate::state::upstreams::CalloutResponse,
+    ) {
         let (nh, nb, nt) = if r.failure.is_some() {
             (0, 0, 0)
         } else {
@@ -164,7 +204,12 @@ impl WorkerInner {
             None => (0, String::new()),
         };
         h.callout_response = Some(r);
-        let _ = self.call(vi, ctx, "proxy_on_http_call_response", &[ctx as i32, token as i32, nh as i32, nb as i32, nt as i32]);
+        let _ = self.call(
+            vi,
+            ctx,
+            "proxy_on_http_call_response",
+            &[ctx as i32, token as i32, nh as i32, nb as i32, nt as i32],
+        );
         let h = self.vms[vi].host_mut();
         h.callout_response = None;
         h.status = (0, String::new());
@@ -181,7 +226,9 @@ impl WorkerInner {
 
     fn apply_actions(&mut self, vi: usize) {
         for (ctx, action) in self.vms[vi].take_actions() {
-            let Some(&sid) = self.owner.get(&(vi, ctx)) else { continue };
+            let Some(&sid) = self.owner.get(&(vi, ctx)) else {
+                continue;
+            };
             match action {
                 Deferred::Continue(dir) => self.resume(sid, dir, vi),
                 Deferred::Reset => {
@@ -189,9 +236,13 @@ impl WorkerInner {
                         s.reset = true;
                     }
                 }
-                Deferred::LocalReply { status, details, body, headers, .. } => {
-                    self.local_reply(sid, status, details, body, headers)
-                }
+                Deferred::LocalReply {
+                    status,
+                    details,
+                    body,
+                    headers,
+                    ..
+                } => self.local_reply(sid, status, details, body, headers),
             }
         }
     }
@@ -201,7 +252,9 @@ impl WorkerInner {
     }
 
     fn resume(&mut self, sid: u64, dir: Dir, vi: usize) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         let ctx = s.ctx[vi];
         let slot = match dir {
             Dir::Request => &mut s.req[vi],
@@ -215,7 +268,13 @@ impl WorkerInner {
         let mut out: Vec<Frame> = slot.held.drain(..).collect();
         if let Some(b) = slot.buffer.take() {
             if !out.iter().any(|f| matches!(f, Frame::Data { .. })) {
-                out.insert(0, Frame::Data { bytes: b, end: false });
+                out.insert(
+                    0,
+                    Frame::Data {
+                        bytes: b,
+                        end: false,
+                    },
+                );
             }
         }
         // A body the guest rewrote while paused is what moves on.
@@ -249,7 +308,9 @@ impl WorkerInner {
 
     fn forward(&mut self, sid: u64, dir: Dir, i: usize, f: Frame) {
         let n = self.vms.len();
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         match dir {
             Dir::Request if i + 1 < n => s.req[i + 1].inbox.push_back(f),
             Dir::Response if i > 0 => s.resp[i - 1].inbox.push_back(f),
@@ -292,9 +353,18 @@ impl WorkerInner {
 
     /// Envoy's sendLocalReply: decoding stops; the reply is encoded through the filters that
     /// saw the request (the ones after the sender never started and are skipped).
-    fn local_reply(&mut self, sid: u64, status: u32, details: String, body: Vec<u8>, extra: Vec<(String, String)>) {
+    fn local_reply(
+        &mut self,
+        sid: u64,
+        status: u32,
+        details: String,
+        body: Vec<u8>,
+        extra: Vec<(String, String)>,
+    ) {
         let n = self.vms.len();
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.local.is_some() || !s.downstream.headers.is_empty() {
             // A second local reply, or one after the client got headers: Envoy resets.
             s.reset = true;
@@ -319,9 +389,14 @@ impl WorkerInner {
             d.response_trailers.clear();
         }
         let last = n - 1;
-        s.resp[last].inbox.push_back(Frame::Headers { end: body.is_empty() });
+        s.resp[last].inbox.push_back(Frame::Headers {
+            end: body.is_empty(),
+        });
         if !body.is_empty() {
-            s.resp[last].inbox.push_back(Frame::Data { bytes: body, end: true });
+            s.resp[last].inbox.push_back(Frame::Data {
+                bytes: body,
+                end: true,
+            });
         }
     }
 
@@ -334,7 +409,10 @@ impl WorkerInner {
             .map(|(id, _)| *id)
             .collect();
         for sid in ids {
-            let responding = self.streams.get(&sid).is_some_and(|s| s.response_started && s.local.is_none());
+            let responding = self
+                .streams
+                .get(&sid)
+                .is_some_and(|s| s.response_started && s.local.is_none());
             if responding {
                 if let Some(s) = self.streams.get_mut(&sid) {
                     s.reset = true;
@@ -360,13 +438,21 @@ impl WorkerInner {
         if let Some(s) = self.streams.get_mut(&sid) {
             s.ctx[vi] = Some(ctx);
         }
-        self.call(vi, ctx, "proxy_on_context_create", &[ctx as i32, root as i32]).ok()?;
+        self.call(
+            vi,
+            ctx,
+            "proxy_on_context_create",
+            &[ctx as i32, root as i32],
+        )
+        .ok()?;
         Some(ctx)
     }
 
     fn pump(&mut self, sid: u64) {
         loop {
-            let Some(s) = self.streams.get_mut(&sid) else { return };
+            let Some(s) = self.streams.get_mut(&sid) else {
+                return;
+            };
             if s.reset {
                 return;
             }
@@ -392,7 +478,9 @@ impl WorkerInner {
     }
 
     fn process(&mut self, sid: u64, dir: Dir, vi: usize, frame: Frame) {
-        let Some(s) = self.streams.get(&sid) else { return };
+        let Some(s) = self.streams.get(&sid) else {
+            return;
+        };
         let data = s.data.clone();
         let started = s.ctx[vi].is_some();
         if dir == Dir::Response && (!started || self.vms[vi].dead.is_some()) {
@@ -403,18 +491,28 @@ impl WorkerInner {
             // Fail closed: the plugin's VM is gone.
             return self.local_reply(sid, 503, "wasm_fail_stream".into(), vec![], vec![]);
         }
-        let Some(ctx) = self.ensure_ctx(sid, vi) else { return };
+        let Some(ctx) = self.ensure_ctx(sid, vi) else {
+            return;
+        };
         let c = ctx as i32;
         let (fname, args, keep): (&str, Vec<i32>, Frame) = match (&frame, dir) {
             (Frame::Headers { end }, Dir::Request) => {
                 self.set_access(vi, ctx, |a| a.request_headers = true);
                 let n = data.borrow().request_headers.len() as i32;
-                ("proxy_on_request_headers", vec![c, n, *end as i32], frame.clone())
+                (
+                    "proxy_on_request_headers",
+                    vec![c, n, *end as i32],
+                    frame.clone(),
+                )
             }
             (Frame::Headers { end }, Dir::Response) => {
                 self.set_access(vi, ctx, |a| a.response_headers = true);
                 let n = data.borrow().response_headers.len() as i32;
-                ("proxy_on_response_headers", vec![c, n, *end as i32], frame.clone())
+                (
+                    "proxy_on_response_headers",
+                    vec![c, n, *end as i32],
+                    frame.clone(),
+                )
             }
             (Frame::Data { bytes, end }, _) => {
                 let slot = self.slot(sid, dir, vi);
@@ -432,7 +530,11 @@ impl WorkerInner {
                     Dir::Request => a.request_body = true,
                     Dir::Response => a.response_body = true,
                 });
-                let name = if dir == Dir::Request { "proxy_on_request_body" } else { "proxy_on_response_body" };
+                let name = if dir == Dir::Request {
+                    "proxy_on_request_body"
+                } else {
+                    "proxy_on_response_body"
+                };
                 (name, vec![c, len, *end as i32], frame.clone())
             }
             (Frame::Trailers, _) => {
@@ -447,14 +549,24 @@ impl WorkerInner {
                     Dir::Request => a.request_trailers = true,
                     Dir::Response => a.response_trailers = true,
                 });
-                let name = if dir == Dir::Request { "proxy_on_request_trailers" } else { "proxy_on_response_trailers" };
+                let name = if dir == Dir::Request {
+                    "proxy_on_request_trailers"
+                } else {
+                    "proxy_on_response_trailers"
+                };
                 (name, vec![c, n], frame.clone())
             }
         };
-        let Ok(result) = self.call(vi, ctx, fname, &args) else { return };
+        let Ok(result) = self.call(vi, ctx, fname, &args) else {
+            return;
+        };
         // Frames the stream no longer wants (it was reset or answered locally) are dropped.
         let superseded = self.streams.get(&sid).is_none_or(|s| s.reset)
-            || self.vms[vi].host().actions.iter().any(|(_, a)| matches!(a, Deferred::LocalReply { .. }))
+            || self.vms[vi]
+                .host()
+                .actions
+                .iter()
+                .any(|(_, a)| matches!(a, Deferred::LocalReply { .. }))
                 && dir == Dir::Request;
         let cont = result.unwrap_or(OK) == OK;
         if !superseded {
@@ -491,7 +603,15 @@ impl WorkerInner {
                         });
                         if matches!(other, Frame::Trailers) {
                             if let Some(b) = self.slot(sid, dir, vi).buffer.take() {
-                                self.forward(sid, dir, vi, Frame::Data { bytes: b, end: false });
+                                self.forward(
+                                    sid,
+                                    dir,
+                                    vi,
+                                    Frame::Data {
+                                        bytes: b,
+                                        end: false,
+                                    },
+                                );
                             }
                         }
                         self.forward(sid, dir, vi, other);
@@ -500,7 +620,10 @@ impl WorkerInner {
                         slot.stopped = true;
                         if matches!(other, Frame::Trailers) {
                             if let Some(b) = slot.buffer.take() {
-                                slot.held.push_back(Frame::Data { bytes: b, end: false });
+                                slot.held.push_back(Frame::Data {
+                                    bytes: b,
+                                    end: false,
+                                });
                             }
                         }
                         slot.held.push_back(other);
@@ -512,7 +635,10 @@ impl WorkerInner {
     }
 
     fn slot(&mut self, sid: u64, dir: Dir, vi: usize) -> &mut Slot {
-        let s = self.streams.get_mut(&sid).expect("stream exists while processed");
+        let s = self
+            .streams
+            .get_mut(&sid)
+            .expect("stream exists while processed");
         match dir {
             Dir::Request => &mut s.req[vi],
             Dir::Response => &mut s.resp[vi],
@@ -520,12 +646,17 @@ impl WorkerInner {
     }
 
     fn outcome(&self, sid: u64) -> Outcome {
-        let Some(s) = self.streams.get(&sid) else { return Outcome::Reset };
+        let Some(s) = self.streams.get(&sid) else {
+            return Outcome::Reset;
+        };
         if s.reset {
             Outcome::Reset
         } else if s.downstream_done {
             match &s.local {
-                Some(details) => Outcome::LocalReply(LocalReply { message: s.downstream.clone(), details: details.clone() }),
+                Some(details) => Outcome::LocalReply(LocalReply {
+                    message: s.downstream.clone(),
+                    details: details.clone(),
+                }),
                 None => Outcome::Response(s.downstream.clone()),
             }
         } else if s.upstream_done && !s.response_started {
@@ -585,7 +716,12 @@ impl Worker {
                 reset: false,
             },
         );
-        Stream { worker: self.clone(), id, request: Some(req), finished: false }
+        Stream {
+            worker: self.clone(),
+            id,
+            request: Some(req),
+            finished: false,
+        }
     }
 
     /// Everything the plugins of this worker logged, in order.
@@ -604,7 +740,11 @@ impl Worker {
 
     /// Whether a plugin's VM on this worker died (trapped).
     pub fn is_dead(&self, plugin: &str) -> bool {
-        self.inner.borrow().vms.iter().any(|vm| vm.plugin.name == plugin && vm.dead.is_some())
+        self.inner
+            .borrow()
+            .vms
+            .iter()
+            .any(|vm| vm.plugin.name == plugin && vm.dead.is_some())
     }
 
     /// Every trap on this worker so far.
@@ -660,10 +800,15 @@ impl Stream {
             if let Some(s) = w.streams.get_mut(&id) {
                 let has_body = !req.body.is_empty();
                 let has_trailers = !req.trailers.is_empty();
-                s.req[0].inbox.push_back(Frame::Headers { end: !has_body && !has_trailers });
+                s.req[0].inbox.push_back(Frame::Headers {
+                    end: !has_body && !has_trailers,
+                });
                 let k = req.body.len();
                 for (i, chunk) in req.body.into_iter().enumerate() {
-                    s.req[0].inbox.push_back(Frame::Data { bytes: chunk, end: i + 1 == k && !has_trailers });
+                    s.req[0].inbox.push_back(Frame::Data {
+                        bytes: chunk,
+                        end: i + 1 == k && !has_trailers,
+                    });
                 }
                 if has_trailers {
                     s.req[0].inbox.push_back(Frame::Trailers);
@@ -676,13 +821,16 @@ impl Stream {
 
     /// The upstream answers; the response runs through the chain in reverse order.
     pub fn send_response(&mut self, resp: Response) -> Outcome {
-        self.try_send_response(resp).unwrap_or_else(|t| panic!("{t}"))
+        self.try_send_response(resp)
+            .unwrap_or_else(|t| panic!("{t}"))
     }
 
     pub fn try_send_response(&mut self, resp: Response) -> Result<Outcome, GuestTrap> {
         let id = self.id;
         self.worker.run(|w| {
-            let Some(s) = w.streams.get_mut(&id) else { return };
+            let Some(s) = w.streams.get_mut(&id) else {
+                return;
+            };
             if s.local.is_some() || s.reset {
                 return;
             }
@@ -695,10 +843,15 @@ impl Stream {
             let last = s.resp.len() - 1;
             let has_body = !resp.body.is_empty();
             let has_trailers = !resp.trailers.is_empty();
-            s.resp[last].inbox.push_back(Frame::Headers { end: !has_body && !has_trailers });
+            s.resp[last].inbox.push_back(Frame::Headers {
+                end: !has_body && !has_trailers,
+            });
             let k = resp.body.len();
             for (i, chunk) in resp.body.into_iter().enumerate() {
-                s.resp[last].inbox.push_back(Frame::Data { bytes: chunk, end: i + 1 == k && !has_trailers });
+                s.resp[last].inbox.push_back(Frame::Data {
+                    bytes: chunk,
+                    end: i + 1 == k && !has_trailers,
+                });
             }
             if has_trailers {
                 s.resp[last].inbox.push_back(Frame::Trailers);
@@ -742,7 +895,12 @@ impl Stream {
             let n = w.vms.len();
             for vi in 0..n {
                 if let Some(ctx) = w.ensure_ctx(id, vi) {
-                    w.set_access(vi, ctx, |a| *a = Access { log: true, ..Default::default() });
+                    w.set_access(vi, ctx, |a| {
+                        *a = Access {
+                            log: true,
+                            ..Default::default()
+                        }
+                    });
                     let _ = w.call(vi, ctx, "proxy_on_log", &[ctx as i32]);
                 }
             }

@@ -5,7 +5,10 @@ use serde_json::json;
 use std::time::Duration;
 
 fn probe(name: &str, config: serde_json::Value) -> Plugin {
-    Plugin::new(wasm_path("probe")).name(name).vm_id("probe").json(&config)
+    Plugin::new(wasm_path("probe"))
+        .name(name)
+        .vm_id("probe")
+        .json(&config)
 }
 
 fn observed(worker: &host_tests::Worker, key: &str) -> Vec<String> {
@@ -20,7 +23,10 @@ fn observed(worker: &host_tests::Worker, key: &str) -> Vec<String> {
 
 #[test]
 fn scenarios_really_observe_something() {
-    let s = scenarios::all().into_iter().find(|s| s.name == "headers").unwrap();
+    let s = scenarios::all()
+        .into_iter()
+        .find(|s| s.name == "headers")
+        .unwrap();
     let o = scenarios::run(&s).unwrap();
     assert!(o.observations.len() >= 6, "{:?}", o.observations);
 }
@@ -28,7 +34,9 @@ fn scenarios_really_observe_something() {
 #[test]
 fn a_trap_kills_the_vm_and_reports_the_guest_log() {
     let envoy = Envoy::new();
-    let worker = envoy.worker(&[probe("crashy", json!({"scenario": "trap"}))]).unwrap();
+    let worker = envoy
+        .worker(&[probe("crashy", json!({"scenario": "trap"}))])
+        .unwrap();
     let mut s = worker.stream(Request::get("/").header("x-crash", "1"));
     let trap = s.try_send_request().unwrap_err();
     let text = trap.to_string();
@@ -48,8 +56,12 @@ fn a_trap_kills_the_vm_and_reports_the_guest_log() {
 #[should_panic(expected = "probe asked to crash")]
 fn send_request_panics_on_a_trap() {
     let envoy = Envoy::new();
-    let worker = envoy.worker(&[probe("crashy", json!({"scenario": "trap"}))]).unwrap();
-    worker.stream(Request::get("/").header("x-crash", "1")).send_request();
+    let worker = envoy
+        .worker(&[probe("crashy", json!({"scenario": "trap"}))])
+        .unwrap();
+    worker
+        .stream(Request::get("/").header("x-crash", "1"))
+        .send_request();
 }
 
 #[test]
@@ -61,7 +73,10 @@ fn a_refused_configuration_is_reported_with_the_guest_log() {
         .expect("on_configure returned false");
     let text = format!("{err:#}");
     assert!(text.contains("configuration refused"), "{text}");
-    assert!(text.contains("refusing configuration: refuse is true"), "{text}");
+    assert!(
+        text.contains("refusing configuration: refuse is true"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -69,7 +84,10 @@ fn a_callout_timeout_fires_on_the_test_clock_only() {
     let envoy = Envoy::new();
     envoy.cluster("slow", Cluster::never());
     let worker = envoy
-        .worker(&[probe("p", json!({"scenario": "callout", "cluster": "slow", "timeout_ms": 50}))])
+        .worker(&[probe(
+            "p",
+            json!({"scenario": "callout", "cluster": "slow", "timeout_ms": 50}),
+        )])
         .unwrap();
     let mut s = worker.stream(Request::get("/"));
     assert!(s.send_request().is_paused());
@@ -78,16 +96,24 @@ fn a_callout_timeout_fires_on_the_test_clock_only() {
     envoy.advance(Duration::from_millis(1));
     assert_eq!(s.outcome().upstream().header("x-callout"), Some("504"));
     assert_eq!(envoy.callouts()[0].timeout, Some(Duration::from_millis(50)));
-    assert_eq!(envoy.callouts()[0].header(":authority"), Some("callout.local"));
+    assert_eq!(
+        envoy.callouts()[0].header(":authority"),
+        Some("callout.local")
+    );
 }
 
 #[test]
 fn a_reset_callout_gives_zero_headers() {
     let envoy = Envoy::new();
     envoy.cluster("idp", Cluster::scripted(|_| Reply::reset()));
-    let worker = envoy.worker(&[probe("p", json!({"scenario": "callout", "cluster": "idp"}))]).unwrap();
+    let worker = envoy
+        .worker(&[probe("p", json!({"scenario": "callout", "cluster": "idp"}))])
+        .unwrap();
     let mut s = worker.stream(Request::get("/"));
-    assert_eq!(s.send_request().upstream().header("x-callout"), Some("failed"));
+    assert_eq!(
+        s.send_request().upstream().header("x-callout"),
+        Some("failed")
+    );
     assert_eq!(observed(&worker, "callout_headers"), vec!["0"]);
 }
 
@@ -100,11 +126,14 @@ fn a_real_loopback_upstream_answers_callouts() {
         let (mut c, _) = listener.accept().unwrap();
         let mut buf = [0u8; 1024];
         let _ = c.read(&mut buf);
-        c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal").unwrap();
+        c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal")
+            .unwrap();
     });
     let envoy = Envoy::new();
     envoy.cluster("idp", Cluster::real(&addr.to_string()));
-    let worker = envoy.worker(&[probe("p", json!({"scenario": "callout", "cluster": "idp"}))]).unwrap();
+    let worker = envoy
+        .worker(&[probe("p", json!({"scenario": "callout", "cluster": "idp"}))])
+        .unwrap();
     let mut s = worker.stream(Request::get("/"));
     assert_eq!(s.send_request().upstream().header("x-callout"), Some("200"));
     assert_eq!(observed(&worker, "callout_body"), vec!["real"]);
@@ -114,8 +143,12 @@ fn a_real_loopback_upstream_answers_callouts() {
 #[test]
 fn workers_share_shared_data_and_metrics_but_not_vms() {
     let envoy = Envoy::new();
-    let a = envoy.worker(&[probe("p", json!({"scenario": "metrics"}))]).unwrap();
-    let b = envoy.worker(&[probe("p", json!({"scenario": "metrics"}))]).unwrap();
+    let a = envoy
+        .worker(&[probe("p", json!({"scenario": "metrics"}))])
+        .unwrap();
+    let b = envoy
+        .worker(&[probe("p", json!({"scenario": "metrics"}))])
+        .unwrap();
     for w in [&a, &b] {
         let mut s = w.stream(Request::get("/"));
         s.send_request();
@@ -126,7 +159,9 @@ fn workers_share_shared_data_and_metrics_but_not_vms() {
     assert_eq!(envoy.histogram("probe_latency"), vec![7, 7]);
     assert_eq!(observed(&b, "counter"), vec!["Ok(2)"]);
     envoy.set_shared_data("probe", "probe/ticks", b"9");
-    let t = envoy.worker(&[probe("p", json!({"scenario": "tick"}))]).unwrap();
+    let t = envoy
+        .worker(&[probe("p", json!({"scenario": "tick"}))])
+        .unwrap();
     t.stream(Request::get("/")).send_request();
     assert_eq!(observed(&t, "ticks_seen"), vec!["9"]);
 }
@@ -149,7 +184,10 @@ fn local_reply_goes_back_through_earlier_filters_only() {
     assert_eq!(r.body_str(), "denied");
     s.finish();
     let logs = worker.logs();
-    let seen = |p: &str, k: &str| logs.iter().any(|l| l.plugin == p && l.message.contains(&format!("probe: {k}=")));
+    let seen = |p: &str, k: &str| {
+        logs.iter()
+            .any(|l| l.plugin == p && l.message.contains(&format!("probe: {k}=")))
+    };
     assert!(seen("before", "saw_response"));
     assert!(!seen("after", "saw_request"));
     assert!(seen("after", "logged"));

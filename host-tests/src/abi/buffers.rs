@@ -97,7 +97,12 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
             } else {
                 &mut s.response_body
             };
-            Ok(splice(body, start as u32 as usize, size as u32 as usize, &data))
+            Ok(splice(
+                body,
+                start as u32 as usize,
+                size as u32 as usize,
+                &data,
+            ))
         },
     )?;
     Ok(())

@@ -72,7 +72,9 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
             ) else {
                 return Ok(status::INVALID_MEMORY_ACCESS);
             };
-            let (Some(mut headers), Some(trailers)) = (deserialize_pairs(&h), deserialize_pairs(&t)) else {
+            let (Some(mut headers), Some(trailers)) =
+                (deserialize_pairs(&h), deserialize_pairs(&t))
+            else {
                 return Ok(status::BAD_ARGUMENT);
             };
             if timeout < 0 {
@@ -110,7 +112,17 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
             envoy.borrow_mut().callouts.push(req.clone());
             let timeout_ns = timeout.map(|t| t.as_nanos() as u64);
             if let Some(addr) = cl.real {
-                envoy.borrow_mut().post(worker, vm, 0, EventKind::RealHttp { context_id: ctx, token, addr, request: req });
+                envoy.borrow_mut().post(
+                    worker,
+                    vm,
+                    0,
+                    EventKind::RealHttp {
+                        context_id: ctx,
+                        token,
+                        addr,
+                        request: req,
+                    },
+                );
             } else {
                 // Call the script outside any borrow: it may inspect the Envoy itself.
                 let reply = match &cl.http {
@@ -121,9 +133,36 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
                 let mut e = envoy.borrow_mut();
                 let timeout_reply = e.timeout_behavior.response();
                 match (reply.response, timeout_ns) {
-                    (Some(_), Some(t)) if delay > t => e.post(worker, vm, t, EventKind::Http { context_id: ctx, token, response: timeout_reply }),
-                    (Some(r), _) => e.post(worker, vm, delay, EventKind::Http { context_id: ctx, token, response: r }),
-                    (None, Some(t)) => e.post(worker, vm, t, EventKind::Http { context_id: ctx, token, response: timeout_reply }),
+                    (Some(_), Some(t)) if delay > t => e.post(
+                        worker,
+                        vm,
+                        t,
+                        EventKind::Http {
+                            context_id: ctx,
+                            token,
+                            response: timeout_reply,
+                        },
+                    ),
+                    (Some(r), _) => e.post(
+                        worker,
+                        vm,
+                        delay,
+                        EventKind::Http {
+                            context_id: ctx,
+                            token,
+                            response: r,
+                        },
+                    ),
+                    (None, Some(t)) => e.post(
+                        worker,
+                        vm,
+                        t,
+                        EventKind::Http {
+                            context_id: ctx,
+                            token,
+                            response: timeout_reply,
+                        },
+                    ),
                     (None, None) => {}
                 }
             }
@@ -192,21 +231,34 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
             let reply = match &cl.grpc {
                 Some(f) => f(&req),
                 // An HTTP-only cluster does not speak gRPC: Unavailable, as a failed upstream.
-                None => crate::state::upstreams::GrpcReply::error(14, "upstream is not a gRPC service"),
+                None => {
+                    crate::state::upstreams::GrpcReply::error(14, "upstream is not a gRPC service")
+                }
             };
             let delay = reply.delay.as_nanos() as u64;
             let timeout_ns = timeout.map(|t| t.as_nanos() as u64);
-            let deadline = EventKind::Grpc { context_id: ctx, token, message: None, status: 4, status_message: String::new() };
+            let deadline = EventKind::Grpc {
+                context_id: ctx,
+                token,
+                message: None,
+                status: 4,
+                status_message: String::new(),
+            };
             let mut e = envoy.borrow_mut();
             match (reply.never, timeout_ns) {
                 (false, Some(t)) if delay > t => e.post(worker, vm, t, deadline),
-                (false, _) => e.post(worker, vm, delay, EventKind::Grpc {
-                    context_id: ctx,
-                    token,
-                    message: reply.message,
-                    status: reply.status,
-                    status_message: reply.status_message,
-                }),
+                (false, _) => e.post(
+                    worker,
+                    vm,
+                    delay,
+                    EventKind::Grpc {
+                        context_id: ctx,
+                        token,
+                        message: reply.message,
+                        status: reply.status,
+                        status_message: reply.status_message,
+                    },
+                ),
                 (true, Some(t)) => e.post(worker, vm, t, deadline),
                 (true, None) => {}
             }
@@ -261,21 +313,37 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
             if token as u32 & 1 == 1 {
                 return Ok(status::BAD_ARGUMENT);
             }
-            Ok(if c.data().grpc_streams.contains(&(token as u32)) { status::OK } else { status::NOT_FOUND })
+            Ok(if c.data().grpc_streams.contains(&(token as u32)) {
+                status::OK
+            } else {
+                status::NOT_FOUND
+            })
         },
     )?;
     for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
-        l.func_wrap("env", name, |mut c: Ctx, token: i32| -> wasmtime::Result<i32> {
-            let token = token as u32;
-            let h = c.data_mut();
-            if h.grpc_streams.remove(&token) {
-                return Ok(status::OK);
-            }
-            let (w, vm) = (h.worker, h.vm_index);
-            // A cancelled call gets no callback at all.
-            let removed = h.envoy.borrow_mut().cancel(w, vm, |k| matches!(k, EventKind::Grpc { token: t, .. } if *t == token));
-            Ok(if removed { status::OK } else { status::NOT_FOUND })
-        })?;
+        l.func_wrap(
+            "env",
+            name,
+            |mut c: Ctx, token: i32| -> wasmtime::Result<i32> {
+                let token = token as u32;
+                let h = c.data_mut();
+                if h.grpc_streams.remove(&token) {
+                    return Ok(status::OK);
+                }
+                let (w, vm) = (h.worker, h.vm_index);
+                // A cancelled call gets no callback at all.
+                let removed = h.envoy.borrow_mut().cancel(
+                    w,
+                    vm,
+                    |k| matches!(k, EventKind::Grpc { token: t, .. } if *t == token),
+                );
+                Ok(if removed {
+                    status::OK
+                } else {
+                    status::NOT_FOUND
+                })
+            },
+        )?;
     }
     Ok(())
 }

@@ -217,6 +217,3 @@ pub(crate) fn add_fns(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
     )?;
     Ok(())
 }
-
-
-

@@ -40,7 +40,11 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
         "proxy_increment_metric",
         |c: Ctx, id: i32, offset: i64| -> wasmtime::Result<i32> {
             let Some((kind, name)) = lookup(&c, id as u32) else {
-                return Ok(if (id as u32 & TYPE_MASK) == 2 { status::BAD_ARGUMENT } else { status::NOT_FOUND });
+                return Ok(if (id as u32 & TYPE_MASK) == 2 {
+                    status::BAD_ARGUMENT
+                } else {
+                    status::NOT_FOUND
+                });
             };
             let mut e = c.data().envoy.borrow_mut();
             let Some(m) = e.metrics.by_name.get_mut(&name) else {
@@ -90,7 +94,14 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
             if kind == MetricKind::Histogram {
                 return Ok(status::BAD_ARGUMENT);
             }
-            let v = c.data().envoy.borrow().metrics.by_name.get(&name).map_or(0, |m| m.value);
+            let v = c
+                .data()
+                .envoy
+                .borrow()
+                .metrics
+                .by_name
+                .get(&name)
+                .map_or(0, |m| m.value);
             if !write_u64(&mut c, ptr, v)? {
                 return Ok(status::INVALID_MEMORY_ACCESS);
             }

@@ -15,9 +15,9 @@ pub(crate) mod timers;
 pub(crate) mod wasi;
 
 use crate::vm::{HostCtx, StreamData};
-use wasmtime::format_err as anyhow;
 use std::cell::RefCell;
 use std::rc::Rc;
+use wasmtime::format_err as anyhow;
 use wasmtime::{Caller, Linker, Memory};
 
 pub(crate) type Ctx<'a> = Caller<'a, HostCtx>;

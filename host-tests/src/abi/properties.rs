@@ -38,7 +38,9 @@ fn stream_property(s: &StreamData, path: &[&str]) -> Option<Vec<u8>> {
     let str_ = |v: Option<&str>| v.map(|v| v.as_bytes().to_vec());
     match path {
         ["request", "path"] => str_(get(req, ":path")),
-        ["request", "url_path"] => str_(get(req, ":path").map(|p| p.split('?').next().unwrap_or(""))),
+        ["request", "url_path"] => {
+            str_(get(req, ":path").map(|p| p.split('?').next().unwrap_or("")))
+        }
         ["request", "method"] => str_(get(req, ":method")),
         ["request", "host"] => str_(get(req, ":authority")),
         ["request", "scheme"] => str_(get(req, ":scheme")),
@@ -48,15 +50,15 @@ fn stream_property(s: &StreamData, path: &[&str]) -> Option<Vec<u8>> {
         ["request", "protocol"] => Some(b"HTTP/1.1".to_vec()),
         ["request", "time"] => Some(int(s.start_nanos as i64)),
         ["request", "headers"] => Some(serialize_pairs(&header_map(req))),
-        ["request", "headers", name] => {
-            header_map(req).into_iter().find(|(k, _)| k == name).map(|(_, v)| v.into_bytes())
-        }
+        ["request", "headers", name] => header_map(req)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_bytes()),
         ["response", "code"] => get(&s.response_headers, ":status")
             .and_then(|c| c.parse::<i64>().ok())
             .map(int),
-        ["response", "headers"] => {
-            (!s.response_headers.is_empty()).then(|| serialize_pairs(&header_map(&s.response_headers)))
-        }
+        ["response", "headers"] => (!s.response_headers.is_empty())
+            .then(|| serialize_pairs(&header_map(&s.response_headers))),
         ["response", "headers", name] => header_map(&s.response_headers)
             .into_iter()
             .find(|(k, _)| k == name)
@@ -65,7 +67,9 @@ fn stream_property(s: &StreamData, path: &[&str]) -> Option<Vec<u8>> {
         ["source", "port"] => split_host_port(&s.conn.source).1.map(int),
         ["destination", "address"] => Some(s.conn.destination.as_bytes().to_vec()),
         ["destination", "port"] => split_host_port(&s.conn.destination).1.map(int),
-        ["connection", "mtls"] => Some(vec![s.conn.tls.as_ref().is_some_and(|t| t.peer_certificate) as u8]),
+        ["connection", "mtls"] => Some(vec![
+            s.conn.tls.as_ref().is_some_and(|t| t.peer_certificate) as u8,
+        ]),
         ["connection", rest] => {
             let tls = s.conn.tls.as_ref()?;
             let v = match *rest {

@@ -34,7 +34,8 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
         "env",
         "proxy_resolve_shared_queue",
         |mut c: Ctx, vp: i32, vl: i32, np: i32, nl: i32, id_ptr: i32| -> wasmtime::Result<i32> {
-            let (Some(vm_id), Some(name)) = (read_str(&mut c, vp, vl)?, read_str(&mut c, np, nl)?) else {
+            let (Some(vm_id), Some(name)) = (read_str(&mut c, vp, vl)?, read_str(&mut c, np, nl)?)
+            else {
                 return Ok(status::INVALID_MEMORY_ACCESS);
             };
             let token = c.data().envoy.borrow().queues.resolve(&vm_id, &name);
@@ -60,10 +61,15 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
                 None => Ok(status::NOT_FOUND),
                 Some(owner) => {
                     if let Some(o) = owner {
-                        e.post(o.worker, o.vm, 0, EventKind::QueueReady {
-                            context_id: o.context_id,
-                            queue: token as u32,
-                        });
+                        e.post(
+                            o.worker,
+                            o.vm,
+                            0,
+                            EventKind::QueueReady {
+                                context_id: o.context_id,
+                                queue: token as u32,
+                            },
+                        );
                     }
                     Ok(status::OK)
                 }

@@ -8,7 +8,13 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
     l.func_wrap(
         "env",
         "proxy_get_shared_data",
-        |mut c: Ctx, kp: i32, kl: i32, ptr_ptr: i32, size_ptr: i32, cas_ptr: i32| -> wasmtime::Result<i32> {
+        |mut c: Ctx,
+         kp: i32,
+         kl: i32,
+         ptr_ptr: i32,
+         size_ptr: i32,
+         cas_ptr: i32|
+         -> wasmtime::Result<i32> {
             let Some(key) = read_str(&mut c, kp, kl)? else {
                 return Ok(status::INVALID_MEMORY_ACCESS);
             };
@@ -31,7 +37,8 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
         "env",
         "proxy_set_shared_data",
         |mut c: Ctx, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32| -> wasmtime::Result<i32> {
-            let (Some(key), Some(value)) = (read_str(&mut c, kp, kl)?, read(&mut c, vp, vl)?) else {
+            let (Some(key), Some(value)) = (read_str(&mut c, kp, kl)?, read(&mut c, vp, vl)?)
+            else {
                 return Ok(status::INVALID_MEMORY_ACCESS);
             };
             let vm_id = c.data().plugin.vm_id.clone();

@@ -35,14 +35,22 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
         },
     )?;
     // The pre-0.2 names, still exported by cpp-host.
-    l.func_wrap("env", "proxy_continue_request", |mut c: Ctx| -> wasmtime::Result<i32> {
-        defer(&mut c, Deferred::Continue(Dir::Request));
-        Ok(status::OK)
-    })?;
-    l.func_wrap("env", "proxy_continue_response", |mut c: Ctx| -> wasmtime::Result<i32> {
-        defer(&mut c, Deferred::Continue(Dir::Response));
-        Ok(status::OK)
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_request",
+        |mut c: Ctx| -> wasmtime::Result<i32> {
+            defer(&mut c, Deferred::Continue(Dir::Request));
+            Ok(status::OK)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_response",
+        |mut c: Ctx| -> wasmtime::Result<i32> {
+            defer(&mut c, Deferred::Continue(Dir::Response));
+            Ok(status::OK)
+        },
+    )?;
     l.func_wrap(
         "env",
         "proxy_close_stream",
@@ -109,7 +117,14 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
     l.func_wrap(
         "env",
         "proxy_call_foreign_function",
-        |_c: Ctx, _np: i32, _nl: i32, _ap: i32, _al: i32, _rp: i32, _rs: i32| -> wasmtime::Result<i32> {
+        |_c: Ctx,
+         _np: i32,
+         _nl: i32,
+         _ap: i32,
+         _al: i32,
+         _rp: i32,
+         _rs: i32|
+         -> wasmtime::Result<i32> {
             // No foreign functions are registered in our Envoy configuration.
             Ok(status::NOT_FOUND)
         },

@@ -34,74 +34,147 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
                 };
                 data.extend_from_slice(&b);
             }
-            let level = if fd == 1 { LogLevel::Info } else { LogLevel::Error };
+            let level = if fd == 1 {
+                LogLevel::Info
+            } else {
+                LogLevel::Error
+            };
             c.data_mut().write_stdio(fd as usize, level, &data);
             write_u32(&mut c, written_ptr, data.len() as u32)?;
             Ok(SUCCESS)
         },
     )?;
-    l.func_wrap(M, "fd_read", |_c: Ctx, _fd: i32, _iovs: i32, _n: i32, _r: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
-    l.func_wrap(M, "fd_close", |_c: Ctx, _fd: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
-    l.func_wrap(M, "fd_seek", |_c: Ctx, _fd: i32, _off: i64, _w: i32, _r: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
-    l.func_wrap(M, "fd_sync", |_c: Ctx, _fd: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
-    l.func_wrap(M, "fd_filestat_get", |_c: Ctx, _fd: i32, _p: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
-    l.func_wrap(M, "fd_fdstat_get", |mut c: Ctx, fd: i32, p: i32| -> wasmtime::Result<i32> {
-        if !(0..=2).contains(&fd) {
-            return Ok(EBADF);
-        }
-        // A character device with no rights beyond writing: enough for std's stdio.
-        let mut stat = [0u8; 24];
-        stat[0] = 2;
-        write(&mut c, p, &stat)?;
-        Ok(SUCCESS)
+    l.func_wrap(
+        M,
+        "fd_read",
+        |_c: Ctx, _fd: i32, _iovs: i32, _n: i32, _r: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
+    l.func_wrap(
+        M,
+        "fd_close",
+        |_c: Ctx, _fd: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
+    l.func_wrap(
+        M,
+        "fd_seek",
+        |_c: Ctx, _fd: i32, _off: i64, _w: i32, _r: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
+    l.func_wrap(M, "fd_sync", |_c: Ctx, _fd: i32| -> wasmtime::Result<i32> {
+        Ok(EBADF)
     })?;
+    l.func_wrap(
+        M,
+        "fd_filestat_get",
+        |_c: Ctx, _fd: i32, _p: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
+    l.func_wrap(
+        M,
+        "fd_fdstat_get",
+        |mut c: Ctx, fd: i32, p: i32| -> wasmtime::Result<i32> {
+            if !(0..=2).contains(&fd) {
+                return Ok(EBADF);
+            }
+            // A character device with no rights beyond writing: enough for std's stdio.
+            let mut stat = [0u8; 24];
+            stat[0] = 2;
+            write(&mut c, p, &stat)?;
+            Ok(SUCCESS)
+        },
+    )?;
     // No preopened directories: std stops looking at the first EBADF.
-    l.func_wrap(M, "fd_prestat_get", |_c: Ctx, _fd: i32, _p: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
-    l.func_wrap(M, "fd_prestat_dir_name", |_c: Ctx, _fd: i32, _p: i32, _l: i32| -> wasmtime::Result<i32> { Ok(EBADF) })?;
+    l.func_wrap(
+        M,
+        "fd_prestat_get",
+        |_c: Ctx, _fd: i32, _p: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
+    l.func_wrap(
+        M,
+        "fd_prestat_dir_name",
+        |_c: Ctx, _fd: i32, _p: i32, _l: i32| -> wasmtime::Result<i32> { Ok(EBADF) },
+    )?;
     l.func_wrap(
         M,
         "path_open",
-        |_c: Ctx, _fd: i32, _df: i32, _p: i32, _pl: i32, _of: i32, _rb: i64, _ri: i64, _ff: i32, _r: i32| -> wasmtime::Result<i32> {
-            Ok(ENOTCAPABLE)
-        },
+        |_c: Ctx,
+         _fd: i32,
+         _df: i32,
+         _p: i32,
+         _pl: i32,
+         _of: i32,
+         _rb: i64,
+         _ri: i64,
+         _ff: i32,
+         _r: i32|
+         -> wasmtime::Result<i32> { Ok(ENOTCAPABLE) },
     )?;
     for (name, _) in [("environ_sizes_get", ()), ("args_sizes_get", ())] {
-        l.func_wrap(M, name, |mut c: Ctx, count: i32, size: i32| -> wasmtime::Result<i32> {
-            write_u32(&mut c, count, 0)?;
-            write_u32(&mut c, size, 0)?;
-            Ok(SUCCESS)
-        })?;
+        l.func_wrap(
+            M,
+            name,
+            |mut c: Ctx, count: i32, size: i32| -> wasmtime::Result<i32> {
+                write_u32(&mut c, count, 0)?;
+                write_u32(&mut c, size, 0)?;
+                Ok(SUCCESS)
+            },
+        )?;
     }
     for name in ["environ_get", "args_get"] {
-        l.func_wrap(M, name, |_c: Ctx, _a: i32, _b: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) })?;
+        l.func_wrap(
+            M,
+            name,
+            |_c: Ctx, _a: i32, _b: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) },
+        )?;
     }
-    l.func_wrap(M, "clock_time_get", |mut c: Ctx, _id: i32, _precision: i64, p: i32| -> wasmtime::Result<i32> {
-        let now = c.data().envoy.borrow().clock.now_nanos;
-        write_u64(&mut c, p, now)?;
+    l.func_wrap(
+        M,
+        "clock_time_get",
+        |mut c: Ctx, _id: i32, _precision: i64, p: i32| -> wasmtime::Result<i32> {
+            let now = c.data().envoy.borrow().clock.now_nanos;
+            write_u64(&mut c, p, now)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    l.func_wrap(
+        M,
+        "clock_res_get",
+        |mut c: Ctx, _id: i32, p: i32| -> wasmtime::Result<i32> {
+            write_u64(&mut c, p, 1)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    l.func_wrap(
+        M,
+        "random_get",
+        |mut c: Ctx, p: i32, len: i32| -> wasmtime::Result<i32> {
+            // Deterministic bytes: runs are reproducible, and guests must not rely on more.
+            let bytes: Vec<u8> = {
+                let h = c.data_mut();
+                (0..len.max(0))
+                    .map(|_| {
+                        h.rng = h
+                            .rng
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (h.rng >> 33) as u8
+                    })
+                    .collect()
+            };
+            write(&mut c, p, &bytes)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    l.func_wrap(M, "sched_yield", |_c: Ctx| -> wasmtime::Result<i32> {
         Ok(SUCCESS)
     })?;
-    l.func_wrap(M, "clock_res_get", |mut c: Ctx, _id: i32, p: i32| -> wasmtime::Result<i32> {
-        write_u64(&mut c, p, 1)?;
-        Ok(SUCCESS)
-    })?;
-    l.func_wrap(M, "random_get", |mut c: Ctx, p: i32, len: i32| -> wasmtime::Result<i32> {
-        // Deterministic bytes: runs are reproducible, and guests must not rely on more.
-        let bytes: Vec<u8> = {
-            let h = c.data_mut();
-            (0..len.max(0))
-                .map(|_| {
-                    h.rng = h.rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (h.rng >> 33) as u8
-                })
-                .collect()
-        };
-        write(&mut c, p, &bytes)?;
-        Ok(SUCCESS)
-    })?;
-    l.func_wrap(M, "sched_yield", |_c: Ctx| -> wasmtime::Result<i32> { Ok(SUCCESS) })?;
-    l.func_wrap(M, "poll_oneoff", |_c: Ctx, _i: i32, _o: i32, _n: i32, _r: i32| -> wasmtime::Result<i32> { Ok(ENOSYS) })?;
-    l.func_wrap(M, "proc_exit", |_c: Ctx, code: i32| -> wasmtime::Result<()> {
-        Err(anyhow!("proc_exit({code})"))
-    })?;
+    l.func_wrap(
+        M,
+        "poll_oneoff",
+        |_c: Ctx, _i: i32, _o: i32, _n: i32, _r: i32| -> wasmtime::Result<i32> { Ok(ENOSYS) },
+    )?;
+    l.func_wrap(
+        M,
+        "proc_exit",
+        |_c: Ctx, code: i32| -> wasmtime::Result<()> { Err(anyhow!("proc_exit({code})")) },
+    )?;
     Ok(())
 }

@@ -88,13 +88,15 @@ impl Reply {
     }
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         if let Some(r) = self.response.as_mut() {
-            r.headers.push((name.to_ascii_lowercase(), value.to_string()));
+            r.headers
+                .push((name.to_ascii_lowercase(), value.to_string()));
         }
         self
     }
     pub fn trailer(mut self, name: &str, value: &str) -> Reply {
         if let Some(r) = self.response.as_mut() {
-            r.trailers.push((name.to_ascii_lowercase(), value.to_string()));
+            r.trailers
+                .push((name.to_ascii_lowercase(), value.to_string()));
         }
         self
     }
@@ -196,7 +198,10 @@ impl Cluster {
         Cluster {
             http: None,
             grpc: None,
-            real: Some(addr.parse().unwrap_or_else(|e| panic!("bad address {addr}: {e}"))),
+            real: Some(
+                addr.parse()
+                    .unwrap_or_else(|e| panic!("bad address {addr}: {e}")),
+            ),
         }
     }
     /// Answers gRPC callouts with a script.
@@ -269,7 +274,10 @@ fn try_real_http(
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     let mut out = format!("{} {} HTTP/1.1\r\n", req.method(), req.path());
-    out.push_str(&format!("host: {}\r\n", req.header(":authority").unwrap_or("")));
+    out.push_str(&format!(
+        "host: {}\r\n",
+        req.header(":authority").unwrap_or("")
+    ));
     for (k, v) in &req.headers {
         if !k.starts_with(':') && k != "content-length" && k != "connection" {
             out.push_str(&format!("{k}: {v}\r\n"));

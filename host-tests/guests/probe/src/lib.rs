@@ -44,14 +44,21 @@ impl RootContext for Root {
                 obs("config_size", size);
                 obs("vm_config", text(self.get_vm_configuration()));
                 if self.cfg["refuse"].as_bool() == Some(true) {
-                    let _ = hostcalls::log(LogLevel::Error, "probe: refusing configuration: refuse is true");
+                    let _ = hostcalls::log(
+                        LogLevel::Error,
+                        "probe: refusing configuration: refuse is true",
+                    );
                     return false;
                 }
             }
             "tick" => self.set_tick_period(Duration::from_millis(100)),
             "queue" => self.queue = hostcalls::register_shared_queue("probe_q").ok(),
             "metrics" => {
-                let kinds = [MetricType::Counter, MetricType::Gauge, MetricType::Histogram];
+                let kinds = [
+                    MetricType::Counter,
+                    MetricType::Gauge,
+                    MetricType::Histogram,
+                ];
                 let names = ["probe_requests", "probe_gauge", "probe_latency"];
                 for i in 0..3 {
                     self.metrics[i] = hostcalls::define_metric(kinds[i], names[i]).unwrap_or(0);
@@ -73,8 +80,14 @@ impl RootContext for Root {
 
     fn on_queue_ready(&mut self, id: u32) {
         obs("queue_ready_is_registered", Some(id) == self.queue);
-        obs("queue_item", text(hostcalls::dequeue_shared_queue(id).ok().flatten()));
-        obs("queue_after", text(hostcalls::dequeue_shared_queue(id).ok().flatten()));
+        obs(
+            "queue_item",
+            text(hostcalls::dequeue_shared_queue(id).ok().flatten()),
+        );
+        obs(
+            "queue_after",
+            text(hostcalls::dequeue_shared_queue(id).ok().flatten()),
+        );
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -106,7 +119,13 @@ impl Probe {
         if self.cfg["no_authority"].as_bool() != Some(true) {
             headers.push((":authority", "callout.local"));
         }
-        match self.dispatch_http_call(cluster, headers, None, vec![], Duration::from_millis(timeout)) {
+        match self.dispatch_http_call(
+            cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_millis(timeout),
+        ) {
             Ok(_) => {
                 obs("dispatch", "ok");
                 Action::Pause
@@ -122,16 +141,28 @@ impl Probe {
 impl Context for Probe {
     fn on_http_call_response(&mut self, _token: u32, nh: usize, body: usize, _nt: usize) {
         obs("callout_headers", nh);
-        obs("callout_status", self.get_http_call_response_header(":status").unwrap_or_else(|| "none".into()));
-        obs("callout_body", text(self.get_http_call_response_body(0, body)));
-        let status = self.get_http_call_response_header(":status").unwrap_or_else(|| "failed".into());
+        obs(
+            "callout_status",
+            self.get_http_call_response_header(":status")
+                .unwrap_or_else(|| "none".into()),
+        );
+        obs(
+            "callout_body",
+            text(self.get_http_call_response_body(0, body)),
+        );
+        let status = self
+            .get_http_call_response_header(":status")
+            .unwrap_or_else(|| "failed".into());
         self.set_http_request_header("x-callout", Some(&status));
         self.resume_http_request();
     }
 
     fn on_grpc_call_response(&mut self, _token: u32, status: u32, size: usize) {
         obs("grpc_status", status);
-        obs("grpc_message", text(self.get_grpc_call_response_body(0, size)));
+        obs(
+            "grpc_message",
+            text(self.get_grpc_call_response_body(0, size)),
+        );
         self.resume_http_request();
     }
 
@@ -148,20 +179,43 @@ impl HttpContext for Probe {
         self.order.push("request_headers");
         match self.scenario.as_str() {
             "log" => {
-                for (level, name) in [(LogLevel::Trace, "trace"), (LogLevel::Debug, "debug"), (LogLevel::Warn, "warn")] {
+                for (level, name) in [
+                    (LogLevel::Trace, "trace"),
+                    (LogLevel::Debug, "debug"),
+                    (LogLevel::Warn, "warn"),
+                ] {
                     let _ = hostcalls::log(level, &format!("probe log at {name}"));
                 }
-                obs("log_level", hostcalls::get_log_level().map(|l| l as u32).unwrap_or(99));
+                obs(
+                    "log_level",
+                    hostcalls::get_log_level().map(|l| l as u32).unwrap_or(99),
+                );
             }
             "headers" => {
                 obs("header_count", n);
                 obs("end_of_stream", end);
-                obs("method", self.get_http_request_header(":method").unwrap_or_default());
-                obs("x_multi_first", self.get_http_request_header("x-multi").unwrap_or_default());
+                obs(
+                    "method",
+                    self.get_http_request_header(":method").unwrap_or_default(),
+                );
+                obs(
+                    "x_multi_first",
+                    self.get_http_request_header("x-multi").unwrap_or_default(),
+                );
                 let pairs = self.get_http_request_headers();
-                obs("x_multi_count", pairs.iter().filter(|(k, _)| k == "x-multi").count());
-                obs("pseudo_first", pairs.first().is_some_and(|(k, _)| k.starts_with(':')));
-                obs("missing", self.get_http_request_header("x-missing").unwrap_or_else(|| "absent".into()));
+                obs(
+                    "x_multi_count",
+                    pairs.iter().filter(|(k, _)| k == "x-multi").count(),
+                );
+                obs(
+                    "pseudo_first",
+                    pairs.first().is_some_and(|(k, _)| k.starts_with(':')),
+                );
+                obs(
+                    "missing",
+                    self.get_http_request_header("x-missing")
+                        .unwrap_or_else(|| "absent".into()),
+                );
                 self.set_http_request_header("x-replace", Some("new"));
                 self.set_http_request_header("x-remove", None);
                 self.add_http_request_header("x-added", "1");
@@ -176,7 +230,14 @@ impl HttpContext for Probe {
             "grpc" => {
                 let cluster = self.cfg["cluster"].as_str().unwrap_or("grpc");
                 let timeout = self.cfg["timeout_ms"].as_u64().unwrap_or(1000);
-                return match self.dispatch_grpc_call(cluster, "probe.Echo", "Ping", vec![], Some(b"ping"), Duration::from_millis(timeout)) {
+                return match self.dispatch_grpc_call(
+                    cluster,
+                    "probe.Echo",
+                    "Ping",
+                    vec![],
+                    Some(b"ping"),
+                    Duration::from_millis(timeout),
+                ) {
                     Ok(_) => Action::Pause,
                     Err(e) => {
                         obs("grpc_dispatch_error", format!("{e:?}"));
@@ -185,52 +246,123 @@ impl HttpContext for Probe {
                 };
             }
             "properties" => {
-                for p in ["request.path", "request.url_path", "request.method", "request.host", "request.scheme", "source.address", "destination.address", "plugin_name", "plugin_root_id", "plugin_vm_id", "connection.tls_version", "connection.uri_san_peer_certificate"] {
+                for p in [
+                    "request.path",
+                    "request.url_path",
+                    "request.method",
+                    "request.host",
+                    "request.scheme",
+                    "source.address",
+                    "destination.address",
+                    "plugin_name",
+                    "plugin_root_id",
+                    "plugin_vm_id",
+                    "connection.tls_version",
+                    "connection.uri_san_peer_certificate",
+                ] {
                     obs(p, text(self.get_property(p.split('.').collect())));
                 }
                 for p in ["source.port", "destination.port"] {
                     let v = self.get_property(p.split('.').collect());
-                    obs(p, v.and_then(|b| b.try_into().ok()).map(i64::from_le_bytes).map_or("none".into(), |v| v.to_string()));
+                    obs(
+                        p,
+                        v.and_then(|b| b.try_into().ok())
+                            .map(i64::from_le_bytes)
+                            .map_or("none".into(), |v| v.to_string()),
+                    );
                 }
                 let mtls = self.get_property(vec!["connection", "mtls"]);
-                obs("connection.mtls", mtls.map_or("none".into(), |b| format!("{:?}", b)));
-                obs("request.id_present", self.get_property(vec!["request", "id"]).is_some());
-                let headers = self.get_property(vec!["request", "headers"]).unwrap_or_default();
+                obs(
+                    "connection.mtls",
+                    mtls.map_or("none".into(), |b| format!("{:?}", b)),
+                );
+                obs(
+                    "request.id_present",
+                    self.get_property(vec!["request", "id"]).is_some(),
+                );
+                let headers = self
+                    .get_property(vec!["request", "headers"])
+                    .unwrap_or_default();
                 obs("request.headers_is_map", headers.len() > 4);
-                obs("request.headers.x-multi", text(self.get_property(vec!["request", "headers", "x-multi"])));
+                obs(
+                    "request.headers.x-multi",
+                    text(self.get_property(vec!["request", "headers", "x-multi"])),
+                );
             }
             "fs_write" => {
                 let id = self.cfg["identity"].to_string();
-                obs("fs_set", format!("{:?}", hostcalls::set_property(vec!["shieldwall.identity"], Some(id.as_bytes()))));
+                obs(
+                    "fs_set",
+                    format!(
+                        "{:?}",
+                        hostcalls::set_property(vec!["shieldwall.identity"], Some(id.as_bytes()))
+                    ),
+                );
             }
-            "fs_read" => obs("identity", text(self.get_property(vec!["shieldwall.identity"]))),
+            "fs_read" => obs(
+                "identity",
+                text(self.get_property(vec!["shieldwall.identity"])),
+            ),
             "shared_data" => {
-                obs("get_missing", format!("{:?}", self.get_shared_data("probe/missing")));
-                obs("set_plain", format!("{:?}", self.set_shared_data("probe/k", Some(b"v1"), None)));
+                obs(
+                    "get_missing",
+                    format!("{:?}", self.get_shared_data("probe/missing")),
+                );
+                obs(
+                    "set_plain",
+                    format!("{:?}", self.set_shared_data("probe/k", Some(b"v1"), None)),
+                );
                 let (v, cas) = self.get_shared_data("probe/k");
                 obs("value", text(v));
                 let cas = cas.unwrap_or(0);
                 obs("cas_nonzero", cas != 0);
-                obs("set_wrong_cas", format!("{:?}", self.set_shared_data("probe/k", Some(b"x"), Some(cas.wrapping_add(1000)))));
-                obs("set_right_cas", format!("{:?}", self.set_shared_data("probe/k", Some(b"v2"), Some(cas))));
+                obs(
+                    "set_wrong_cas",
+                    format!(
+                        "{:?}",
+                        self.set_shared_data("probe/k", Some(b"x"), Some(cas.wrapping_add(1000)))
+                    ),
+                );
+                obs(
+                    "set_right_cas",
+                    format!(
+                        "{:?}",
+                        self.set_shared_data("probe/k", Some(b"v2"), Some(cas))
+                    ),
+                );
                 let (v, cas2) = self.get_shared_data("probe/k");
                 obs("value_after", text(v));
                 obs("cas_changed", cas2.is_some_and(|c| c != cas));
-                obs("set_cas_on_missing", format!("{:?}", self.set_shared_data("probe/new", Some(b"n"), Some(777))));
+                obs(
+                    "set_cas_on_missing",
+                    format!(
+                        "{:?}",
+                        self.set_shared_data("probe/new", Some(b"n"), Some(777))
+                    ),
+                );
             }
             "queue" => {
                 let vm_id = text(self.get_property(vec!["plugin_vm_id"]));
                 match hostcalls::resolve_shared_queue(&vm_id, "probe_q") {
-                    Ok(Some(q)) => obs("enqueue", format!("{:?}", hostcalls::enqueue_shared_queue(q, Some(b"hello")))),
+                    Ok(Some(q)) => obs(
+                        "enqueue",
+                        format!("{:?}", hostcalls::enqueue_shared_queue(q, Some(b"hello"))),
+                    ),
                     other => obs("resolve", format!("{other:?}")),
                 }
-                obs("resolve_unknown", format!("{:?}", hostcalls::resolve_shared_queue(&vm_id, "nope")));
+                obs(
+                    "resolve_unknown",
+                    format!("{:?}", hostcalls::resolve_shared_queue(&vm_id, "nope")),
+                );
             }
             "tick" => obs("ticks_seen", text(self.get_shared_data("probe/ticks").0)),
             "metrics" => {
                 let [c, g, h] = self.metrics;
                 let _ = hostcalls::increment_metric(c, 1);
-                obs("counter_zero_increment", format!("{:?}", hostcalls::increment_metric(c, 0)));
+                obs(
+                    "counter_zero_increment",
+                    format!("{:?}", hostcalls::increment_metric(c, 0)),
+                );
                 let _ = hostcalls::record_metric(g, 42);
                 let _ = hostcalls::increment_metric(g, -2);
                 let _ = hostcalls::record_metric(h, 7);
@@ -267,7 +399,10 @@ impl HttpContext for Probe {
         self.order.push("request_trailers");
         if self.scenario == "trailers" {
             obs("trailer_count", n);
-            obs("trailer", self.get_http_request_trailer("x-t").unwrap_or_default());
+            obs(
+                "trailer",
+                self.get_http_request_trailer("x-t").unwrap_or_default(),
+            );
             self.add_http_request_trailer("x-added-trailer", "1");
         }
         Action::Continue
