@@ -8,7 +8,7 @@
 //! - [`route`]: path normalisation and route matching;
 //! - [`shared`]: shared-data keys, the bounded CAS loop and the background-work lease;
 //! - [`metrics`]: one metric naming scheme;
-//! - `wasm` (wasm32 only): the single adapter from the proxy-wasm SDK to the traits above.
+//! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
 pub mod config;
 pub mod filter;
@@ -23,10 +23,6 @@ pub mod testing;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 pub mod wasm;
-
-#[cfg(target_arch = "wasm32")]
-#[doc(hidden)]
-pub use proxy_wasm as __proxy_wasm;
 
 pub use config::ConfigError;
 pub use filter::{Action, RootFilter, StreamFilter};

@@ -1,0 +1,669 @@
+//! The one adapter from proxy-wasm (ABI 0.2.1) to [`Host`], [`RootFilter`] and [`StreamFilter`].
+//! Compiled for wasm32 only; a filter's `wasm.rs` is one line: `shieldwall_core::export_filter!(T);`.
+//!
+//! It binds the ABI itself ([`abi`]) instead of using the Rust SDK, whose wrappers and dispatcher
+//! panic on unexpected host answers (a trap kills the VM for every later request). What it
+//! does, once for every filter:
+//! - `proxy_on_configure` runs `RootFilter::configure`; an error is logged with its field path
+//!   and `false` returned, so Envoy refuses the configuration;
+//! - callbacks are routed by the context id the host passes (streams, roots, callouts);
+//! - a root context can wake a paused stream (`Host::wake_stream`): the stream runs `on_wake`
+//!   with itself as the effective context;
+//! - after a local reply the stream stays stopped, whatever a later callback returns;
+//! - `Continue` from a callout or wake callback resumes the stream only if it was paused;
+//! - a stream whose plugin has no valid configuration is refused with 503 (fail closed).
+
+pub mod abi;
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::filter::{Action, RootFilter, StreamFilter};
+use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
+
+const ACTION_CONTINUE: u32 = 0;
+const ACTION_PAUSE: u32 = 1;
+
+fn host_error(status: u32) -> HostError {
+    match status {
+        abi::CAS_MISMATCH => HostError::CasMismatch,
+        abi::NOT_FOUND => HostError::NotFound,
+        abi::BAD_ARGUMENT => HostError::BadArgument,
+        _ => HostError::Failed,
+    }
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `Host` over the ABI, for the callback being run.
+struct WasmHost {
+    /// Local-reply details (`shieldwall_<filter>`), visible in Envoy's access log.
+    details: &'static str,
+    wake: Vec<u32>,
+    replied: bool,
+    grpc_tokens: Vec<u32>,
+}
+
+impl WasmHost {
+    fn new(details: &'static str) -> WasmHost {
+        WasmHost {
+            details,
+            wake: Vec::new(),
+            replied: false,
+            grpc_tokens: Vec::new(),
+        }
+    }
+}
+
+impl Host for WasmHost {
+    fn now_nanos(&self) -> u64 {
+        abi::now_nanos()
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Trace => 0,
+            LogLevel::Debug => 1,
+            LogLevel::Info => 2,
+            LogLevel::Warn => 3,
+            LogLevel::Error => 4,
+            LogLevel::Critical => 5,
+        };
+        abi::log(level, message);
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        abi::header(abi::MAP_REQUEST_HEADERS, name)
+            .ok()
+            .flatten()
+            .map(lossy)
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        abi::header_pairs(abi::MAP_REQUEST_HEADERS)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, lossy(v)))
+            .collect()
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        let _ = match value {
+            Some(v) => abi::replace_header(abi::MAP_REQUEST_HEADERS, name, v.as_bytes()),
+            None => abi::remove_header(abi::MAP_REQUEST_HEADERS, name),
+        };
+    }
+    fn add_request_header(&mut self, name: &str, value: &str) {
+        let _ = abi::add_header(abi::MAP_REQUEST_HEADERS, name, value.as_bytes());
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        abi::header(abi::MAP_RESPONSE_HEADERS, name)
+            .ok()
+            .flatten()
+            .map(lossy)
+    }
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        let _ = match value {
+            Some(v) => abi::replace_header(abi::MAP_RESPONSE_HEADERS, name, v.as_bytes()),
+            None => abi::remove_header(abi::MAP_RESPONSE_HEADERS, name),
+        };
+    }
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        let _ = abi::add_header(abi::MAP_RESPONSE_HEADERS, name, value.as_bytes());
+    }
+    fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>> {
+        abi::buffer(abi::BUFFER_REQUEST_BODY, start, max)
+            .ok()
+            .flatten()
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        abi::property(path).ok().flatten()
+    }
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        abi::set_property(path, value).map_err(host_error)
+    }
+    fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        if self.replied {
+            return;
+        }
+        self.replied = true;
+        let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let _ = abi::send_local_response(u32::from(status), self.details, body, &pairs);
+    }
+    fn wake_stream(&mut self, context_id: u32) {
+        self.wake.push(context_id);
+    }
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        abi::shared_get(key).map_err(host_error)
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        abi::shared_set(key, value, cas).map_err(host_error)
+    }
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        abi::http_call(cluster, &pairs, body, ms).map_err(host_error)
+    }
+    fn grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[(&str, &[u8])],
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let token =
+            abi::grpc_call(cluster, service, method, metadata, message, ms).map_err(host_error)?;
+        self.grpc_tokens.push(token);
+        Ok(token)
+    }
+    fn set_tick_period(&mut self, period: Duration) {
+        let _ = abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
+    }
+    fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
+        let kind = match kind {
+            MetricKind::Counter => 0,
+            MetricKind::Gauge => 1,
+            MetricKind::Histogram => 2,
+        };
+        abi::define_metric(kind, name).map_err(host_error)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) {
+        abi::increment_metric(id, delta);
+    }
+    fn record_metric(&mut self, id: u32, value: u64) {
+        abi::record_metric(id, value);
+    }
+}
+
+/// A stream's filter and flow state.
+struct StreamState<S> {
+    /// `None`: the plugin has no valid configuration; the stream is refused.
+    filter: Option<S>,
+    paused: bool,
+    replied: bool,
+}
+
+/// What the VM-wide dispatcher holds, type-erased over the filter.
+trait Dispatch {
+    fn create(&self, id: u32, root_id: u32);
+    fn configure(&self, root_id: u32) -> bool;
+    fn tick(&self, root_id: u32);
+    fn request_headers(&self, id: u32, eos: bool) -> u32;
+    fn request_body(&self, id: u32, size: usize, eos: bool) -> u32;
+    fn response_headers(&self, id: u32, eos: bool) -> u32;
+    fn log(&self, id: u32);
+    fn done(&self, id: u32);
+    fn http_response(&self, id: u32, token: u32, response: CalloutResponse);
+    fn grpc_response(&self, id: u32, token: u32, response: GrpcResponse);
+}
+
+type Shared<T> = Rc<RefCell<T>>;
+
+struct Dispatcher<F: RootFilter> {
+    roots: RefCell<HashMap<u32, Shared<Option<F>>>>,
+    streams: RefCell<HashMap<u32, Shared<StreamState<F::Stream>>>>,
+    /// gRPC calls not yet answered: a unary reply arrives as `receive` then maybe `close`.
+    grpc_pending: RefCell<HashSet<u32>>,
+}
+
+impl<F: RootFilter> Dispatcher<F> {
+    fn root(&self, id: u32) -> Option<Rc<RefCell<Option<F>>>> {
+        self.roots.borrow().get(&id).cloned()
+    }
+
+    fn stream(&self, id: u32) -> Option<Rc<RefCell<StreamState<F::Stream>>>> {
+        self.streams.borrow().get(&id).cloned()
+    }
+
+    /// After a callback: remember its gRPC calls and run the wake-ups it asked for.
+    fn after(&self, host: WasmHost, current: u32) {
+        self.grpc_pending.borrow_mut().extend(host.grpc_tokens);
+        if host.wake.is_empty() {
+            return;
+        }
+        for id in host.wake {
+            if id == current {
+                continue;
+            }
+            let Some(stream) = self.stream(id) else {
+                continue;
+            };
+            if abi::set_effective_context(id).is_err() {
+                continue;
+            }
+            let borrowed = stream.try_borrow_mut();
+            let Ok(mut state) = borrowed else { continue };
+            if !state.paused || state.replied {
+                continue;
+            }
+            let mut h = WasmHost::new(F::NAME);
+            let action = match state.filter.as_mut() {
+                Some(f) => f.on_wake(&mut h),
+                None => Action::Pause,
+            };
+            apply(&mut state, &mut h, action, true);
+            drop(state);
+            self.grpc_pending
+                .borrow_mut()
+                .extend(std::mem::take(&mut h.grpc_tokens));
+        }
+        let _ = abi::set_effective_context(current);
+    }
+
+    /// Runs a stream callback with the flow rules of this adapter.
+    fn run_stream(
+        &self,
+        id: u32,
+        resume: bool,
+        f: impl FnOnce(&mut F::Stream, &mut WasmHost) -> Action,
+    ) -> u32 {
+        let Some(stream) = self.stream(id) else {
+            return ACTION_CONTINUE;
+        };
+        let mut host = WasmHost::new(F::NAME);
+        let result = {
+            let borrowed = stream.try_borrow_mut();
+            let Ok(mut state) = borrowed else {
+                return ACTION_PAUSE;
+            };
+            if state.replied {
+                return ACTION_PAUSE;
+            }
+            let action = match state.filter.as_mut() {
+                Some(filter) => f(filter, &mut host),
+                None => {
+                    deny_unconfigured(&mut host);
+                    Action::Pause
+                }
+            };
+            apply(&mut state, &mut host, action, resume)
+        };
+        self.after(host, id);
+        result
+    }
+}
+
+fn deny_unconfigured(host: &mut WasmHost) {
+    let body = br#"{"error":"filter_unconfigured","error_description":"the gateway filter has no valid configuration"}"#;
+    host.send_local_reply(503, &[("content-type", "application/json")], body);
+}
+
+/// Applies a callback's answer; returns the action for the host.
+fn apply<S>(state: &mut StreamState<S>, host: &mut WasmHost, action: Action, resume: bool) -> u32 {
+    if host.replied {
+        state.replied = true;
+    }
+    if state.replied {
+        state.paused = false;
+        return ACTION_PAUSE;
+    }
+    match action {
+        Action::Pause => {
+            state.paused = true;
+            ACTION_PAUSE
+        }
+        Action::Continue => {
+            if resume && state.paused {
+                state.paused = false;
+                let _ = abi::continue_request();
+            }
+            ACTION_CONTINUE
+        }
+    }
+}
+
+impl<F: RootFilter> Dispatch for Dispatcher<F> {
+    fn create(&self, id: u32, root_id: u32) {
+        if root_id == 0 {
+            self.roots
+                .borrow_mut()
+                .insert(id, Rc::new(RefCell::new(None)));
+            return;
+        }
+        let mut host = WasmHost::new(F::NAME);
+        let filter = self.root(root_id).and_then(|root| {
+            let mut slot = root.try_borrow_mut().ok()?;
+            Some(slot.as_mut()?.new_stream(&mut host, id))
+        });
+        let state = StreamState {
+            filter,
+            paused: false,
+            replied: false,
+        };
+        self.streams
+            .borrow_mut()
+            .insert(id, Rc::new(RefCell::new(state)));
+        self.after(host, id);
+    }
+
+    fn configure(&self, root_id: u32) -> bool {
+        let Some(root) = self.root(root_id) else {
+            return false;
+        };
+        let config = abi::buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut host = WasmHost::new(F::NAME);
+        let ok = match F::configure(&mut host, &config) {
+            Ok(filter) => match root.try_borrow_mut() {
+                Ok(mut slot) => {
+                    *slot = Some(filter);
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(e) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("shieldwall {}: invalid configuration: {e}", F::NAME),
+                );
+                false
+            }
+        };
+        self.after(host, root_id);
+        ok
+    }
+
+    fn tick(&self, root_id: u32) {
+        let Some(root) = self.root(root_id) else {
+            return;
+        };
+        let mut host = WasmHost::new(F::NAME);
+        if let Ok(mut slot) = root.try_borrow_mut() {
+            if let Some(filter) = slot.as_mut() {
+                filter.on_tick(&mut host);
+            }
+        }
+        self.after(host, root_id);
+    }
+
+    fn request_headers(&self, id: u32, eos: bool) -> u32 {
+        self.run_stream(id, false, |f, h| f.on_request_headers(h, eos))
+    }
+
+    fn request_body(&self, id: u32, size: usize, eos: bool) -> u32 {
+        self.run_stream(id, false, |f, h| f.on_request_body(h, size, eos))
+    }
+
+    fn response_headers(&self, id: u32, eos: bool) -> u32 {
+        // Runs for local replies too (Envoy encodes them through the filter chain).
+        let Some(stream) = self.stream(id) else {
+            return ACTION_CONTINUE;
+        };
+        let mut host = WasmHost::new(F::NAME);
+        if let Ok(mut state) = stream.try_borrow_mut() {
+            if let Some(f) = state.filter.as_mut() {
+                let _ = f.on_response_headers(&mut host, eos);
+            }
+        }
+        self.after(host, id);
+        ACTION_CONTINUE
+    }
+
+    fn log(&self, id: u32) {
+        let Some(stream) = self.stream(id) else {
+            return;
+        };
+        let mut host = WasmHost::new(F::NAME);
+        if let Ok(mut state) = stream.try_borrow_mut() {
+            if let Some(f) = state.filter.as_mut() {
+                f.on_log(&mut host);
+            }
+        }
+        self.after(host, id);
+    }
+
+    fn done(&self, id: u32) {
+        if let Some(stream) = self.streams.borrow_mut().remove(&id) {
+            if let Ok(mut state) = stream.try_borrow_mut() {
+                let mut host = WasmHost::new(F::NAME);
+                if let Some(f) = state.filter.as_mut() {
+                    f.on_done(&mut host);
+                }
+            }
+            return;
+        }
+        self.roots.borrow_mut().remove(&id);
+    }
+
+    fn http_response(&self, id: u32, token: u32, response: CalloutResponse) {
+        if self.streams.borrow().contains_key(&id) {
+            self.run_stream(id, true, |f, h| f.on_http_call_response(h, token, response));
+            return;
+        }
+        let Some(root) = self.root(id) else { return };
+        let mut host = WasmHost::new(F::NAME);
+        if let Ok(mut slot) = root.try_borrow_mut() {
+            if let Some(filter) = slot.as_mut() {
+                filter.on_http_call_response(&mut host, token, response);
+            }
+        }
+        self.after(host, id);
+    }
+
+    fn grpc_response(&self, id: u32, token: u32, response: GrpcResponse) {
+        if !self.grpc_pending.borrow_mut().remove(&token) {
+            return;
+        }
+        if self.streams.borrow().contains_key(&id) {
+            self.run_stream(id, true, |f, h| f.on_grpc_call_response(h, token, response));
+            return;
+        }
+        let Some(root) = self.root(id) else { return };
+        let mut host = WasmHost::new(F::NAME);
+        if let Ok(mut slot) = root.try_borrow_mut() {
+            if let Some(filter) = slot.as_mut() {
+                filter.on_grpc_call_response(&mut host, token, response);
+            }
+        }
+        self.after(host, id);
+    }
+}
+
+thread_local! {
+    static DISPATCH: OnceCell<Box<dyn Dispatch>> = const { OnceCell::new() };
+}
+
+fn with<R>(default: R, f: impl FnOnce(&dyn Dispatch) -> R) -> R {
+    DISPATCH.with(|d| match d.get() {
+        Some(dispatch) => f(dispatch.as_ref()),
+        None => default,
+    })
+}
+
+/// Installs `F` as this module's filter. Called once from `_initialize` by [`crate::export_filter!`].
+pub fn initialize<F: RootFilter>() {
+    extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: runs the module's static constructors once, before any other export is called,
+    // as a WASI reactor must.
+    unsafe { __wasm_call_ctors() };
+    DISPATCH.with(|d| {
+        let _ = d.set(Box::new(Dispatcher::<F> {
+            roots: RefCell::new(HashMap::new()),
+            streams: RefCell::new(HashMap::new()),
+            grpc_pending: RefCell::new(HashSet::new()),
+        }));
+    });
+}
+
+// ---- the exports the host calls (ABI 0.2.1)
+
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(id: u32, root_id: u32) {
+    with((), |d| d.create(id, root_id));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_config_size: usize) -> u32 {
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(root_id: u32, _config_size: usize) -> u32 {
+    u32::from(with(false, |d| d.configure(root_id)))
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_id: u32) {
+    with((), |d| d.tick(root_id));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(id: u32, _headers: usize, end_of_stream: u32) -> u32 {
+    with(ACTION_CONTINUE, |d| {
+        d.request_headers(id, end_of_stream != 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
+    with(ACTION_CONTINUE, |d| {
+        d.request_body(id, size, end_of_stream != 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(id: u32, _headers: usize, end_of_stream: u32) -> u32 {
+    with(ACTION_CONTINUE, |d| {
+        d.response_headers(id, end_of_stream != 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_log(id: u32) {
+    with((), |d| d.log(id));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_done(id: u32) -> u32 {
+    with((), |d| d.done(id));
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(_id: u32) {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_http_call_response(
+    id: u32,
+    token: u32,
+    headers: usize,
+    body_size: usize,
+    _trailers: usize,
+) {
+    let headers = if headers == 0 {
+        Vec::new()
+    } else {
+        abi::header_pairs(abi::MAP_HTTP_CALL_RESPONSE_HEADERS)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, lossy(v)))
+            .collect()
+    };
+    let status = headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.parse().ok());
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        abi::buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    with((), |d| {
+        d.http_response(
+            id,
+            token,
+            CalloutResponse {
+                status,
+                headers,
+                body,
+            },
+        )
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive(id: u32, token: u32, size: usize) {
+    let message = abi::buffer(abi::BUFFER_GRPC_RECEIVE, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    with((), |d| {
+        d.grpc_response(
+            id,
+            token,
+            GrpcResponse {
+                status: 0,
+                message: Some(message),
+            },
+        )
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_close(id: u32, token: u32, status: u32) {
+    // A close after a delivered reply is ignored (the token is no longer pending).
+    with((), |d| {
+        d.grpc_response(
+            id,
+            token,
+            GrpcResponse {
+                status,
+                message: None,
+            },
+        )
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive_initial_metadata(_id: u32, _token: u32, _headers: u32) {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive_trailing_metadata(_id: u32, _token: u32, _trailers: u32) {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_trailers(_id: u32, _trailers: usize) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_body(_id: u32, _size: usize, _end_of_stream: u32) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_trailers(_id: u32, _trailers: usize) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_queue_ready(_root_id: u32, _queue_id: u32) {}
+
+/// Exports a filter: `shieldwall_core::export_filter!(crate::JwtAuth);` in the filter's `wasm.rs`.
+#[macro_export]
+macro_rules! export_filter {
+    ($root:ty) => {
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $crate::wasm::initialize::<$root>();
+        }
+    };
+}
