@@ -108,13 +108,23 @@ impl HttpFilter {
     }
 }
 
-/// A plain HTTP/1.1 cluster on loopback.
+/// The cluster option that makes Envoy speak HTTP/2 (cleartext, prior knowledge) upstream.
+const HTTP2_PROTOCOL_OPTIONS: &str = "typed_extension_protocol_options:
+  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+    explicit_http_config:
+      http2_protocol_options: {}
+";
+
+/// A cluster on loopback: HTTP/1.1, or HTTP/2 with [`Cluster::http2`].
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
     pub host: String,
     pub port: u16,
     pub connect_timeout: String,
+    /// HTTP/2 upstream, as a gRPC service (a wasm filter's gRPC callout) needs.
+    pub http2: bool,
 }
 
 impl Cluster {
@@ -131,7 +141,14 @@ impl Cluster {
             host: "127.0.0.1".into(),
             port,
             connect_timeout: "1s".into(),
+            http2: false,
         }
+    }
+
+    /// Speak HTTP/2 to this cluster: for a gRPC service.
+    pub fn http2(mut self) -> Self {
+        self.http2 = true;
+        self
     }
 
     pub fn to_yaml(&self) -> String {
@@ -142,6 +159,14 @@ impl Cluster {
                 ("HOST", &yaml_str(&self.host)),
                 ("PORT", &self.port.to_string()),
                 ("CONNECT_TIMEOUT", &self.connect_timeout),
+                (
+                    "PROTOCOL_OPTIONS",
+                    if self.http2 {
+                        HTTP2_PROTOCOL_OPTIONS
+                    } else {
+                        ""
+                    },
+                ),
             ],
         )
     }
@@ -329,6 +354,7 @@ mod tests {
                 "- name: envoy.filters.http.buffer\n  typed_config:\n    max_request_bytes: 10\n",
             )
             .cluster(Cluster::new("idp", 9100))
+            .cluster(Cluster::new("ratelimit", 9200).http2())
             .route(
                 Route::new("/idp/", "idp")
                     .prefix_rewrite("/")
@@ -350,9 +376,13 @@ mod tests {
             "  - name: \"idp\"\n",
             "  - name: \"upstream\"\n",
             "socket_address: { address: \"127.0.0.1\", port_value: 9100 }",
+            "    connect_timeout: 1s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n",
+            "        explicit_http_config:\n          http2_protocol_options: {}\n",
         ] {
             assert!(yaml.contains(needle), "missing {needle:?} in:\n{yaml}");
         }
+        // Only the cluster that asked for HTTP/2 has the option.
+        assert_eq!(yaml.matches("http2_protocol_options").count(), 1, "{yaml}");
         // The wasm filter comes before the native one, and both before the router.
         let wasm = yaml.find("envoy.filters.http.wasm").unwrap_or(usize::MAX);
         let buffer = yaml.find("envoy.filters.http.buffer").unwrap_or(0);
