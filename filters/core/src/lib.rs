@@ -23,6 +23,7 @@ pub mod testing;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 pub mod wasm;
+pub mod wire;
 
 pub use config::ConfigError;
 pub use filter::{Action, RootFilter, StreamFilter};

@@ -7,6 +7,8 @@
 
 use std::ptr::{null, null_mut};
 
+pub use crate::wire::{deserialize_pairs, serialize_pairs};
+
 /// Host status codes (proxy-wasm `WasmResult`).
 pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
@@ -159,55 +161,6 @@ fn fetch(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Result<Option<Ve
         NOT_FOUND => Ok(None),
         status => Err(status),
     }
-}
-
-/// Serialises header pairs the way the ABI expects: count, sizes, then NUL-terminated bytes.
-pub fn serialize_pairs(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut size = 4 + pairs.len() * 8;
-    for (k, v) in pairs {
-        size += k.len() + v.len() + 2;
-    }
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&u32::try_from(pairs.len()).unwrap_or(0).to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&u32::try_from(k.len()).unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&u32::try_from(v.len()).unwrap_or(0).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v);
-        out.push(0);
-    }
-    out
-}
-
-/// Parses serialised pairs; malformed input yields what could be read, never a panic.
-pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let word = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(u32::from_le_bytes(b) as usize)
-    };
-    let Some(count) = word(0) else {
-        return Vec::new();
-    };
-    let mut out = Vec::with_capacity(count.min(256));
-    let mut data = 4usize.saturating_add(count.saturating_mul(8));
-    for i in 0..count {
-        let (Some(ks), Some(vs)) = (word(4 + i * 8), word(8 + i * 8)) else {
-            break;
-        };
-        let Some(k) = bytes.get(data..data.saturating_add(ks)) else {
-            break;
-        };
-        data = data.saturating_add(ks).saturating_add(1);
-        let Some(v) = bytes.get(data..data.saturating_add(vs)) else {
-            break;
-        };
-        data = data.saturating_add(vs).saturating_add(1);
-        out.push((String::from_utf8_lossy(k).into_owned(), v.to_vec()));
-    }
-    out
 }
 
 fn path_bytes(path: &[&str]) -> Vec<u8> {

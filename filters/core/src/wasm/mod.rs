@@ -209,6 +209,8 @@ trait Dispatch {
 type Shared<T> = Rc<RefCell<T>>;
 
 struct Dispatcher<F: RootFilter> {
+    /// Local-reply details, `shieldwall_<filter>`.
+    details: &'static str,
     roots: RefCell<HashMap<u32, Shared<Option<F>>>>,
     streams: RefCell<HashMap<u32, Shared<StreamState<F::Stream>>>>,
     /// gRPC calls not yet answered: a unary reply arrives as `receive` then maybe `close`.
@@ -245,7 +247,7 @@ impl<F: RootFilter> Dispatcher<F> {
             if !state.paused || state.replied {
                 continue;
             }
-            let mut h = WasmHost::new(F::NAME);
+            let mut h = WasmHost::new(self.details);
             let action = match state.filter.as_mut() {
                 Some(f) => f.on_wake(&mut h),
                 None => Action::Pause,
@@ -269,7 +271,7 @@ impl<F: RootFilter> Dispatcher<F> {
         let Some(stream) = self.stream(id) else {
             return ACTION_CONTINUE;
         };
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         let result = {
             let borrowed = stream.try_borrow_mut();
             let Ok(mut state) = borrowed else {
@@ -329,7 +331,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
                 .insert(id, Rc::new(RefCell::new(None)));
             return;
         }
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         let filter = self.root(root_id).and_then(|root| {
             let mut slot = root.try_borrow_mut().ok()?;
             Some(slot.as_mut()?.new_stream(&mut host, id))
@@ -353,7 +355,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         let ok = match F::configure(&mut host, &config) {
             Ok(filter) => match root.try_borrow_mut() {
                 Ok(mut slot) => {
@@ -378,7 +380,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         let Some(root) = self.root(root_id) else {
             return;
         };
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         if let Ok(mut slot) = root.try_borrow_mut() {
             if let Some(filter) = slot.as_mut() {
                 filter.on_tick(&mut host);
@@ -400,7 +402,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         let Some(stream) = self.stream(id) else {
             return ACTION_CONTINUE;
         };
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         if let Ok(mut state) = stream.try_borrow_mut() {
             if let Some(f) = state.filter.as_mut() {
                 let _ = f.on_response_headers(&mut host, eos);
@@ -414,7 +416,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         let Some(stream) = self.stream(id) else {
             return;
         };
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         if let Ok(mut state) = stream.try_borrow_mut() {
             if let Some(f) = state.filter.as_mut() {
                 f.on_log(&mut host);
@@ -426,7 +428,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
     fn done(&self, id: u32) {
         if let Some(stream) = self.streams.borrow_mut().remove(&id) {
             if let Ok(mut state) = stream.try_borrow_mut() {
-                let mut host = WasmHost::new(F::NAME);
+                let mut host = WasmHost::new(self.details);
                 if let Some(f) = state.filter.as_mut() {
                     f.on_done(&mut host);
                 }
@@ -442,7 +444,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             return;
         }
         let Some(root) = self.root(id) else { return };
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         if let Ok(mut slot) = root.try_borrow_mut() {
             if let Some(filter) = slot.as_mut() {
                 filter.on_http_call_response(&mut host, token, response);
@@ -460,7 +462,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             return;
         }
         let Some(root) = self.root(id) else { return };
-        let mut host = WasmHost::new(F::NAME);
+        let mut host = WasmHost::new(self.details);
         if let Ok(mut slot) = root.try_borrow_mut() {
             if let Some(filter) = slot.as_mut() {
                 filter.on_grpc_call_response(&mut host, token, response);
@@ -490,7 +492,10 @@ pub fn initialize<F: RootFilter>() {
     // as a WASI reactor must.
     unsafe { __wasm_call_ctors() };
     DISPATCH.with(|d| {
+        // One string per VM, for its whole life.
+        let details: &'static str = Box::leak(format!("shieldwall_{}", F::NAME).into_boxed_str());
         let _ = d.set(Box::new(Dispatcher::<F> {
+            details,
             roots: RefCell::new(HashMap::new()),
             streams: RefCell::new(HashMap::new()),
             grpc_pending: RefCell::new(HashSet::new()),
