@@ -1,0 +1,419 @@
+//! The root and stream filters: match rules, take tokens, reply, ask the rate-limit service.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use shieldwall_core::metrics::Metrics;
+use shieldwall_core::{
+    shared, Action, ConfigError, GrpcResponse, Host, Identity, LogLevel, Reply, RequestLine,
+    RootFilter, StreamFilter,
+};
+
+use crate::bucket::{Decision, Limit};
+use crate::client_ip::client_ip;
+use crate::config::{Config, FailureMode, HeadersMode, KeySource, Rule};
+use crate::headers::{limit_item, policy_item, retry_after_secs};
+use crate::rls;
+use crate::table::{self, SlotUse};
+
+pub const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
+pub const RLS_METHOD: &str = "ShouldRateLimit";
+
+/// Per worker: the plugin name, the hash seed, the metric ids.
+pub struct Worker {
+    plugin: String,
+    seed: u64,
+    metrics: Metrics,
+}
+
+pub struct RateLimit {
+    config: Rc<Config>,
+    worker: Rc<RefCell<Worker>>,
+}
+
+impl RootFilter for RateLimit {
+    type Stream = RateLimitStream;
+    const NAME: &'static str = "rate_limit";
+
+    fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
+        let config = Config::parse(config)?;
+        let plugin = (host as &dyn Host).plugin_name();
+        let seed = table::load_seed(host, &plugin, shared::worker_id());
+        Ok(RateLimit {
+            config: Rc::new(config),
+            worker: Rc::new(RefCell::new(Worker {
+                plugin,
+                seed,
+                metrics: Metrics::new("rate_limit"),
+            })),
+        })
+    }
+
+    fn new_stream(&mut self, _host: &mut dyn Host, _context_id: u32) -> RateLimitStream {
+        RateLimitStream {
+            config: self.config.clone(),
+            worker: self.worker.clone(),
+            verdicts: Vec::new(),
+            pending: None,
+        }
+    }
+}
+
+/// What one rule decided for this request.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub rule: usize,
+    pub key: String,
+    pub limit: Limit,
+    pub decision: Decision,
+    /// The slot a token was taken from (to give it back if the request is refused after all).
+    pub slot: Option<String>,
+}
+
+pub struct RateLimitStream {
+    config: Rc<Config>,
+    worker: Rc<RefCell<Worker>>,
+    verdicts: Vec<Verdict>,
+    /// The token of the RLS call in flight.
+    pending: Option<u32>,
+}
+
+fn metric(rule: &Rule, event: &str) -> String {
+    format!("rule.{}.{event}", rule.name)
+}
+
+impl RateLimitStream {
+    fn rule(&self, i: usize) -> Option<&Rule> {
+        self.config.rules.get(i)
+    }
+
+    /// The key and limit of a rule for this request, or `None` when the rule does not apply
+    /// (a header or identity key the request does not have).
+    fn key_and_limit(
+        &self,
+        host: &dyn Host,
+        rule: &Rule,
+        identity: &mut Option<Option<Identity>>,
+    ) -> Option<(String, Limit)> {
+        let mut ident = |host: &dyn Host| -> Option<Identity> {
+            identity.get_or_insert_with(|| Identity::read(host)).clone()
+        };
+        let key = match &rule.key {
+            // Envoy always knows the peer; if a host did not, every such request shares one bucket.
+            KeySource::ClientIp => {
+                client_ip(host, self.config.xff_trusted_hops).unwrap_or_else(|| "-".to_string())
+            }
+            KeySource::Header(name) => host.request_header(name)?,
+            KeySource::Identity(field) => ident(host)?.field(field)?,
+        };
+        let limit = match &rule.tiers {
+            Some(tiers) => ident(host)
+                .and_then(|i| i.field(&tiers.identity))
+                .and_then(|tier| tiers.limits.get(&tier).copied())
+                .unwrap_or(rule.limit),
+            None => rule.limit,
+        };
+        Some((key, limit))
+    }
+
+    fn decide(&mut self, host: &mut dyn Host) -> Action {
+        let config = self.config.clone();
+        let worker_rc = self.worker.clone();
+        let Ok(mut guard) = worker_rc.try_borrow_mut() else {
+            Reply::unavailable(
+                "internal",
+                1,
+                "the gateway cannot apply rate limits right now",
+            )
+            .send(host);
+            return Action::Pause;
+        };
+        let worker = &mut *guard;
+        let line = match RequestLine::from_host(host, config.path) {
+            Ok(line) => line,
+            Err(e) => {
+                worker.metrics.inc(host, &format!("denied.{}", e.code()));
+                Reply::bad_request(e.code(), e.description()).send(host);
+                return Action::Pause;
+            }
+        };
+        let now = (host as &dyn Host).now_millis();
+        let mut identity = None;
+        let mut refused = false;
+        for (i, rule) in config.rules.iter().enumerate() {
+            if rule.matcher.matches(&line).is_none() {
+                continue;
+            }
+            let Some((key, limit)) = self.key_and_limit(&*host, rule, &mut identity) else {
+                worker.metrics.inc(host, &metric(rule, "skipped"));
+                continue;
+            };
+            let fp = table::fingerprint(worker.seed, &rule.name, &key);
+            let slot = table::slot_key(&worker.plugin, &rule.name, fp % rule.slots);
+            let (decision, slot) = match table::take(host, &slot, fp, &limit, now) {
+                Ok((d, using)) => {
+                    match using {
+                        SlotUse::Shared => worker.metrics.inc(host, &metric(rule, "slot.shared")),
+                        SlotUse::Reclaimed => {
+                            worker.metrics.inc(host, &metric(rule, "slot.reclaimed"))
+                        }
+                        SlotUse::Own | SlotUse::Fresh => {}
+                    }
+                    let taken = d.admitted.then_some(slot);
+                    (d, taken)
+                }
+                // A slot so contended that every CAS attempt lost is a key under a flood, and a
+                // store that fails cannot count: refuse (fail closed) and count it.
+                Err(e) => {
+                    worker.metrics.inc(host, &metric(rule, "store_error"));
+                    host.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "rate-limit: rule {}: shared data update failed: {e:?}",
+                            rule.name
+                        ),
+                    );
+                    let d = Decision {
+                        admitted: false,
+                        remaining: 0,
+                        retry_after_ms: 1000,
+                        full_in_ms: 1000,
+                    };
+                    (d, None)
+                }
+            };
+            refused |= !decision.admitted;
+            self.verdicts.push(Verdict {
+                rule: i,
+                key,
+                limit,
+                decision,
+                slot,
+            });
+            // Once refused, later rules need not spend a token (unless only watching).
+            if refused && !config.shadow {
+                break;
+            }
+        }
+
+        if refused {
+            let refusing: Vec<usize> = self
+                .verdicts
+                .iter()
+                .filter(|v| !v.decision.admitted)
+                .map(|v| v.rule)
+                .collect();
+            if config.shadow {
+                for &i in &refusing {
+                    if let Some(rule) = self.rule(i) {
+                        worker.metrics.inc(host, &metric(rule, "shadow_limited"));
+                        host.log(
+                            LogLevel::Info,
+                            &format!("rate-limit: shadow: rule {} would refuse", rule.name),
+                        );
+                    }
+                }
+            } else {
+                let retry_ms = self
+                    .verdicts
+                    .iter()
+                    .filter(|v| !v.decision.admitted)
+                    .map(|v| v.decision.retry_after_ms)
+                    .max()
+                    .unwrap_or(1000);
+                for &i in &refusing {
+                    if let Some(rule) = self.rule(i) {
+                        worker.metrics.inc(host, &metric(rule, "limited"));
+                    }
+                }
+                drop_tokens(host, &mut self.verdicts, now);
+                let names: Vec<&str> = refusing
+                    .iter()
+                    .filter_map(|&i| self.rule(i).map(|r| r.name.as_str()))
+                    .collect();
+                Reply::new(
+                    429,
+                    "rate_limited",
+                    format!("too many requests (rule {})", names.join(", ")),
+                )
+                .with_header("retry-after", retry_after_secs(retry_ms).to_string())
+                .send(host);
+                return Action::Pause;
+            }
+        }
+
+        if let Some(global) = &config.global {
+            let descriptors: Vec<Vec<(String, String)>> = self
+                .verdicts
+                .iter()
+                .filter_map(|v| {
+                    self.rule(v.rule)
+                        .map(|r| vec![(r.name.clone(), v.key.clone())])
+                })
+                .collect();
+            if !descriptors.is_empty() {
+                let message = rls::encode_request(&global.domain, &descriptors, 1);
+                match host.grpc_call(
+                    &global.cluster,
+                    RLS_SERVICE,
+                    RLS_METHOD,
+                    &[],
+                    &message,
+                    Duration::from_millis(global.timeout_ms),
+                ) {
+                    Ok(token) => {
+                        self.pending = Some(token);
+                        return Action::Pause;
+                    }
+                    Err(e) => {
+                        host.log(
+                            LogLevel::Warn,
+                            &format!("rate-limit: cannot call the rate-limit service: {e:?}"),
+                        );
+                        drop(guard);
+                        return self.global_failed(host);
+                    }
+                }
+            }
+        }
+        self.admitted(host, worker);
+        Action::Continue
+    }
+
+    fn admitted(&self, host: &mut dyn Host, worker: &mut Worker) {
+        for v in &self.verdicts {
+            if let Some(rule) = self.rule(v.rule) {
+                if v.decision.admitted {
+                    worker.metrics.inc(host, &metric(rule, "admitted"));
+                }
+            }
+        }
+    }
+
+    /// The rate-limit service did not answer usefully: follow `failure_mode`.
+    fn global_failed(&mut self, host: &mut dyn Host) -> Action {
+        let config = self.config.clone();
+        let worker_rc = self.worker.clone();
+        let Ok(mut worker) = worker_rc.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        for v in &self.verdicts {
+            if let Some(rule) = self.rule(v.rule) {
+                worker.metrics.inc(host, &metric(rule, "global_error"));
+            }
+        }
+        let mode = config
+            .global
+            .as_ref()
+            .map(|g| g.failure_mode)
+            .unwrap_or_default();
+        if mode == FailureMode::Allow || config.shadow {
+            self.admitted(host, &mut worker);
+            return Action::Continue;
+        }
+        let now = (host as &dyn Host).now_millis();
+        drop_tokens(host, &mut self.verdicts, now);
+        Reply::unavailable(
+            "rate_limit_unavailable",
+            1,
+            "the rate-limit service is unavailable",
+        )
+        .send(host);
+        Action::Pause
+    }
+
+    fn global_answer(&mut self, host: &mut dyn Host, response: GrpcResponse) -> Action {
+        let decoded = match (response.status, &response.message) {
+            (0, Some(bytes)) => rls::decode_response(bytes).ok(),
+            _ => None,
+        };
+        let code = match decoded {
+            Some(r) => r.overall_code,
+            None => return self.global_failed(host),
+        };
+        match code {
+            rls::Code::Ok => {
+                if let Ok(mut worker) = self.worker.clone().try_borrow_mut() {
+                    self.admitted(host, &mut worker);
+                }
+                Action::Continue
+            }
+            rls::Code::OverLimit => {
+                let config = self.config.clone();
+                let worker_rc = self.worker.clone();
+                let Ok(mut worker) = worker_rc.try_borrow_mut() else {
+                    return Action::Continue;
+                };
+                let event = if config.shadow {
+                    "global_shadow_limited"
+                } else {
+                    "global_limited"
+                };
+                for v in &self.verdicts {
+                    if let Some(rule) = self.rule(v.rule) {
+                        worker.metrics.inc(host, &metric(rule, event));
+                    }
+                }
+                if config.shadow {
+                    self.admitted(host, &mut worker);
+                    return Action::Continue;
+                }
+                let now = (host as &dyn Host).now_millis();
+                drop_tokens(host, &mut self.verdicts, now);
+                Reply::new(429, "rate_limited", "too many requests (global limit)")
+                    .with_header("retry-after", "1")
+                    .send(host);
+                Action::Pause
+            }
+            _ => self.global_failed(host),
+        }
+    }
+}
+
+/// Gives back the tokens a refused request took from buckets that had admitted it.
+fn drop_tokens(host: &mut dyn Host, verdicts: &mut [Verdict], now: u64) {
+    for v in verdicts.iter_mut() {
+        if let Some(slot) = v.slot.take() {
+            table::give_back(host, &slot, &v.limit, now);
+            v.decision.remaining = v.decision.remaining.saturating_add(1).min(v.limit.burst);
+        }
+    }
+}
+
+impl StreamFilter for RateLimitStream {
+    fn on_request_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
+        self.decide(host)
+    }
+
+    fn on_grpc_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: GrpcResponse,
+    ) -> Action {
+        if self.pending != Some(token) {
+            return Action::Continue;
+        }
+        self.pending = None;
+        self.global_answer(host, response)
+    }
+
+    fn on_response_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
+        if self.config.headers != HeadersMode::Draft || self.verdicts.is_empty() {
+            return Action::Continue;
+        }
+        let mut policy = Vec::with_capacity(self.verdicts.len());
+        let mut state = Vec::with_capacity(self.verdicts.len());
+        for v in &self.verdicts {
+            if let Some(rule) = self.rule(v.rule) {
+                policy.push(policy_item(&rule.name, &v.limit));
+                state.push(limit_item(&rule.name, &v.decision));
+            }
+        }
+        // Replace what an upstream may have sent: these describe this gateway's limits.
+        host.set_response_header("ratelimit-policy", Some(&policy.join(", ")));
+        host.set_response_header("ratelimit", Some(&state.join(", ")));
+        Action::Continue
+    }
+}

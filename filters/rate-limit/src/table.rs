@@ -1,0 +1,108 @@
+//! The bounded key space: per rule, a fixed table of `slots` shared-data entries. A key's bucket
+//! lives in slot `hash(key) % slots`, and the slot stores the key's 64-bit fingerprint so that
+//! another key landing there is recognised.
+//!
+//! Shared data has no delete, so the table never grows past `slots` entries per rule, however
+//! many distinct keys arrive. When a key finds its slot held by another key:
+//! - if the other key's bucket would be full by now (idle: it carries no history), the slot is
+//!   reclaimed and the new key starts with a full bucket, exactly as if it had its own slot;
+//! - otherwise the two keys share the occupant's bucket. Sharing can only make limiting stricter
+//!   (every admitted request still took a token from a bucket), never looser, so no choice of keys
+//!   lets a client escape its limit by filling the table; the cost is that an innocent key that
+//!   collides with a busy one is limited together with it.
+//!
+//! The hash is keyed by a random seed kept in shared data (one per Envoy), so a client cannot
+//! choose keys that collide with someone else's slot.
+
+use std::hash::{Hash, Hasher};
+
+use shieldwall_core::shared::{self, UpdateError};
+use shieldwall_core::Host;
+
+use crate::bucket::{Bucket, Decision, Limit, Slot};
+
+/// How the request found its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotUse {
+    /// The slot was this key's.
+    Own,
+    /// The slot was empty.
+    Fresh,
+    /// The slot held another key's idle bucket and was taken over.
+    Reclaimed,
+    /// The slot holds another key's active bucket; both share it.
+    Shared,
+}
+
+pub const FILTER: &str = "rate_limit";
+
+/// The shared-data key of a rule's slot.
+pub fn slot_key(plugin: &str, rule: &str, index: u64) -> String {
+    shared::key(FILTER, plugin, &format!("{rule}/{index}"))
+}
+
+/// The seed of the key hash: created once per Envoy (race-free), read by every worker.
+pub fn load_seed(host: &mut dyn Host, plugin: &str, fresh: u64) -> u64 {
+    let key = shared::key(FILTER, plugin, "seed");
+    let parse = |b: &[u8]| -> Option<u64> { Some(u64::from_le_bytes(b.try_into().ok()?)) };
+    let _ = shared::update(host, &key, |current| match current.and_then(parse) {
+        Some(_) => None,
+        None => Some((fresh.to_le_bytes().to_vec(), ())),
+    });
+    match host.shared_get(&key) {
+        Ok((Some(bytes), _)) => parse(&bytes).unwrap_or(fresh),
+        _ => fresh,
+    }
+}
+
+/// The fingerprint of a rule's key: 64 bits of SipHash over the seed, the rule and the key.
+pub fn fingerprint(seed: u64, rule: &str, key: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    seed.hash(&mut h);
+    rule.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Takes one token from the key's bucket (one CAS loop on its slot).
+pub fn take(
+    host: &mut dyn Host,
+    slot_key: &str,
+    fingerprint: u64,
+    limit: &Limit,
+    now_ms: u64,
+) -> Result<(Decision, SlotUse), UpdateError> {
+    shared::update(host, slot_key, |current| {
+        let current = current.and_then(Slot::decode);
+        let (bucket, using, owner, owner_full_at) = match current {
+            None => (Bucket::full(limit, now_ms), SlotUse::Fresh, fingerprint, 0),
+            Some(s) if s.fingerprint == fingerprint => (s.bucket, SlotUse::Own, fingerprint, 0),
+            Some(s) if now_ms >= s.full_at_ms => (
+                Bucket::full(limit, now_ms),
+                SlotUse::Reclaimed,
+                fingerprint,
+                0,
+            ),
+            Some(s) => (s.bucket, SlotUse::Shared, s.fingerprint, s.full_at_ms),
+        };
+        let (bucket, decision) = bucket.take(limit, now_ms);
+        let full_at_ms = now_ms
+            .saturating_add(decision.full_in_ms)
+            .max(owner_full_at);
+        let slot = Slot {
+            fingerprint: owner,
+            bucket,
+            full_at_ms,
+        };
+        Some((slot.encode(), (decision, using)))
+    })
+}
+
+/// Gives back a token taken by [`take`] from this slot (another rule refused the request).
+pub fn give_back(host: &mut dyn Host, slot_key: &str, limit: &Limit, now_ms: u64) {
+    let _ = shared::update(host, slot_key, |current| {
+        let mut slot = current.and_then(Slot::decode)?;
+        slot.bucket = slot.bucket.give_back(limit, now_ms);
+        Some((slot.encode(), ()))
+    });
+}
