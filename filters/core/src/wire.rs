@@ -86,8 +86,8 @@ mod tests {
         // Invalid UTF-8 in a name is replaced, not fatal.
         let b = serialize_pairs(&[("k", b"v")]);
         let mut bad = b.clone();
-        let at = bad.len() - 5;
-        bad[at] = 0xff;
+        // Layout: count (4), key size (4), value size (4), then "k\0v\0": the key byte is at 12.
+        bad[12] = 0xff;
         assert_eq!(deserialize_pairs(&bad).len(), 1);
     }
 }
