@@ -743,6 +743,13 @@ fn denials_get_rfc6750_replies() {
     assert!(r
         .header("www-authenticate")
         .is_some_and(|h| h.contains("error=\"invalid_request\"")));
+    // ...also as Envoy delivers them: repeated `authorization` headers joined by a comma.
+    let out = decide(
+        &envoy,
+        &worker,
+        Request::get("/api/x").header("authorization", &format!("Bearer {token},Bearer {token}")),
+    );
+    assert_eq!(error_code(&out), (400, "invalid_request".into()));
     // No rule: 403.
     assert_eq!(
         error_code(&get(&envoy, &worker, "/admin", &token)),

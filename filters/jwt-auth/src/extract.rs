@@ -46,6 +46,18 @@ fn strip_prefix<'a>(value: &'a str, prefix: Option<&str>) -> Option<&'a str> {
     }
 }
 
+/// The items of a header value. Envoy joins repeated inline headers (`authorization` among
+/// them) into one value with `,` (RFC 9110 §5.3), so two `Authorization` headers reach the filter
+/// as `Bearer a,Bearer b`. A token never holds a comma (base64url and dots), so every
+/// comma-separated item is a credential of its own; empty items between commas are no credential.
+fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    let several = value.contains(',');
+    value
+        .split(',')
+        .map(str::trim_start)
+        .filter(move |item| !several || !item.trim().is_empty())
+}
+
 /// Looks in every configured location. `headers` are the request headers (all values).
 pub fn extract(config: &Config, headers: &[(String, String)], line: &RequestLine) -> Extracted {
     let mut found: Option<(String, usize)> = None;
@@ -55,7 +67,8 @@ pub fn extract(config: &Config, headers: &[(String, String)], line: &RequestLine
             Location::Header { name, prefix } => headers
                 .iter()
                 .filter(|(k, _)| k == name)
-                .filter_map(|(_, v)| strip_prefix(v, prefix.as_deref()).map(str::to_string))
+                .flat_map(|(_, v)| list_items(v))
+                .filter_map(|v| strip_prefix(v, prefix.as_deref()).map(str::to_string))
                 .collect(),
             Location::Param(name) => line.query_params(name),
             Location::Cookie(name) => cookie_values(headers, name)
@@ -173,6 +186,38 @@ mod tests {
                 &line("/")
             ),
             Extracted::Several
+        );
+    }
+
+    #[test]
+    fn repeated_headers_joined_by_the_proxy_are_several() {
+        let c = config(&format!(r#"{{"a": {{"issuer": "x", {LOCAL}}}}}"#));
+        // Envoy hands the filter two Authorization headers as one comma-joined value.
+        for joined in [
+            "Bearer a,Bearer b",
+            "Bearer a, Bearer b",
+            "bearer a,,Bearer b",
+        ] {
+            assert_eq!(
+                extract(&c, &hdrs(&[("authorization", joined)]), &line("/")),
+                Extracted::Several,
+                "{joined}"
+            );
+        }
+        assert_eq!(
+            extract(&c, &hdrs(&[("authorization", "Bearer a,")]), &line("/")),
+            Extracted::One {
+                token: "a".into(),
+                location: 0
+            }
+        );
+        assert_eq!(
+            extract(&c, &hdrs(&[("authorization", "Bearer ")]), &line("/")),
+            Extracted::One {
+                token: "".into(),
+                location: 0
+            },
+            "an empty bearer token is still a (bad) credential"
         );
     }
 
