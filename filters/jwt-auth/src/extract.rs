@@ -48,14 +48,30 @@ fn strip_prefix<'a>(value: &'a str, prefix: Option<&str>) -> Option<&'a str> {
 
 /// The items of a header value. Envoy joins repeated inline headers (`authorization` among
 /// them) into one value with `,` (RFC 9110 §5.3), so two `Authorization` headers reach the filter
-/// as `Bearer a,Bearer b`. A token never holds a comma (base64url and dots), so every
-/// comma-separated item is a credential of its own; empty items between commas are no credential.
-fn list_items(value: &str) -> impl Iterator<Item = &str> {
-    let several = value.contains(',');
-    value
+/// as `Bearer a,Bearer b`. A token never holds a comma (base64url and dots), and one header holds
+/// one credential (RFC 7235), so a value with several non-empty items is several credentials,
+/// whatever they look like: `Bearer <valid>,junk` is refused, not half-accepted.
+fn header_credentials(value: &str, prefix: Option<&str>) -> Vec<String> {
+    let items: Vec<&str> = value
         .split(',')
         .map(str::trim_start)
-        .filter(move |item| !several || !item.trim().is_empty())
+        .filter(|item| !item.trim().is_empty())
+        .collect();
+    match items.as_slice() {
+        [] => Vec::new(),
+        [one] => strip_prefix(one, prefix)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        several
+            if several
+                .iter()
+                .any(|item| strip_prefix(item, prefix).is_some()) =>
+        {
+            several.iter().map(|item| (*item).to_string()).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Looks in every configured location. `headers` are the request headers (all values).
@@ -67,8 +83,7 @@ pub fn extract(config: &Config, headers: &[(String, String)], line: &RequestLine
             Location::Header { name, prefix } => headers
                 .iter()
                 .filter(|(k, _)| k == name)
-                .flat_map(|(_, v)| list_items(v))
-                .filter_map(|v| strip_prefix(v, prefix.as_deref()).map(str::to_string))
+                .flat_map(|(_, v)| header_credentials(v, prefix.as_deref()))
                 .collect(),
             Location::Param(name) => line.query_params(name),
             Location::Cookie(name) => cookie_values(headers, name)
@@ -204,6 +219,16 @@ mod tests {
                 "{joined}"
             );
         }
+        assert_eq!(
+            extract(&c, &hdrs(&[("authorization", "Bearer a,junk")]), &line("/")),
+            Extracted::Several,
+            "a credential followed by anything else in one header is not one credential"
+        );
+        assert_eq!(
+            extract(&c, &hdrs(&[("authorization", "Basic x,junk")]), &line("/")),
+            Extracted::None,
+            "no bearer item at all: not ours"
+        );
         assert_eq!(
             extract(&c, &hdrs(&[("authorization", "Bearer a,")]), &line("/")),
             Extracted::One {

@@ -484,11 +484,21 @@ impl JwtStream {
                 Err(e) => last = e.code(),
             }
         }
-        if tried == 0 && jws.header.kid.is_some() && matches!(provider.keys, KeySource::Remote(_)) {
-            return Eval::Wait(WaitFor::Kid(p));
-        }
-        if tried == 0 && jws.header.kid.is_some() {
-            return Eval::Fail("unknown_kid");
+        if tried == 0 {
+            if let Some(kid) = &jws.header.kid {
+                // The kid is known but its key refuses this alg: a refetch cannot help.
+                if jwks
+                    .keys
+                    .iter()
+                    .any(|k| k.kid.as_deref() == Some(kid.as_str()))
+                {
+                    return Eval::Fail("alg_not_allowed");
+                }
+                if matches!(provider.keys, KeySource::Remote(_)) {
+                    return Eval::Wait(WaitFor::Kid(p));
+                }
+                return Eval::Fail("unknown_kid");
+            }
         }
         Eval::Fail(last)
     }

@@ -260,6 +260,46 @@ fn failures_get_rfc6750_replies() {
 }
 
 #[test]
+fn a_known_kid_with_a_foreign_alg_is_alg_not_allowed_without_refetch() {
+    let k1 = EcKey::new("k1");
+    let mut host = MockHost::new();
+    let mut r = root(&mut host, &remote_config(json!({})));
+    r.on_tick(&mut host);
+    let t = host.callouts[0].token;
+    r.on_http_call_response(&mut host, t, jwks_reply(&[&k1]));
+    host.advance_ms(60_000);
+    // An HS256 token naming the EC key's kid: the key exists but refuses HS256.
+    let header = json!({"alg": "HS256", "kid": "k1"});
+    let input = format!(
+        "{}.{}",
+        b64url_encode(header.to_string().as_bytes()),
+        b64url_encode(
+            claims("https://idp.example.com", json!({"exp": NOW + 1000}))
+                .to_string()
+                .as_bytes()
+        )
+    );
+    let token = format!(
+        "{input}.{}",
+        b64url_encode(b"0123456789abcdef0123456789abcdef")
+    );
+    let (action, _) = run(
+        &mut r,
+        &mut host,
+        "GET",
+        "/x",
+        &[("authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(action, Action::Pause);
+    assert_eq!(reply_code(&host), (401, "alg_not_allowed".into()));
+    assert_eq!(
+        host.callouts.len(),
+        1,
+        "no refetch for a kid the key set has"
+    );
+}
+
+#[test]
 fn two_credentials_are_a_bad_request() {
     let key = EcKey::new("k1");
     let mut host = MockHost::new();
