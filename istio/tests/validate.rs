@@ -418,26 +418,52 @@ fn int_or_string_and_preserved_fields() {
 
 /// The pluginConfig of each jwt-auth WasmPlugin is a configuration the filter itself accepts: the
 /// CRD does not look inside pluginConfig, the filter's own parser does.
+/// Parses a plugin configuration with the filter's own parser, by the folder the manifest is in.
+fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
+    match filter {
+        "jwt-auth" => jwt_auth::config::Config::parse(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "scope-authz" => scope_authz::config::Config::parse(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "rate-limit" => rate_limit::config::Config::parse(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        other => Err(format!("no parser known for the filter `{other}`")),
+    }
+}
+
 #[test]
-fn jwt_auth_plugin_configs_are_accepted_by_the_filter() {
-    let mut files = Vec::new();
-    yaml_files(&istio_dir().join("jwt-auth"), &mut files);
-    let mut checked = 0;
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("readable");
-        for (index, doc) in parse_documents(&text).expect("YAML") {
-            if doc["kind"] != "WasmPlugin" {
-                continue;
+fn every_wasm_plugin_config_is_accepted_by_its_filter() {
+    let mut checked: Vec<String> = Vec::new();
+    for filter in ["jwt-auth", "scope-authz", "rate-limit"] {
+        let dir = istio_dir().join(filter);
+        if !dir.exists() {
+            continue;
+        }
+        let mut files = Vec::new();
+        yaml_files(&dir, &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("readable");
+            for (index, doc) in parse_documents(&text).expect("YAML") {
+                if doc["kind"] != "WasmPlugin" {
+                    continue;
+                }
+                let config = serde_json::to_vec(&doc["spec"]["pluginConfig"]).expect("JSON");
+                if let Err(e) = filter_accepts(filter, &config) {
+                    panic!(
+                        "{} document {index}: {filter} refuses its pluginConfig: {e}",
+                        file.display()
+                    );
+                }
+                checked.push(filter.to_string());
             }
-            let config = serde_json::to_vec(&doc["spec"]["pluginConfig"]).expect("JSON");
-            if let Err(e) = jwt_auth::config::Config::parse(&config) {
-                panic!(
-                    "{} document {index}: jwt-auth refuses its pluginConfig: {e}",
-                    file.display()
-                );
-            }
-            checked += 1;
         }
     }
-    assert!(checked >= 2, "expected the OCI and the file WasmPlugin");
+    assert!(
+        checked.iter().filter(|f| *f == "jwt-auth").count() >= 2,
+        "expected the OCI and the file WasmPlugin of jwt-auth: {checked:?}"
+    );
+    assert!(checked.iter().any(|f| f == "scope-authz"), "{checked:?}");
 }

@@ -117,12 +117,12 @@ impl Worker {
                 self.metrics.inc(host, "jwks.fetch.ok");
                 let h: &dyn Host = host;
                 h.info(&format!(
-                    "jwt-auth: provider {}: key set fetched, {keys} usable keys",
+                    "provider {}: key set fetched, {keys} usable keys",
                     provider.name
                 ));
                 for (kid, reason) in skipped {
                     h.warn(&format!(
-                        "jwt-auth: provider {}: key {} skipped: {reason}",
+                        "provider {}: key {} skipped: {reason}",
                         provider.name,
                         kid.as_deref().unwrap_or("(no kid)")
                     ));
@@ -133,7 +133,7 @@ impl Worker {
                 let stale = self.keys.get(p).is_some_and(|k| k.keys.is_some());
                 let h: &dyn Host = host;
                 h.warn(&format!(
-                    "jwt-auth: provider {}: key set fetch failed ({code}){}",
+                    "provider {}: key set fetch failed ({code}){}",
                     provider.name,
                     if stale {
                         "; keeping the last good key set"
@@ -755,7 +755,7 @@ impl JwtStream {
             identity.merge(v.identity.clone());
         }
         if identity.merge_and_write(host).is_err() {
-            (host as &dyn Host).warn("jwt-auth: could not write the identity context");
+            (host as &dyn Host).warn("could not write the identity context");
         }
         for v in verified {
             let Some(provider) = config.providers.get(v.provider) else {

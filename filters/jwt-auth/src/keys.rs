@@ -141,7 +141,7 @@ pub fn start_fetch(
         Ok(token) => Some(token),
         Err(e) => {
             let msg = format!(
-                "jwt-auth: provider {}: cannot call cluster {}: {e:?}",
+                "provider {}: cannot call cluster {}: {e:?}",
                 provider.name, remote.cluster
             );
             (host as &dyn Host).error(&msg);
