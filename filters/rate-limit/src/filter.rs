@@ -392,6 +392,10 @@ impl StreamFilter for RateLimitStream {
         token: u32,
         response: GrpcResponse,
     ) -> Action {
+        (host as &dyn Host).debug(&format!(
+            "rate-limit: rate-limit service answered: grpc status {}",
+            response.status
+        ));
         if self.pending != Some(token) {
             return Action::Continue;
         }
