@@ -402,10 +402,31 @@ pub fn all() -> Vec<Scenario> {
         e(
             "p",
             "order",
-            "request_headers,request_body,response_headers,response_body,log",
+            "request_headers,request_body(1,false),request_body(0,true),response_headers,response_body,response_body,log",
         ),
         e("p", "done_after_log", "true"),
     ];
+    v.push(s);
+
+    // A root context's callout wakes a stream paused in on_request_headers: the root sets the
+    // stream as the effective context, edits its request headers and continues it.
+    let mut s = base(
+        "root_resume_effective_context",
+        vec![plugin(
+            "p",
+            json!({"scenario": "root_resume", "cluster": "idp"}),
+        )],
+        get("/wake"),
+    );
+    s.clusters = vec![http("idp", 200, "awake", Some(0))];
+    s.advance_after_ms = 50;
+    s.expect = vec![
+        e("p", "root_callout_status", "200"),
+        e("p", "set_effective_context", "Ok(())"),
+        e("p", "root_sets_header", "Ok(())"),
+        e("p", "root_resume", "Ok(())"),
+    ];
+    s.upstream_headers = vec![("x-root-resumed".into(), "200".into())];
     v.push(s);
 
     let mut s = base("response_headers", one("response"), get("/r"));

@@ -674,6 +674,17 @@ pub struct Worker {
     envoy: Envoy,
 }
 
+/// The address part of `ip:port` or `[ip6]:port`.
+fn source_ip(source: &str) -> String {
+    match source.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        _ => source.to_string(),
+    }
+}
+
 impl Worker {
     pub(crate) fn new(inner: Rc<RefCell<WorkerInner>>, envoy: Envoy) -> Worker {
         Worker { inner, envoy }
@@ -685,13 +696,24 @@ impl Worker {
         let id = w.next_stream;
         w.next_stream += 1;
         let now = w.envoy.borrow().clock.now_nanos;
+        // What Envoy's connection manager (use_remote_address, an external client) adds before
+        // the filters run, in its order: x-forwarded-for, x-forwarded-proto,
+        // x-envoy-external-address, x-request-id (checked against Envoy 1.40: headers).
         let mut hdrs = req.headers.clone();
-        if headers::get(&hdrs, "x-request-id").is_none() {
-            let rid = format!("00000000-0000-4000-8000-{:06x}{:06x}", w.id, id);
-            headers::add(&mut hdrs, "x-request-id", &rid);
+        let ip = source_ip(&req.conn.source);
+        match headers::get(&hdrs, "x-forwarded-for").map(str::to_string) {
+            Some(xff) => headers::replace(&mut hdrs, "x-forwarded-for", &format!("{xff},{ip}")),
+            None => headers::add(&mut hdrs, "x-forwarded-for", &ip),
         }
         let scheme = headers::get(&hdrs, ":scheme").unwrap_or("http").to_string();
         headers::replace(&mut hdrs, "x-forwarded-proto", &scheme);
+        headers::replace(&mut hdrs, "x-envoy-external-address", &ip);
+        if let Some(rid) = headers::get(&hdrs, "x-request-id").map(str::to_string) {
+            headers::replace(&mut hdrs, "x-request-id", &rid);
+        } else {
+            let rid = format!("00000000-0000-4000-8000-{:06x}{:06x}", w.id, id);
+            headers::add(&mut hdrs, "x-request-id", &rid);
+        }
         let data = StreamData {
             request_headers: hdrs,
             request_trailers: req.trailers.clone(),
@@ -803,11 +825,18 @@ impl Stream {
                 s.req[0].inbox.push_back(Frame::Headers {
                     end: !has_body && !has_trailers,
                 });
-                let k = req.body.len();
-                for (i, chunk) in req.body.into_iter().enumerate() {
+                // Like Envoy's HTTP/1.1 codec: every chunk without end_stream, then an
+                // empty end_stream frame (checked against Envoy 1.40: callback_order).
+                for chunk in req.body {
                     s.req[0].inbox.push_back(Frame::Data {
                         bytes: chunk,
-                        end: i + 1 == k && !has_trailers,
+                        end: false,
+                    });
+                }
+                if has_body && !has_trailers {
+                    s.req[0].inbox.push_back(Frame::Data {
+                        bytes: vec![],
+                        end: true,
                     });
                 }
                 if has_trailers {
@@ -846,11 +875,17 @@ impl Stream {
             s.resp[last].inbox.push_back(Frame::Headers {
                 end: !has_body && !has_trailers,
             });
-            let k = resp.body.len();
-            for (i, chunk) in resp.body.into_iter().enumerate() {
+            // As for requests: chunks, then an empty end_stream frame (HTTP/1.1 upstreams).
+            for chunk in resp.body {
                 s.resp[last].inbox.push_back(Frame::Data {
                     bytes: chunk,
-                    end: i + 1 == k && !has_trailers,
+                    end: false,
+                });
+            }
+            if has_body && !has_trailers {
+                s.resp[last].inbox.push_back(Frame::Data {
+                    bytes: vec![],
+                    end: true,
                 });
             }
             if has_trailers {

@@ -150,7 +150,7 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
                         EventKind::Http {
                             context_id: ctx,
                             token,
-                            response: r,
+                            response: with_service_time(r, reply.delay),
                         },
                     ),
                     (None, Some(t)) => e.post(
@@ -346,4 +346,21 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Envoy's async client runs the router, which adds `x-envoy-upstream-service-time` (ms) to an
+/// upstream's answer, after the upstream's own headers; its local replies (timeouts, no
+/// upstream) and failures carry none (checked against Envoy 1.40: callout_pause_resume,
+/// callout_timeout).
+pub(crate) fn with_service_time(
+    mut r: crate::state::upstreams::CalloutResponse,
+    took: std::time::Duration,
+) -> crate::state::upstreams::CalloutResponse {
+    if r.failure.is_none() {
+        r.headers.push((
+            "x-envoy-upstream-service-time".into(),
+            took.as_millis().to_string(),
+        ));
+    }
+    r
 }

@@ -7,7 +7,14 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
+
+thread_local! {
+    /// Streams paused by `root_resume`, waiting for the root context to call out for them.
+    static PAUSED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -30,9 +37,40 @@ struct Root {
     ticks: u32,
     queue: Option<u32>,
     metrics: [u32; 3],
+    /// Root callouts in flight: token -> the paused stream they wake.
+    waking: HashMap<u32, u32>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _nh: usize, _body: usize, _nt: usize) {
+        let Some(stream) = self.waking.remove(&token) else {
+            return;
+        };
+        let status = self
+            .get_http_call_response_header(":status")
+            .unwrap_or_else(|| "failed".into());
+        obs("root_callout_status", &status);
+        obs(
+            "set_effective_context",
+            format!("{:?}", hostcalls::set_effective_context(stream)),
+        );
+        obs(
+            "root_sets_header",
+            format!(
+                "{:?}",
+                hostcalls::set_map_value(
+                    proxy_wasm::types::MapType::HttpRequestHeaders,
+                    "x-root-resumed",
+                    Some(&status)
+                )
+            ),
+        );
+        obs(
+            "root_resume",
+            format!("{:?}", hostcalls::resume_http_request()),
+        );
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
@@ -52,6 +90,7 @@ impl RootContext for Root {
                 }
             }
             "tick" => self.set_tick_period(Duration::from_millis(100)),
+            "root_resume" => self.set_tick_period(Duration::from_millis(10)),
             "queue" => self.queue = hostcalls::register_shared_queue("probe_q").ok(),
             "metrics" => {
                 let kinds = [
@@ -70,6 +109,28 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if self.scenario == "root_resume" {
+            for stream in PAUSED.with(|p| std::mem::take(&mut *p.borrow_mut())) {
+                let cluster = self.cfg["cluster"].as_str().unwrap_or("upstream");
+                match self.dispatch_http_call(
+                    cluster,
+                    vec![
+                        (":method", "GET"),
+                        (":path", "/wake"),
+                        (":authority", "callout.local"),
+                    ],
+                    None,
+                    vec![],
+                    Duration::from_millis(1000),
+                ) {
+                    Ok(token) => {
+                        self.waking.insert(token, stream);
+                    }
+                    Err(e) => obs("root_dispatch_error", format!("{e:?}")),
+                }
+            }
+            return;
+        }
         self.ticks += 1;
         obs("tick", self.ticks);
         let _ = self.set_shared_data("probe/ticks", Some(self.ticks.to_string().as_bytes()), None);
@@ -94,8 +155,9 @@ impl RootContext for Root {
         Some(ContextType::HttpContext)
     }
 
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Probe {
+            id,
             cfg: self.cfg.clone(),
             scenario: self.scenario.clone(),
             metrics: self.metrics,
@@ -105,10 +167,11 @@ impl RootContext for Root {
 }
 
 struct Probe {
+    id: u32,
     cfg: Value,
     scenario: String,
     metrics: [u32; 3],
-    order: Vec<&'static str>,
+    order: Vec<String>,
 }
 
 impl Probe {
@@ -141,6 +204,12 @@ impl Probe {
 impl Context for Probe {
     fn on_http_call_response(&mut self, _token: u32, nh: usize, body: usize, _nt: usize) {
         obs("callout_headers", nh);
+        let names: Vec<String> = self
+            .get_http_call_response_headers()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        obs("callout_header_names", names.join(","));
         obs(
             "callout_status",
             self.get_http_call_response_header(":status")
@@ -168,7 +237,10 @@ impl Context for Probe {
 
     fn on_done(&mut self) -> bool {
         if self.scenario == "order" {
-            obs("done_after_log", self.order.last() == Some(&"log"));
+            obs(
+                "done_after_log",
+                self.order.last().is_some_and(|l| l == "log"),
+            );
         }
         true
     }
@@ -176,7 +248,7 @@ impl Context for Probe {
 
 impl HttpContext for Probe {
     fn on_http_request_headers(&mut self, n: usize, end: bool) -> Action {
-        self.order.push("request_headers");
+        self.order.push("request_headers".into());
         match self.scenario.as_str() {
             "log" => {
                 for (level, name) in [
@@ -203,6 +275,8 @@ impl HttpContext for Probe {
                     self.get_http_request_header("x-multi").unwrap_or_default(),
                 );
                 let pairs = self.get_http_request_headers();
+                let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+                obs("header_names", names.join(","));
                 obs(
                     "x_multi_count",
                     pairs.iter().filter(|(k, _)| k == "x-multi").count(),
@@ -226,6 +300,10 @@ impl HttpContext for Probe {
                 return Action::Pause;
             }
             "observe" => obs("saw_request", true),
+            "root_resume" => {
+                PAUSED.with(|p| p.borrow_mut().push(self.id));
+                return Action::Pause;
+            }
             "callout" => return self.callout(),
             "grpc" => {
                 let cluster = self.cfg["cluster"].as_str().unwrap_or("grpc");
@@ -382,7 +460,7 @@ impl HttpContext for Probe {
     }
 
     fn on_http_request_body(&mut self, size: usize, end: bool) -> Action {
-        self.order.push("request_body");
+        self.order.push(format!("request_body({size},{end})"));
         if self.scenario == "body" {
             if !end {
                 return Action::Pause;
@@ -396,7 +474,7 @@ impl HttpContext for Probe {
     }
 
     fn on_http_request_trailers(&mut self, n: usize) -> Action {
-        self.order.push("request_trailers");
+        self.order.push("request_trailers".into());
         if self.scenario == "trailers" {
             obs("trailer_count", n);
             obs(
@@ -409,7 +487,7 @@ impl HttpContext for Probe {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
-        self.order.push("response_headers");
+        self.order.push("response_headers".into());
         let status = self.get_http_response_header(":status").unwrap_or_default();
         match self.scenario.as_str() {
             "local_reply" => obs("response_status", &status),
@@ -424,12 +502,12 @@ impl HttpContext for Probe {
     }
 
     fn on_http_response_body(&mut self, _size: usize, _end: bool) -> Action {
-        self.order.push("response_body");
+        self.order.push("response_body".into());
         Action::Continue
     }
 
     fn on_log(&mut self) {
-        self.order.push("log");
+        self.order.push("log".into());
         if self.scenario == "order" {
             obs("order", self.order.join(","));
         }
