@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# The local secure gateway: an OpenID Provider, an echo upstream and Envoy with the full shieldwall
+# chain (jwt-auth → scope-authz → rate-limit), all on 127.0.0.1.
+#
+#   scripts/gateway.sh up       install what is missing, build, start, wait until all answer
+#   scripts/gateway.sh status   what runs, with its pid and port
+#   scripts/gateway.sh down     stop what `up` started (by the pids it recorded, only those)
+#
+# Environment (defaults in brackets):
+#   SHIELDWALL_GATEWAY_PORT [8080]   the gateway (Envoy's listener)
+#   SHIELDWALL_ADMIN_PORT   [9901]   Envoy's admin API
+#   SHIELDWALL_IDP_PORT     [9080]   the OpenID Provider
+#   SHIELDWALL_UPSTREAM_PORT [9081]  the echo upstream
+#   SHIELDWALL_GATEWAY_DIR  [.gateway at the repository root]  state: pids, logs, config, IdP keys
+#   SHIELDWALL_GATEWAY_SKIP_SETUP=1  do not run scripts/setup.sh (everything is installed already)
+#   SHIELDWALL_ENVOY                 the Envoy binary to use (see scripts/envoy-path.sh)
+#
+# Once installed and built, `up` needs no network.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+state="${SHIELDWALL_GATEWAY_DIR:-$root/.gateway}"
+case "$state" in /*) ;; *) state="$root/$state" ;; esac
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+modules="$target/wasm32-wasip1/release"
+
+components=(idp echo envoy) # start order; stopped in reverse
+
+# ------------------------------------------------------------------------------------ helpers
+
+say() { printf '%s\n' "$*"; }
+step_no=0
+step_total=7
+step() {
+  step_no=$((step_no + 1))
+  printf '[%d/%d] %s\n' "$step_no" "$step_total" "$*"
+}
+ok() { printf '      ok: %s\n' "$*"; }
+
+# The ports: recorded by `up` for status and down; otherwise the environment, else the defaults.
+load_ports() {
+  gateway_port="${SHIELDWALL_GATEWAY_PORT:-8080}"
+  admin_port="${SHIELDWALL_ADMIN_PORT:-9901}"
+  idp_port="${SHIELDWALL_IDP_PORT:-9080}"
+  upstream_port="${SHIELDWALL_UPSTREAM_PORT:-9081}"
+}
+load_recorded_ports() {
+  load_ports
+  if [ -f "$state/ports" ]; then
+    # shellcheck disable=SC1091
+    . "$state/ports"
+  fi
+}
+
+port_of() {
+  case "$1" in
+    idp) echo "$idp_port" ;;
+    echo) echo "$upstream_port" ;;
+    envoy) echo "$gateway_port" ;;
+  esac
+}
+
+# What the command line of each component contains, so that a pid reused by another program
+# after a crash is never taken for ours.
+marker_of() {
+  case "$1" in
+    idp) echo "$state/idp-keys.json" ;;
+    echo) echo "echo --port $upstream_port" ;;
+    envoy) echo "$state/envoy.yaml" ;;
+  esac
+}
+
+pid_of() {
+  local f="$state/$1.pid"
+  [ -f "$f" ] || return 1
+  local pid
+  pid="$(tr -dc '0-9' <"$f")"
+  [ -n "$pid" ] || return 1
+  echo "$pid"
+}
+
+# Alive and ours: the process exists, is not a zombie, and its command line has the marker.
+is_ours() {
+  local name="$1" pid="$2" st args
+  st="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
+  [ -n "$st" ] || return 1
+  case "$st" in Z*) return 1 ;; esac
+  args="$(ps -o args= -ww -p "$pid" 2>/dev/null || true)"
+  case "$args" in *"$(marker_of "$name")"*) return 0 ;; esac
+  return 1
+}
+
+running_pid() {
+  local pid
+  pid="$(pid_of "$1")" || return 1
+  is_ours "$1" "$pid" || return 1
+  echo "$pid"
+}
+
+# Stops one component by its recorded pid: SIGTERM, up to 10 s, then SIGKILL.
+stop_one() {
+  local name="$1" pid
+  if ! pid="$(pid_of "$name")"; then
+    return 0
+  fi
+  if is_ours "$name" "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 100); do
+      is_ours "$name" "$pid" || break
+      sleep 0.1
+    done
+    if is_ours "$name" "$pid"; then
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.2
+    fi
+    if is_ours "$name" "$pid"; then
+      say "  $name (pid $pid) does not stop" >&2
+      return 1
+    fi
+    say "  stopped $name (pid $pid)"
+  fi
+  rm -f "$state/$name.pid"
+}
+
+stop_all() {
+  local status=0 i
+  for ((i = ${#components[@]} - 1; i >= 0; i--)); do
+    stop_one "${components[$i]}" || status=1
+  done
+  return "$status"
+}
+
+# A failed step: say which and why, show the end of the log that explains it, stop what this run
+# started, exit non-zero.
+fail() {
+  local why="$1" log="${2:-}"
+  trap - INT TERM
+  printf '\nFAILED at step %d: %s\n' "$step_no" "$why" >&2
+  if [ -n "$log" ] && [ -s "$log" ]; then
+    printf -- '--- last lines of %s ---\n' "$log" >&2
+    tail -n 25 "$log" >&2
+    printf -- '---\n' >&2
+  elif [ -n "$log" ]; then
+    printf '(%s is empty)\n' "$log" >&2
+  fi
+  if [ "${started:-0}" = 1 ]; then
+    say "stopping what was started" >&2
+    stop_all >&2 || true
+    rm -f "$state/ports"
+  fi
+  exit 1
+}
+
+port_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PY
+}
+
+# HTTP status of a GET (000 when nothing answers).
+http_status() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" 2>/dev/null || true
+}
+
+# Readiness checks, evaluated anew on every try.
+status_is() { # EXPECTED CURL-ARGS...
+  local want="$1"
+  shift
+  [ "$(http_status "$@")" = "$want" ]
+}
+admin_live() {
+  [ "$(curl -s --max-time 2 "http://127.0.0.1:$admin_port/ready" 2>/dev/null || true)" = LIVE ]
+}
+
+# Waits until `check` succeeds, failing the step when the process dies or time runs out.
+wait_for() {
+  local name="$1" seconds="$2" log="$3" what="$4"
+  shift 4
+  local deadline=$((SECONDS + seconds)) pid
+  pid="$(pid_of "$name")"
+  while :; do
+    if "$@"; then return 0; fi
+    if ! is_ours "$name" "$pid"; then
+      fail "$name exited before $what" "$log"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      fail "$name: no $what after ${seconds}s" "$log"
+    fi
+    sleep 0.2
+  done
+}
+
+# The demo token request the printed commands use.
+token_command() {
+  printf '%s' "TOKEN=\$(curl -s -u orders-reader:orders-reader-secret -d grant_type=client_credentials -d scope=orders:read -d resource=urn:shieldwall:orders-api http://127.0.0.1:$idp_port/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')"
+}
+
+print_summary() {
+  say ""
+  say "shieldwall gateway is up:"
+  say "  OpenID Provider  http://127.0.0.1:$idp_port  (issuer; discovery at /.well-known/openid-configuration, keys at /jwks)"
+  say "  Upstream (echo)  http://127.0.0.1:$upstream_port  (answers with what the gateway passed on)"
+  say "  Envoy admin      http://127.0.0.1:$admin_port  (stats, config dump)"
+  say "  Logs and config  $state"
+  say ""
+  say "Gateway: http://127.0.0.1:$gateway_port"
+  say ""
+  say "Try it (copy and paste):"
+  say ""
+  say "# 1. get an access token as client orders-reader (scope orders:read, tenant a)"
+  say "$(token_command)"
+  say ""
+  say "# 2. an allowed route: tenant a's order -> 200, the echo shows what the gateway passed on"
+  say "curl -i -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$gateway_port/tenants/a/orders/42"
+  say ""
+  say "# 3. a refused route: tenant b's order -> 403, the tenant boundary"
+  say "curl -i -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$gateway_port/tenants/b/orders/42"
+  say ""
+  say "Stop it with: scripts/gateway.sh down"
+}
+
+# ------------------------------------------------------------------------------------ commands
+
+cmd_status() {
+  load_recorded_ports
+  local name pid all=0 any=0
+  printf '%-8s %-8s %-8s %s\n' component state pid port
+  for name in "${components[@]}"; do
+    if pid="$(running_pid "$name")"; then
+      printf '%-8s %-8s %-8s %s\n' "$name" running "$pid" "$(port_of "$name")"
+      any=1
+    else
+      printf '%-8s %-8s %-8s %s\n' "$name" stopped - "$(port_of "$name")"
+      all=1
+    fi
+  done
+  if [ "$any" = 1 ] && [ -n "$(running_pid envoy || true)" ]; then
+    say "envoy admin on 127.0.0.1:$admin_port"
+  fi
+  if [ "$any" = 1 ] && [ "$all" = 0 ]; then
+    say "Gateway: http://127.0.0.1:$gateway_port"
+    return 0
+  fi
+  [ "$any" = 0 ] && say "the gateway is not running"
+  [ "$any" = 1 ] && say "the gateway is partly running: scripts/gateway.sh down, then up"
+  return 1
+}
+
+cmd_down() {
+  load_recorded_ports
+  local name any=0
+  for name in "${components[@]}"; do
+    [ -f "$state/$name.pid" ] && any=1
+  done
+  if [ "$any" = 0 ]; then
+    say "the gateway is not running (no pid recorded in $state)"
+    return 0
+  fi
+  say "stopping the gateway"
+  if stop_all; then
+    rm -f "$state/ports"
+    say "stopped"
+  else
+    return 1
+  fi
+}
+
+cmd_up() {
+  load_recorded_ports
+  local name pid running=0 stopped=0
+  for name in "${components[@]}"; do
+    if running_pid "$name" >/dev/null; then running=1; else stopped=1; fi
+  done
+  if [ "$running" = 1 ] && [ "$stopped" = 0 ]; then
+    say "the gateway is already up (scripts/gateway.sh status; scripts/gateway.sh down to stop it)"
+    print_summary
+    return 0
+  fi
+  if [ "$running" = 1 ]; then
+    say "the gateway is partly running:" >&2
+    cmd_status >&2 || true
+    say "run scripts/gateway.sh down first" >&2
+    return 1
+  fi
+  # Nothing of ours runs: forget stale pid files and ports from an earlier run.
+  mkdir -p "$state"
+  for name in "${components[@]}"; do rm -f "$state/$name.pid"; done
+  rm -f "$state/ports"
+  load_ports
+
+  started=0
+  trap 'fail "interrupted"' INT TERM
+
+  step "ports: gateway $gateway_port, admin $admin_port, IdP $idp_port, upstream $upstream_port"
+  local p seen=" "
+  for p in "$gateway_port" "$admin_port" "$idp_port" "$upstream_port"; do
+    case "$p" in '' | *[!0-9]*) fail "not a port number: '$p'" ;; esac
+    [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || fail "not a port number: $p"
+    case "$seen" in *" $p "*) fail "port $p is given twice: each part needs its own" ;; esac
+    seen="$seen$p "
+  done
+  command -v python3 >/dev/null || fail "python3 is needed (scripts/setup.sh uses it too)"
+  command -v curl >/dev/null || fail "curl is needed"
+  for p in "$gateway_port" "$admin_port" "$idp_port" "$upstream_port"; do
+    port_free "$p" || fail "port $p on 127.0.0.1 is in use; choose others with SHIELDWALL_GATEWAY_PORT, SHIELDWALL_ADMIN_PORT, SHIELDWALL_IDP_PORT, SHIELDWALL_UPSTREAM_PORT"
+  done
+  ok "all free"
+
+  step "setup: toolchain, Envoy, the OpenID Provider (scripts/setup.sh)"
+  if [ "${SHIELDWALL_GATEWAY_SKIP_SETUP:-0}" = 1 ]; then
+    ok "skipped (SHIELDWALL_GATEWAY_SKIP_SETUP=1)"
+  else
+    bash scripts/setup.sh >"$state/setup.log" 2>&1 || fail "scripts/setup.sh failed" "$state/setup.log"
+    ok "$(tail -n 1 "$state/setup.log" | sed 's/^==> //')"
+  fi
+  local envoy_bin
+  envoy_bin="$(bash scripts/envoy-path.sh 2>"$state/setup.log")" || fail "no Envoy binary: run scripts/setup.sh" "$state/setup.log"
+  [ -d envoy/idp/node_modules/oidc-provider ] || fail "the OpenID Provider is not installed: run scripts/setup.sh"
+
+  step "build: the wasm modules and the echo upstream (cargo build --release)"
+  {
+    cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit &&
+      cargo build --release -p shieldwall-e2e --bin echo
+  } >"$state/build.log" 2>&1 || fail "cargo build failed" "$state/build.log"
+  local m
+  for m in jwt_auth scope_authz rate_limit; do
+    [ -f "$modules/$m.wasm" ] || fail "the build made no $modules/$m.wasm" "$state/build.log"
+  done
+  [ -x "$target/release/echo" ] || fail "the build made no $target/release/echo" "$state/build.log"
+  ok "$modules/{jwt_auth,scope_authz,rate_limit}.wasm, $target/release/echo"
+
+  step "config: render envoy/gateway.yaml into $state/envoy.yaml"
+  : >"$state/access.log"
+  GATEWAY_PORT="$gateway_port" ADMIN_PORT="$admin_port" IDP_PORT="$idp_port" \
+    UPSTREAM_PORT="$upstream_port" MODULE_DIR="$modules" STATE_DIR="$state" \
+    python3 - envoy/gateway.yaml "$state/envoy.yaml" 2>"$state/render.log" <<'PY' || fail "rendering envoy/gateway.yaml failed" "$state/render.log"
+import os, re, sys
+src, dst = sys.argv[1], sys.argv[2]
+names = ["GATEWAY_PORT", "ADMIN_PORT", "IDP_PORT", "UPSTREAM_PORT", "MODULE_DIR", "STATE_DIR"]
+text = open(src).read()
+for name in names:
+    text = text.replace("{{" + name + "}}", os.environ[name])
+left = re.findall(r"\{\{[A-Z_]+\}\}", text)
+if left:
+    sys.exit("unknown placeholders: " + ", ".join(sorted(set(left))))
+open(dst, "w").write(text)
+PY
+  {
+    echo "gateway_port=$gateway_port"
+    echo "admin_port=$admin_port"
+    echo "idp_port=$idp_port"
+    echo "upstream_port=$upstream_port"
+  } >"$state/ports"
+  ok "$state/envoy.yaml"
+
+  started=1
+  step "start the OpenID Provider on 127.0.0.1:$idp_port"
+  local node_bin="${SHIELDWALL_NODE:-node}"
+  "$node_bin" envoy/idp/idp.js --port "$idp_port" --keys "$state/idp-keys.json" \
+    </dev/null >"$state/idp.log" 2>&1 &
+  echo $! >"$state/idp.pid"
+  wait_for idp 30 "$state/idp.log" "discovery document" \
+    status_is 200 "http://127.0.0.1:$idp_port/.well-known/openid-configuration"
+  ok "pid $(pid_of idp), issuer http://127.0.0.1:$idp_port, keys in $state/idp-keys.json"
+
+  step "start the echo upstream on 127.0.0.1:$upstream_port"
+  "$target/release/echo" --port "$upstream_port" </dev/null >"$state/echo.log" 2>&1 &
+  echo $! >"$state/echo.pid"
+  wait_for echo 15 "$state/echo.log" "answer" \
+    status_is 200 "http://127.0.0.1:$upstream_port/"
+  ok "pid $(pid_of echo)"
+
+  step "start Envoy: gateway on 127.0.0.1:$gateway_port, admin on 127.0.0.1:$admin_port"
+  # The base id names Envoy's shared memory; derived from the admin port (unique per stack) and
+  # kept clear of the small ids other tools pick, so several stacks can run side by side.
+  local base_id=$((300000000 + admin_port))
+  # Envoy asks the kernel for SIGTERM when its parent process exits (PR_SET_PDEATHSIG), so it
+  # cannot be the child of this script: a small shell stays its parent, records Envoy's own pid
+  # (the one `down` signals) and waits; it ends when Envoy does.
+  rm -f "$state/envoy.pid"
+  bash -c 'pidfile="$1"; shift; "$@" & echo $! >"$pidfile"; wait $!' envoy-parent \
+    "$state/envoy.pid" "$envoy_bin" -c "$state/envoy.yaml" --base-id "$base_id" --concurrency 2 \
+    --log-level info --drain-time-s 1 --parent-shutdown-time-s 2 \
+    </dev/null >"$state/envoy.log" 2>&1 &
+  local i
+  for i in $(seq 1 50); do
+    [ -s "$state/envoy.pid" ] && break
+    sleep 0.1
+  done
+  pid_of envoy >/dev/null || fail "envoy did not start" "$state/envoy.log"
+  wait_for envoy 60 "$state/envoy.log" "LIVE on admin /ready" \
+    admin_live
+  wait_for envoy 15 "$state/envoy.log" "200 from the gateway's /healthz" \
+    status_is 200 "http://127.0.0.1:$gateway_port/healthz"
+  # A first token must be accepted: jwt-auth has fetched the IdP's key set through Envoy.
+  local token
+  token="$(curl -s --max-time 5 -u orders-reader:orders-reader-secret -d grant_type=client_credentials \
+    -d scope=orders:read -d resource=urn:shieldwall:orders-api "http://127.0.0.1:$idp_port/token" |
+    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
+  [ -n "$token" ] || fail "the OpenID Provider gave no token to orders-reader" "$state/idp.log"
+  wait_for envoy 20 "$state/envoy.log" "acceptance of a first token (the key set from the IdP)" \
+    status_is 200 -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/tenants/a/orders/1"
+  ok "pid $(pid_of envoy), a first token was accepted"
+
+  trap - INT TERM
+  print_summary
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *)
+    say "usage: scripts/gateway.sh up|down|status" >&2
+    exit 2
+    ;;
+esac
