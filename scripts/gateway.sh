@@ -154,10 +154,13 @@ fail() {
   exit 1
 }
 
+# Free when nothing listens on 127.0.0.1:PORT (or on all addresses).
 port_free() {
   python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+# As the servers do: connections of a previous run in TIME_WAIT must not count as "in use".
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -390,7 +393,7 @@ PY
   rm -f "$state/envoy.pid"
   bash -c 'pidfile="$1"; shift; "$@" & echo $! >"$pidfile"; wait $!' envoy-parent \
     "$state/envoy.pid" "$envoy_bin" -c "$state/envoy.yaml" --base-id "$base_id" --concurrency 2 \
-    --log-level info --drain-time-s 1 --parent-shutdown-time-s 2 \
+    --log-level info --drain-time-s 1 --parent-shutdown-time-s 2 --file-flush-interval-msec 1000 \
     </dev/null >"$state/envoy.log" 2>&1 &
   local i
   for i in $(seq 1 50); do

@@ -104,7 +104,11 @@ fn bash(script: &str) -> String {
         .args(["-c", script])
         .output()
         .unwrap_or_else(|e| panic!("run bash: {e}"));
-    assert!(out.status.success(), "bash failed: {script}\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "bash failed: {script}\n{}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -193,7 +197,9 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
     let anonymous = bash(&format!("curl -s -i {gateway}/tenants/a/orders/42"));
     assert_eq!(status_of(&anonymous), 401, "no token:\n{anonymous}");
     assert!(
-        anonymous.to_ascii_lowercase().contains("www-authenticate: bearer"),
+        anonymous
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
         "{anonymous}"
     );
 
