@@ -190,7 +190,6 @@ fn global(failure_mode: &str) -> Value {
 }
 
 #[test]
-#[ignore = "open: the stream never sees the scripted gRPC reply in this harness (no guest log line); the same client logic passes on the mock host"]
 fn the_rate_limit_service_is_asked_and_obeyed() {
     let envoy = Envoy::new();
     envoy.cluster(
@@ -206,8 +205,10 @@ fn the_rate_limit_service_is_asked_and_obeyed() {
     );
     let w = envoy.worker(&[plugin(&global("deny"))]).unwrap();
     let mut s = w.stream(Request::get("/").source("10.5.0.1:1"));
-    assert!(s.send_request().is_paused());
-    envoy.advance(Duration::from_millis(1));
+    // The stream pauses for the call; the answer may come in the same turn of the event loop.
+    if s.send_request().is_paused() {
+        envoy.advance(Duration::from_millis(1));
+    }
     assert!(
         matches!(s.outcome(), Outcome::Upstream(_)),
         "{:?}",
@@ -222,8 +223,9 @@ fn the_rate_limit_service_is_asked_and_obeyed() {
     assert_eq!(calls[0].timeout, Some(Duration::from_millis(50)));
 
     let mut s = w.stream(Request::get("/").source("10.5.0.2:1"));
-    assert!(s.send_request().is_paused());
-    envoy.advance(Duration::from_millis(1));
+    if s.send_request().is_paused() {
+        envoy.advance(Duration::from_millis(1));
+    }
     let out = s.outcome();
     assert_eq!(out.local_reply().status(), 429);
     assert_eq!(out.local_reply().header("retry-after"), Some("1"));
@@ -234,7 +236,6 @@ fn the_rate_limit_service_is_asked_and_obeyed() {
 }
 
 #[test]
-#[ignore = "open: the stream never sees the scripted gRPC reply in this harness (no guest log line); the same client logic passes on the mock host"]
 fn a_silent_rate_limit_service_follows_the_failure_mode() {
     for (mode, expect) in [("deny", 503), ("allow", 200)] {
         let envoy = Envoy::new();

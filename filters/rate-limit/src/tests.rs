@@ -607,7 +607,12 @@ fn global_request(gw: &mut Gw, reply: GrpcResponse) -> (Action, u16) {
             1
         )
     );
-    let action = s.on_grpc_call_response(&mut gw.host, call.token, reply);
+    // Envoy delivers the answer to the root context, which wakes the waiting stream.
+    gw.host.woken.clear();
+    gw.root
+        .on_grpc_call_response(&mut gw.host, call.token, reply);
+    assert_eq!(gw.host.woken, vec![1]);
+    let action = s.on_wake(&mut gw.host);
     let status = gw
         .host
         .local_reply
