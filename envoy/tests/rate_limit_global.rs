@@ -6,11 +6,6 @@
 //! Needs the module: `cargo build --release --target wasm32-wasip1 -p rate-limit`, and
 //! `redis-server` (scripts/setup.sh).
 //!
-//! Ignored for now: Envoy makes every gRPC callout on the root context and answers it there
-//! (`proxy_on_grpc_receive(root_id, token, ..)`), while core's adapter hands the answer to the
-//! context whose id arrives, so the stream that asked stays paused. With core routing the answer
-//! by token to the stream that made the call (and making that stream the effective context
-//! before resuming it), all three tests pass. Run them with `-- --ignored`.
 
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(
@@ -67,7 +62,7 @@ fn get(envoy: &Envoy, key: &str) -> Response {
 }
 
 #[test]
-#[ignore = "core delivers a gRPC answer to the context id Envoy names, which is the root context (callouts are made on the root); until it routes the answer by token to the calling stream, the paused request never resumes"]
+
 fn two_envoys_sharing_the_service_enforce_one_limit() {
     let redis = RedisServer::start().unwrap();
     let (rls_a, rls_b) = (start_rls(&redis), start_rls(&redis));
@@ -105,7 +100,7 @@ fn two_envoys_sharing_the_service_enforce_one_limit() {
 }
 
 #[test]
-#[ignore = "core delivers a gRPC answer to the context id Envoy names, which is the root context (callouts are made on the root); until it routes the answer by token to the calling stream, the paused request never resumes"]
+
 fn redis_down_follows_failure_mode() {
     let mut redis = RedisServer::start().unwrap();
     let rls = start_rls(&redis);
@@ -133,7 +128,7 @@ fn redis_down_follows_failure_mode() {
 }
 
 #[test]
-#[ignore = "core delivers a gRPC answer to the context id Envoy names, which is the root context (callouts are made on the root); until it routes the answer by token to the calling stream, the paused request never resumes"]
+
 fn service_down_follows_failure_mode() {
     let redis = RedisServer::start().unwrap();
     let rls = start_rls(&redis);

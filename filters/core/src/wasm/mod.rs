@@ -16,7 +16,7 @@
 pub mod abi;
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -45,7 +45,8 @@ struct WasmHost {
     details: &'static str,
     wake: Vec<u32>,
     replied: bool,
-    grpc_tokens: Vec<u32>,
+    /// Callouts started during this callback (HTTP and gRPC tokens).
+    tokens: Vec<u32>,
 }
 
 impl WasmHost {
@@ -54,7 +55,7 @@ impl WasmHost {
             details,
             wake: Vec::new(),
             replied: false,
-            grpc_tokens: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -148,7 +149,9 @@ impl Host for WasmHost {
     ) -> Result<u32, HostError> {
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        abi::http_call(cluster, &pairs, body, ms).map_err(host_error)
+        let token = abi::http_call(cluster, &pairs, body, ms).map_err(host_error)?;
+        self.tokens.push(token);
+        Ok(token)
     }
     fn grpc_call(
         &mut self,
@@ -162,7 +165,7 @@ impl Host for WasmHost {
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let token =
             abi::grpc_call(cluster, service, method, metadata, message, ms).map_err(host_error)?;
-        self.grpc_tokens.push(token);
+        self.tokens.push(token);
         Ok(token)
     }
     fn set_tick_period(&mut self, period: Duration) {
@@ -213,8 +216,10 @@ struct Dispatcher<F: RootFilter> {
     details: &'static str,
     roots: RefCell<HashMap<u32, Shared<Option<F>>>>,
     streams: RefCell<HashMap<u32, Shared<StreamState<F::Stream>>>>,
-    /// gRPC calls not yet answered: a unary reply arrives as `receive` then maybe `close`.
-    grpc_pending: RefCell<HashSet<u32>>,
+    /// Callouts not yet answered → the context that started them. Envoy runs every callout on
+    /// the plugin's root context and delivers the reply there, whoever started it; the reply is
+    /// routed back here. A gRPC reply may come as `receive` then `close`: only the first counts.
+    callouts: RefCell<HashMap<u32, u32>>,
 }
 
 impl<F: RootFilter> Dispatcher<F> {
@@ -226,9 +231,11 @@ impl<F: RootFilter> Dispatcher<F> {
         self.streams.borrow().get(&id).cloned()
     }
 
-    /// After a callback: remember its gRPC calls and run the wake-ups it asked for.
+    /// After a callback: remember its callouts and run the wake-ups it asked for.
     fn after(&self, host: WasmHost, current: u32) {
-        self.grpc_pending.borrow_mut().extend(host.grpc_tokens);
+        self.callouts
+            .borrow_mut()
+            .extend(host.tokens.iter().map(|t| (*t, current)));
         if host.wake.is_empty() {
             return;
         }
@@ -254,11 +261,25 @@ impl<F: RootFilter> Dispatcher<F> {
             };
             apply(&mut state, &mut h, action, true);
             drop(state);
-            self.grpc_pending
+            self.callouts
                 .borrow_mut()
-                .extend(std::mem::take(&mut h.grpc_tokens));
+                .extend(h.tokens.iter().map(|t| (*t, id)));
         }
         let _ = abi::set_effective_context(current);
+    }
+
+    /// Runs a root-context callback.
+    fn root_callback(&self, root_id: u32, f: impl FnOnce(&mut F, &mut WasmHost)) {
+        let Some(root) = self.root(root_id) else {
+            return;
+        };
+        let mut host = WasmHost::new(self.details);
+        if let Ok(mut slot) = root.try_borrow_mut() {
+            if let Some(filter) = slot.as_mut() {
+                f(filter, &mut host);
+            }
+        }
+        self.after(host, root_id);
     }
 
     /// Runs a stream callback with the flow rules of this adapter.
@@ -439,36 +460,53 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
     }
 
     fn http_response(&self, id: u32, token: u32, response: CalloutResponse) {
-        if self.streams.borrow().contains_key(&id) {
-            self.run_stream(id, true, |f, h| f.on_http_call_response(h, token, response));
+        let Some(owner) = self.callouts.borrow_mut().remove(&token) else {
             return;
-        }
-        let Some(root) = self.root(id) else { return };
-        let mut host = WasmHost::new(self.details);
-        if let Ok(mut slot) = root.try_borrow_mut() {
-            if let Some(filter) = slot.as_mut() {
-                filter.on_http_call_response(&mut host, token, response);
+        };
+        match self.stream(owner) {
+            Some(_) => {
+                if abi::set_effective_context(owner).is_ok() {
+                    self.run_stream(owner, true, |f, h| {
+                        f.on_http_call_response(h, token, response)
+                    });
+                }
             }
+            // Started by a root context, or by a stream that is gone: the root gets the reply
+            // (a shared fetch must complete even if the request that started it left).
+            None => self.root_callback(
+                if self.root(owner).is_some() {
+                    owner
+                } else {
+                    id
+                },
+                |f, h| f.on_http_call_response(h, token, response),
+            ),
         }
-        self.after(host, id);
+        let _ = abi::set_effective_context(id);
     }
 
     fn grpc_response(&self, id: u32, token: u32, response: GrpcResponse) {
-        if !self.grpc_pending.borrow_mut().remove(&token) {
+        let Some(owner) = self.callouts.borrow_mut().remove(&token) else {
             return;
-        }
-        if self.streams.borrow().contains_key(&id) {
-            self.run_stream(id, true, |f, h| f.on_grpc_call_response(h, token, response));
-            return;
-        }
-        let Some(root) = self.root(id) else { return };
-        let mut host = WasmHost::new(self.details);
-        if let Ok(mut slot) = root.try_borrow_mut() {
-            if let Some(filter) = slot.as_mut() {
-                filter.on_grpc_call_response(&mut host, token, response);
+        };
+        match self.stream(owner) {
+            Some(_) => {
+                if abi::set_effective_context(owner).is_ok() {
+                    self.run_stream(owner, true, |f, h| {
+                        f.on_grpc_call_response(h, token, response)
+                    });
+                }
             }
+            None => self.root_callback(
+                if self.root(owner).is_some() {
+                    owner
+                } else {
+                    id
+                },
+                |f, h| f.on_grpc_call_response(h, token, response),
+            ),
         }
-        self.after(host, id);
+        let _ = abi::set_effective_context(id);
     }
 }
 
@@ -498,7 +536,7 @@ pub fn initialize<F: RootFilter>() {
             details,
             roots: RefCell::new(HashMap::new()),
             streams: RefCell::new(HashMap::new()),
-            grpc_pending: RefCell::new(HashSet::new()),
+            callouts: RefCell::new(HashMap::new()),
         }));
     });
 }
@@ -626,6 +664,7 @@ pub extern "C" fn proxy_on_grpc_receive(id: u32, token: u32, size: usize) {
 #[no_mangle]
 pub extern "C" fn proxy_on_grpc_close(id: u32, token: u32, status: u32) {
     // A close after a delivered reply is ignored (the token is no longer pending).
+    // Status 0 without a message (an empty reply) is delivered as OK with no message.
     with((), |d| {
         d.grpc_response(
             id,
