@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: Envoy's native filters against shieldwall's modules, in the same run
+# on the same machine. Builds the modules and the helper, mints fresh keys and tokens, runs the
+# micro-benchmarks, then bench/run.py (throughput, latency, memory) writes bench/RESULTS.md.
+#
+#   scripts/bench.sh                                  # 3 rounds x 10 s per variant
+#   BENCH_SECONDS=5 BENCH_ROUNDS=1 scripts/bench.sh   # a quick check that everything works
+#
+# Environment: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_WARMUP (3 s per variant),
+# BENCH_CONNECTIONS (16), BENCH_TOKENS (6000 cold-path tokens per algorithm; more than jwt-auth's
+# token cache holds), BENCH_MEMORY_SECONDS (3), BENCH_SKIP_MEMORY=1, BENCH_ENVOY_CPU (0),
+# BENCH_LOAD_CPU (1), BENCH_RESULTS (bench/RESULTS.md). See bench/README.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { printf '==> %s\n' "$*" >&2; }
+
+envoy="$("$root/scripts/envoy-path.sh" 2>/dev/null || true)"
+if [ -z "$envoy" ] || ! command -v wrk >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  "$root/scripts/setup.sh"
+  envoy="$("$root/scripts/envoy-path.sh")"
+fi
+for tool in taskset python3 cargo; do
+  command -v "$tool" >/dev/null 2>&1 || { say "$tool is needed"; exit 1; }
+done
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+say "building the modules (release, wasm32-wasip1)"
+cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit
+say "building the benchmark helper"
+cargo build --quiet --release -p bench-mint --bin bench-mint
+cargo build --quiet -p bench-mint --example wasm_verify
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/shieldwall-bench-tokens.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+say "minting keys (RSA-2048, P-256, Ed25519) and ${BENCH_TOKENS:-6000} tokens per algorithm"
+"$target/release/bench-mint" mint --out "$work" --count "${BENCH_TOKENS:-6000}"
+
+say "micro-benchmark: signature verification natively (ring, jwt-auth's own verifier)"
+taskset -c "${BENCH_LOAD_CPU:-1}" "$target/release/bench-mint" verify --dir "$work" \
+  --iterations "${BENCH_MICRO_ITERATIONS:-2000}" | tee "$work/micro-native.jsonl" >&2
+say "micro-benchmark: requests through jwt_auth.wasm on the test host (wasmtime)"
+taskset -c "${BENCH_LOAD_CPU:-1}" "$target/debug/examples/wasm_verify" "${BENCH_MICRO_REQUESTS:-500}" \
+  | tee "$work/micro-wasm.jsonl" >&2
+
+say "Envoy: $("$envoy" --version | grep -o 'version: [^ ]*' | head -1)"
+BENCH_ENVOY="$envoy" \
+BENCH_WASM_DIR="$target/wasm32-wasip1/release" \
+BENCH_TOKENS_DIR="$work" \
+BENCH_MICRO_NATIVE="$work/micro-native.jsonl" \
+BENCH_MICRO_WASM="$work/micro-wasm.jsonl" \
+  python3 "$root/bench/run.py"
