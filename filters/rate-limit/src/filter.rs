@@ -1,7 +1,6 @@
 //! The root and stream filters: match rules, take tokens, reply, ask the rate-limit service.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,17 +20,12 @@ use crate::table::{self, SlotUse};
 pub const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 pub const RLS_METHOD: &str = "ShouldRateLimit";
 
-/// Per worker: the plugin name, the hash seed, the metric ids, and the RLS calls in flight.
-/// Envoy delivers a callout's answer to the root context (callouts belong to it), so the root
-/// keeps which stream waits for which call, parks the answer and wakes that stream.
+/// Per worker: the plugin name, the hash seed and the metric ids. (The answer of an RLS call
+/// reaches the stream that made it: core's adapter routes callout replies by token.)
 pub struct Worker {
     plugin: String,
     seed: u64,
     metrics: Metrics,
-    /// RLS call token -> the stream (context id) waiting for it.
-    waiting: HashMap<u32, u32>,
-    /// Answers that arrived, by stream, until the stream wakes and takes its own.
-    answers: HashMap<u32, GrpcResponse>,
 }
 
 pub struct RateLimit {
@@ -53,29 +47,16 @@ impl RootFilter for RateLimit {
                 plugin,
                 seed,
                 metrics: Metrics::new("rate_limit"),
-                waiting: HashMap::new(),
-                answers: HashMap::new(),
             })),
         })
     }
 
-    fn new_stream(&mut self, _host: &mut dyn Host, context_id: u32) -> RateLimitStream {
+    fn new_stream(&mut self, _host: &mut dyn Host, _context_id: u32) -> RateLimitStream {
         RateLimitStream {
             config: self.config.clone(),
             worker: self.worker.clone(),
-            context_id,
             verdicts: Vec::new(),
             pending: None,
-        }
-    }
-
-    fn on_grpc_call_response(&mut self, host: &mut dyn Host, token: u32, response: GrpcResponse) {
-        let Ok(mut worker) = self.worker.try_borrow_mut() else {
-            return;
-        };
-        if let Some(context_id) = worker.waiting.remove(&token) {
-            worker.answers.insert(context_id, response);
-            host.wake_stream(context_id);
         }
     }
 }
@@ -94,7 +75,6 @@ pub struct Verdict {
 pub struct RateLimitStream {
     config: Rc<Config>,
     worker: Rc<RefCell<Worker>>,
-    context_id: u32,
     verdicts: Vec<Verdict>,
     /// The token of the RLS call in flight.
     pending: Option<u32>,
@@ -285,7 +265,6 @@ impl RateLimitStream {
                 ) {
                     Ok(token) => {
                         self.pending = Some(token);
-                        worker.waiting.insert(token, self.context_id);
                         return Action::Pause;
                     }
                     Err(e) => {
@@ -419,47 +398,15 @@ impl StreamFilter for RateLimitStream {
             response.status
         ));
         if self.pending != Some(token) {
-            return Action::Continue;
+            // Not our call: stay as we are (paused if our own call is still out).
+            return if self.pending.is_some() {
+                Action::Pause
+            } else {
+                Action::Continue
+            };
         }
         self.pending = None;
-        if let Ok(mut worker) = self.worker.try_borrow_mut() {
-            worker.waiting.remove(&token);
-        }
         self.global_answer(host, response)
-    }
-
-    fn on_wake(&mut self, host: &mut dyn Host) -> Action {
-        let answer = match self.worker.try_borrow_mut() {
-            Ok(mut worker) => worker.answers.remove(&self.context_id),
-            Err(_) => None,
-        };
-        match (self.pending.take(), answer) {
-            (Some(_), Some(response)) => {
-                (host as &dyn Host).debug(&format!(
-                    "rate-limit: rate-limit service answered: grpc status {}",
-                    response.status
-                ));
-                self.global_answer(host, response)
-            }
-            (pending, _) => {
-                self.pending = pending;
-                if pending.is_some() {
-                    Action::Pause
-                } else {
-                    Action::Continue
-                }
-            }
-        }
-    }
-
-    fn on_done(&mut self, _host: &mut dyn Host) {
-        // A stream that ends while its call is out leaves nothing behind.
-        if let Ok(mut worker) = self.worker.try_borrow_mut() {
-            if let Some(token) = self.pending.take() {
-                worker.waiting.remove(&token);
-            }
-            worker.answers.remove(&self.context_id);
-        }
     }
 
     fn on_response_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {

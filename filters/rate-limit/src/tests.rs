@@ -607,12 +607,8 @@ fn global_request(gw: &mut Gw, reply: GrpcResponse) -> (Action, u16) {
             1
         )
     );
-    // Envoy delivers the answer to the root context, which wakes the waiting stream.
-    gw.host.woken.clear();
-    gw.root
-        .on_grpc_call_response(&mut gw.host, call.token, reply);
-    assert_eq!(gw.host.woken, vec![1]);
-    let action = s.on_wake(&mut gw.host);
+    // The adapter hands the answer to the stream that made the call.
+    let action = s.on_grpc_call_response(&mut gw.host, call.token, reply);
     let status = gw
         .host
         .local_reply
