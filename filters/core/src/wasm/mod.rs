@@ -268,6 +268,35 @@ impl<F: RootFilter> Dispatcher<F> {
         let _ = abi::set_effective_context(current);
     }
 
+    /// Delivers a callout reply to the context that started the callout. Envoy runs every
+    /// callout on the root context and replies there (`id`); the owner is found by token.
+    /// A stream's reply runs with that stream as the effective context. A reply whose stream is
+    /// gone goes to the root, so a shared fetch completes even if its request left.
+    fn reply(
+        &self,
+        id: u32,
+        token: u32,
+        to_stream: impl FnOnce(&mut F::Stream, &mut WasmHost) -> Action,
+        to_root: impl FnOnce(&mut F, &mut WasmHost),
+    ) {
+        let Some(owner) = self.callouts.borrow_mut().remove(&token) else {
+            return;
+        };
+        if self.stream(owner).is_some() {
+            if abi::set_effective_context(owner).is_ok() {
+                self.run_stream(owner, true, to_stream);
+            }
+        } else {
+            let root = if self.root(owner).is_some() {
+                owner
+            } else {
+                id
+            };
+            self.root_callback(root, to_root);
+        }
+        let _ = abi::set_effective_context(id);
+    }
+
     /// Runs a root-context callback.
     fn root_callback(&self, root_id: u32, f: impl FnOnce(&mut F, &mut WasmHost)) {
         let Some(root) = self.root(root_id) else {
@@ -460,53 +489,21 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
     }
 
     fn http_response(&self, id: u32, token: u32, response: CalloutResponse) {
-        let Some(owner) = self.callouts.borrow_mut().remove(&token) else {
-            return;
-        };
-        match self.stream(owner) {
-            Some(_) => {
-                if abi::set_effective_context(owner).is_ok() {
-                    self.run_stream(owner, true, |f, h| {
-                        f.on_http_call_response(h, token, response)
-                    });
-                }
-            }
-            // Started by a root context, or by a stream that is gone: the root gets the reply
-            // (a shared fetch must complete even if the request that started it left).
-            None => self.root_callback(
-                if self.root(owner).is_some() {
-                    owner
-                } else {
-                    id
-                },
-                |f, h| f.on_http_call_response(h, token, response),
-            ),
-        }
-        let _ = abi::set_effective_context(id);
+        self.reply(
+            id,
+            token,
+            |f, h| f.on_http_call_response(h, token, response.clone()),
+            |f, h| f.on_http_call_response(h, token, response.clone()),
+        );
     }
 
     fn grpc_response(&self, id: u32, token: u32, response: GrpcResponse) {
-        let Some(owner) = self.callouts.borrow_mut().remove(&token) else {
-            return;
-        };
-        match self.stream(owner) {
-            Some(_) => {
-                if abi::set_effective_context(owner).is_ok() {
-                    self.run_stream(owner, true, |f, h| {
-                        f.on_grpc_call_response(h, token, response)
-                    });
-                }
-            }
-            None => self.root_callback(
-                if self.root(owner).is_some() {
-                    owner
-                } else {
-                    id
-                },
-                |f, h| f.on_grpc_call_response(h, token, response),
-            ),
-        }
-        let _ = abi::set_effective_context(id);
+        self.reply(
+            id,
+            token,
+            |f, h| f.on_grpc_call_response(h, token, response.clone()),
+            |f, h| f.on_grpc_call_response(h, token, response.clone()),
+        );
     }
 }
 
