@@ -31,9 +31,9 @@ CONNECTIONS = int(ENV.get("BENCH_CONNECTIONS", "16"))
 MEMORY_SECONDS = int(ENV.get("BENCH_MEMORY_SECONDS", "3"))
 ENVOY_CPU = ENV.get("BENCH_ENVOY_CPU", "0")
 LOAD_CPU = ENV.get("BENCH_LOAD_CPU", "1")
-ENVOY = ENV["BENCH_ENVOY"]
-WASM_DIR = ENV["BENCH_WASM_DIR"]
-TOKENS = ENV["BENCH_TOKENS_DIR"]
+ENVOY = ENV.get("BENCH_ENVOY", "envoy")
+WASM_DIR = ENV.get("BENCH_WASM_DIR", "")
+TOKENS = ENV.get("BENCH_TOKENS_DIR", "")
 RESULTS = ENV.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "RESULTS.md"))
 README = os.path.join(ROOT, "bench", "README.md")
 MICRO_NATIVE = ENV.get("BENCH_MICRO_NATIVE", "")
@@ -59,8 +59,9 @@ def read(path):
         return f.read()
 
 
-JWKS_TEXT = read(os.path.join(TOKENS, "jwks.json"))
-WARM_TOKEN = read(os.path.join(TOKENS, "warm.txt")).strip()
+# Empty when only re-rendering a report (`--report-from`).
+JWKS_TEXT = read(os.path.join(TOKENS, "jwks.json")) if TOKENS else '{"keys": []}'
+WARM_TOKEN = read(os.path.join(TOKENS, "warm.txt")).strip() if TOKENS else ""
 
 
 def native_jwt(cache, payload_in_metadata=False):
@@ -506,8 +507,8 @@ def report(samples, mem, mic, meta):
     w(f"- date: {meta['date']}")
     w(f"- machine: {meta['nproc']} CPUs, {meta['cpu']}, {meta['mem_gib']:.0f} GiB, {meta['kernel']}")
     w(f"- Envoy: {meta['envoy_version']} (V8 wasm runtime)")
-    w(f"- wrk {meta['wrk_version']}: 1 thread, {CONNECTIONS} connections, HTTP/1.1 keep-alive, `GET /orders`")
-    w(f"- runs: warm-up {WARMUP} s per variant, then {ROUNDS} round(s) × {SECONDS} s per variant, interleaved "
+    w(f"- wrk {meta['wrk_version']}: 1 thread, {meta['connections']} connections, HTTP/1.1 keep-alive, `GET /orders`")
+    w(f"- runs: warm-up {meta['warmup']} s per variant, then {meta['rounds']} round(s) × {meta['seconds']} s per variant, interleaved "
       "(pairs back to back, order reversed every other round); medians across rounds")
     w(f"- load average (1 min) before the run: {meta['load_before']:.2f}; during the runs: "
       f"{meta['load_min']:.2f} … {meta['load_max']:.2f} (Envoy and wrk themselves account for about 2)")
@@ -521,7 +522,7 @@ def report(samples, mem, mic, meta):
     w("")
     w("## Throughput and latency")
     w("")
-    w(f"Envoy: one worker (`--concurrency 1`) pinned to CPU {ENVOY_CPU}; wrk pinned to CPU {LOAD_CPU}. Upstream: a "
+    w(f"Envoy: one worker (`--concurrency 1`) pinned to CPU {meta['envoy_cpu']}; wrk pinned to CPU {meta['load_cpu']}. Upstream: a "
       "`direct_response` route in the same Envoy, so the upstream costs nothing and is identical for every variant. "
       "Every response was checked to be a 200 (a run with any other status or a socket error aborts the benchmark).")
     w("")
@@ -635,7 +636,7 @@ def report(samples, mem, mic, meta):
     w("## Envoy memory, 2 workers")
     w("")
     w(f"VmRSS from `/proc/<pid>/status`, one Envoy per configuration with `--concurrency 2`, read after "
-      f"{MEMORY_SECONDS} s of load (wrk, {CONNECTIONS} connections); the figure before the load is after start-up.")
+      f"{meta['memory_seconds']} s of load (wrk, {meta['connections']} connections); the figure before the load is after start-up.")
     w("")
     w("| configuration | VmRSS after start | VmRSS after load |")
     w("| --- | ---: | ---: |")
@@ -700,10 +701,14 @@ CLOSE = {
     "from JWKS import (a verifier that caches them per key; ring 0.17 does not expose one, the `rsa` 0.10 crate on "
     "`crypto-bigint` can hold a prepared key and uses 64-bit limbs, which wasm's i64 arithmetic runs natively); then "
     "wasm simd128 for the multiply-accumulate.",
-    "ES256": "Why: natively ring verifies P-256 with its x86-64 assembly (`ecp_nistz256`); on wasm32 it uses its "
-    "portable C field arithmetic with 32-bit limbs. What would close it: 64-bit-limb field arithmetic, a per-key "
-    "precomputed table for Q built once at JWKS import next to the fixed-base table for G, and wasm simd128. "
-    "Independently of speed, a per-source budget of failed verifications bounds what a flood of bad tokens can cost.",
+    "ES256": "Why: ring 0.17.14 picks its P-256 verification by target (`src/ec/suite_b/ops/p256.rs`). On x86-64, "
+    "`twin_mul_nistz256`: assembly field arithmetic and a variable-time fixed-base multiplication. On wasm32, "
+    "`twin_mul_inefficient`: two separate constant-time scalar multiplications, the code path meant for private "
+    "keys, in portable C with 32-bit limbs, plus a constant-time scalar inversion (`scalar_inv_to_mont_vartime` is "
+    "marked TODO). What would close it: a signature check works on public data, so a variable-time double-scalar "
+    "multiplication is safe: interleaved (Shamir/wNAF) with the fixed-base table for G and a per-key table for Q "
+    "built once at JWKS import; 64-bit limbs; wasm simd128. Independently of speed, a per-source budget of failed "
+    "verifications bounds what a flood of bad tokens can cost.",
     "EdDSA": "Why: ring's Ed25519 is portable C on both sides, 64-bit limbs natively and 32-bit limbs in wasm32. "
     "What would close it: 64-bit-limb field arithmetic in wasm, a per-key precomputation at JWKS import, wasm simd128.",
     "size": "What would close it: a size profile of the module (e.g. twiggy) to find the largest functions; then "
@@ -724,7 +729,29 @@ CLOSE = {
 }
 
 
+def write_outputs(samples, mem, mic, meta):
+    text, table = report(samples, mem, mic, meta)
+    with open(RESULTS, "w") as f:
+        f.write(text)
+    if os.path.exists(README):
+        readme = read(README)
+        new = re.sub(r"(<!-- bench:table -->\n).*?(\n<!-- /bench:table -->)",
+                     lambda mm: f"{mm.group(1)}Measured {meta['date']}, Envoy {meta['envoy_version']}, "
+                     f"{meta['nproc']} CPUs ({meta['cpu']}); load average during the runs "
+                     f"{meta['load_min']:.2f} … {meta['load_max']:.2f}.\n\n{table}{mm.group(2)}",
+                     readme, flags=re.S)
+        with open(README, "w") as f:
+            f.write(new)
+    print(text)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--report-from":
+        # Render RESULTS.md again from a run's raw figures (bench/results.json), without measuring.
+        raw = json.loads(read(sys.argv[2]))
+        samples = {tuple(k.split("|")): v for k, v in raw["samples"].items()}
+        write_outputs(samples, raw["memory"], raw["micro"], raw["meta"])
+        return
     workdir = tempfile.mkdtemp(prefix="shieldwall-bench-")
     load_before = loadavg()
     sizes = {name: os.path.getsize(os.path.join(WASM_DIR, f)) for name, f in MODULES.items()}
@@ -749,24 +776,22 @@ def main():
         "wrk_version": wm.group(1) if wm else "?",
         "load_before": load_before,
         "sizes": sizes,
+        "seconds": SECONDS,
+        "rounds": ROUNDS,
+        "warmup": WARMUP,
+        "connections": CONNECTIONS,
+        "memory_seconds": MEMORY_SECONDS,
+        "envoy_cpu": ENVOY_CPU,
+        "load_cpu": LOAD_CPU,
         "load_min": min(r["load"] for r in all_runs),
         "load_max": max(r["load"] for r in all_runs),
         "other_median": statistics.median(r["other_cores"] for r in all_runs),
         "other_max": max(r["other_cores"] for r in all_runs),
     }
-    text, table = report(samples, mem, mic, meta)
-    with open(RESULTS, "w") as f:
-        f.write(text)
-    if os.path.exists(README):
-        readme = read(README)
-        new = re.sub(r"(<!-- bench:table -->\n).*?(\n<!-- /bench:table -->)",
-                     lambda mm: f"{mm.group(1)}Measured {meta['date']}, Envoy {meta['envoy_version']}, "
-                     f"{meta['nproc']} CPUs ({meta['cpu']}); load average during the runs "
-                     f"{meta['load_min']:.2f} … {meta['load_max']:.2f}.\n\n{table}{mm.group(2)}",
-                     readme, flags=re.S)
-        with open(README, "w") as f:
-            f.write(new)
-    print(text)
+    with open(os.path.join(os.path.dirname(RESULTS), "results.json"), "w") as f:
+        json.dump({"samples": {f"{k[0]}|{k[1]}": v for k, v in samples.items()}, "memory": mem, "micro": mic,
+                   "meta": meta}, f, indent=1)
+    write_outputs(samples, mem, mic, meta)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
