@@ -128,27 +128,23 @@ impl WorkerInner {
     pub fn deliver(&mut self, ev: Event) -> Result<(), GuestTrap> {
         let before = self.traps.len();
         let vi = ev.vm;
-        // Envoy runs every HTTP and gRPC callout on the plugin's root context, whichever context
-        // started it (proxy-wasm-cpp-host's http_call/grpc_call take the root context), so the
-        // reply arrives with the root context's id and the guest must route it by token itself.
-        let root = self.vms[vi].root();
         match ev.kind {
             EventKind::Http {
-                context_id: _,
+                context_id,
                 token,
                 response,
-            } => self.http_response(vi, root, token, response),
+            } => self.http_response(vi, context_id, token, response),
             EventKind::RealHttp {
-                context_id: _,
+                context_id,
                 token,
                 addr,
                 request,
             } => {
                 let response = real_http(addr, &request);
-                self.http_response(vi, root, token, response)
+                self.http_response(vi, context_id, token, response)
             }
             EventKind::Grpc {
-                context_id: _,
+                context_id,
                 token,
                 message,
                 status,
@@ -160,18 +156,18 @@ impl WorkerInner {
                     h.grpc_buffer = message;
                     let _ = self.call(
                         vi,
-                        root,
+                        context_id,
                         "proxy_on_grpc_receive",
-                        &[root as i32, token as i32, len as i32],
+                        &[context_id as i32, token as i32, len as i32],
                     );
                     self.vms[vi].host_mut().grpc_buffer = None;
                 } else {
                     h.status = (status, status_message);
                     let _ = self.call(
                         vi,
-                        root,
+                        context_id,
                         "proxy_on_grpc_close",
-                        &[root as i32, token as i32, status as i32],
+                        &[context_id as i32, token as i32, status as i32],
                     );
                     self.vms[vi].host_mut().status = (0, String::new());
                 }

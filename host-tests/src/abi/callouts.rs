@@ -108,6 +108,9 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
                 timeout,
                 plugin: h.plugin.name.clone(),
             };
+            // Envoy runs every callout on the plugin's root context, whichever context started
+            // it (proxy-wasm-cpp-host's http_call takes the root context), and replies there:
+            // the guest must route the reply by token itself.
             let (worker, vm, ctx) = (h.worker, h.vm_index, h.root_context_id);
             envoy.borrow_mut().callouts.push(req.clone());
             let timeout_ns = timeout.map(|t| t.as_nanos() as u64);
