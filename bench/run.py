@@ -511,14 +511,18 @@ def report(samples, mem, mic, meta):
     w(f"- runs: warm-up {meta['warmup']} s per variant, then {meta['rounds']} round(s) × {meta['seconds']} s per variant, interleaved "
       "(pairs back to back, order reversed every other round); medians across rounds")
     w(f"- load average (1 min) before the run: {meta['load_before']:.2f}; during the runs: "
-      f"{meta['load_min']:.2f} … {meta['load_max']:.2f} (Envoy and wrk themselves account for about 2)")
+      f"{meta['load_min']:.2f} … {meta['load_max']:.2f} (this includes Envoy and wrk themselves)")
     w(f"- cores busy with other work during the runs (total CPU time minus Envoy's and wrk's): "
       f"median {meta['other_median']:.2f}, max {meta['other_max']:.2f} of {meta['nproc']}")
-    if meta["other_max"] > 0.25:
+    if meta["other_median"] > 0.25:
         w("")
         w("**Measured while other work ran on the machine** (see the line above): Envoy and wrk shared their cores "
           "with it, so absolute figures are low and noisy. Each ratio compares two variants measured back to back "
           "in the same round, which cancels part of that noise but not all.")
+    elif meta["other_max"] > 0.25:
+        w("")
+        w(f"Most runs had the machine to themselves; some saw other work (up to {meta['other_max']:.2f} cores). "
+          "Medians over rounds damp that, and the Envoy-CPU ratio below depends on it much less.")
     w("")
     w("## Throughput and latency")
     w("")
@@ -555,7 +559,7 @@ def report(samples, mem, mic, meta):
     w("ours/native is the median over rounds of (ours req/s ÷ native req/s), each pair measured back to back; the "
       "targets are judged on it. Latency is wrk's per-request latency (µs) at saturation, so it mostly mirrors "
       "throughput. *ours/native by Envoy CPU* is the same ratio computed from the CPU time Envoy spent per request "
-      "(utime + stime from `/proc/<pid>/stat` over the run ÷ requests): it does not depend on how much of its core "
+      "(utime + stime from `/proc/<pid>/stat` over the run ÷ requests): it depends much less on how much of its core "
       "Envoy got, so it is the steadier figure when other work shares the machine.")
     w("")
     w("What each variant is:")
