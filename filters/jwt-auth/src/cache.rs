@@ -23,6 +23,8 @@ pub struct Verified {
     pub provider: usize,
     pub claims: Map<String, Value>,
     pub identity: Identity,
+    /// `identity` as the JSON written to the identity context, serialised once.
+    pub identity_json: Vec<u8>,
     /// The token's payload segment (base64url), for `forward_payload_header`.
     pub payload_b64: String,
     /// The `kid` of the key that verified it (`None`: a key without `kid`).
@@ -117,6 +119,7 @@ mod tests {
             provider,
             claims: Map::new(),
             identity: Identity::default(),
+            identity_json: Vec::new(),
             payload_b64: String::new(),
             kid: kid.map(str::to_string),
             key_version: 1,

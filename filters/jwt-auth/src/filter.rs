@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use shieldwall_core::identity::scopes_from_claims;
+use shieldwall_core::identity::{scopes_from_claims, IDENTITY_PROPERTY};
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     Action, CalloutResponse, ConfigError, Host, Identity, Reply, RequestLine, RootFilter,
@@ -466,9 +466,12 @@ impl JwtStream {
             match key.verify(jws.header.alg, signing_input, &jws.signature) {
                 Ok(()) => {
                     let payload_b64 = cred.token.split('.').nth(1).unwrap_or_default().to_string();
+                    let identity = identity_from_claims(provider, &jws.claims);
+                    let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
                     let verified = Rc::new(Verified {
                         provider: p,
-                        identity: identity_from_claims(provider, &jws.claims),
+                        identity,
+                        identity_json,
                         claims: jws.claims.clone(),
                         payload_b64,
                         kid: key.kid.clone(),
@@ -750,11 +753,22 @@ impl JwtStream {
             worker.metrics.inc(host, "allowed.no_token");
             return;
         };
-        let mut identity = first.identity.clone();
-        for v in verified.iter().skip(1) {
-            identity.merge(v.identity.clone());
-        }
-        if identity.merge_and_write(host).is_err() {
+        // The common case, one verification and no earlier authenticator: write the identity
+        // serialised once at verification (a cache hit then costs no JSON work).
+        let earlier = host
+            .property(&[IDENTITY_PROPERTY])
+            .is_some_and(|b| !b.is_empty());
+        let written = if verified.len() == 1 && !earlier && !first.identity_json.is_empty() {
+            host.set_property(&[IDENTITY_PROPERTY], &first.identity_json)
+                .map(|_| ())
+        } else {
+            let mut identity = first.identity.clone();
+            for v in verified.iter().skip(1) {
+                identity.merge(v.identity.clone());
+            }
+            identity.merge_and_write(host).map(|_| ())
+        };
+        if written.is_err() {
             (host as &dyn Host).warn("could not write the identity context");
         }
         for v in verified {

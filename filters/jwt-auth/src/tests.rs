@@ -167,6 +167,47 @@ fn valid_token_passes_with_identity_and_headers() {
 }
 
 #[test]
+fn an_earlier_identity_is_merged_not_replaced() {
+    let key = EcKey::new("k1");
+    let mut host = MockHost::new();
+    let mut r = root(&mut host, &config_with(json!({"keys": [key.jwk()]})));
+    let auth = format!(
+        "Bearer {}",
+        key.sign(&claims("https://idp.example.com", json!({})))
+    );
+    for round in 0..2 {
+        // An authenticator before this one (mTLS) wrote the caller's certificate identity.
+        host.new_stream("GET", "/api/x", &[("authorization", &auth)]);
+        Identity {
+            spiffe_id: Some("spiffe://bank-a/client".into()),
+            auth: vec!["mtls".into()],
+            ..Default::default()
+        }
+        .merge_and_write(&mut host)
+        .unwrap();
+        let mut stream = r.new_stream(&mut host, 9);
+        assert_eq!(
+            stream.on_request_headers(&mut host, true),
+            Action::Continue,
+            "round {round}"
+        );
+        let id = Identity::read(&host).unwrap();
+        assert_eq!(
+            id.spiffe_id.as_deref(),
+            Some("spiffe://bank-a/client"),
+            "round {round}"
+        );
+        assert_eq!(id.sub.as_deref(), Some("alice"));
+        assert_eq!(id.auth, vec!["mtls", "jwt"]);
+    }
+    assert_eq!(
+        host.metric("shieldwall.jwt_auth.cache.hit"),
+        1,
+        "the second round was a cache hit"
+    );
+}
+
+#[test]
 fn failures_get_rfc6750_replies() {
     let key = EcKey::new("k1");
     let other = EcKey::new("k1");
