@@ -134,6 +134,16 @@ impl MockHost {
             .unwrap_or(0)
     }
 
+    /// A token for a new callout, or the dispatch failure `fail_callouts` asks for.
+    fn next_callout_token(&mut self) -> Result<u32, HostError> {
+        if self.fail_callouts {
+            return Err(HostError::BadArgument);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        Ok(token)
+    }
+
     pub fn metric_names(&self) -> Vec<String> {
         self.metrics.iter().map(|m| m.0.clone()).collect()
     }
@@ -263,11 +273,7 @@ impl Host for MockHost {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<u32, HostError> {
-        if self.fail_callouts {
-            return Err(HostError::BadArgument);
-        }
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = self.next_callout_token()?;
         self.callouts.push(Callout {
             token,
             cluster: cluster.to_string(),
@@ -289,11 +295,7 @@ impl Host for MockHost {
         message: &[u8],
         timeout: Duration,
     ) -> Result<u32, HostError> {
-        if self.fail_callouts {
-            return Err(HostError::BadArgument);
-        }
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = self.next_callout_token()?;
         self.grpc_callouts.push(GrpcCallout {
             token,
             cluster: cluster.into(),
