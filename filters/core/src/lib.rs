@@ -8,8 +8,13 @@
 //! - [`route`]: path normalisation and route matching;
 //! - [`shared`]: shared-data keys, the bounded CAS loop and the background-work lease;
 //! - [`metrics`]: one metric naming scheme;
+//! - [`bucket`] and [`slots`]: token buckets (integer arithmetic) kept per key in a bounded
+//!   shared-data table, so all workers of an Envoy draw from one bucket per key;
+//! - [`client_ip`]: the client address, from the connection or trusted `x-forwarded-for` hops;
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
+pub mod bucket;
+pub mod client_ip;
 pub mod config;
 pub mod filter;
 pub mod host;
@@ -18,6 +23,7 @@ pub mod metrics;
 pub mod reply;
 pub mod route;
 pub mod shared;
+pub mod slots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(target_arch = "wasm32")]

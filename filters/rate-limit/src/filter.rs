@@ -17,6 +17,9 @@ use crate::headers::{limit_item, policy_item, retry_after_secs};
 use crate::rls;
 use crate::table::{self, SlotUse};
 
+/// The name of this filter in shared-data keys and metrics.
+pub const FILTER: &str = "rate_limit";
+
 pub const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 pub const RLS_METHOD: &str = "ShouldRateLimit";
 
@@ -40,13 +43,13 @@ impl RootFilter for RateLimit {
     fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(config)?;
         let plugin = (host as &dyn Host).plugin_name();
-        let seed = table::load_seed(host, &plugin, shared::worker_id());
+        let seed = table::load_seed(host, FILTER, &plugin, shared::worker_id());
         Ok(RateLimit {
             config: Rc::new(config),
             worker: Rc::new(RefCell::new(Worker {
                 plugin,
                 seed,
-                metrics: Metrics::new("rate_limit"),
+                metrics: Metrics::new(FILTER),
             })),
         })
     }
@@ -151,7 +154,7 @@ impl RateLimitStream {
                 continue;
             };
             let fp = table::fingerprint(worker.seed, &rule.name, &key);
-            let slot = table::slot_key(&worker.plugin, &rule.name, fp % rule.slots);
+            let slot = table::slot_key(FILTER, &worker.plugin, &rule.name, fp % rule.slots);
             let (decision, slot) = match table::take(host, &slot, fp, &limit, now) {
                 Ok((d, using)) => {
                     match using {

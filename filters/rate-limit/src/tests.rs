@@ -567,8 +567,8 @@ fn collisions_share_a_bucket_and_idle_slots_are_reclaimed() {
 #[test]
 fn the_seed_is_shared_by_every_worker() {
     let mut host = MockHost::new();
-    let a = table::load_seed(&mut host, "p", 1);
-    let b = table::load_seed(&mut host, "p", 2);
+    let a = table::load_seed(&mut host, "rate_limit", "p", 1);
+    let b = table::load_seed(&mut host, "rate_limit", "p", 2);
     assert_eq!(a, 1);
     assert_eq!(b, 1);
     assert_ne!(

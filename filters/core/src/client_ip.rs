@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use shieldwall_core::Host;
+use crate::Host;
 
 /// The IP of `ip`, `ip:port` or `[ipv6]:port`, in canonical form.
 pub fn parse_ip(text: &str) -> Option<IpAddr> {

@@ -1,4 +1,5 @@
-//! The bounded key space: per rule, a fixed table of `slots` shared-data entries. A key's bucket
+//! Token buckets per key in shared data, in a bounded table: per rule (or per budget), a fixed
+//! table of `slots` shared-data entries, so every worker of an Envoy draws from the same bucket. A key's bucket
 //! lives in slot `hash(key) % slots`, and the slot stores the key's 64-bit fingerprint so that
 //! another key landing there is recognised.
 //!
@@ -16,8 +17,8 @@
 
 use std::hash::{Hash, Hasher};
 
-use shieldwall_core::shared::{self, UpdateError};
-use shieldwall_core::Host;
+use crate::shared::{self, UpdateError};
+use crate::Host;
 
 use crate::bucket::{Bucket, Decision, Limit, Slot};
 
@@ -34,16 +35,14 @@ pub enum SlotUse {
     Shared,
 }
 
-pub const FILTER: &str = "rate_limit";
-
-/// The shared-data key of a rule's slot.
-pub fn slot_key(plugin: &str, rule: &str, index: u64) -> String {
-    shared::key(FILTER, plugin, &format!("{rule}/{index}"))
+/// The shared-data key of a rule's slot; `filter` names the filter owning the table.
+pub fn slot_key(filter: &str, plugin: &str, rule: &str, index: u64) -> String {
+    shared::key(filter, plugin, &format!("{rule}/{index}"))
 }
 
 /// The seed of the key hash: created once per Envoy (race-free), read by every worker.
-pub fn load_seed(host: &mut dyn Host, plugin: &str, fresh: u64) -> u64 {
-    let key = shared::key(FILTER, plugin, "seed");
+pub fn load_seed(host: &mut dyn Host, filter: &str, plugin: &str, fresh: u64) -> u64 {
+    let key = shared::key(filter, plugin, "seed");
     let parse = |b: &[u8]| -> Option<u64> { Some(u64::from_le_bytes(b.try_into().ok()?)) };
     let _ = shared::update(host, &key, |current| match current.and_then(parse) {
         Some(_) => None,
@@ -96,6 +95,32 @@ pub fn take(
         };
         Some((slot.encode(), (decision, using)))
     })
+}
+
+/// Whether the key's bucket holds a whole token now, without taking it (one shared-data read).
+/// `Err(ms)` is how long until it will. A slot held by another key's active bucket answers for
+/// that bucket, as [`take`] would share it.
+pub fn peek(
+    host: &dyn Host,
+    slot_key: &str,
+    fingerprint: u64,
+    limit: &Limit,
+    now_ms: u64,
+) -> Result<(), u64> {
+    let slot = match host.shared_get(slot_key) {
+        Ok((Some(bytes), _)) => Slot::decode(&bytes),
+        _ => None,
+    };
+    let bucket = match slot {
+        Some(s) if s.fingerprint == fingerprint || now_ms < s.full_at_ms => s.bucket,
+        _ => return Ok(()),
+    };
+    let (_, decision) = bucket.take(limit, now_ms);
+    if decision.admitted {
+        Ok(())
+    } else {
+        Err(decision.retry_after_ms.max(1))
+    }
 }
 
 /// Gives back a token taken by [`take`] from this slot (another rule refused the request).
