@@ -13,6 +13,27 @@ pub const UNITS_PER_TOKEN: u64 = 86_400_000;
 /// `burst * UNITS_PER_TOKEN` fits in a u64.
 pub const MAX_COUNT: u64 = 1_000_000_000;
 
+/// The period of a limit, as configured (`"second"`, `"minute"`, `"hour"`, `"day"`).
+#[derive(Debug, serde::Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Per {
+    pub fn millis(self) -> u64 {
+        match self {
+            Per::Second => 1_000,
+            Per::Minute => 60_000,
+            Per::Hour => 3_600_000,
+            Per::Day => 86_400_000,
+        }
+    }
+}
+
 /// A limit: `requests` per `period_ms`, bucket capacity `burst`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::Value;
+use shieldwall_core::bucket::{Limit, Per, MAX_COUNT};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
@@ -28,7 +29,33 @@ pub struct ConfigFile {
     pub token_cache_entries: usize,
     #[serde(default)]
     pub path: PathOptions,
+    /// Failed signature verifications each client address may cause; once spent, a token that
+    /// would need a signature check is refused with 429 before any signature work.
+    #[serde(default)]
+    pub failed_verification_budget: Option<BudgetFile>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetFile {
+    /// Failures allowed per `per`, refilled continuously.
+    pub failures: u64,
+    pub per: Per,
+    /// How many failures may come at once (default `failures`).
+    #[serde(default)]
+    pub burst: Option<u64>,
+    /// Proxies in front of Envoy whose `x-forwarded-for` entries are trusted (default 0: the
+    /// connection's peer is the client).
+    #[serde(default)]
+    pub xff_trusted_hops: u32,
+    /// Shared-data entries of the budget table (default 16384).
+    #[serde(default)]
+    pub slots: Option<u64>,
+}
+
+/// Slots of the budget table when the configuration does not say, and the most it may have.
+pub const DEFAULT_BUDGET_SLOTS: u64 = 16_384;
+pub const MAX_BUDGET_SLOTS: u64 = 1 << 20;
 
 fn default_cache_entries() -> usize {
     4096
@@ -225,6 +252,50 @@ pub struct Config {
     pub path: PathOptions,
     /// The largest `max_token_bytes` of any provider: nothing longer is even hashed.
     pub max_token_bytes: usize,
+    pub budget: Option<Budget>,
+}
+
+/// The per-client budget of failed signature verifications.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub limit: Limit,
+    pub xff_trusted_hops: u32,
+    pub slots: u64,
+}
+
+fn build_budget(file: &BudgetFile) -> Result<Budget, ConfigError> {
+    if file.failures == 0 || file.failures > MAX_COUNT {
+        return Err(ConfigError::new(
+            "failures",
+            format!("must be between 1 and {MAX_COUNT}"),
+        ));
+    }
+    let burst = file.burst.unwrap_or(file.failures);
+    if burst == 0 || burst > MAX_COUNT {
+        return Err(ConfigError::new(
+            "burst",
+            format!("must be between 1 and {MAX_COUNT}"),
+        ));
+    }
+    if file.xff_trusted_hops > 16 {
+        return Err(ConfigError::new("xff_trusted_hops", "at most 16"));
+    }
+    let slots = file.slots.unwrap_or(DEFAULT_BUDGET_SLOTS);
+    if slots == 0 || slots > MAX_BUDGET_SLOTS {
+        return Err(ConfigError::new(
+            "slots",
+            format!("must be between 1 and {MAX_BUDGET_SLOTS}"),
+        ));
+    }
+    Ok(Budget {
+        limit: Limit {
+            requests: file.failures,
+            period_ms: file.per.millis(),
+            burst,
+        },
+        xff_trusted_hops: file.xff_trusted_hops,
+        slots,
+    })
 }
 
 /// JWKS documents given inline may hold symmetric (`oct`) keys; remote ones may not.
@@ -314,6 +385,10 @@ impl Config {
             token_cache_entries: file.token_cache_entries.min(1 << 20),
             path: file.path,
             max_token_bytes,
+            budget: match &file.failed_verification_budget {
+                Some(b) => Some(build_budget(b).within("failed_verification_budget")?),
+                None => None,
+            },
         })
     }
 }

@@ -7,8 +7,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use shieldwall_core::client_ip::client_ip;
 use shieldwall_core::identity::{scopes_from_claims, IDENTITY_PROPERTY};
 use shieldwall_core::metrics::Metrics;
+use shieldwall_core::{shared, slots};
 use shieldwall_core::{
     Action, CalloutResponse, ConfigError, Host, Identity, Reply, RequestLine, RootFilter,
     StreamFilter,
@@ -16,13 +18,15 @@ use shieldwall_core::{
 
 use crate::cache::{hash, TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
-use crate::config::{Config, KeySource, Provider, Requirement, Unmatched};
+use crate::config::{Budget, Config, KeySource, Provider, Requirement, Unmatched};
 use crate::extract::{extract, remove_credential, Extracted};
 use crate::jwk::Jwks;
 use crate::jws::{parse_compact, Header, JwsError};
 use crate::keys::{self, FetchReason, FetchResult};
 use crate::verify::select_keys;
 
+/// The name of this filter in shared-data keys and metrics.
+pub const FILTER: &str = "jwt_auth";
 /// How many keys a token without `kid` may be tried against.
 const MAX_KEY_TRIES: usize = 4;
 /// How often each worker looks at the shared key sets (refresh due? another worker fetched?)
@@ -52,6 +56,8 @@ pub struct Worker {
     /// Callout token → provider, for JWKS fetches in flight from this worker.
     fetches: HashMap<u32, usize>,
     waiters: Vec<Waiter>,
+    /// The seed of the failure budget's key hash (one per Envoy, from shared data).
+    budget_seed: u64,
 }
 
 impl Worker {
@@ -197,12 +203,12 @@ pub struct JwtAuth {
 
 impl RootFilter for JwtAuth {
     type Stream = JwtStream;
-    const NAME: &'static str = "jwt_auth";
+    const NAME: &'static str = FILTER;
 
     fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(config)?;
         let plugin = (host as &dyn Host).plugin_name();
-        let worker = Worker {
+        let mut worker = Worker {
             plugin,
             keys: config
                 .providers
@@ -210,10 +216,15 @@ impl RootFilter for JwtAuth {
                 .map(|_| ProviderKeys::default())
                 .collect(),
             cache: TokenCache::new(config.token_cache_entries),
-            metrics: Metrics::new("jwt_auth"),
+            metrics: Metrics::new(FILTER),
             fetches: HashMap::new(),
             waiters: Vec::new(),
+            budget_seed: 0,
         };
+        if config.budget.is_some() {
+            worker.budget_seed =
+                slots::load_seed(host, FILTER, &worker.plugin, shared::worker_id());
+        }
         if config
             .providers
             .iter()
@@ -290,6 +301,9 @@ enum Eval {
     /// A credential that fails; the stable code.
     Fail(&'static str),
     Wait(WaitFor),
+    /// The client's budget of failed verifications is spent: refused before any signature
+    /// work; milliseconds until the budget allows one more.
+    Throttled(u64),
 }
 
 /// A parsed token, owning its parts; the signing input is a prefix of the token text.
@@ -306,6 +320,17 @@ struct Credential {
     location: usize,
     hash: TokenHash,
     parsed: Option<Result<Parsed, JwsError>>,
+    /// The client's slot in the failure budget (shared-data key, key fingerprint), looked up at
+    /// most once per request; `Some(None)` when there is no budget or no client address.
+    budget_slot: Option<Option<(String, u64)>>,
+}
+
+/// The budget slot of the request's client address.
+fn budget_slot(host: &dyn Host, worker: &Worker, budget: &Budget) -> Option<(String, u64)> {
+    let ip = client_ip(host, budget.xff_trusted_hops)?;
+    let fp = slots::fingerprint(worker.budget_seed, "failures", &ip);
+    let key = slots::slot_key(FILTER, &worker.plugin, "failures", fp % budget.slots);
+    Some((key, fp))
 }
 
 pub struct JwtStream {
@@ -453,6 +478,18 @@ impl JwtStream {
         let Some((jwks, version)) = worker.keys_of(config, p) else {
             return Eval::Wait(WaitFor::Keys(p));
         };
+        // A client whose failures spent its budget gets no signature work (one shared read).
+        if let Some(budget) = &config.budget {
+            let slot = cred
+                .budget_slot
+                .get_or_insert_with(|| budget_slot(host, worker, budget));
+            if let Some((key, fp)) = slot {
+                let now_ms = (host as &dyn Host).now_millis();
+                if let Err(wait_ms) = slots::peek(host, key, *fp, &budget.limit, now_ms) {
+                    return Eval::Throttled(wait_ms);
+                }
+            }
+        }
         worker.metrics.inc(host, "cache.miss");
         let mut tried = 0usize;
         let mut last = "no_matching_key";
@@ -503,7 +540,25 @@ impl JwtStream {
                 return Eval::Fail("unknown_kid");
             }
         }
+        if tried > 0 {
+            self.charge_budget(host, worker, cred);
+        }
         Eval::Fail(last)
+    }
+
+    /// Takes one failure from the client's budget (a CAS on its shared slot).
+    fn charge_budget(&self, host: &mut dyn Host, worker: &mut Worker, cred: &Credential) {
+        let (Some(budget), Some(Some((key, fp)))) = (&self.config.budget, &cred.budget_slot) else {
+            return;
+        };
+        let now_ms = (host as &dyn Host).now_millis();
+        match slots::take(host, key, *fp, &budget.limit, now_ms) {
+            Ok((decision, _)) if !decision.admitted => {
+                worker.metrics.inc(host, "budget.spent");
+            }
+            Ok(_) => worker.metrics.inc(host, "budget.charged"),
+            Err(_) => (host as &dyn Host).warn("could not update the failed-verification budget"),
+        }
     }
 
     fn eval(
@@ -524,6 +579,8 @@ impl JwtStream {
                 for item in items {
                     match self.eval(host, worker, cred, item) {
                         Eval::Ok(v) => return Eval::Ok(v),
+                        // The budget is the client's, not a provider's: no other will do.
+                        Eval::Throttled(ms) => return Eval::Throttled(ms),
                         Eval::Fail(code) => {
                             first_fail.get_or_insert(code);
                         }
@@ -638,6 +695,7 @@ impl JwtStream {
                     location,
                     hash,
                     parsed: None,
+                    budget_slot: None,
                 })
             }
         };
@@ -673,6 +731,17 @@ impl JwtStream {
                 )
             }
             Eval::Wait(what) => self.wait(host, worker, what),
+            Eval::Throttled(wait_ms) => {
+                self.waiting = None;
+                worker.waiters.retain(|w| w.context_id != self.context_id);
+                let reply = Reply::new(
+                    429,
+                    "too_many_failed_verifications",
+                    "too many invalid tokens from this client; retry later",
+                )
+                .with_header("retry-after", wait_ms.div_ceil(1000).max(1).to_string());
+                self.deny(host, worker, reply)
+            }
         }
     }
 

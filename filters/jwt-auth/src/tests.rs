@@ -788,3 +788,160 @@ fn configuration_errors_name_the_field() {
     assert!(bad(&format!(r#"{{"providers": {{"idp": {{{idp}, "claim_to_headers": [{{"claim": "sub", "header": ":path"}}]}}}}, "rules": []}}"#))
         .starts_with("providers.idp.claim_to_headers[0].header"));
 }
+
+// ------------------------------------------------------------------ failure budget
+
+fn budget_config(key: &EcKey, budget: Value) -> String {
+    let mut c: Value = serde_json::from_str(&config_with(json!({"keys": [key.jwk()]}))).unwrap();
+    c["failed_verification_budget"] = budget;
+    c.to_string()
+}
+
+/// One request to /api/x with `token` from `ip` (optionally behind `xff`); the status
+/// (200 when let through), the error code and the Retry-After header of a reply.
+fn from_ip(
+    r: &mut JwtAuth,
+    host: &mut MockHost,
+    ip: &str,
+    xff: Option<&str>,
+    token: &str,
+) -> (u16, String, Option<String>) {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    if let Some(x) = xff {
+        headers.push(("x-forwarded-for", x));
+    }
+    host.new_stream("GET", "/api/x", &headers);
+    host.set_property(&["source", "address"], format!("{ip}:40000").as_bytes())
+        .unwrap();
+    let mut stream = r.new_stream(host, 7);
+    match stream.on_request_headers(host, true) {
+        Action::Continue => (200, String::new(), None),
+        Action::Pause => {
+            let (status, code) = reply_code(host);
+            let retry = host.local_reply.as_ref().and_then(|rep| {
+                rep.headers
+                    .iter()
+                    .find(|(k, _)| k == "retry-after")
+                    .map(|(_, v)| v.clone())
+            });
+            (status, code, retry)
+        }
+    }
+}
+
+#[test]
+fn a_spent_failure_budget_refuses_before_any_signature_work() {
+    let key = EcKey::new("k1");
+    let impostor = EcKey::new("k1"); // same kid, other key: a bad signature
+    let mut host = MockHost::new();
+    let mut r = root(
+        &mut host,
+        &budget_config(&key, json!({"failures": 3, "per": "minute"})),
+    );
+    let good = |n: u64| key.sign(&claims("https://idp.example.com", json!({"jti": n})));
+    let bad = |n: u64| impostor.sign(&claims("https://idp.example.com", json!({"jti": n})));
+    let cached = good(0);
+    assert_eq!(from_ip(&mut r, &mut host, "10.0.0.1", None, &cached).0, 200);
+
+    // Three failures are within the budget: each is verified and refused as a bad signature.
+    for n in 1..=3 {
+        let (status, code, _) = from_ip(&mut r, &mut host, "10.0.0.1", None, &bad(n));
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "bad_signature"),
+            "failure {n}"
+        );
+    }
+    assert_eq!(host.metric("shieldwall.jwt_auth.budget.charged"), 3);
+    let misses = host.metric("shieldwall.jwt_auth.cache.miss");
+
+    // Spent: a bad token, and even a good uncached one, are refused without verification.
+    for token in [bad(4), good(5)] {
+        let (status, code, retry) = from_ip(&mut r, &mut host, "10.0.0.1", None, &token);
+        assert_eq!(
+            (status, code.as_str()),
+            (429, "too_many_failed_verifications")
+        );
+        // 3 failures per minute: one more after 20 s.
+        assert_eq!(retry.as_deref(), Some("20"));
+    }
+    assert_eq!(host.metric("shieldwall.jwt_auth.cache.miss"), misses);
+    assert_eq!(
+        host.metric("shieldwall.jwt_auth.denied.too_many_failed_verifications"),
+        2
+    );
+    // A token verified before needs no signature work: still served.
+    assert_eq!(from_ip(&mut r, &mut host, "10.0.0.1", None, &cached).0, 200);
+
+    // Another client is unaffected, and has a budget of its own.
+    assert_eq!(
+        from_ip(&mut r, &mut host, "10.0.0.2", None, &good(6)).0,
+        200
+    );
+    assert_eq!(from_ip(&mut r, &mut host, "10.0.0.2", None, &bad(7)).0, 401);
+
+    // The budget refills: 20 s later, one more verification, then refused again.
+    host.advance_ms(20_000);
+    assert_eq!(
+        from_ip(&mut r, &mut host, "10.0.0.1", None, &good(8)).0,
+        200
+    );
+    assert_eq!(from_ip(&mut r, &mut host, "10.0.0.1", None, &bad(9)).0, 401);
+    assert_eq!(
+        from_ip(&mut r, &mut host, "10.0.0.1", None, &good(10)).0,
+        429
+    );
+}
+
+#[test]
+fn the_failure_budget_keys_on_the_trusted_forwarded_address() {
+    let key = EcKey::new("k1");
+    let impostor = EcKey::new("k1");
+    let mut host = MockHost::new();
+    let mut r = root(
+        &mut host,
+        &budget_config(
+            &key,
+            json!({"failures": 1, "per": "hour", "xff_trusted_hops": 1}),
+        ),
+    );
+    let bad = |n: u64| impostor.sign(&claims("https://idp.example.com", json!({"jti": n})));
+    let good = key.sign(&claims("https://idp.example.com", json!({"jti": 0})));
+    // Behind one trusted proxy (the peer), the client is the last x-forwarded-for entry; what a
+    // client wrote to the left of it does not choose its budget.
+    let lb = "10.9.9.9";
+    assert_eq!(
+        from_ip(&mut r, &mut host, lb, Some("203.0.113.7"), &bad(1)).0,
+        401
+    );
+    let (status, _, _) = from_ip(&mut r, &mut host, lb, Some("1.2.3.4, 203.0.113.7"), &bad(2));
+    assert_eq!(status, 429);
+    assert_eq!(
+        from_ip(&mut r, &mut host, lb, Some("198.51.100.1"), &good).0,
+        200
+    );
+}
+
+#[test]
+fn failure_budget_configuration_errors_name_the_field() {
+    let key = EcKey::new("k1");
+    let bad = |budget: Value| {
+        let mut host = MockHost::new();
+        match JwtAuth::configure(&mut host, budget_config(&key, budget.clone()).as_bytes()) {
+            Ok(_) => panic!("accepted: {budget}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert!(bad(json!({"failures": 0, "per": "minute"}))
+        .starts_with("failed_verification_budget.failures:"));
+    assert!(bad(json!({"failures": 5, "per": "fortnight"}))
+        .starts_with("failed_verification_budget.per"));
+    assert!(bad(json!({"failures": 5, "per": "minute", "slots": 0}))
+        .starts_with("failed_verification_budget.slots:"));
+    assert!(
+        bad(json!({"failures": 5, "per": "minute", "xff_trusted_hops": 17}))
+            .starts_with("failed_verification_budget.xff_trusted_hops:")
+    );
+    assert!(bad(json!({"failures": 5, "per": "minute", "colour": 1})).contains("unknown field"));
+}

@@ -100,25 +100,7 @@ pub struct KeyFile {
     pub identity: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Per {
-    Second,
-    Minute,
-    Hour,
-    Day,
-}
-
-impl Per {
-    pub fn millis(self) -> u64 {
-        match self {
-            Per::Second => 1_000,
-            Per::Minute => 60_000,
-            Per::Hour => 3_600_000,
-            Per::Day => 86_400_000,
-        }
-    }
-}
+pub use shieldwall_core::bucket::Per;
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
