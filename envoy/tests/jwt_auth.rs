@@ -383,3 +383,91 @@ fn b64url(data: &[u8]) -> String {
     }
     out
 }
+
+/// A copy of `token` whose signature no longer verifies: one character in the middle of the
+/// signature changed (still canonical base64url, so it fails at the signature check, not parsing).
+fn with_bad_signature(token: &str) -> String {
+    let sig_start = token.rfind('.').expect("a compact JWS") + 1;
+    let at = sig_start + (token.len() - sig_start) / 2;
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ascii")
+}
+
+#[test]
+fn a_client_that_spends_its_failure_budget_is_refused_before_signature_work() {
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let mut config: Value = serde_json::from_str(&jwt_config(&idp, 10)).expect("json");
+    config["failed_verification_budget"] = json!({"failures": 3, "per": "hour"});
+    // Envoy behind one trusted proxy (`xff_num_trusted_hops: 1`): Envoy takes the client address
+    // from the last x-forwarded-for entry, and the module sees it as `source.address`.
+    let mut envoy_config = EnvoyConfig::new(echo.port())
+        .cluster(Cluster::new("idp", idp.port()))
+        .filter(WasmFilter::new(
+            wasm_path("jwt-auth"),
+            "jwt-auth",
+            config.to_string(),
+        ))
+        .concurrency(2);
+    envoy_config.xff_trusted_hops = 1;
+    let envoy = Envoy::start(envoy_config);
+    let good = reader_token(&idp, None);
+    let bad = with_bad_signature(&good);
+    let send = |client: &str, token: &str| {
+        envoy.request(
+            "GET",
+            "/orders/1",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("x-forwarded-for", client),
+            ],
+            b"",
+        )
+    };
+    // The good token first, from the attacker's address: verified and cached.
+    let resp = send("203.0.113.66", &good);
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+
+    // Each request is a new connection, spread over both workers: they share one budget.
+    for i in 0..3 {
+        let resp = send("203.0.113.66", &bad);
+        let (status, error, _) = denial(&resp);
+        assert_eq!(
+            (status, error.as_str()),
+            (401, "bad_signature"),
+            "failure {i}: {resp}"
+        );
+    }
+    let resp = send("203.0.113.66", &bad);
+    assert_eq!(resp.status, 429, "{resp}");
+    assert_eq!(denial(&resp).1, "too_many_failed_verifications", "{resp}");
+    let retry: u64 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    // 3 per hour: one more after 20 minutes (less the seconds this test has run).
+    assert!((1100..=1200).contains(&retry), "retry-after {retry}");
+    // The cached good token needs no signature work: still served for that client.
+    assert_eq!(send("203.0.113.66", &good).status, 200);
+    // Another client is not affected; what the attacker writes left of the trusted entry
+    // does not move it to another budget.
+    assert_eq!(send("198.51.100.7", &good).status, 200);
+    assert_eq!(send("198.51.100.7", &bad).status, 401);
+    assert_eq!(send("10.1.1.1, 203.0.113.66", &bad).status, 429);
+
+    let prom = envoy.stats_prometheus();
+    assert_eq!(
+        prometheus_value(&prom, "shieldwall_jwt_auth_budget_charged"),
+        Some(4.0),
+        "{prom}"
+    );
+    assert_eq!(
+        prometheus_value(
+            &prom,
+            "shieldwall_jwt_auth_denied_too_many_failed_verifications"
+        ),
+        Some(2.0),
+        "{prom}"
+    );
+}
