@@ -152,17 +152,14 @@ def wasm(module, plugin, config):
     }
 
 
-def ours_jwt(plugin):
-    return wasm(
-        "jwt-auth",
-        plugin,
-        {
-            "providers": {
-                "bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": json.loads(JWKS_TEXT)}
-            },
-            "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}],
-        },
-    )
+def ours_jwt(plugin, budget=None):
+    config = {
+        "providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": json.loads(JWKS_TEXT)}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}],
+    }
+    if budget:
+        config["failed_verification_budget"] = budget
+    return wasm("jwt-auth", plugin, config)
 
 
 def ours_jwt_public(plugin):
@@ -215,7 +212,13 @@ LISTENERS = {
     # Diagnostics: what a module costs when it has almost nothing to do.
     "ours-jwt-public": [ours_jwt_public("jwt-public")],
     "ours-ratelimit-nomatch": [ours_ratelimit("rl-nomatch", prefix="/never/")],
+    # Under attack (a separate phase): jwt-auth with a budget of failed verifications per client.
+    "ours-jwt-budget": [ours_jwt("jwt-budget", budget={"failures": 10, "per": "minute"})],
 }
+
+# Connection-manager settings beyond the common ones. The budget listener stands behind one
+# trusted proxy, so each wrk can present its own client address in x-forwarded-for.
+HCM_EXTRA = {"ours-jwt-budget": {"xff_num_trusted_hops": 1}}
 
 # (row, label, [(side, listener, token source)]). Token source: "warm" (the same token on every
 # request) or an algorithm (a different token on every request, from cold-<alg>.txt).
@@ -252,6 +255,7 @@ def bootstrap(listeners, admin_port):
             "stat_prefix": name,
             "codec_type": "AUTO",
             "use_remote_address": True,
+            **HCM_EXTRA.get(name, {}),
             "http_filters": filters
             + [{"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
             "route_config": {
@@ -454,6 +458,99 @@ def memory(workdir):
     return out
 
 
+# ------------------------------------------------------------------ under attack
+
+GOOD_CLIENT = "198.51.100.7"
+ATTACKER = "203.0.113.66"
+# (key, label, listener, attacker on?, the run without attacker it is compared with)
+ATTACK_RUNS = [
+    ("alone", "ours: good client alone", "ours-jwt-budget", False, "alone"),
+    ("no-budget", "ours: good client + attacker, no budget", "ours-jwt-cold", True, "alone"),
+    ("budget", "ours: good client + attacker, budget on", "ours-jwt-budget", True, "alone"),
+    ("native-alone", "native jwt_authn (no cache): good client alone", "native-jwt-nocache", False, "native-alone"),
+    ("native", "native jwt_authn (no cache): good client + attacker", "native-jwt-nocache", True, "native-alone"),
+]
+ATTACK_ALG = "RS256"
+
+
+def bad_tokens(workdir):
+    """The cold RS256 tokens with one signature character changed: each fails only at the signature."""
+    path = os.path.join(workdir, f"bad-{ATTACK_ALG}.txt")
+    with open(os.path.join(TOKENS, f"cold-{ATTACK_ALG}.txt")) as src, open(path, "w") as out:
+        for line in src:
+            t = line.strip()
+            if not t:
+                continue
+            cut = t.rfind(".") + 1
+            at = cut + (len(t) - cut) // 2
+            out.write(t[:at] + ("B" if t[at] == "A" else "A") + t[at + 1:] + "\n")
+    return path
+
+
+def start_wrk(port, tokens_file, offset, xff, connections, seconds, count_429=False):
+    env = dict(os.environ)
+    env.pop("BENCH_TOKEN", None)
+    env.update({"BENCH_TOKENS_FILE": tokens_file, "BENCH_TOKEN_OFFSET": str(offset), "BENCH_XFF": xff,
+                "BENCH_COUNT_429": "1" if count_429 else "0"})
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", LUA,
+           f"http://127.0.0.1:{port}/orders"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def finish_wrk(proc):
+    out, err = proc.communicate()
+    m = re.search(r"^BENCH (\{.*\})$", out, re.M)
+    if proc.returncode != 0 or not m:
+        raise SystemExit(f"wrk failed ({proc.returncode}):\n{out}\n{err}")
+    return json.loads(m.group(1))
+
+
+def attack(workdir):
+    """A good client (a new valid RS256 token on every request) shares Envoy with an attacker
+    sending tokens with bad signatures as fast as it can, each from its own address."""
+    names = sorted({run[2] for run in ATTACK_RUNS})
+    envoy = Envoy(names, 1, ENVOY_CPU, workdir, "attack")
+    bad = bad_tokens(workdir)
+    good = os.path.join(TOKENS, f"cold-{ATTACK_ALG}.txt")
+    half = max(1, CONNECTIONS // 2)
+    offset = {"good": 3001, "bad": 1}
+    out = {}
+    try:
+        for n in names:
+            envoy.check(n, WARM_TOKEN)
+        say(f"under attack: good client {half} connections, attacker {half} connections, {SECONDS} s per run")
+        for r in range(ROUNDS):
+            for key, _, listener, attacked, _ in ATTACK_RUNS:
+                port = envoy.ports[listener]
+                g = start_wrk(port, good, offset["good"], GOOD_CLIENT, half, SECONDS)
+                a = start_wrk(port, bad, offset["bad"], ATTACKER, half, SECONDS, count_429=True) if attacked else None
+                gr = finish_wrk(g)
+                ar = finish_wrk(a) if a else None
+                offset["good"] = gr["next_token"]
+                if ar:
+                    offset["bad"] = ar["next_token"]
+                good_errors = gr["non2xx"] + gr["connect"] + gr["read"] + gr["write"] + gr["timeout"]
+                if good_errors:
+                    raise SystemExit(f"attack {key}: the good client got {good_errors} failures: {gr}")
+                m = {
+                    "good_rps": gr["requests"] / (gr["duration_us"] / 1e6),
+                    "good_p50": gr["p50_us"],
+                    "good_p99": gr["p99_us"],
+                    "bad_rps": ar["requests"] / (ar["duration_us"] / 1e6) if ar else 0.0,
+                    "bad_non2xx": ar["non2xx"] if ar else 0,
+                    "bad_requests": ar["requests"] if ar else 0,
+                    "bad_429": ar.get("status_429", 0) if ar else 0,
+                }
+                if ar and ar["non2xx"] != ar["requests"]:
+                    raise SystemExit(f"attack {key}: some bad tokens were let through: {ar}")
+                out.setdefault(key, []).append(m)
+                say(f"attack round {r + 1}/{ROUNDS} {key:<10} good {m['good_rps']:>7.0f} req/s p99 {m['good_p99']:>6} µs  "
+                    f"attacker {m['bad_rps']:>7.0f} req/s ({m['bad_429']} of {m['bad_requests']} got 429)")
+    finally:
+        envoy.stop()
+    return out
+
+
 def micro():
     out = {"native": {}, "wasm": {}, "openssl": {}}
     for path, key in ((MICRO_NATIVE, "native"), (MICRO_WASM, "wasm")):
@@ -497,7 +594,7 @@ def fmt_rps(x):
     return f"{x:,.0f}"
 
 
-def report(samples, mem, mic, meta):
+def report(samples, mem, mic, meta, atk):
     lines = []
     w = lines.append
     w("# shieldwall benchmark results")
@@ -603,6 +700,9 @@ def report(samples, mem, mic, meta):
         added[row] = (0.0, u - ceiling_us)
         w(f"| {label} | {fmt_rps(med(s, 'rps'))} | {med(s, 'p50'):.0f} / {med(s, 'p99'):.0f} µs | {u:.1f} ({u - ceiling_us:+.1f}) |")
     w("")
+
+    if atk:
+        attack_section(w, atk)
 
     w("## Signature verification, per call")
     w("")
@@ -739,8 +839,39 @@ CLOSE = {
 }
 
 
-def write_outputs(samples, mem, mic, meta):
-    text, table = report(samples, mem, mic, meta)
+def attack_section(w, atk):
+    w("## Under attack: a flood of bad signatures")
+    w("")
+    w(f"Two wrk processes share CPU {LOAD_CPU}, {max(1, CONNECTIONS // 2)} connections each, against the one Envoy worker: a "
+      f"good client sending a new valid {ATTACK_ALG} token on every request (`x-forwarded-for: {GOOD_CLIENT}`), and an "
+      f"attacker sending the same tokens with one signature character changed, as fast as it can (`x-forwarded-for: {ATTACKER}`). The listeners stand behind one "
+      "trusted proxy (`xff_num_trusted_hops: 1`) where the budget is on, so each is its own client. The budget: "
+      "`failed_verification_budget: {failures: 10, per: minute}`. Medians over rounds.")
+    w("")
+    w("| run | good client req/s | good p50 / p99 | good ÷ alone | attacker req/s | attacker refused with 429 |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for key, label, _, attacked, base in ATTACK_RUNS:
+        runs = atk.get(key)
+        if not runs or not atk.get(base):
+            continue
+        g = med(runs, "good_rps")
+        alone = med(atk[base], "good_rps")
+        share = "—"
+        if attacked:
+            n = sum(r["bad_requests"] for r in runs)
+            share = f"{100 * sum(r['bad_429'] for r in runs) / max(1, n):.1f} %"
+        w(f"| {label} | {fmt_rps(g)} | {med(runs, 'good_p50'):.0f} / {med(runs, 'good_p99'):.0f} µs | "
+          f"{g / alone:.2f} | {fmt_rps(med(runs, 'bad_rps')) if attacked else '—'} | {share} |")
+    w("")
+    w("*good ÷ alone* is the good client's throughput with the attacker beside it as a fraction of its throughput "
+      "alone on the same side (ours: the budget listener; without an attacker the budget is never touched). Without a budget every bad token costs a full signature check. With the budget, once the attacker's "
+      "first 10 failures are spent, each of its requests that would need a signature check is refused after one "
+      "shared-data read. Native `jwt_authn` has no such budget; its row shows the same flood against it.")
+    w("")
+
+
+def write_outputs(samples, mem, mic, meta, atk):
+    text, table = report(samples, mem, mic, meta, atk)
     with open(RESULTS, "w") as f:
         f.write(text)
     if os.path.exists(README):
@@ -760,7 +891,7 @@ def main():
         # Render RESULTS.md again from a run's raw figures (bench/results.json), without measuring.
         raw = json.loads(read(sys.argv[2]))
         samples = {tuple(k.split("|")): v for k, v in raw["samples"].items()}
-        write_outputs(samples, raw["memory"], raw["micro"], raw["meta"])
+        write_outputs(samples, raw["memory"], raw["micro"], raw["meta"], raw.get("attack", {}))
         return
     workdir = tempfile.mkdtemp(prefix="shieldwall-bench-")
     load_before = loadavg()
@@ -770,6 +901,9 @@ def main():
     samples = throughput(workdir)
     if ENV.get("BENCH_SKIP_MEMORY") != "1":
         mem = memory(workdir)
+    atk = {}
+    if ENV.get("BENCH_SKIP_ATTACK") != "1":
+        atk = attack(workdir)
     mic = micro()
     all_runs = [m for runs in samples.values() for m in runs]
     version = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout
@@ -800,8 +934,8 @@ def main():
     }
     with open(os.path.join(os.path.dirname(RESULTS), "results.json"), "w") as f:
         json.dump({"samples": {f"{k[0]}|{k[1]}": v for k, v in samples.items()}, "memory": mem, "micro": mic,
-                   "meta": meta}, f, indent=1)
-    write_outputs(samples, mem, mic, meta)
+                   "meta": meta, "attack": atk}, f, indent=1)
+    write_outputs(samples, mem, mic, meta, atk)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -8,7 +8,7 @@
 #
 # Environment: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_WARMUP (3 s per variant),
 # BENCH_CONNECTIONS (16), BENCH_TOKENS (6000 cold-path tokens per algorithm; more than jwt-auth's
-# token cache holds), BENCH_MEMORY_SECONDS (3), BENCH_SKIP_MEMORY=1, BENCH_ENVOY_CPU (0),
+# token cache holds), BENCH_MEMORY_SECONDS (3), BENCH_SKIP_MEMORY=1, BENCH_SKIP_ATTACK=1, BENCH_ENVOY_CPU (0),
 # BENCH_LOAD_CPU (1), BENCH_RESULTS (bench/RESULTS.md). See bench/README.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
