@@ -51,21 +51,108 @@ impl std::error::Error for ConfigError {}
 
 /// Parses a JSON configuration; a serde error keeps the path of the field where it happened.
 /// An empty configuration is parsed as `{}` so filters with all-default configs load without one.
+///
+/// The path comes from the error's position in the text ([`path_at`]), not from wrapping every
+/// visitor: that wrapping doubled the deserialisation code in each module.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, strip_position(&e.inner().to_string()))
-    })?;
-    de.end()
-        .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
-    Ok(value)
+    serde_json::from_slice(text).map_err(|e| {
+        let path = path_at(text, e.line(), e.column());
+        ConfigError::new(path, strip_position(&e.to_string()))
+    })
+}
+
+/// One open container while walking the text.
+enum Frame {
+    Object { key: Option<String>, want_key: bool },
+    Array { index: usize },
+}
+
+/// The path (`providers.idp.uri`, `rules[2].match`) of the value being read at a position serde_json
+/// reports (1-based line; column = bytes of that line read so far, the failing one included).
+/// Walks the text up to there, keeping the open objects' current keys and the arrays' indexes; a
+/// container closed by the failing byte (a missing field is noticed at `}`) counts as its parent.
+pub fn path_at(text: &[u8], line: usize, column: usize) -> String {
+    let mut line_start = 0usize;
+    let mut seen = 1usize;
+    for (i, b) in text.iter().enumerate() {
+        if seen >= line {
+            break;
+        }
+        if *b == b'\n' {
+            seen += 1;
+            line_start = i + 1;
+        }
+    }
+    let end = line_start.saturating_add(column).min(text.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0usize;
+    while i < end {
+        let Some(&c) = text.get(i) else { break };
+        match c {
+            b'{' => stack.push(Frame::Object {
+                key: None,
+                want_key: true,
+            }),
+            b'[' => stack.push(Frame::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Object { key, want_key }) => {
+                    *key = None;
+                    *want_key = true;
+                }
+                None => {}
+            },
+            b':' => {
+                if let Some(Frame::Object { want_key, .. }) = stack.last_mut() {
+                    *want_key = false;
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < text.len() {
+                    match text.get(j) {
+                        Some(b'\\') => j += 2,
+                        Some(b'"') => break,
+                        _ => j += 1,
+                    }
+                }
+                if let Some(Frame::Object {
+                    key,
+                    want_key: true,
+                }) = stack.last_mut()
+                {
+                    let raw = text.get(start..j.min(text.len())).unwrap_or_default();
+                    *key = Some(String::from_utf8_lossy(raw).into_owned());
+                }
+                i = j;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object { key: Some(k), .. } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Frame::Object { key: None, .. } => break,
+            Frame::Array { index } => path.push_str(&format!("[{index}]")),
+        }
+    }
+    path
 }
 
 /// serde_json appends " at line 1 column 57" to its messages; the path already says where.
@@ -133,6 +220,51 @@ mod tests {
         let e = parse_json::<Outer>(br#"{"providers":{"idp":{"uri":5}}}"#).unwrap_err();
         assert_eq!(e.path, "providers.idp.uri");
         assert_eq!(e.to_string(), format!("providers.idp.uri: {}", e.reason));
+    }
+
+    #[test]
+    fn paths_of_missing_fields_variants_and_array_items() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Rule {
+            #[allow(dead_code)]
+            name: String,
+            #[allow(dead_code)]
+            per: Per,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Per {
+            Second,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Rules {
+            #[allow(dead_code)]
+            rules: Vec<Rule>,
+        }
+        let text = "{\"rules\": [\n  {\"name\": \"a\", \"per\": \"second\"},\n  {\"name\": \"b\", \"per\": \"fortnight\"}\n]}";
+        let e = parse_json::<Rules>(text.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "rules[1].per");
+        assert!(
+            e.reason.contains("unknown variant `fortnight`"),
+            "{}",
+            e.reason
+        );
+        let e = parse_json::<Rules>(
+            br#"{"rules": [{"name": "a", "per": "second"}, {"per": "second"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "rules[1]");
+        assert!(e.reason.contains("missing field `name`"), "{}", e.reason);
+        let e = parse_json::<Rules>(
+            br#"{"rules": [{"name": "a\"q", "per": "second", "x": [1, {"y": 2}]}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "rules[0].x");
+        let e = parse_json::<Rules>(br#"{"rules": 7}"#).unwrap_err();
+        assert_eq!(e.path, "rules");
+        let e = parse_json::<Rules>(br#"{}"#).unwrap_err();
+        assert_eq!(e.path, "");
     }
 
     #[test]
