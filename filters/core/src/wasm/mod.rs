@@ -559,34 +559,10 @@ pub extern "C" fn proxy_on_configure(root_id: u32, _config_size: usize) -> u32 {
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_tick(root_id: u32) {
-    with((), |d| d.tick(root_id));
-}
-
-#[no_mangle]
 pub extern "C" fn proxy_on_request_headers(id: u32, _headers: usize, end_of_stream: u32) -> u32 {
     with(ACTION_CONTINUE, |d| {
         d.request_headers(id, end_of_stream != 0)
     })
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
-    with(ACTION_CONTINUE, |d| {
-        d.request_body(id, size, end_of_stream != 0)
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_response_headers(id: u32, _headers: usize, end_of_stream: u32) -> u32 {
-    with(ACTION_CONTINUE, |d| {
-        d.response_headers(id, end_of_stream != 0)
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_log(id: u32) {
-    with((), |d| d.log(id));
 }
 
 #[no_mangle]
@@ -595,17 +571,38 @@ pub extern "C" fn proxy_on_done(id: u32) -> u32 {
     1
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_delete(_id: u32) {}
+// The optional callbacks: plain functions here, exported only by the filters that ask for them
+// in `export_filter!`. The host skips a callback a module does not export, and every call into
+// the VM has a fixed cost, so a filter without response work does not pay for response
+// callbacks. Callbacks no filter needs (trailers, response body, queues, gRPC metadata,
+// `on_delete`: streams are dropped at `on_done`) are not exported at all.
 
-#[no_mangle]
-pub extern "C" fn proxy_on_http_call_response(
-    id: u32,
-    token: u32,
-    headers: usize,
-    body_size: usize,
-    _trailers: usize,
-) {
+#[doc(hidden)]
+pub fn on_tick(root_id: u32) {
+    with((), |d| d.tick(root_id));
+}
+
+#[doc(hidden)]
+pub fn on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
+    with(ACTION_CONTINUE, |d| {
+        d.request_body(id, size, end_of_stream != 0)
+    })
+}
+
+#[doc(hidden)]
+pub fn on_response_headers(id: u32, end_of_stream: u32) -> u32 {
+    with(ACTION_CONTINUE, |d| {
+        d.response_headers(id, end_of_stream != 0)
+    })
+}
+
+#[doc(hidden)]
+pub fn on_log(id: u32) {
+    with((), |d| d.log(id));
+}
+
+#[doc(hidden)]
+pub fn on_http_call_response(id: u32, token: u32, headers: usize, body_size: usize) {
     let headers = if headers == 0 {
         Vec::new()
     } else {
@@ -640,8 +637,8 @@ pub extern "C" fn proxy_on_http_call_response(
     });
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_grpc_receive(id: u32, token: u32, size: usize) {
+#[doc(hidden)]
+pub fn on_grpc_receive(id: u32, token: u32, size: usize) {
     let message = abi::buffer(abi::BUFFER_GRPC_RECEIVE, 0, size)
         .ok()
         .flatten()
@@ -658,8 +655,8 @@ pub extern "C" fn proxy_on_grpc_receive(id: u32, token: u32, size: usize) {
     });
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_grpc_close(id: u32, token: u32, status: u32) {
+#[doc(hidden)]
+pub fn on_grpc_close(id: u32, token: u32, status: u32) {
     // A close after a delivered reply is ignored (the token is no longer pending).
     // Status 0 without a message (an empty reply) is delivered as OK with no message.
     with((), |d| {
@@ -674,37 +671,75 @@ pub extern "C" fn proxy_on_grpc_close(id: u32, token: u32, status: u32) {
     });
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_grpc_receive_initial_metadata(_id: u32, _token: u32, _headers: u32) {}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_grpc_receive_trailing_metadata(_id: u32, _token: u32, _trailers: u32) {}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_request_trailers(_id: u32, _trailers: usize) -> u32 {
-    ACTION_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_response_body(_id: u32, _size: usize, _end_of_stream: u32) -> u32 {
-    ACTION_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_response_trailers(_id: u32, _trailers: usize) -> u32 {
-    ACTION_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_queue_ready(_root_id: u32, _queue_id: u32) {}
-
-/// Exports a filter: `shieldwall_core::export_filter!(crate::JwtAuth);` in the filter's `wasm.rs`.
+/// Exports a filter: `shieldwall_core::export_filter!(crate::filter::JwtAuth);` in the filter's
+/// `wasm.rs`, with the optional callbacks it needs after the type, e.g.
+/// `export_filter!(crate::filter::JwtAuth, tick, http_call_response);`. Always exported: VM and
+/// plugin start, configuration, stream creation, request headers and stream end. Optional:
+/// `tick`, `request_body`, `response_headers`, `log`, `http_call_response`, `grpc` (a gRPC
+/// call's message and close). A hook the filter implements but does not list here is never
+/// called: the host skips callbacks a module does not export.
 #[macro_export]
 macro_rules! export_filter {
-    ($root:ty) => {
+    ($root:ty $(, $callback:ident)* $(,)?) => {
         #[no_mangle]
         pub extern "C" fn _initialize() {
             $crate::wasm::initialize::<$root>();
+        }
+        $($crate::export_callback!($callback);)*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! export_callback {
+    (tick) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_tick(root_id: u32) {
+            $crate::wasm::on_tick(root_id)
+        }
+    };
+    (request_body) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
+            $crate::wasm::on_request_body(id, size, end_of_stream)
+        }
+    };
+    (response_headers) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_response_headers(
+            id: u32,
+            _headers: usize,
+            end_of_stream: u32,
+        ) -> u32 {
+            $crate::wasm::on_response_headers(id, end_of_stream)
+        }
+    };
+    (log) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_log(id: u32) {
+            $crate::wasm::on_log(id)
+        }
+    };
+    (http_call_response) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_http_call_response(
+            id: u32,
+            token: u32,
+            headers: usize,
+            body_size: usize,
+            _trailers: usize,
+        ) {
+            $crate::wasm::on_http_call_response(id, token, headers, body_size)
+        }
+    };
+    (grpc) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_grpc_receive(id: u32, token: u32, size: usize) {
+            $crate::wasm::on_grpc_receive(id, token, size)
+        }
+        #[no_mangle]
+        pub extern "C" fn proxy_on_grpc_close(id: u32, token: u32, status: u32) {
+            $crate::wasm::on_grpc_close(id, token, status)
         }
     };
 }
