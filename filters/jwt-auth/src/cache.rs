@@ -11,15 +11,6 @@ use shieldwall_core::Identity;
 pub type TokenHash = [u8; 32];
 
 pub fn hash(token: &str) -> TokenHash {
-    if option_env!("SWX_NOHASH").is_some() {
-        let mut out = [0u8; 32];
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in token.bytes().rev().take(64) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-        }
-        out[..8].copy_from_slice(&h.to_le_bytes());
-        return out;
-    }
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());

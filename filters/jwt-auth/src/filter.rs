@@ -663,13 +663,7 @@ impl JwtStream {
             return Action::Continue;
         };
 
-        let headers = if option_env!("SWX_NOHEADERS").is_some() {
-            host.request_header("authorization")
-                .map(|v| vec![("authorization".to_string(), v)])
-                .unwrap_or_default()
-        } else {
-            host.request_headers()
-        };
+        let headers = host.request_headers();
         let mut cred = match extract(&config, &headers, &line) {
             Extracted::None => None,
             Extracted::Several => {
@@ -830,13 +824,10 @@ impl JwtStream {
         };
         // The common case, one verification and no earlier authenticator: write the identity
         // serialised once at verification (a cache hit then costs no JSON work).
-        let earlier = option_env!("SWX_NOPROPREAD").is_none()
-            && host
-                .property(&[IDENTITY_PROPERTY])
-                .is_some_and(|b| !b.is_empty());
-        let written = if option_env!("SWX_NOSETPROP").is_some() {
-            Ok(())
-        } else if verified.len() == 1 && !earlier && !first.identity_json.is_empty() {
+        let earlier = host
+            .property(&[IDENTITY_PROPERTY])
+            .is_some_and(|b| !b.is_empty());
+        let written = if verified.len() == 1 && !earlier && !first.identity_json.is_empty() {
             host.set_property(&[IDENTITY_PROPERTY], &first.identity_json)
                 .map(|_| ())
         } else {
@@ -867,9 +858,7 @@ impl JwtStream {
             .all(|v| config.providers.get(v.provider).is_some_and(|p| p.forward));
         if let (false, Some(cred)) = (forward, cred) {
             if let Some(loc) = config.locations.get(cred.location) {
-                if option_env!("SWX_NOREMOVE").is_none() {
-                    remove_credential(host, loc);
-                }
+                remove_credential(host, loc);
             }
         }
         worker.metrics.inc(host, "allowed");
