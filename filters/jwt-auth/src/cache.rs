@@ -1,21 +1,21 @@
-//! The verified-token cache of one worker: SHA-256 of the token → what verification established.
-//! Bounded (FIFO eviction), an entry never outlives the token's `exp`, and entries whose key left
-//! the provider's key set are dropped. A token seen before costs a hash and a lookup.
+//! The verified-token cache of one worker: token → what verification established. Bounded (FIFO
+//! eviction), an entry never outlives the token's `exp`, and entries whose key left the
+//! provider's key set are dropped. A token seen before costs a hash, a lookup and a comparison.
+//!
+//! The map is keyed by a 64-bit SipHash of the token under a per-worker random key, and each entry
+//! keeps the token itself: a hit requires the whole token to be equal, so no collision (chosen or
+//! accidental) can make one token pass as another. (A SHA-256 key did the same job without the
+//! comparison but cost several µs per request inside wasm; an entry now holds the token too.)
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use serde_json::{Map, Value};
 use shieldwall_core::Identity;
 
-pub type TokenHash = [u8; 32];
-
-pub fn hash(token: &str) -> TokenHash {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
+pub type TokenHash = u64;
 
 /// What one successful verification established.
 #[derive(Debug)]
@@ -34,6 +34,7 @@ pub struct Verified {
 }
 
 struct Entry {
+    token: Box<str>,
     verified: Rc<Verified>,
     /// Unix seconds after which the entry is gone.
     expires_s: u64,
@@ -41,6 +42,7 @@ struct Entry {
 
 pub struct TokenCache {
     capacity: usize,
+    hasher: RandomState,
     map: HashMap<TokenHash, Entry>,
     order: VecDeque<TokenHash>,
 }
@@ -49,6 +51,7 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             capacity,
+            hasher: RandomState::new(),
             map: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -62,8 +65,17 @@ impl TokenCache {
         self.map.is_empty()
     }
 
-    pub fn get(&mut self, key: &TokenHash, now_s: u64) -> Option<Rc<Verified>> {
+    /// The cache key of a token (keyed per worker).
+    pub fn key(&self, token: &str) -> TokenHash {
+        self.hasher.hash_one(token)
+    }
+
+    /// The verification of exactly this token, if cached and not expired.
+    pub fn get(&mut self, key: &TokenHash, token: &str, now_s: u64) -> Option<Rc<Verified>> {
         let entry = self.map.get(key)?;
+        if *entry.token != *token {
+            return None;
+        }
         if entry.expires_s <= now_s {
             self.map.remove(key);
             return None;
@@ -71,7 +83,8 @@ impl TokenCache {
         Some(entry.verified.clone())
     }
 
-    pub fn insert(&mut self, key: TokenHash, verified: Rc<Verified>, expires_s: u64) {
+    /// Stores a verification; a different token under the same key replaces the older one.
+    pub fn insert(&mut self, key: TokenHash, token: &str, verified: Rc<Verified>, expires_s: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -90,6 +103,7 @@ impl TokenCache {
             .insert(
                 key,
                 Entry {
+                    token: token.into(),
                     verified,
                     expires_s,
                 },
@@ -129,47 +143,62 @@ mod tests {
     #[test]
     fn bounded_and_expiring() {
         let mut c = TokenCache::new(2);
-        c.insert(hash("a"), verified(0, Some("k")), 100);
-        c.insert(hash("b"), verified(0, Some("k")), 100);
-        c.insert(hash("c"), verified(0, Some("k")), 100);
+        c.insert(c.key("a"), "a", verified(0, Some("k")), 100);
+        c.insert(c.key("b"), "b", verified(0, Some("k")), 100);
+        c.insert(c.key("c"), "c", verified(0, Some("k")), 100);
         assert_eq!(c.len(), 2);
         assert!(
-            c.get(&hash("a"), 50).is_none(),
+            c.get(&c.key("a"), "a", 50).is_none(),
             "the oldest entry was evicted"
         );
-        assert!(c.get(&hash("c"), 99).is_some());
+        assert!(c.get(&c.key("c"), "c", 99).is_some());
         assert!(
-            c.get(&hash("c"), 100).is_none(),
+            c.get(&c.key("c"), "c", 100).is_none(),
             "an entry does not outlive exp"
         );
         for i in 0..10_000 {
-            c.insert(hash(&i.to_string()), verified(0, None), 100);
+            let t = i.to_string();
+            c.insert(c.key(&t), &t, verified(0, None), 100);
         }
         assert_eq!(c.len(), 2);
         assert!(c.order.len() <= 4);
     }
 
     #[test]
+    fn a_hit_needs_the_same_token_not_just_the_same_key() {
+        let mut c = TokenCache::new(10);
+        c.insert(7, "token-a", verified(0, Some("k")), 100);
+        assert!(c.get(&7, "token-a", 1).is_some());
+        assert!(c.get(&7, "token-b", 1).is_none(), "same key, other token");
+        // A colliding token replaces the entry rather than sharing it.
+        c.insert(7, "token-b", verified(1, Some("k")), 100);
+        assert!(c.get(&7, "token-a", 1).is_none());
+        assert_eq!(c.get(&7, "token-b", 1).map(|v| v.provider), Some(1));
+        assert_eq!(c.len(), 1);
+        assert_ne!(c.key("token-a"), c.key("token-b"));
+    }
+
+    #[test]
     fn disabled_cache_stores_nothing() {
         let mut c = TokenCache::new(0);
-        c.insert(hash("a"), verified(0, None), 100);
+        c.insert(c.key("a"), "a", verified(0, None), 100);
         assert!(c.is_empty());
     }
 
     #[test]
     fn entries_leave_with_their_key() {
         let mut c = TokenCache::new(10);
-        c.insert(hash("a"), verified(0, Some("old")), 100);
-        c.insert(hash("b"), verified(0, Some("new")), 100);
-        c.insert(hash("c"), verified(1, Some("old")), 100);
-        c.insert(hash("d"), verified(0, None), 100);
+        c.insert(c.key("a"), "a", verified(0, Some("old")), 100);
+        c.insert(c.key("b"), "b", verified(0, Some("new")), 100);
+        c.insert(c.key("c"), "c", verified(1, Some("old")), 100);
+        c.insert(c.key("d"), "d", verified(0, None), 100);
         c.retain_keys(0, &[Some("new".into())]);
-        assert!(c.get(&hash("a"), 1).is_none());
-        assert!(c.get(&hash("b"), 1).is_some());
+        assert!(c.get(&c.key("a"), "a", 1).is_none());
+        assert!(c.get(&c.key("b"), "b", 1).is_some());
         assert!(
-            c.get(&hash("c"), 1).is_some(),
+            c.get(&c.key("c"), "c", 1).is_some(),
             "another provider's entries stay"
         );
-        assert!(c.get(&hash("d"), 1).is_none());
+        assert!(c.get(&c.key("d"), "d", 1).is_none());
     }
 }

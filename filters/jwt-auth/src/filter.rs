@@ -16,7 +16,7 @@ use shieldwall_core::{
     StreamFilter,
 };
 
-use crate::cache::{hash, TokenCache, TokenHash, Verified};
+use crate::cache::{TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
 use crate::config::{Budget, Config, KeySource, Provider, Requirement, Unmatched};
 use crate::extract::{extract, remove_credential, Extracted};
@@ -446,7 +446,7 @@ impl JwtStream {
         let rules = self.rules_for(provider, audiences, now_s);
         if let Some(hit) = worker
             .cache
-            .get(&cred.hash, now_s)
+            .get(&cred.hash, &cred.token, now_s)
             .filter(|v| v.provider == p)
         {
             worker.metrics.inc(host, "cache.hit");
@@ -518,7 +518,9 @@ impl JwtStream {
                         .identity
                         .exp
                         .unwrap_or_else(|| now_s.saturating_add(300));
-                    worker.cache.insert(cred.hash, verified.clone(), exp);
+                    worker
+                        .cache
+                        .insert(cred.hash, &cred.token, verified.clone(), exp);
                     return Eval::Ok(vec![verified]);
                 }
                 Err(e) => last = e.code(),
@@ -689,7 +691,7 @@ impl JwtStream {
                     );
                     return self.deny(host, worker, reply);
                 }
-                let hash = hash(&token);
+                let hash = worker.cache.key(&token);
                 Some(Credential {
                     token,
                     location,
