@@ -26,7 +26,7 @@ done
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 say "building the modules (release, wasm32-wasip1)"
-cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit
+cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit -p noop
 say "building the benchmark helper"
 cargo build --quiet --release -p bench-mint --bin bench-mint
 cargo build --quiet -p bench-mint --example wasm_verify
