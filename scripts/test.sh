@@ -28,6 +28,9 @@ cargo fmt --all -- --check
 step "lint (native, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "lint (jwt-auth with its jwt-compact adapter)"
+cargo clippy -p jwt-auth --features jwt-compact --all-targets --locked -- -D warnings
+
 step "lint (wasm32-wasip1: the filters as Envoy runs them)"
 cargo clippy --target wasm32-wasip1 --release --locked "${modules[@]}" -- -D warnings
 
@@ -37,6 +40,9 @@ ls -l target/wasm32-wasip1/release/*.wasm >&2
 
 step "tests: unit, host-tests (real modules on wasmtime), Envoy end-to-end"
 cargo test --workspace --locked
+
+step "tests: jwt-auth's verifiers as jwt-compact algorithms (every Wycheproof vector through the adapter)"
+cargo test -p jwt-auth --features jwt-compact --locked
 
 fuzz_seconds="${SHIELDWALL_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then

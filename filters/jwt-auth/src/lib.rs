@@ -2,10 +2,13 @@
 //!
 //! The verification layer is pure and host-independent: [`jws`] parses compact JWS strictly,
 //! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures with ring and
-//! selects candidate keys, [`claims`] validates the registered claims.
+//! selects candidate keys, [`claims`] validates the registered claims. With the `jwt-compact`
+//! feature, `compact` offers the verifiers as jwt-compact `Algorithm`s.
 
 pub mod cache;
 pub mod claims;
+#[cfg(feature = "jwt-compact")]
+pub mod compact;
 pub mod config;
 pub mod extract;
 pub mod filter;

@@ -107,6 +107,18 @@ fn run_signature_file(
             let sig = hex(case["sig"].as_str().expect("sig"));
             let result = case["result"].as_str().expect("result");
             let verified = key.verify(alg, &msg, &sig).is_ok();
+            // The same verifier as a jwt-compact `Algorithm` must agree on every vector.
+            #[cfg(feature = "jwt-compact")]
+            {
+                use jwt_compact::{Algorithm, AlgorithmSignature};
+                let signature = jwt_auth::compact::Signature::try_from_slice(&sig).unwrap();
+                let adapter = jwt_auth::compact::Verifier::new(alg);
+                assert_eq!(
+                    adapter.verify_signature(&signature, key, &msg),
+                    verified,
+                    "{file} tcId {id}: the jwt-compact adapter disagrees"
+                );
+            }
             tally.run += 1;
             match result {
                 "valid" => tally.valid += 1,
