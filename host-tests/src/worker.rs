@@ -685,6 +685,9 @@ fn source_ip(source: &str) -> String {
     }
 }
 
+/// Request headers Envoy stores inline, so that copies are joined into one value.
+const JOINED_REQUEST_HEADERS: &[&str] = &["authorization"];
+
 impl Worker {
     pub(crate) fn new(inner: Rc<RefCell<WorkerInner>>, envoy: Envoy) -> Worker {
         Worker { inner, envoy }
@@ -700,6 +703,23 @@ impl Worker {
         // the filters run, in its order: x-forwarded-for, x-forwarded-proto,
         // x-envoy-external-address, x-request-id (checked against Envoy 1.40: headers).
         let mut hdrs = req.headers.clone();
+        // Envoy keeps one entry for a repeated inline header, the values joined with "," (checked
+        // for `authorization` in a real Envoy: envoy/tests/jwt_auth.rs, two credentials).
+        for name in JOINED_REQUEST_HEADERS {
+            let values: Vec<String> = hdrs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .collect();
+            if values.len() > 1 {
+                // The first entry keeps its place and takes every value.
+                let mut first = true;
+                hdrs.retain(|(k, _)| k != name || std::mem::take(&mut first));
+                if let Some(entry) = hdrs.iter_mut().find(|(k, _)| k == name) {
+                    entry.1 = values.join(",");
+                }
+            }
+        }
         let ip = source_ip(&req.conn.source);
         match headers::get(&hdrs, "x-forwarded-for").map(str::to_string) {
             Some(xff) => headers::replace(&mut hdrs, "x-forwarded-for", &format!("{xff},{ip}")),

@@ -102,6 +102,25 @@ impl MockHost {
         ];
         h.request_headers
             .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // Envoy stores `authorization` inline: repeated copies arrive as one value joined by ",".
+        let auth: Vec<String> = h
+            .request_headers
+            .iter()
+            .filter(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+            .collect();
+        if auth.len() > 1 {
+            let mut first = true;
+            h.request_headers
+                .retain(|(k, _)| k != "authorization" || std::mem::take(&mut first));
+            if let Some(entry) = h
+                .request_headers
+                .iter_mut()
+                .find(|(k, _)| k == "authorization")
+            {
+                entry.1 = auth.join(",");
+            }
+        }
         h
     }
 
