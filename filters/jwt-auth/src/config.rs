@@ -253,6 +253,10 @@ pub struct Config {
     /// The largest `max_token_bytes` of any provider: nothing longer is even hashed.
     pub max_token_bytes: usize,
     pub budget: Option<Budget>,
+    /// Every token location is the `authorization` header. Envoy keeps that header as one entry
+    /// (repeated copies joined by ","), so reading its one value sees every copy and the whole
+    /// header map need not be read.
+    pub authorization_only: bool,
 }
 
 /// The per-client budget of failed signature verifications.
@@ -375,7 +379,12 @@ impl Config {
             .map(|p| p.max_token_bytes)
             .max()
             .unwrap_or(0);
+        let authorization_only = !locations.is_empty()
+            && locations
+                .iter()
+                .all(|l| matches!(l, Location::Header { name, .. } if name == "authorization"));
         Ok(Config {
+            authorization_only,
             providers,
             rules,
             locations,

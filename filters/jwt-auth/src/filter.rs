@@ -665,7 +665,13 @@ impl JwtStream {
             return Action::Continue;
         };
 
-        let headers = host.request_headers();
+        let headers = if config.authorization_only {
+            host.request_header("authorization")
+                .map(|v| vec![("authorization".to_string(), v)])
+                .unwrap_or_default()
+        } else {
+            host.request_headers()
+        };
         let mut cred = match extract(&config, &headers, &line) {
             Extracted::None => None,
             Extracted::Several => {
