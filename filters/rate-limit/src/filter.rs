@@ -332,10 +332,10 @@ impl RateLimitStream {
             (0, Some(bytes)) => rls::decode_response(bytes).ok(),
             _ => None,
         };
-        let code = match decoded {
-            Some(r) => r.overall_code,
-            None => return self.global_failed(host),
+        let Some(decoded) = decoded else {
+            return self.global_failed(host);
         };
+        let code = decoded.overall_code;
         match code {
             rls::Code::Ok => {
                 if let Ok(mut worker) = self.worker.clone().try_borrow_mut() {
@@ -366,13 +366,27 @@ impl RateLimitStream {
                 let now = (host as &dyn Host).now_millis();
                 drop_tokens(host, &mut self.verdicts, now);
                 Reply::new(429, "rate_limited", "too many requests (global limit)")
-                    .with_header("retry-after", "1")
+                    .with_header("retry-after", global_retry_after(&decoded).to_string())
                     .send(host);
                 Action::Pause
             }
             _ => self.global_failed(host),
         }
     }
+}
+
+/// `Retry-After` for a global refusal: the longest `duration_until_reset` among the descriptors
+/// the service refused (all of them must reset before the request can pass), at least 1; 1 when
+/// the service gave none.
+fn global_retry_after(response: &rls::RlsResponse) -> u64 {
+    response
+        .statuses
+        .iter()
+        .filter(|s| s.code == rls::Code::OverLimit)
+        .filter_map(|s| s.duration_until_reset_s)
+        .max()
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Gives back the tokens a refused request took from buckets that had admitted it.

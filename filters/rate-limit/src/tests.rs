@@ -646,6 +646,28 @@ fn the_rate_limit_service_decides_after_the_local_buckets() {
 }
 
 #[test]
+fn a_global_refusal_says_when_the_longest_refusing_window_resets() {
+    let mut gw = Gw::new(global_cfg("deny"));
+    // OVER_LIMIT overall; statuses: refused (resets in 42 s), admitted (500 s: not a reason to
+    // wait), refused (90 s). The client must wait for both refusing windows: 90 s.
+    let mut msg = vec![0x08, 0x02];
+    msg.extend([0x12, 6, 0x08, 0x02, 0x22, 0x02, 0x08, 42]);
+    msg.extend([0x12, 7, 0x08, 0x01, 0x22, 0x03, 0x08, 0xF4, 0x03]);
+    msg.extend([0x12, 6, 0x08, 0x02, 0x22, 0x02, 0x08, 90]);
+    let reply = GrpcResponse {
+        status: 0,
+        message: Some(msg),
+    };
+    assert_eq!(global_request(&mut gw, reply), (Action::Pause, 429));
+    let retry = gw.host.local_reply.as_ref().unwrap().header("retry-after");
+    assert_eq!(retry, Some("90"));
+    // Without any duration: 1.
+    assert_eq!(global_request(&mut gw, ok(2)), (Action::Pause, 429));
+    let retry = gw.host.local_reply.as_ref().unwrap().header("retry-after");
+    assert_eq!(retry, Some("1"));
+}
+
+#[test]
 fn service_failures_follow_failure_mode_with_a_metric() {
     let err = GrpcResponse {
         status: 4,
