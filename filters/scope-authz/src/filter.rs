@@ -135,6 +135,9 @@ impl ScopeAuthzStream {
                 scopes,
                 "the access token does not have the scope this route needs",
             ),
+            Denial::MissingCertificate => {
+                Reply::forbidden("access_denied", "this route needs a client certificate")
+            }
             Denial::TenantMismatch | Denial::ClaimMismatch(_) | Denial::PrincipalNotAllowed => {
                 Reply::forbidden("access_denied", "the caller may not access this resource")
             }

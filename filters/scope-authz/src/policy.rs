@@ -12,6 +12,8 @@ use crate::config::{Access, ClaimRule, Config, DefaultAction, Require};
 pub enum Denial {
     /// A non-public route and no identity context.
     MissingIdentity,
+    /// A route that needs only an mTLS principal and no identity context: no client certificate.
+    MissingCertificate,
     /// The identity lacks scopes; the scopes the route needs.
     InsufficientScope(Vec<String>),
     TenantMismatch,
@@ -25,6 +27,7 @@ impl Denial {
     pub fn reason(&self) -> &'static str {
         match self {
             Denial::MissingIdentity => "missing_identity",
+            Denial::MissingCertificate => "missing_client_certificate",
             Denial::InsufficientScope(_) => "insufficient_scope",
             Denial::TenantMismatch => "tenant_mismatch",
             Denial::ClaimMismatch(_) => "claim_mismatch",
@@ -109,7 +112,17 @@ pub fn check(
     identity: Option<&Identity>,
 ) -> Result<(), Denial> {
     let Some(id) = identity else {
-        return Err(Denial::MissingIdentity);
+        // Only a client certificate could satisfy this route: a Bearer challenge would mislead.
+        let principals_only = !req.principals.is_empty()
+            && req.scopes.is_empty()
+            && req.any_scopes.is_empty()
+            && req.tenant.is_none()
+            && req.claims.is_empty();
+        return Err(if principals_only {
+            Denial::MissingCertificate
+        } else {
+            Denial::MissingIdentity
+        });
     };
     if !req.scopes.is_empty() || !req.any_scopes.is_empty() {
         let mut have = id.scopes.clone();

@@ -514,7 +514,14 @@ fn principals_exact_and_trailing_wildcard() {
         run("GET", "/internal/x", Some(reader_a())).code(),
         "access_denied"
     );
-    assert_eq!(run("GET", "/internal/x", None).status(), 401);
+    // No identity at all on a route only a client certificate can pass: 403, no Bearer challenge.
+    let r = run("GET", "/internal/x", None);
+    assert_eq!((r.status(), r.code()), (403, "access_denied".to_string()));
+    assert_eq!(
+        r.host
+            .metric("shieldwall.scope_authz.denied.missing_client_certificate"),
+        1
+    );
 
     let config = json!({"rules": [{"match": {"prefix": "/"}, "require": {"principals": ["spiffe://bank-a/ns/payments/*"]}}]});
     assert!(run_with(
