@@ -34,6 +34,29 @@ impl Per {
     }
 }
 
+/// A configured limit, validated: `count` (named `count_field` in errors) per `per`, a bucket of
+/// `burst` (default `count`); both between 1 and [`MAX_COUNT`].
+pub fn limit_from_config(
+    count_field: &str,
+    count: u64,
+    per: Per,
+    burst: Option<u64>,
+) -> Result<Limit, crate::ConfigError> {
+    let range = format!("must be between 1 and {MAX_COUNT}");
+    if count == 0 || count > MAX_COUNT {
+        return Err(crate::ConfigError::new(count_field, range));
+    }
+    let burst = burst.unwrap_or(count);
+    if burst == 0 || burst > MAX_COUNT {
+        return Err(crate::ConfigError::new("burst", range));
+    }
+    Ok(Limit {
+        requests: count,
+        period_ms: per.millis(),
+        burst,
+    })
+}
+
 /// A limit: `requests` per `period_ms`, bucket capacity `burst`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {

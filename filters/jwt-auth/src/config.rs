@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::Value;
-use shieldwall_core::bucket::{Limit, Per, MAX_COUNT};
+use shieldwall_core::bucket::{limit_from_config, Limit, Per};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
@@ -268,19 +268,7 @@ pub struct Budget {
 }
 
 fn build_budget(file: &BudgetFile) -> Result<Budget, ConfigError> {
-    if file.failures == 0 || file.failures > MAX_COUNT {
-        return Err(ConfigError::new(
-            "failures",
-            format!("must be between 1 and {MAX_COUNT}"),
-        ));
-    }
-    let burst = file.burst.unwrap_or(file.failures);
-    if burst == 0 || burst > MAX_COUNT {
-        return Err(ConfigError::new(
-            "burst",
-            format!("must be between 1 and {MAX_COUNT}"),
-        ));
-    }
+    let limit = limit_from_config("failures", file.failures, file.per, file.burst)?;
     if file.xff_trusted_hops > 16 {
         return Err(ConfigError::new("xff_trusted_hops", "at most 16"));
     }
@@ -292,11 +280,7 @@ fn build_budget(file: &BudgetFile) -> Result<Budget, ConfigError> {
         ));
     }
     Ok(Budget {
-        limit: Limit {
-            requests: file.failures,
-            period_ms: file.per.millis(),
-            burst,
-        },
+        limit,
         xff_trusted_hops: file.xff_trusted_hops,
         slots,
     })

@@ -8,7 +8,7 @@ use shieldwall_core::config::{parse_json, Within};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::{ConfigError, Identity};
 
-use crate::bucket::{Limit, MAX_COUNT};
+use crate::bucket::{limit_from_config, Limit};
 
 /// Slots per rule when a rule does not say.
 pub const DEFAULT_SLOTS: u64 = 16_384;
@@ -179,24 +179,7 @@ fn valid_header_name(name: &str) -> bool {
 }
 
 fn limit(file: &LimitFile) -> Result<Limit, ConfigError> {
-    if file.requests == 0 || file.requests > MAX_COUNT {
-        return Err(ConfigError::new(
-            "requests",
-            format!("must be between 1 and {MAX_COUNT}"),
-        ));
-    }
-    let burst = file.burst.unwrap_or(file.requests);
-    if burst == 0 || burst > MAX_COUNT {
-        return Err(ConfigError::new(
-            "burst",
-            format!("must be between 1 and {MAX_COUNT}"),
-        ));
-    }
-    Ok(Limit {
-        requests: file.requests,
-        period_ms: file.per.millis(),
-        burst,
-    })
+    limit_from_config("requests", file.requests, file.per, file.burst)
 }
 
 fn key(file: &KeyFile) -> Result<KeySource, ConfigError> {
