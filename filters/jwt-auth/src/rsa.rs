@@ -418,3 +418,702 @@ fn mont_mul(out: &mut [u32], a: &[u32], b: &[u32], n: &[u32], n0: u32) {
 fn mont_sqr(out: &mut [u32], a: &[u32], n: &[u32], n0: u32) {
     mont_mul(out, a, a, n, n0);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Ordering;
+    use std::time::Instant;
+
+    use ring::rand::{SecureRandom, SystemRandom};
+    use ring::signature::{self as rsig, RsaKeyPair, RsaPublicKeyComponents};
+
+    use super::*;
+    use crate::jwk::{parse_jwks, Jwk, JwksOptions};
+    use crate::jws::{b64url_encode, Alg};
+    use crate::verify::VerifyError;
+
+    // Test keys made with `openssl genpkey -algorithm RSA` (PKCS#8 DER), for tests only: 2048
+    // and 4096 bits with e = 65537, which ring signs with; 2048 bits with e = 3 and 2058 bits (a
+    // modulus that is not a whole number of bytes), which ring will not sign with, so those come
+    // with their modulus in hex and signatures made by openssl over `msg.txt` (PKCS#1 v1.5, and
+    // PSS with MGF1 over the same hash and a salt as long as the hash).
+    const RSA2048: &[u8] = include_bytes!("../tests/data/rsa/rsa2048.pk8");
+    const RSA4096: &[u8] = include_bytes!("../tests/data/rsa/rsa4096.pk8");
+    const MSG: &[u8] = include_bytes!("../tests/data/rsa/msg.txt");
+    const E3_N_HEX: &str = include_str!("../tests/data/rsa/rsa2048_e3_n.hex");
+    const E3_SIGS: [(Alg, &[u8]); 4] = [
+        (
+            Alg::RS256,
+            include_bytes!("../tests/data/rsa/rsa2048_e3_rs256.sig"),
+        ),
+        (
+            Alg::RS512,
+            include_bytes!("../tests/data/rsa/rsa2048_e3_rs512.sig"),
+        ),
+        (
+            Alg::PS256,
+            include_bytes!("../tests/data/rsa/rsa2048_e3_ps256.sig"),
+        ),
+        (
+            Alg::PS384,
+            include_bytes!("../tests/data/rsa/rsa2048_e3_ps384.sig"),
+        ),
+    ];
+    const N2058_HEX: &str = include_str!("../tests/data/rsa/rsa2058_n.hex");
+    const SIGS_2058: [(Alg, &[u8]); 6] = [
+        (
+            Alg::RS256,
+            include_bytes!("../tests/data/rsa/rsa2058_rs256.sig"),
+        ),
+        (
+            Alg::RS384,
+            include_bytes!("../tests/data/rsa/rsa2058_rs384.sig"),
+        ),
+        (
+            Alg::RS512,
+            include_bytes!("../tests/data/rsa/rsa2058_rs512.sig"),
+        ),
+        (
+            Alg::PS256,
+            include_bytes!("../tests/data/rsa/rsa2058_ps256.sig"),
+        ),
+        (
+            Alg::PS384,
+            include_bytes!("../tests/data/rsa/rsa2058_ps384.sig"),
+        ),
+        (
+            Alg::PS512,
+            include_bytes!("../tests/data/rsa/rsa2058_ps512.sig"),
+        ),
+    ];
+
+    const OPTS: JwksOptions = JwksOptions {
+        allow_symmetric: false,
+        max_bytes: 1 << 20,
+        max_keys: 4,
+    };
+
+    // ---- An independent reference: schoolbook products and bit-at-a-time reduction. ----
+
+    fn random_bytes(len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        SystemRandom::new().fill(&mut v).unwrap();
+        v
+    }
+
+    fn random_limbs(len: usize) -> Vec<u32> {
+        random_bytes(4 * len)
+            .chunks(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    fn ref_cmp(a: &[u32], b: &[u32]) -> Ordering {
+        let len = a.len().max(b.len());
+        for i in (0..len).rev() {
+            let x = a.get(i).copied().unwrap_or(0);
+            let y = b.get(i).copied().unwrap_or(0);
+            if x != y {
+                return x.cmp(&y);
+            }
+        }
+        Ordering::Equal
+    }
+
+    fn ref_mul(a: &[u32], b: &[u32]) -> Vec<u32> {
+        let mut out = vec![0u32; a.len() + b.len()];
+        for (i, &x) in a.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, &y) in b.iter().enumerate() {
+                let t = out[i + j] as u64 + x as u64 * y as u64 + carry;
+                out[i + j] = t as u32;
+                carry = t >> 32;
+            }
+            out[i + b.len()] = carry as u32;
+        }
+        out
+    }
+
+    /// x mod n, as many limbs as n: shift x in one bit at a time, subtracting n when reached.
+    fn ref_mod(x: &[u32], n: &[u32]) -> Vec<u32> {
+        let mut r = vec![0u32; n.len() + 1];
+        for i in (0..32 * x.len()).rev() {
+            let bit = (x[i / 32] >> (i % 32)) & 1;
+            let mut carry = bit;
+            for limb in r.iter_mut() {
+                let next = *limb >> 31;
+                *limb = (*limb << 1) | carry;
+                carry = next;
+            }
+            if ref_cmp(&r, n) != Ordering::Less {
+                let mut borrow = 0i64;
+                for (j, limb) in r.iter_mut().enumerate() {
+                    let d = *limb as i64 - n.get(j).copied().unwrap_or(0) as i64 - borrow;
+                    borrow = i64::from(d < 0);
+                    *limb = d.rem_euclid(1 << 32) as u32;
+                }
+            }
+        }
+        r.truncate(n.len());
+        r
+    }
+
+    fn ref_modexp(base: &[u32], mut e: u64, n: &[u32]) -> Vec<u32> {
+        let mut result = ref_mod(&[1], n);
+        let mut b = ref_mod(base, n);
+        while e > 0 {
+            if e & 1 == 1 {
+                result = ref_mod(&ref_mul(&result, &b), n);
+            }
+            b = ref_mod(&ref_mul(&b, &b), n);
+            e >>= 1;
+        }
+        result
+    }
+
+    /// x·2^(32·shift limbs).
+    fn shifted(x: &[u32], limbs: usize) -> Vec<u32> {
+        let mut v = vec![0u32; limbs];
+        v.extend_from_slice(x);
+        v
+    }
+
+    /// A random odd modulus of `bits` bits (top bit set), least significant limb first.
+    fn random_modulus(bits: usize) -> Vec<u32> {
+        let len = bits.div_ceil(32);
+        let mut n = random_limbs(len);
+        n[0] |= 1;
+        let top_bits = bits - 32 * (len - 1);
+        let last = n.last_mut().unwrap();
+        *last &= u32::MAX >> (32 - top_bits);
+        *last |= 1 << (top_bits - 1);
+        n
+    }
+
+    fn to_be(limbs: &[u32]) -> Vec<u8> {
+        limbs.iter().rev().flat_map(|l| l.to_be_bytes()).collect()
+    }
+
+    fn key_for(n: &[u32], e: u64) -> PublicKey {
+        PublicKey::new(&to_be(n), &e.to_be_bytes()).unwrap()
+    }
+
+    // ---- Arithmetic against the reference. ----
+
+    #[test]
+    fn montgomery_constant() {
+        for x in [1u32, 3, 0xffff_ffff, 0x8000_0001] {
+            assert_eq!(x.wrapping_mul(neg_inv(x)), u32::MAX, "{x:#x}");
+        }
+        for _ in 0..1000 {
+            let x = random_limbs(1)[0] | 1;
+            assert_eq!(x.wrapping_mul(neg_inv(x)), u32::MAX, "{x:#x}");
+        }
+        // Not a tautology: an even number has no inverse and the check fails.
+        assert_ne!(2u32.wrapping_mul(neg_inv(2)), u32::MAX);
+    }
+
+    #[test]
+    fn limb_conversions() {
+        for len in [1usize, 3, 4, 5, 255, 256, 257] {
+            let bytes = random_bytes(len);
+            let limbs = limbs_from_be(&bytes, len.div_ceil(4)).unwrap();
+            assert_eq!(limbs_to_be(&limbs, len), bytes);
+            // The reference layout: least significant limb first.
+            let mut padded = vec![0u8; 4 * limbs.len() - len];
+            padded.extend_from_slice(&bytes);
+            assert_eq!(to_be(&limbs), padded);
+        }
+        assert_eq!(limbs_from_be(&[1, 2, 3, 4, 5], 1), None);
+        assert_eq!(
+            limbs_from_be(&[1, 2, 3, 4, 5], 2),
+            Some(vec![0x0203_0405, 1])
+        );
+    }
+
+    #[test]
+    fn montgomery_products_match_the_reference() {
+        for bits in [2, 31, 32, 33, 64, 95, 544, 2048, 2058, 3072] {
+            for round in 0..4 {
+                let n = match round {
+                    // All ones: the largest modulus of this many limbs when bits is a multiple
+                    // of 32.
+                    0 => random_modulus(bits).iter().map(|_| u32::MAX).collect(),
+                    _ => random_modulus(bits),
+                };
+                let n = if round == 0 && bits % 32 != 0 {
+                    random_modulus(bits)
+                } else {
+                    n
+                };
+                let len = n.len();
+                let n0 = neg_inv(n[0]);
+                let mut n_minus_1 = n.clone();
+                n_minus_1[0] -= 1;
+                let samples = [
+                    (
+                        ref_mod(&random_limbs(len), &n),
+                        ref_mod(&random_limbs(len), &n),
+                    ),
+                    (n_minus_1.clone(), n_minus_1.clone()),
+                    (vec![0; len], n_minus_1.clone()),
+                    (ref_mod(&[1], &n), n_minus_1.clone()),
+                ];
+                for (a, b) in samples {
+                    let mut out = vec![0u32; len];
+                    mont_mul(&mut out, &a, &b, &n, n0);
+                    assert_eq!(ref_cmp(&out, &n), Ordering::Less, "bits {bits}");
+                    // out·R ≡ a·b (mod n)
+                    assert_eq!(
+                        ref_mod(&shifted(&out, len), &n),
+                        ref_mod(&ref_mul(&a, &b), &n),
+                        "bits {bits} round {round}"
+                    );
+                    mont_sqr(&mut out, &a, &n, n0);
+                    assert_eq!(
+                        ref_mod(&shifted(&out, len), &n),
+                        ref_mod(&ref_mul(&a, &a), &n),
+                        "square, bits {bits} round {round}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn r_squared_matches_the_reference() {
+        for bits in [2, 3, 32, 33, 63, 64, 65, 1023, 2048, 2058, 4096, 8192] {
+            let n = random_modulus(bits);
+            let key = key_for(&n, 65537);
+            assert_eq!(key.n, n);
+            assert_eq!(key.bits, bits);
+            assert_eq!(key.k, bits.div_ceil(8));
+            let mut r2 = vec![0u32; 2 * n.len()];
+            r2.push(1);
+            assert_eq!(key.rr, ref_mod(&r2, &n), "bits {bits}");
+        }
+    }
+
+    #[test]
+    fn exponentiation_matches_the_reference() {
+        let exponents = [
+            3u64,
+            5,
+            17,
+            65537,
+            (1 << 33) - 1,
+            0x1_0000_0001,
+            0xffff_ffff_ffff_ffff,
+        ];
+        for bits in [2, 40, 64, 100, 2048, 2058] {
+            let n = random_modulus(bits);
+            for &e in &exponents {
+                let key = key_for(&n, e);
+                for s in [ref_mod(&random_limbs(n.len()), &n), ref_mod(&[1], &n), {
+                    let mut m = n.clone();
+                    m[0] -= 1;
+                    m
+                }] {
+                    if s.iter().all(|&l| l == 0) {
+                        continue;
+                    }
+                    let sig = limbs_to_be(&s, key.k);
+                    let want = limbs_to_be(&ref_modexp(&s, e, &n), key.k);
+                    assert_eq!(key.public_op(&sig), Some(want), "bits {bits} e {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_public_operation_takes_only_0_lt_s_lt_n_of_k_bytes() {
+        let n = random_modulus(2058);
+        let key = key_for(&n, 65537);
+        let k = key.k;
+        assert_eq!(k, 258);
+        let n_be = limbs_to_be(&n, k);
+        let mut n_minus_1 = n_be.clone();
+        *n_minus_1.last_mut().unwrap() -= 1;
+        assert!(key.public_op(&n_minus_1).is_some());
+        assert!(key.public_op(&n_be).is_none());
+        assert!(key.public_op(&vec![0xff; k]).is_none());
+        assert!(key.public_op(&vec![0; k]).is_none());
+        let mut one = vec![0; k];
+        one[k - 1] = 1;
+        assert_eq!(key.public_op(&one), Some(one.clone()));
+        // The same value one byte shorter or longer is refused.
+        assert!(key.public_op(&one[1..]).is_none());
+        assert!(key.public_op(&[&[0u8][..], &one].concat()).is_none());
+        assert!(key.public_op(&[]).is_none());
+    }
+
+    #[test]
+    fn new_refuses_what_the_arithmetic_cannot_take() {
+        let n = to_be(&random_modulus(2048));
+        assert!(PublicKey::new(&n, &[1, 0, 1]).is_some());
+        // Leading zeros are not part of the value.
+        let padded = PublicKey::new(&[&[0, 0][..], &n].concat(), &[0, 3]).unwrap();
+        assert_eq!((padded.k, padded.bits, padded.e), (256, 2048, 3));
+        for e in [&[][..], &[0], &[1], &[2], &[1, 0, 0], &[1; 9]] {
+            assert!(PublicKey::new(&n, e).is_none(), "{e:?}");
+        }
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert!(PublicKey::new(&even, &[3]).is_none());
+        for tiny in [&[][..], &[0], &[1], &[0, 1], &[2]] {
+            assert!(PublicKey::new(tiny, &[3]).is_none(), "{tiny:?}");
+        }
+        assert!(PublicKey::new(&[3], &[3]).is_some());
+    }
+
+    // ---- Encodings. ----
+
+    /// EMSA-PSS-ENCODE (RFC 8017 §9.1.1), written out independently for the tests.
+    fn pss_encode(em_bits: usize, hash: Hash, m_hash: &[u8], salt: &[u8]) -> Vec<u8> {
+        let alg = hash.algorithm();
+        let em_len = em_bits.div_ceil(8);
+        let h = digest::digest(alg, &[&[0u8; 8][..], m_hash, salt].concat());
+        let db_len = em_len - h.as_ref().len() - 1;
+        let mut db = vec![0u8; db_len - salt.len() - 1];
+        db.push(1);
+        db.extend_from_slice(salt);
+        let mut mask = Vec::new();
+        for counter in 0u32.. {
+            if mask.len() >= db_len {
+                break;
+            }
+            let block = [h.as_ref(), &counter.to_be_bytes()].concat();
+            mask.extend_from_slice(digest::digest(alg, &block).as_ref());
+        }
+        for (d, m) in db.iter_mut().zip(&mask) {
+            *d ^= m;
+        }
+        db[0] &= 0xff >> (8 * em_len - em_bits);
+        [db, h.as_ref().to_vec(), vec![0xbc]].concat()
+    }
+
+    #[test]
+    fn pss_for_every_top_byte_shape() {
+        for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+            let m_hash = digest::digest(hash.algorithm(), b"message");
+            let m_hash = m_hash.as_ref();
+            let salt = random_bytes(m_hash.len());
+            // Modulus of 2049 bits: emBits = 2048, so the block has a leading zero byte; of 2048
+            // bits: emBits = 2047, one top bit masked; of 2058: seven bits masked.
+            for mod_bits in [2049usize, 2048, 2058, 2055] {
+                let k = mod_bits.div_ceil(8);
+                let em = pss_encode(mod_bits - 1, hash, m_hash, &salt);
+                let block = [vec![0u8; k - em.len()], em.clone()].concat();
+                assert_eq!(block.len(), k);
+                assert!(
+                    pss_matches(&block, mod_bits - 1, hash, m_hash),
+                    "{mod_bits}"
+                );
+                // Another message, salt length or trailer: refused.
+                let other = digest::digest(hash.algorithm(), b"messagf");
+                assert!(!pss_matches(&block, mod_bits - 1, hash, other.as_ref()));
+                let short_salt = pss_encode(mod_bits - 1, hash, m_hash, &salt[1..]);
+                let short_salt = [vec![0u8; k - short_salt.len()], short_salt].concat();
+                assert!(!pss_matches(&short_salt, mod_bits - 1, hash, m_hash));
+                let mut bad = block.clone();
+                *bad.last_mut().unwrap() = 0xbd;
+                assert!(!pss_matches(&bad, mod_bits - 1, hash, m_hash));
+                // A set bit above emBits is refused, even though masking would hide it.
+                let mut high = block.clone();
+                let top = 8 * k - mod_bits; // number of zero bits above the modulus' top
+                let pos = (8 * k - (mod_bits - 1)) - 1; // highest bit above emBits, from the left
+                high[pos / 8] |= 0x80 >> (pos % 8);
+                assert!(top < 8);
+                assert!(
+                    !pss_matches(&high, mod_bits - 1, hash, m_hash),
+                    "{mod_bits}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pkcs1_compares_the_whole_block() {
+        let hash = Hash::Sha256;
+        let m_hash = digest::digest(hash.algorithm(), b"message");
+        let m_hash = m_hash.as_ref();
+        let t = [hash.digest_info_prefix(), m_hash].concat();
+        let block =
+            |k: usize| [vec![0, 1], vec![0xff; k - t.len() - 3], vec![0], t.clone()].concat();
+        assert!(pkcs1_matches(&block(256), hash, m_hash));
+        assert!(pkcs1_matches(&block(t.len() + 11), hash, m_hash));
+        // Fewer than eight FF bytes.
+        assert!(!pkcs1_matches(&block(t.len() + 10), hash, m_hash));
+        // Any changed byte.
+        let good = block(256);
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            assert!(!pkcs1_matches(&bad, hash, m_hash), "byte {i}");
+        }
+        // Other hashes' prefixes are refused.
+        assert!(!pkcs1_matches(&good, Hash::Sha384, m_hash));
+    }
+
+    // ---- Against ring: signatures ring makes, tampered ones both must refuse. ----
+
+    struct RingKey {
+        pair: RsaKeyPair,
+        n: Vec<u8>,
+        e: Vec<u8>,
+        jwk: Jwk,
+    }
+
+    fn jwk_of(n: &[u8], e: &[u8]) -> Jwk {
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"RSA","n":"{}","e":"{}"}}]}}"#,
+            b64url_encode(n),
+            b64url_encode(e)
+        );
+        parse_jwks(doc.as_bytes(), OPTS).unwrap().keys.remove(0)
+    }
+
+    fn ring_key(pkcs8: &[u8]) -> RingKey {
+        let pair = RsaKeyPair::from_pkcs8(pkcs8).unwrap();
+        let c: RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+        let jwk = jwk_of(&c.n, &c.e);
+        RingKey {
+            pair,
+            n: c.n,
+            e: c.e,
+            jwk,
+        }
+    }
+
+    const ALGS: [(Alg, &dyn rsig::RsaEncoding, &rsig::RsaParameters); 6] = [
+        (
+            Alg::RS256,
+            &rsig::RSA_PKCS1_SHA256,
+            &rsig::RSA_PKCS1_2048_8192_SHA256,
+        ),
+        (
+            Alg::RS384,
+            &rsig::RSA_PKCS1_SHA384,
+            &rsig::RSA_PKCS1_2048_8192_SHA384,
+        ),
+        (
+            Alg::RS512,
+            &rsig::RSA_PKCS1_SHA512,
+            &rsig::RSA_PKCS1_2048_8192_SHA512,
+        ),
+        (
+            Alg::PS256,
+            &rsig::RSA_PSS_SHA256,
+            &rsig::RSA_PSS_2048_8192_SHA256,
+        ),
+        (
+            Alg::PS384,
+            &rsig::RSA_PSS_SHA384,
+            &rsig::RSA_PSS_2048_8192_SHA384,
+        ),
+        (
+            Alg::PS512,
+            &rsig::RSA_PSS_SHA512,
+            &rsig::RSA_PSS_2048_8192_SHA512,
+        ),
+    ];
+
+    fn ring_params(alg: Alg) -> &'static rsig::RsaParameters {
+        ALGS.iter().find(|(a, _, _)| *a == alg).unwrap().2
+    }
+
+    /// Both verifiers' answers, which must agree.
+    fn both(n: &[u8], e: &[u8], jwk: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
+        let ours = jwk.verify(alg, msg, sig);
+        let ring = RsaPublicKeyComponents { n, e }
+            .verify(ring_params(alg), msg, sig)
+            .is_ok();
+        assert_eq!(ours.is_ok(), ring, "{alg}: ours {ours:?}, ring {ring}");
+        if let Err(err) = ours {
+            assert_eq!(err, VerifyError::BadSignature);
+        }
+        ring
+    }
+
+    /// The refusals every signature must show, checked with both verifiers.
+    fn tampered_are_refused(n: &[u8], e: &[u8], jwk: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) {
+        let k = sig.len();
+        assert_eq!(k, n.len());
+        let refused_as = |alg: Alg, m: &[u8], s: &[u8], what: &str| {
+            assert!(!both(n, e, jwk, alg, m, s), "{alg}: {what} accepted");
+        };
+        let refused = |m: &[u8], s: &[u8], what: &str| refused_as(alg, m, s, what);
+        // Flipped bits in the signature: all of the first and last bytes, a stride elsewhere.
+        for bit in 0..8 * k {
+            if bit < 16 || bit >= 8 * k - 16 || bit % 61 == 0 {
+                let mut s = sig.to_vec();
+                s[bit / 8] ^= 0x80 >> (bit % 8);
+                refused(msg, &s, &format!("signature bit {bit} flipped"));
+            }
+        }
+        // Flipped bits in the message.
+        for bit in (0..8 * msg.len()).step_by(13) {
+            let mut m = msg.to_vec();
+            m[bit / 8] ^= 0x80 >> (bit % 8);
+            refused(&m, sig, &format!("message bit {bit} flipped"));
+        }
+        refused(&msg[..msg.len() - 1], sig, "message truncated");
+        refused(&[msg, b"x"].concat(), sig, "message extended");
+        refused(msg, &sig[..k - 1], "signature truncated at the end");
+        refused(msg, &sig[1..], "signature truncated at the start");
+        refused(msg, &[&[0u8][..], sig].concat(), "leading zero byte");
+        refused(msg, &[sig, &[0u8][..]].concat(), "trailing zero byte");
+        refused(msg, &[], "empty signature");
+        refused(msg, &vec![0u8; k], "s = 0");
+        let mut one = vec![0u8; k];
+        one[k - 1] = 1;
+        refused(msg, &one, "s = 1");
+        refused(msg, n, "s = n");
+        let mut n_minus_1 = n.to_vec();
+        n_minus_1[k - 1] -= 1; // n is odd
+        refused(msg, &n_minus_1, "s = n - 1");
+        let mut n_plus_1 = n.to_vec();
+        n_plus_1[k - 1] += 1; // n is odd, so no carry
+        refused(msg, &n_plus_1, "s = n + 1");
+        refused(msg, &vec![0xff; k], "s = 2^8k - 1");
+        // s + n has the same value mod n, but is not below n.
+        let mut plus_n = sig.to_vec();
+        let mut carry = 0u16;
+        for (x, y) in plus_n.iter_mut().rev().zip(n.iter().rev()) {
+            let t = u16::from(*x) + u16::from(*y) + carry;
+            *x = t as u8;
+            carry = t >> 8;
+        }
+        if carry == 0 {
+            refused(msg, &plus_n, "s + n");
+        }
+        // The same signature under another hash or padding.
+        for (other, _, _) in ALGS {
+            if other != alg {
+                refused_as(
+                    other,
+                    msg,
+                    sig,
+                    &format!("{alg} signature verified as {other}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ring_signatures_verify_and_tampered_ones_are_refused() {
+        let rng = SystemRandom::new();
+        let messages: [&[u8]; 2] = [b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0", &[0u8; 300]];
+        for (name, pkcs8) in [("2048", RSA2048), ("4096", RSA4096)] {
+            let key = ring_key(pkcs8);
+            assert_eq!(key.e, [1, 0, 1]);
+            for (alg, encoding, _) in ALGS {
+                for (i, msg) in messages.iter().enumerate() {
+                    let mut sig = vec![0u8; key.pair.public().modulus_len()];
+                    key.pair.sign(encoding, &rng, msg, &mut sig).unwrap();
+                    assert!(
+                        both(&key.n, &key.e, &key.jwk, alg, msg, &sig),
+                        "{name} {alg}: ring's signature refused"
+                    );
+                    if i == 0 {
+                        tampered_are_refused(&key.n, &key.e, &key.jwk, alg, msg, &sig);
+                    }
+                }
+            }
+        }
+    }
+
+    fn from_hex(text: &str) -> Vec<u8> {
+        let text = text.trim();
+        // openssl drops a leading zero digit.
+        let text = if text.len() % 2 == 1 {
+            format!("0{text}")
+        } else {
+            text.to_owned()
+        };
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn openssl_signatures_with_exponent_3_and_an_odd_size_modulus() {
+        for (n_hex, e, bits, sigs) in [
+            (E3_N_HEX, &[3u8][..], 2048usize, &E3_SIGS[..]),
+            (N2058_HEX, &[1, 0, 1][..], 2058, &SIGS_2058[..]),
+        ] {
+            let n = from_hex(n_hex);
+            assert_eq!(n.len(), bits.div_ceil(8));
+            let jwk = jwk_of(&n, e);
+            let crate::jwk::KeyMaterial::Rsa { public, .. } = &jwk.key else {
+                panic!("not an RSA key")
+            };
+            assert_eq!(public.bits, bits);
+            for &(alg, sig) in sigs {
+                assert!(both(&n, e, &jwk, alg, MSG, sig), "{bits} {alg}");
+                tampered_are_refused(&n, e, &jwk, alg, MSG, sig);
+            }
+        }
+    }
+
+    #[test]
+    fn prepared_key_survives_clone_and_re_export() {
+        let key = ring_key(RSA2048);
+        let rng = SystemRandom::new();
+        let mut sig = vec![0u8; 256];
+        key.pair
+            .sign(&rsig::RSA_PKCS1_SHA256, &rng, b"m", &mut sig)
+            .unwrap();
+        let cloned = key.jwk.clone();
+        assert_eq!(cloned.verify(Alg::RS256, b"m", &sig), Ok(()));
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"RSA","n":"{}","e":"AQAB"}}]}}"#,
+            b64url_encode(&key.n)
+        );
+        let set = parse_jwks(doc.as_bytes(), OPTS).unwrap();
+        let again = parse_jwks(set.to_json().as_bytes(), OPTS).unwrap();
+        assert_eq!(again.keys[0].verify(Alg::RS256, b"m", &sig), Ok(()));
+        assert_eq!(
+            again.keys[0].verify(Alg::RS256, b"n", &sig),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    /// Native cost of one RS256 verification, ours against ring's.
+    /// `cargo test --release -p jwt-auth rs256_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn rs256_timing() {
+        for (name, pkcs8) in [("2048", RSA2048), ("4096", RSA4096)] {
+            let key = ring_key(pkcs8);
+            let msg = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0";
+            let mut sig = vec![0u8; key.pair.public().modulus_len()];
+            key.pair
+                .sign(&rsig::RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
+                .unwrap();
+            let rounds = 2000;
+            let time = |f: &dyn Fn() -> bool| {
+                let mut best = f64::MAX;
+                for _ in 0..3 {
+                    let start = Instant::now();
+                    for _ in 0..rounds {
+                        assert!(f());
+                    }
+                    best = best.min(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
+                }
+                best
+            };
+            let ours = time(&|| key.jwk.verify(Alg::RS256, msg, &sig).is_ok());
+            let ring = time(&|| {
+                RsaPublicKeyComponents {
+                    n: &key.n,
+                    e: &key.e,
+                }
+                .verify(&rsig::RSA_PKCS1_2048_8192_SHA256, msg, &sig)
+                .is_ok()
+            });
+            println!("RS256 {name}-bit: ours {ours:.1} us, ring {ring:.1} us per verification");
+        }
+    }
+}
