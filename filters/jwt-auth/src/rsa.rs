@@ -724,6 +724,49 @@ mod tests {
                 }
             }
         }
+        // The largest sizes, with the cheapest exponents for the reference.
+        for bits in [4096, 8191, 8192] {
+            let n = random_modulus(bits);
+            for e in [3u64, 5] {
+                let key = key_for(&n, e);
+                let s = ref_mod(&random_limbs(n.len()), &n);
+                let want = limbs_to_be(&ref_modexp(&s, e, &n), key.k);
+                assert_eq!(
+                    key.public_op(&limbs_to_be(&s, key.k)),
+                    Some(want),
+                    "bits {bits} e {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_input_is_refused_without_trapping() {
+        // Random bytes of every length around the modulus size, under every algorithm: never a
+        // panic, and ring agrees that none of them verifies.
+        let key = ring_key(RSA2048);
+        for len in (0..300).step_by(7).chain(250..260) {
+            let sig = random_bytes(len);
+            for (alg, _, _) in ALGS {
+                assert!(!both(&key.n, &key.e, &key.jwk, alg, MSG, &sig), "{len}");
+            }
+        }
+        // Blocks that decrypt to anything at all, fed straight to the encoding checks.
+        for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+            for len in 0..300 {
+                let block = random_bytes(len);
+                let m_hash = random_bytes(64);
+                let m_hash = &m_hash[..hash.algorithm().output_len()];
+                for em_bits in [
+                    8 * len,
+                    (8 * len).saturating_sub(1),
+                    (8 * len).saturating_sub(7),
+                ] {
+                    assert!(!pss_matches(&block, em_bits.max(1), hash, m_hash));
+                }
+                assert!(!pkcs1_matches(&block, hash, m_hash));
+            }
+        }
     }
 
     #[test]
