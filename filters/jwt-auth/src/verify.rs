@@ -4,13 +4,15 @@
 //! ES384; Ed25519: EdDSA; oct: HS*), and only its own `alg` when the JWK names one, so a token
 //! can never make a public key act as an HMAC secret or switch padding schemes.
 //!
-//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states). RSA
-//! keys are prepared at import too, by [`crate::rsa`]: ring 0.17 would rebuild the modulus and
-//! R² mod n on every call, which in a wasm VM costs as much as the exponentiation itself, so
-//! RSA signatures are checked by the crate's own Montgomery arithmetic and encoding checks
-//! (ring still supplies the hashes). For ECDSA and Ed25519 ring offers no public pre-parsed
-//! verification key, so the stored bytes (already validated at import) are handed to ring,
-//! which re-reads them on each call; that is small next to the signature arithmetic.
+//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states). For
+//! ECDSA and Ed25519 ring 0.17 offers no public pre-parsed verification key, so the stored
+//! bytes (already validated at import) are handed to ring, which re-reads them on each call; that
+//! is small next to the signature arithmetic.
+//!
+//! RSA keys are prepared at import too, by the `rsa` module: ring 0.17 would rebuild the modulus
+//! and R² mod n on every call, on top of arithmetic that is slow in a wasm VM, so RSA signatures
+//! are checked by the crate's own Montgomery arithmetic and encoding checks (ring still supplies
+//! the hashes).
 
 use std::fmt;
 
