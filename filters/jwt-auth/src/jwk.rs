@@ -22,11 +22,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use ring::hmac;
 use serde_json::{json, Map, Value};
 
 use crate::jws::{b64url_decode, b64url_encode, parse_strict_json, Alg, AlgFamily, Curve};
+use crate::rsa;
 
 /// Import limits and policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +110,16 @@ impl fmt::Debug for Jwk {
     }
 }
 
-/// Key material in the form ring verifies with.
+/// Key material in the form the verifiers take.
 #[derive(Clone)]
 pub(crate) enum KeyMaterial {
-    /// Modulus and exponent, big-endian, no leading zero bytes.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// Modulus and exponent, big-endian, no leading zero bytes (kept for [`Jwks::to_json`]),
+    /// and the same key prepared once for verification, shared by clones.
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+        public: Arc<rsa::PublicKey>,
+    },
     /// Uncompressed point `04 || x || y`, checked to be on the curve.
     Ec { curve: Curve, point: Vec<u8> },
     /// The 32-byte public key.
@@ -181,7 +188,7 @@ impl Jwk {
 
     fn to_json(&self) -> Value {
         let mut obj = match &self.key {
-            KeyMaterial::Rsa { n, e } => {
+            KeyMaterial::Rsa { n, e, .. } => {
                 json!({"kty": "RSA", "n": b64url_encode(n), "e": b64url_encode(e)})
             }
             KeyMaterial::Ec { curve, point } => {
@@ -393,7 +400,10 @@ fn import_rsa(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
     if has_roca_fingerprint(&n) {
         return Err("rsa_roca");
     }
-    Ok(KeyMaterial::Rsa { n, e })
+    // Modulus limbs, Montgomery constant and R² mod n, computed here once rather than on
+    // every verification.
+    let public = Arc::new(rsa::PublicKey::new(&n, &e).ok_or("bad_rsa_key")?);
+    Ok(KeyMaterial::Rsa { n, e, public })
 }
 
 /// Small primes used by the ROCA fingerprint (Nemec et al., CCS 2017). A modulus made by the
@@ -554,7 +564,7 @@ mod tests {
             (k.kid.as_deref(), k.alg, k.kty()),
             (Some("r"), Some(Alg::RS256), "RSA")
         );
-        let KeyMaterial::Rsa { n, e } = &k.key else {
+        let KeyMaterial::Rsa { n, e, .. } = &k.key else {
             panic!()
         };
         assert_eq!(n.len(), 256);

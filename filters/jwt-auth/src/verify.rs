@@ -1,13 +1,18 @@
-//! Signature verification with ring, and the choice of candidate keys for a token.
+//! Signature verification, and the choice of candidate keys for a token.
 //!
 //! A key verifies only algorithms of its own family (RSA: RS*/PS*; EC P-256: ES256; P-384:
 //! ES384; Ed25519: EdDSA; oct: HS*), and only its own `alg` when the JWK names one, so a token
 //! can never make a public key act as an HMAC secret or switch padding schemes.
 //!
 //! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states). For
-//! RSA, ECDSA and Ed25519 ring 0.17 offers no public pre-parsed verification key, so the stored
+//! ECDSA and Ed25519 ring 0.17 offers no public pre-parsed verification key, so the stored
 //! bytes (already validated at import) are handed to ring, which re-reads them on each call; that
 //! is small next to the signature arithmetic.
+//!
+//! RSA keys are prepared at import too, by the `rsa` module: ring 0.17 would rebuild the modulus
+//! and R² mod n on every call, on top of arithmetic that is slow in a wasm VM, so RSA signatures
+//! are checked by the crate's own Montgomery arithmetic and encoding checks (ring still supplies
+//! the hashes).
 
 use std::fmt;
 
@@ -15,6 +20,7 @@ use ring::{hmac, signature};
 
 use crate::jwk::{Jwk, Jwks, KeyMaterial};
 use crate::jws::{Alg, Header};
+use crate::rsa::{Hash, Padding};
 
 /// Why a signature did not verify. [`VerifyError::code`] is stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +51,9 @@ impl std::error::Error for VerifyError {}
 impl Jwk {
     /// Verifies `signature` over `signing_input` with this key and `alg`.
     ///
-    /// ES256/ES384 take the JWS `r || s` form only (64 or 96 bytes); PS* use a salt as long as
-    /// the hash; HMAC tags are compared in constant time.
+    /// RS*/PS* take a signature exactly as long as the modulus; PS* use MGF1 with the same hash
+    /// and a salt as long as the hash. ES256/ES384 take the JWS `r || s` form only (64 or 96
+    /// bytes); HMAC tags are compared in constant time.
     pub fn verify(
         &self,
         alg: Alg,
@@ -57,19 +64,17 @@ impl Jwk {
             return Err(VerifyError::AlgNotAllowed);
         }
         let ok = match &self.key {
-            KeyMaterial::Rsa { n, e } => {
-                let params: &signature::RsaParameters = match alg {
-                    Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-                    Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-                    Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-                    Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-                    Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+            KeyMaterial::Rsa { public, .. } => {
+                let (padding, hash) = match alg {
+                    Alg::RS256 => (Padding::Pkcs1, Hash::Sha256),
+                    Alg::RS384 => (Padding::Pkcs1, Hash::Sha384),
+                    Alg::RS512 => (Padding::Pkcs1, Hash::Sha512),
+                    Alg::PS256 => (Padding::Pss, Hash::Sha256),
+                    Alg::PS384 => (Padding::Pss, Hash::Sha384),
+                    Alg::PS512 => (Padding::Pss, Hash::Sha512),
                     _ => return Err(VerifyError::AlgNotAllowed),
                 };
-                signature::RsaPublicKeyComponents { n, e }
-                    .verify(params, signing_input, signature)
-                    .is_ok()
+                public.verify(padding, hash, signing_input, signature)
             }
             KeyMaterial::Ec { point, .. } => {
                 let verifier: &'static dyn signature::VerificationAlgorithm = match alg {
