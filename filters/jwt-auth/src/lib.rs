@@ -12,6 +12,7 @@ pub mod filter;
 pub mod jwk;
 pub mod jws;
 pub mod keys;
+mod p256;
 #[cfg(test)]
 mod tests;
 pub mod verify;

@@ -71,9 +71,14 @@ impl Jwk {
                     .verify(params, signing_input, signature)
                     .is_ok()
             }
+            // ES256 takes this crate's variable-time verifier with the key's precomputed table
+            // (see `p256`): ring's P-256 code is built for secret scalars and several times
+            // slower in wasm. A P-256 key always has its table; without one nothing verifies.
+            KeyMaterial::Ec { es256, .. } if alg == Alg::ES256 => es256
+                .as_ref()
+                .is_some_and(|key| key.verify(signing_input, signature)),
             KeyMaterial::Ec { point, .. } => {
                 let verifier: &'static dyn signature::VerificationAlgorithm = match alg {
-                    Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
                     Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
                     _ => return Err(VerifyError::AlgNotAllowed),
                 };
