@@ -88,19 +88,25 @@ const GY: Limbs = [
 /// `-n⁻¹ mod 2^32`, for Montgomery reduction modulo n.
 const N0: u32 = neg_inv_u32(N[0]);
 
-/// Window width of the NAF digits for G, and the number of odd multiples of G in its table
-/// (1G, 3G, ..., (2^(w-1) - 1)G).
+/// Each scalar is cut into `PARTS` pieces of `PART_BITS` bits, and each point P has one table per
+/// piece, of multiples of 2^(PART_BITS·j)·P. The pieces share one chain of doublings, so a
+/// verification doubles `PART_BITS` times instead of 256.
+const PARTS: usize = 4;
+const PART_BITS: u32 = 64;
+/// Digits of a width-w NAF of a 64-bit piece: one more than its bits.
+const NAF_LEN: usize = PART_BITS as usize + 1;
+
+/// Window width of the NAF digits for G, and the number of odd multiples in each of its tables
+/// (1, 3, ..., 2^(w-1) - 1 times the base).
 const G_WINDOW: u32 = 7;
 const G_TABLE: usize = 1 << (G_WINDOW - 2);
 /// The same for the public key Q.
 const Q_WINDOW: u32 = 5;
 const Q_TABLE: usize = 1 << (Q_WINDOW - 2);
 
-/// Digits of a width-w NAF of a number below 2^256: at most 257.
-const NAF_LEN: usize = 257;
-
-// NAF digits are stored as i8, so |digit| <= 2^(w-1) must fit.
-const _: () = assert!(G_WINDOW <= 7 && Q_WINDOW <= 7 && Q_WINDOW >= 2);
+// NAF digits are stored as i8, so |digit| < 2^(w-1) must fit; pieces are whole u64 limbs pairs.
+const _: () = assert!(G_WINDOW <= 8 && Q_WINDOW <= 8 && G_WINDOW >= 2 && Q_WINDOW >= 2);
+const _: () = assert!(PARTS * PART_BITS as usize == 256 && PART_BITS == 64);
 
 const fn neg_inv_u32(a: u32) -> u32 {
     // Newton's iteration doubles the number of correct low bits each step; `a` is its own
@@ -181,22 +187,594 @@ fn shr1(a: &mut Limbs, top_bit: u32) {
     }
 }
 
-/// The full 512-bit product, as sixteen limbs.
+/// The full 512-bit product, as sixteen limbs (schoolbook, row by row, unrolled).
+#[inline(always)]
 fn mul_wide(a: &Limbs, b: &Limbs) -> [u32; 16] {
-    let mut t = [0u32; 16];
-    for (i, &ai) in a.iter().enumerate() {
-        let mut carry = 0u64;
-        for (tk, &bj) in t.iter_mut().skip(i).zip(b) {
-            // (2^32-1)^2 + 2 (2^32-1) < 2^64: no overflow.
-            let v = u64::from(*tk) + u64::from(ai) * u64::from(bj) + carry;
-            *tk = v as u32;
-            carry = v >> 32;
-        }
-        if let Some(tk) = t.get_mut(i + 8) {
-            *tk = carry as u32;
-        }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(u64::from);
+    // Each step is t + a·b + carry <= (2^32-1)^2 + 2(2^32-1) < 2^64.
+    let v = a0 * b0;
+    let t0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b1 + c;
+    let mut t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b2 + c;
+    let mut t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b3 + c;
+    let mut t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b4 + c;
+    let mut t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b5 + c;
+    let mut t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b6 + c;
+    let mut t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * b7 + c;
+    let mut t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t8 = c;
+    let v = t1 + a1 * b0;
+    t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t2 + a1 * b1 + c;
+    t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t3 + a1 * b2 + c;
+    t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t4 + a1 * b3 + c;
+    t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t5 + a1 * b4 + c;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a1 * b5 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a1 * b6 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a1 * b7 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t9 = c;
+    let v = t2 + a2 * b0;
+    t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t3 + a2 * b1 + c;
+    t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t4 + a2 * b2 + c;
+    t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t5 + a2 * b3 + c;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a2 * b4 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a2 * b5 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a2 * b6 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a2 * b7 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t10 = c;
+    let v = t3 + a3 * b0;
+    t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t4 + a3 * b1 + c;
+    t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t5 + a3 * b2 + c;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a3 * b3 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a3 * b4 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a3 * b5 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a3 * b6 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a3 * b7 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t11 = c;
+    let v = t4 + a4 * b0;
+    t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t5 + a4 * b1 + c;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a4 * b2 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a4 * b3 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a4 * b4 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a4 * b5 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a4 * b6 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t11 + a4 * b7 + c;
+    t11 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t12 = c;
+    let v = t5 + a5 * b0;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a5 * b1 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a5 * b2 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a5 * b3 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a5 * b4 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a5 * b5 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t11 + a5 * b6 + c;
+    t11 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t12 + a5 * b7 + c;
+    t12 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t13 = c;
+    let v = t6 + a6 * b0;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a6 * b1 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a6 * b2 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a6 * b3 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a6 * b4 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t11 + a6 * b5 + c;
+    t11 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t12 + a6 * b6 + c;
+    t12 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t13 + a6 * b7 + c;
+    t13 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t14 = c;
+    let v = t7 + a7 * b0;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a7 * b1 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a7 * b2 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a7 * b3 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t11 + a7 * b4 + c;
+    t11 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t12 + a7 * b5 + c;
+    t12 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t13 + a7 * b6 + c;
+    t13 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t14 + a7 * b7 + c;
+    t14 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let t15 = c;
+    [
+        t0 as u32, t1 as u32, t2 as u32, t3 as u32, t4 as u32, t5 as u32, t6 as u32, t7 as u32,
+        t8 as u32, t9 as u32, t10 as u32, t11 as u32, t12 as u32, t13 as u32, t14 as u32,
+        t15 as u32,
+    ]
+}
+
+/// The full 512-bit square: the products a_i·a_j (i < j) once, doubled, plus the squares.
+#[inline(always)]
+fn sqr_wide(a: &Limbs) -> [u32; 16] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    let t0 = 0u64;
+    let v = a0 * a1;
+    let mut t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * a2 + c;
+    let mut t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * a3 + c;
+    let mut t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * a4 + c;
+    let mut t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * a5 + c;
+    let mut t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * a6 + c;
+    let mut t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a0 * a7 + c;
+    let mut t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t8 = c;
+    let v = t3 + a1 * a2;
+    t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t4 + a1 * a3 + c;
+    t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t5 + a1 * a4 + c;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a1 * a5 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a1 * a6 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a1 * a7 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t9 = c;
+    let v = t5 + a2 * a3;
+    t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t6 + a2 * a4 + c;
+    t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t7 + a2 * a5 + c;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a2 * a6 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a2 * a7 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t10 = c;
+    let v = t7 + a3 * a4;
+    t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t8 + a3 * a5 + c;
+    t8 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t9 + a3 * a6 + c;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a3 * a7 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t11 = c;
+    let v = t9 + a4 * a5;
+    t9 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t10 + a4 * a6 + c;
+    t10 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t11 + a4 * a7 + c;
+    t11 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t12 = c;
+    let v = t11 + a5 * a6;
+    t11 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = t12 + a5 * a7 + c;
+    t12 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t13 = c;
+    let v = t13 + a6 * a7;
+    t13 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let mut t14 = c;
+    let mut t15 = 0u64;
+    // Double (t < 2^511, so nothing is lost), then add the squares a_i² at 2i.
+    t15 = ((t15 << 1) | (t14 >> 31)) & 0xffff_ffff;
+    t14 = ((t14 << 1) | (t13 >> 31)) & 0xffff_ffff;
+    t13 = ((t13 << 1) | (t12 >> 31)) & 0xffff_ffff;
+    t12 = ((t12 << 1) | (t11 >> 31)) & 0xffff_ffff;
+    t11 = ((t11 << 1) | (t10 >> 31)) & 0xffff_ffff;
+    t10 = ((t10 << 1) | (t9 >> 31)) & 0xffff_ffff;
+    t9 = ((t9 << 1) | (t8 >> 31)) & 0xffff_ffff;
+    t8 = ((t8 << 1) | (t7 >> 31)) & 0xffff_ffff;
+    t7 = ((t7 << 1) | (t6 >> 31)) & 0xffff_ffff;
+    t6 = ((t6 << 1) | (t5 >> 31)) & 0xffff_ffff;
+    t5 = ((t5 << 1) | (t4 >> 31)) & 0xffff_ffff;
+    t4 = ((t4 << 1) | (t3 >> 31)) & 0xffff_ffff;
+    t3 = ((t3 << 1) | (t2 >> 31)) & 0xffff_ffff;
+    t2 = ((t2 << 1) | (t1 >> 31)) & 0xffff_ffff;
+    t1 = ((t1 << 1) | (t0 >> 31)) & 0xffff_ffff;
+    let t0 = (t0 << 1) & 0xffff_ffff;
+    let mut c = 0u64;
+    let s = a0 * a0;
+    let v = t0 + (s & 0xffff_ffff) + c;
+    let e0 = v & 0xffff_ffff;
+    let v = t1 + (s >> 32) + (v >> 32);
+    t1 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a1 * a1;
+    let v = t2 + (s & 0xffff_ffff) + c;
+    let e2 = v & 0xffff_ffff;
+    let v = t3 + (s >> 32) + (v >> 32);
+    t3 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a2 * a2;
+    let v = t4 + (s & 0xffff_ffff) + c;
+    let e4 = v & 0xffff_ffff;
+    let v = t5 + (s >> 32) + (v >> 32);
+    t5 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a3 * a3;
+    let v = t6 + (s & 0xffff_ffff) + c;
+    let e6 = v & 0xffff_ffff;
+    let v = t7 + (s >> 32) + (v >> 32);
+    t7 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a4 * a4;
+    let v = t8 + (s & 0xffff_ffff) + c;
+    let e8 = v & 0xffff_ffff;
+    let v = t9 + (s >> 32) + (v >> 32);
+    t9 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a5 * a5;
+    let v = t10 + (s & 0xffff_ffff) + c;
+    let e10 = v & 0xffff_ffff;
+    let v = t11 + (s >> 32) + (v >> 32);
+    t11 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a6 * a6;
+    let v = t12 + (s & 0xffff_ffff) + c;
+    let e12 = v & 0xffff_ffff;
+    let v = t13 + (s >> 32) + (v >> 32);
+    t13 = v & 0xffff_ffff;
+    c = v >> 32;
+    let s = a7 * a7;
+    let v = t14 + (s & 0xffff_ffff) + c;
+    let e14 = v & 0xffff_ffff;
+    let v = t15 + (s >> 32) + (v >> 32);
+    t15 = v & 0xffff_ffff;
+    c = v >> 32;
+    let _ = c;
+    [
+        e0 as u32, t1 as u32, e2 as u32, t3 as u32, e4 as u32, t5 as u32, e6 as u32, t7 as u32,
+        e8 as u32, t9 as u32, e10 as u32, t11 as u32, e12 as u32, t13 as u32, e14 as u32,
+        t15 as u32,
+    ]
+}
+
+/// `a + b mod p` for a, b below p.
+#[inline(always)]
+fn fe_add(a: &Limbs, b: &Limbs) -> Limbs {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(i64::from);
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(i64::from);
+    let v = a0 + b0;
+    let s0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a1 + b1 + c;
+    let s1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a2 + b2 + c;
+    let s2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a3 + b3 + c;
+    let s3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a4 + b4 + c;
+    let s4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a5 + b5 + c;
+    let s5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a6 + b6 + c;
+    let s6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a7 + b7 + c;
+    let s7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let carry = c;
+    // s + carry·2^256 - p: keep it unless it is negative.
+    let v = s0 - 0xffff_ffff;
+    let t0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s1 - 0xffff_ffff + c;
+    let t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s2 - 0xffff_ffff + c;
+    let t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s3 + c;
+    let t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s4 + c;
+    let t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s5 + c;
+    let t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s6 - 1 + c;
+    let t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = s7 - 0xffff_ffff + c;
+    let t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let borrow = c;
+    if carry + borrow >= 0 {
+        [
+            t0 as u32, t1 as u32, t2 as u32, t3 as u32, t4 as u32, t5 as u32, t6 as u32, t7 as u32,
+        ]
+    } else {
+        [
+            s0 as u32, s1 as u32, s2 as u32, s3 as u32, s4 as u32, s5 as u32, s6 as u32, s7 as u32,
+        ]
     }
-    t
+}
+
+/// `a - b mod p` for a, b below p.
+#[inline(always)]
+fn fe_sub(a: &Limbs, b: &Limbs) -> Limbs {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(i64::from);
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(i64::from);
+    let v = a0 - b0;
+    let d0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a1 - b1 + c;
+    let d1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a2 - b2 + c;
+    let d2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a3 - b3 + c;
+    let d3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a4 - b4 + c;
+    let d4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a5 - b5 + c;
+    let d5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a6 - b6 + c;
+    let d6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a7 - b7 + c;
+    let d7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let borrow = c;
+    if borrow == 0 {
+        return [
+            d0 as u32, d1 as u32, d2 as u32, d3 as u32, d4 as u32, d5 as u32, d6 as u32, d7 as u32,
+        ];
+    }
+    let v = d0 + 0xffff_ffff;
+    let t0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d1 + 0xffff_ffff + c;
+    let t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d2 + 0xffff_ffff + c;
+    let t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d3 + c;
+    let t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d4 + c;
+    let t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d5 + c;
+    let t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d6 + 1 + c;
+    let t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d7 + 0xffff_ffff + c;
+    let t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let _carry = c;
+    [
+        t0 as u32, t1 as u32, t2 as u32, t3 as u32, t4 as u32, t5 as u32, t6 as u32, t7 as u32,
+    ]
+}
+
+/// Brings every accumulator into [0, 2^32), passing signed carries upwards; returns the carry
+/// out of the top limb.
+#[inline(always)]
+fn propagate(acc: &mut [i64; 8]) -> i64 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = *acc;
+    let v = a0;
+    let r0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a1 + c;
+    let r1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a2 + c;
+    let r2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a3 + c;
+    let r3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a4 + c;
+    let r4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a5 + c;
+    let r5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a6 + c;
+    let r6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a7 + c;
+    let r7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let carry = c;
+    *acc = [r0, r1, r2, r3, r4, r5, r6, r7];
+    carry
+}
+
+/// `a mod p` for any a below 2^256 (at most one subtraction, as 2^256 < 2p).
+#[inline(always)]
+fn fe_canonical(a: &[i64; 8]) -> Limbs {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = *a;
+    let v = a0 - 0xffff_ffff;
+    let t0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a1 - 0xffff_ffff + c;
+    let t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a2 - 0xffff_ffff + c;
+    let t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a3 + c;
+    let t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a4 + c;
+    let t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a5 + c;
+    let t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a6 - 1 + c;
+    let t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a7 - 0xffff_ffff + c;
+    let t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let borrow = c;
+    if borrow == 0 {
+        [
+            t0 as u32, t1 as u32, t2 as u32, t3 as u32, t4 as u32, t5 as u32, t6 as u32, t7 as u32,
+        ]
+    } else {
+        [
+            a0 as u32, a1 as u32, a2 as u32, a3 as u32, a4 as u32, a5 as u32, a6 as u32, a7 as u32,
+        ]
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,21 +800,11 @@ impl Fe {
     }
 
     fn add(&self, other: &Fe) -> Fe {
-        let (sum, carry) = add_limbs(&self.0, &other.0);
-        if carry == 1 || !less_than(&sum, &P) {
-            Fe(sub_limbs(&sum, &P).0)
-        } else {
-            Fe(sum)
-        }
+        Fe(fe_add(&self.0, &other.0))
     }
 
     fn sub(&self, other: &Fe) -> Fe {
-        let (diff, borrow) = sub_limbs(&self.0, &other.0);
-        if borrow == 1 {
-            Fe(add_limbs(&diff, &P).0)
-        } else {
-            Fe(diff)
-        }
+        Fe(fe_sub(&self.0, &other.0))
     }
 
     fn double(&self) -> Fe {
@@ -252,7 +820,7 @@ impl Fe {
     }
 
     fn square(&self) -> Fe {
-        self.mul(self)
+        Fe(reduce_wide(&sqr_wide(&self.0)))
     }
 
     /// `self^(p-2)`, the inverse of a non-zero element (zero maps to zero). Only used when
@@ -272,6 +840,7 @@ impl Fe {
     }
 }
 
+#[inline(always)]
 /// Reduces a 512-bit product modulo p (the NIST fast reduction for P-256: the high half is
 /// folded into the low half with 2^256 = 2^224 - 2^192 - 2^96 + 1 mod p), fully.
 fn reduce_wide(c: &[u32; 16]) -> Limbs {
@@ -302,24 +871,7 @@ fn reduce_wide(c: &[u32; 16]) -> Limbs {
         *a7 += top;
         top = propagate(&mut acc);
     }
-    let limbs: Limbs = acc.map(|x| x as u32);
-    if less_than(&limbs, &P) {
-        limbs
-    } else {
-        sub_limbs(&limbs, &P).0
-    }
-}
-
-/// Brings every accumulator into [0, 2^32), passing signed carries upwards; returns the carry
-/// out of the top limb.
-fn propagate(acc: &mut [i64; 8]) -> i64 {
-    let mut carry = 0i64;
-    for x in acc.iter_mut() {
-        let v = *x + carry;
-        *x = v & 0xffff_ffff;
-        carry = v >> 32;
-    }
-    carry
+    fe_canonical(&acc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -594,26 +1146,42 @@ impl Jacobian {
     }
 }
 
-/// The odd multiples P, 3P, 5P, ... of a finite point, in affine form. All of them are finite
-/// (they are below the prime group order), so one shared inversion normalises them all.
-fn odd_multiples<const K: usize>(p: &Affine) -> [Affine; K] {
-    let twice = Jacobian::from_affine(p).double();
-    let mut points = [Jacobian::from_affine(p); K];
-    let mut prev = Jacobian::from_affine(p);
-    for slot in points.iter_mut().skip(1) {
-        prev = prev.add(&twice);
-        *slot = prev;
+/// Per piece j of a scalar, the odd multiples B_j, 3B_j, ..., (2K-1)B_j of B_j = 2^(64j)·P, in
+/// affine form. P must be a finite point of the curve: then every entry is finite (the group
+/// has prime order n and no multiple here is a multiple of n), so one shared inversion
+/// normalises them all.
+type Tables<const K: usize> = [[Affine; K]; PARTS];
+
+fn build_tables<const K: usize>(p: &Affine) -> Tables<K> {
+    let mut points = [[Jacobian::INFINITY; K]; PARTS];
+    let mut base = Jacobian::from_affine(p);
+    for (j, row) in points.iter_mut().enumerate() {
+        if j > 0 {
+            for _ in 0..PART_BITS {
+                base = base.double();
+            }
+        }
+        let twice = base.double();
+        let mut multiple = base;
+        for (i, slot) in row.iter_mut().enumerate() {
+            if i > 0 {
+                multiple = multiple.add(&twice);
+            }
+            *slot = multiple;
+        }
     }
     // Batch inversion: prefix products of the Z coordinates, one inversion, then back.
-    let mut prefix = [Fe::ONE; K];
+    let mut prefix = [[Fe::ONE; K]; PARTS];
     let mut acc = Fe::ONE;
-    for (pre, point) in prefix.iter_mut().zip(&points) {
+    for (pre, point) in prefix.iter_mut().flatten().zip(points.iter().flatten()) {
         *pre = acc;
         acc = acc.mul(&point.z);
     }
     let mut inv = acc.invert();
-    let mut out = [*p; K];
-    for ((slot, point), pre) in out.iter_mut().zip(&points).zip(&prefix).rev() {
+    let mut out = [[*p; K]; PARTS];
+    let entries = out.iter_mut().flatten().rev();
+    let backwards = entries.zip(points.iter().flatten().rev());
+    for ((slot, point), pre) in backwards.zip(prefix.iter().flatten().rev()) {
         let zi = inv.mul(pre);
         inv = inv.mul(&point.z);
         let zi2 = zi.square();
@@ -625,82 +1193,81 @@ fn odd_multiples<const K: usize>(p: &Affine) -> [Affine; K] {
     out
 }
 
-fn g_table() -> &'static [Affine; G_TABLE] {
-    static TABLE: OnceLock<[Affine; G_TABLE]> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        odd_multiples(&Affine {
+fn g_tables() -> &'static Tables<G_TABLE> {
+    static TABLES: OnceLock<Tables<G_TABLE>> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        build_tables(&Affine {
             x: Fe(GX),
             y: Fe(GY),
         })
     })
 }
 
-/// Width-w NAF of a scalar below n: digits in (-2^(w-1), 2^(w-1)), odd or zero, least
-/// significant first, with at least w-1 zeros after each non-zero digit.
-fn wnaf(k: &Limbs, w: u32) -> [i8; NAF_LEN] {
+/// Width-w NAF of a 64-bit piece: digits odd or zero, |digit| < 2^(w-1), least significant
+/// first, at least w-1 zeros after each non-zero digit, and their sum `digit_i·2^i` equals `k`.
+fn wnaf(k: u64, w: u32) -> [i8; NAF_LEN] {
     let mut digits = [0i8; NAF_LEN];
-    // One spare limb: subtracting a negative digit may carry past bit 255.
-    let mut k9 = [0u32; 9];
-    for (dst, &src) in k9.iter_mut().zip(k) {
-        *dst = src;
-    }
-    let window = 1u32 << w;
-    for digit in digits.iter_mut() {
-        if k9.iter().all(|&x| x == 0) {
-            break;
+    let bits_from = |pos: u32| k.checked_shr(pos).unwrap_or(0);
+    let mask = (1u64 << w) - 1;
+    // `carry` is 1 when the digits so far went past the value by 2^bit (a negative digit).
+    let mut carry = 0u64;
+    let mut bit = 0u32;
+    while (bit as usize) < NAF_LEN {
+        if bits_from(bit) & 1 == carry {
+            bit += 1;
+            continue;
         }
-        let [low, ..] = &mut k9;
-        if *low & 1 == 1 {
-            let m = *low & (window - 1);
-            if m < window / 2 {
-                // k -= m: only clears the low bits.
-                *low -= m;
-                *digit = m as i8;
-            } else {
-                // k += window - m: the digit is m - window, negative.
-                let mut carry = u64::from(window - m);
-                for limb in k9.iter_mut() {
-                    let v = u64::from(*limb) + carry;
-                    *limb = v as u32;
-                    carry = v >> 32;
-                }
-                *digit = -((window - m) as i8);
-            }
+        // The next w bits plus the carry: an odd number in [1, 2^w).
+        let word = (bits_from(bit) & mask) + carry;
+        carry = word >> (w - 1);
+        let digit = word as i64 - ((carry << w) as i64);
+        if let Some(slot) = digits.get_mut(bit as usize) {
+            *slot = digit as i8;
         }
-        let mut carry = 0u32;
-        for limb in k9.iter_mut().rev() {
-            let next = *limb & 1;
-            *limb = (*limb >> 1) | (carry << 31);
-            carry = next;
-        }
+        bit += w;
     }
     digits
 }
 
-/// The table entry for a non-zero NAF digit: `digit·P` from the odd multiples of P.
+/// The 64-bit pieces of a 256-bit scalar, least significant first.
+fn pieces(k: &Limbs) -> [u64; PARTS] {
+    let [k0, k1, k2, k3, k4, k5, k6, k7] = k.map(u64::from);
+    [
+        k0 | (k1 << 32),
+        k2 | (k3 << 32),
+        k4 | (k5 << 32),
+        k6 | (k7 << 32),
+    ]
+}
+
+/// The table entry for a non-zero NAF digit: `digit·B` from the odd multiples of B.
 fn table_point<const K: usize>(table: &[Affine; K], digit: i8) -> Option<Affine> {
     let point = table.get(usize::from(digit.unsigned_abs() >> 1))?;
     Some(if digit < 0 { point.neg() } else { *point })
 }
 
-/// `u1·G + u2·Q` by interleaving the NAF digits of both scalars over one chain of doublings.
-fn double_mul(u1: &Limbs, u2: &Limbs, q_table: &[Affine; Q_TABLE]) -> Jacobian {
-    let g = g_table();
-    let d1 = wnaf(u1, G_WINDOW);
-    let d2 = wnaf(u2, Q_WINDOW);
-    let top = d1
-        .iter()
-        .zip(&d2)
-        .rposition(|(a, b)| *a != 0 || *b != 0)
-        .unwrap_or(0);
+/// `u1·G + u2·Q`: the NAF digits of the eight 64-bit pieces (four of each scalar) are added in
+/// from their tables over one shared chain of 64 doublings.
+fn double_mul(u1: &Limbs, u2: &Limbs, q_tables: &Tables<Q_TABLE>) -> Jacobian {
+    let g = g_tables();
+    let d1 = pieces(u1).map(|k| wnaf(k, G_WINDOW));
+    let d2 = pieces(u2).map(|k| wnaf(k, Q_WINDOW));
     let mut acc = Jacobian::INFINITY;
-    for (&a, &b) in d1.iter().zip(&d2).take(top + 1).rev() {
+    for i in (0..NAF_LEN).rev() {
         acc = acc.double();
-        if let Some(p) = (a != 0).then(|| table_point(g, a)).flatten() {
-            acc = acc.add_affine(&p);
+        for (digits, table) in d1.iter().zip(g) {
+            if let Some(&digit) = digits.get(i).filter(|&&d| d != 0) {
+                if let Some(p) = table_point(table, digit) {
+                    acc = acc.add_affine(&p);
+                }
+            }
         }
-        if let Some(p) = (b != 0).then(|| table_point(q_table, b)).flatten() {
-            acc = acc.add_affine(&p);
+        for (digits, table) in d2.iter().zip(q_tables) {
+            if let Some(&digit) = digits.get(i).filter(|&&d| d != 0) {
+                if let Some(p) = table_point(table, digit) {
+                    acc = acc.add_affine(&p);
+                }
+            }
         }
     }
     acc
@@ -710,9 +1277,10 @@ fn double_mul(u1: &Limbs, u2: &Limbs, q_table: &[Affine; Q_TABLE]) -> Jacobian {
 // Keys and verification
 // ---------------------------------------------------------------------------------------------
 
-/// A P-256 public key ready for verification: the odd multiples Q, 3Q, ..., 15Q in affine form.
+/// A P-256 public key ready for verification: its tables of odd multiples (see [`Tables`]),
+/// 2 KiB, built once.
 pub(crate) struct VerifyingKey {
-    table: [Affine; Q_TABLE],
+    tables: Tables<Q_TABLE>,
 }
 
 impl VerifyingKey {
@@ -732,7 +1300,7 @@ impl VerifyingKey {
             return None;
         }
         Some(VerifyingKey {
-            table: odd_multiples(&q),
+            tables: build_tables(&q),
         })
     }
 
@@ -761,7 +1329,7 @@ impl VerifyingKey {
         };
         let u1 = scalar_mont_mul(&e, &w);
         let u2 = scalar_mont_mul(&r, &w);
-        let sum = double_mul(&u1, &u2, &self.table);
+        let sum = double_mul(&u1, &u2, &self.tables);
         if sum.is_infinity() {
             return false;
         }
@@ -998,6 +1566,24 @@ mod tests {
     }
 
     #[test]
+    fn wide_products_of_any_256_bit_values() {
+        let mut values = vec![
+            [u32::MAX; 8],
+            [0; 8],
+            P,
+            N,
+            [u32::MAX, 0, u32::MAX, 0, 1, 0, 0, 1],
+        ];
+        values.extend((0..30).map(|_| limbs_from_be(&random_bytes::<32>())));
+        for a in &values {
+            assert_eq!(sqr_wide(a).to_vec(), big_mul(a, a), "{a:x?}");
+            for b in &values {
+                assert_eq!(mul_wide(a, b).to_vec(), big_mul(a, b), "{a:x?} {b:x?}");
+            }
+        }
+    }
+
+    #[test]
     fn reduction_of_any_512_bit_value() {
         let edge = [
             [u32::MAX; 16],
@@ -1137,15 +1723,15 @@ mod tests {
         let neg_g = scalar_mul_reference(&n_minus_1, &g());
         assert_eq!(neg_g.to_affine(), Some(g().neg()));
         let key = VerifyingKey::from_uncompressed(&encode(&g())).unwrap();
-        let via_tables = double_mul(&n_minus_1, &[0; 8], &key.table);
+        let via_tables = double_mul(&n_minus_1, &[0; 8], &key.tables);
         assert_eq!(via_tables.to_affine(), Some(g().neg()));
         // (n-1)·G + 1·G through the key's table: P + (-P) inside the loop's last addition.
-        let sum = double_mul(&n_minus_1, &[1, 0, 0, 0, 0, 0, 0, 0], &key.table);
+        let sum = double_mul(&n_minus_1, &[1, 0, 0, 0, 0, 0, 0, 0], &key.tables);
         assert!(sum.is_infinity());
         // And mixed: a·G + b·G with a + b = n.
         let a = sample(&N, 9)[8];
         let b = sub_limbs(&N, &a).0;
-        assert!(double_mul(&a, &b, &key.table).is_infinity());
+        assert!(double_mul(&a, &b, &key.tables).is_infinity());
     }
 
     /// Checks ours against ring's key-pair consistency check: ring accepts (d, Q) only when
@@ -1164,9 +1750,9 @@ mod tests {
             assert!(pair.is_ok(), "d = {d:x?}");
             // The NAF path agrees with the plain ladder.
             let key = VerifyingKey::from_uncompressed(&encode(&g())).unwrap();
-            let via_naf = double_mul(d, &[0; 8], &key.table);
+            let via_naf = double_mul(d, &[0; 8], &key.tables);
             assert_eq!(via_naf.to_affine(), Some(q));
-            let via_q_table = double_mul(&[0; 8], d, &key.table);
+            let via_q_table = double_mul(&[0; 8], d, &key.tables);
             assert_eq!(via_q_table.to_affine(), Some(q));
             // A wrong point is refused by ring: the check can fail.
             let wrong = Jacobian::from_affine(&q).double().to_affine().unwrap();
@@ -1190,25 +1776,28 @@ mod tests {
             .to_affine()
             .unwrap();
         let key = VerifyingKey::from_uncompressed(&encode(&q)).unwrap();
-        for (i, entry) in key.table.iter().enumerate() {
-            let k = [2 * i as u32 + 1, 0, 0, 0, 0, 0, 0, 0];
-            assert!(entry.is_on_curve());
-            assert_eq!(
-                Some(*entry),
-                scalar_mul_reference(&k, &q).to_affine(),
-                "{i}"
-            );
-        }
-        for (i, entry) in g_table().iter().enumerate() {
-            let k = [2 * i as u32 + 1, 0, 0, 0, 0, 0, 0, 0];
-            assert_eq!(
-                Some(*entry),
-                scalar_mul_reference(&k, &g()).to_affine(),
-                "{i}"
-            );
-        }
-        assert_eq!(g_table().len(), 32);
-        assert_eq!(key.table.len(), 8);
+        let check = |tables: &[Vec<Affine>], p: &Affine| {
+            assert_eq!(tables.len(), 4);
+            for (j, table) in tables.iter().enumerate() {
+                for (i, entry) in table.iter().enumerate() {
+                    // (2i + 1)·2^(64j) as a 256-bit scalar.
+                    let mut k = [0u32; 8];
+                    k[2 * j] = 2 * i as u32 + 1;
+                    assert!(entry.is_on_curve());
+                    assert_eq!(
+                        Some(*entry),
+                        scalar_mul_reference(&k, p).to_affine(),
+                        "{j} {i}"
+                    );
+                }
+            }
+        };
+        let q_tables: Vec<Vec<Affine>> = key.tables.iter().map(|t| t.to_vec()).collect();
+        check(&q_tables, &q);
+        assert_eq!(q_tables[0].len(), 8);
+        let g_tabs: Vec<Vec<Affine>> = g_tables().iter().map(|t| t.to_vec()).collect();
+        check(&g_tabs, &g());
+        assert_eq!(g_tabs[0].len(), 32);
     }
 
     #[test]
@@ -1250,44 +1839,40 @@ mod tests {
 
     #[test]
     fn naf_digits() {
-        for k in sample(&N, 50) {
-            for w in [G_WINDOW, Q_WINDOW] {
-                let digits = wnaf(&k, w);
-                // Recompose: sum of d_i 2^i = k, evaluated modulo n with the reference.
-                let mut acc = vec![0u32; 10];
-                for &d in digits.iter().rev() {
-                    // acc = 2 acc + d, kept as a non-negative integer (k >= 0 throughout).
-                    let mut carry = 0u32;
-                    for limb in acc.iter_mut() {
-                        let next = *limb >> 31;
-                        *limb = (*limb << 1) | carry;
-                        carry = next;
-                    }
-                    let mag = [u32::from(d.unsigned_abs())];
-                    if d >= 0 {
-                        let mut c = u64::from(mag[0]);
-                        for limb in acc.iter_mut() {
-                            let v = u64::from(*limb) + c;
-                            *limb = v as u32;
-                            c = v >> 32;
-                        }
-                    } else {
-                        big_sub(&mut acc, &mag);
-                    }
-                }
-                assert_eq!(big_cmp(&acc, &k), Ordering::Equal, "{k:x?} w={w}");
+        let mut values: Vec<u64> = vec![0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1];
+        values.extend(sample(&N, 40).iter().flat_map(pieces));
+        values.extend((0..40).map(|_| u64::from_le_bytes(random_bytes())));
+        for k in values {
+            for w in [G_WINDOW, Q_WINDOW, 2, 8] {
+                let digits = wnaf(k, w);
+                // Recompose: sum of d_i 2^i = k, in i128.
+                let sum: i128 = digits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| i128::from(d) << i)
+                    .sum();
+                assert_eq!(sum, i128::from(k), "{k:x} w={w}");
                 let bound = 1i16 << (w - 1);
                 let mut gap = usize::MAX;
                 for &d in &digits {
                     if d != 0 {
-                        assert!(d % 2 != 0 && i16::from(d).abs() < bound);
-                        assert!(gap >= (w - 1) as usize);
+                        assert!(d % 2 != 0 && i16::from(d).abs() < bound, "{k:x} w={w}");
+                        assert!(gap >= (w - 1) as usize, "{k:x} w={w}");
                         gap = 0;
                     } else {
                         gap = gap.saturating_add(1);
                     }
                 }
             }
+        }
+        // The pieces put the scalar back together.
+        for k in sample(&N, 10) {
+            let p = pieces(&k);
+            let back: Vec<u32> = p
+                .iter()
+                .flat_map(|&x| [x as u32, (x >> 32) as u32])
+                .collect();
+            assert_eq!(back, k.to_vec());
         }
     }
 
