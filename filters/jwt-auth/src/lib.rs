@@ -1,8 +1,9 @@
 //! jwt-auth: verifies bearer JWTs at the gateway.
 //!
 //! The verification layer is pure and host-independent: [`jws`] parses compact JWS strictly,
-//! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures with ring and
-//! selects candidate keys, [`claims`] validates the registered claims.
+//! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures (with ring,
+//! and ES256 with the crate's own P-256 code) and selects candidate keys, [`claims`] validates
+//! the registered claims.
 
 pub mod cache;
 pub mod claims;

@@ -1,24 +1,33 @@
 //! ECDSA P-256 / SHA-256 verification (ES256), variable time.
 //!
 //! Why this exists: ring 0.17 verifies P-256 on wasm32 with two separate constant-time scalar
-//! multiplications and a constant-time inversion, code written for private keys. Nothing in a
-//! signature verification is secret (the key, the message and the signature are all public), so
-//! this module trades constant time for speed:
+//! multiplications and a constant-time inversion, code written for private keys, and that made
+//! ES256 the slowest signature the filter checks. Nothing in a signature verification is secret
+//! (the key, the message and the signature are all public), so this module gives up constant
+//! time for speed:
 //! - field elements are eight 32-bit limbs with 64-bit products (wasm32 multiplies 64-bit
 //!   integers natively but has no 128-bit product), reduced with the NIST fast reduction that
-//!   the special form of p allows;
-//! - `u1·G + u2·Q` is computed in one pass (Shamir's trick) over width-w NAF digits of both
-//!   scalars, adding precomputed odd multiples of G and of Q in affine form (mixed addition);
-//! - the table for G is built once per VM on first use, the table for Q once per key at import
-//!   ([`VerifyingKey::from_uncompressed`]), so a verification does no table work;
+//!   the special form of p allows; the limb code is unrolled by hand because the crate is built
+//!   for size, which leaves loops rolled;
+//! - `u1·G + u2·Q` is one pass (Shamir's trick): each scalar is cut into four 64-bit pieces, and
+//!   the width-w NAF digits of all eight pieces are added in from tables of odd multiples of
+//!   `2^(64j)·G` and `2^(64j)·Q` in affine form (mixed additions) over one shared chain of 64
+//!   doublings;
+//! - the tables of G are built once per VM on first use (16 KiB of memory, not in the module),
+//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 4 KiB per key), so
+//!   a verification does no table work;
 //! - `s⁻¹ mod n` is a binary extended Euclid, and `x(R) mod n = r` is checked without leaving
 //!   Jacobian coordinates (`X = r·Z²`, and `(r + n)·Z²` when `r + n < p`).
 //!
 //! Every check of ECDSA verification stays: the signature is exactly 64 bytes, `r` and `s` lie in
 //! `[1, n-1]`, the hash is reduced mod n, the sum point must not be the point at infinity, and
-//! the public key is checked to be on the curve when its table is built. The point formulas
+//! the public key is checked to be on the curve when its tables are built. The point formulas
 //! handle every special case (adding a point to itself or to its negation, the point at
-//! infinity), so no input can produce a wrong answer, and no input can trap.
+//! infinity), so the answer is right for every input, and no input can trap.
+//!
+//! The tests check the arithmetic against a naive big-integer reference, scalar multiples
+//! against ring's key-pair check, and signatures against ring's verifier; the Wycheproof ES256
+//! vectors run through the public API.
 
 use std::sync::OnceLock;
 
@@ -1300,7 +1309,7 @@ fn double_mul(u1: &Limbs, u2: &Limbs, q_tables: &Tables<Q_TABLE>) -> Jacobian {
 // ---------------------------------------------------------------------------------------------
 
 /// A P-256 public key ready for verification: its tables of odd multiples (see [`Tables`]),
-/// 2 KiB, built once.
+/// built once at import and never changed.
 pub(crate) struct VerifyingKey {
     tables: Tables<Q_TABLE>,
 }

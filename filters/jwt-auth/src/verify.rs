@@ -1,13 +1,16 @@
-//! Signature verification with ring, and the choice of candidate keys for a token.
+//! Signature verification, and the choice of candidate keys for a token.
 //!
 //! A key verifies only algorithms of its own family (RSA: RS*/PS*; EC P-256: ES256; P-384:
 //! ES384; Ed25519: EdDSA; oct: HS*), and only its own `alg` when the JWK names one, so a token
 //! can never make a public key act as an HMAC secret or switch padding schemes.
 //!
-//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states). For
-//! RSA, ECDSA and Ed25519 ring 0.17 offers no public pre-parsed verification key, so the stored
-//! bytes (already validated at import) are handed to ring, which re-reads them on each call; that
-//! is small next to the signature arithmetic.
+//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states).
+//! ES256 is verified by the `p256` module, a variable-time implementation (every input of a
+//! verification is public) whose key tables are built once at import: ring's P-256 code is
+//! written for secret scalars and was the slowest verification in wasm. For RSA, ES384 and
+//! Ed25519 ring 0.17 offers no public pre-parsed verification key, so the stored bytes (already
+//! validated at import) are handed to ring, which re-reads them on each call; that is small next
+//! to the signature arithmetic.
 
 use std::fmt;
 
