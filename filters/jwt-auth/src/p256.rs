@@ -29,6 +29,7 @@
 //! against ring's key-pair check, and signatures against ring's verifier; the Wycheproof ES256
 //! vectors run through the public API.
 
+use std::cmp::Ordering;
 use std::sync::OnceLock;
 
 use ring::digest;
@@ -180,11 +181,6 @@ fn less_than(a: &Limbs, b: &Limbs) -> bool {
 
 fn is_zero(a: &Limbs) -> bool {
     a.iter().all(|&x| x == 0)
-}
-
-fn is_one(a: &Limbs) -> bool {
-    let [low, rest @ ..] = a;
-    *low == 1 && rest.iter().all(|&x| x == 0)
 }
 
 /// The full 512-bit product, as sixteen limbs (schoolbook, row by row, unrolled).
@@ -982,40 +978,80 @@ fn scalar_invert_mont(a: &Limbs) -> Option<Limbs> {
     if is_zero(a) || !less_than(a, &N) {
         return None;
     }
-    // Invariants: a·x1 = u·2^256 and a·x2 = v·2^256 (mod n).
-    let mut u = *a;
-    let mut v = N;
+    // u and v in 64-bit limbs: they are only shifted, compared and subtracted.
+    // Invariants: a·x1 = u·2^256 and a·x2 = v·2^256 (mod n); u, v > 0, gcd(u, v) = gcd(a, n).
+    let mut u = to_u64_limbs(a);
+    let mut v = to_u64_limbs(&N);
     let mut x1 = sub_limbs(&[0; 8], &N).0; // 2^256 mod n
     let mut x2 = [0u32; 8];
     // Each step strips at least one factor 2 from u or v (at most 512 in all), or subtracts,
     // which leaves an even number for the next step: 1100 steps are always enough.
     for _ in 0..1100 {
-        if is_one(&u) {
-            return Some(x1);
-        }
-        if is_one(&v) {
-            return Some(x2);
-        }
-        if is_zero(&u) || is_zero(&v) {
-            return None;
-        }
-        let u_zeros = u.first().map_or(0, |low| low.trailing_zeros().min(31));
-        let v_zeros = v.first().map_or(0, |low| low.trailing_zeros().min(31));
-        if u_zeros > 0 {
-            shr_bits(&mut u, u_zeros, 0);
-            scalar_div_pow2(&mut x1, u_zeros);
-        } else if v_zeros > 0 {
-            shr_bits(&mut v, v_zeros, 0);
-            scalar_div_pow2(&mut x2, v_zeros);
-        } else if less_than(&u, &v) {
-            v = sub_limbs(&v, &u).0;
-            x2 = scalar_sub(&x2, &x1);
+        let [u_low, ..] = u;
+        let [v_low, ..] = v;
+        if u_low & 1 == 0 {
+            let k = u_low.trailing_zeros().min(31);
+            shr_u64_limbs(&mut u, k);
+            scalar_div_pow2(&mut x1, k);
+        } else if v_low & 1 == 0 {
+            let k = v_low.trailing_zeros().min(31);
+            shr_u64_limbs(&mut v, k);
+            scalar_div_pow2(&mut x2, k);
         } else {
-            u = sub_limbs(&u, &v).0;
-            x1 = scalar_sub(&x1, &x2);
+            match cmp_u64_limbs(&u, &v) {
+                Ordering::Greater => {
+                    u = sub_u64_limbs(&u, &v);
+                    x1 = scalar_sub(&x1, &x2);
+                }
+                Ordering::Less => {
+                    v = sub_u64_limbs(&v, &u);
+                    x2 = scalar_sub(&x2, &x1);
+                }
+                // u = v = gcd(a, n), which is 1 for a in [1, n-1] as n is prime.
+                Ordering::Equal => return (u == [1, 0, 0, 0]).then_some(x1),
+            }
         }
     }
     None
+}
+
+fn to_u64_limbs(a: &Limbs) -> [u64; 4] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    [
+        a0 | (a1 << 32),
+        a2 | (a3 << 32),
+        a4 | (a5 << 32),
+        a6 | (a7 << 32),
+    ]
+}
+
+fn shr_u64_limbs(a: &mut [u64; 4], k: u32) {
+    let [a0, a1, a2, a3] = *a;
+    *a = [
+        (a0 >> k) | (a1 << (64 - k)),
+        (a1 >> k) | (a2 << (64 - k)),
+        (a2 >> k) | (a3 << (64 - k)),
+        a3 >> k,
+    ];
+}
+
+fn cmp_u64_limbs(a: &[u64; 4], b: &[u64; 4]) -> Ordering {
+    let [a0, a1, a2, a3] = *a;
+    let [b0, b1, b2, b3] = *b;
+    (a3, a2, a1, a0).cmp(&(b3, b2, b1, b0))
+}
+
+/// `a - b` for a >= b.
+fn sub_u64_limbs(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut borrow = false;
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        let (d, b1) = x.overflowing_sub(y);
+        let (d, b2) = d.overflowing_sub(u64::from(borrow));
+        *o = d;
+        borrow = b1 || b2;
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1379,7 +1415,6 @@ mod tests {
     use super::*;
     use ring::rand::{SecureRandom, SystemRandom};
     use ring::signature::{self, EcdsaKeyPair, KeyPair};
-    use std::cmp::Ordering;
 
     // ---- A naive reference: little-endian u32 digits, schoolbook product, bitwise remainder.
 
