@@ -37,6 +37,15 @@ use ring::digest;
 /// A 256-bit number as eight 32-bit limbs, least significant first.
 type Limbs = [u32; 8];
 
+/// Binds each limb of an array to a variable of its own, widened to `$t`. (`array::map` would
+/// do, but stays a loop through memory in a build for size.)
+macro_rules! widen {
+    ([$($v:ident),*] = $limbs:expr, $t:ty) => {
+        let [$($v),*] = $limbs;
+        $(let $v = <$t>::from($v);)*
+    };
+}
+
 /// The field prime p = 2^256 - 2^224 + 2^192 + 2^96 - 1.
 const P: Limbs = [
     0xffff_ffff,
@@ -186,8 +195,8 @@ fn is_zero(a: &Limbs) -> bool {
 /// The full 512-bit product, as sixteen limbs (schoolbook, row by row, unrolled).
 #[inline(always)]
 fn mul_wide(a: &Limbs, b: &Limbs) -> [u32; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(u64::from);
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, u64);
+    widen!([b0, b1, b2, b3, b4, b5, b6, b7] = *b, u64);
     // Each step is t + a·b + carry <= (2^32-1)^2 + 2(2^32-1) < 2^64.
     let v = a0 * b0;
     let t0 = v & 0xffff_ffff;
@@ -399,7 +408,7 @@ fn mul_wide(a: &Limbs, b: &Limbs) -> [u32; 16] {
 /// The full 512-bit square: the products a_i·a_j (i < j) once, doubled, plus the squares.
 #[inline(always)]
 fn sqr_wide(a: &Limbs) -> [u32; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, u64);
     let t0 = 0u64;
     let v = a0 * a1;
     let mut t1 = v & 0xffff_ffff;
@@ -570,8 +579,8 @@ fn sqr_wide(a: &Limbs) -> [u32; 16] {
 /// `a + b mod p` for a, b below p.
 #[inline(always)]
 fn fe_add(a: &Limbs, b: &Limbs) -> Limbs {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(i64::from);
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(i64::from);
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, i64);
+    widen!([b0, b1, b2, b3, b4, b5, b6, b7] = *b, i64);
     let v = a0 + b0;
     let s0 = v & 0xffff_ffff;
     let c = v >> 32;
@@ -640,8 +649,8 @@ fn fe_add(a: &Limbs, b: &Limbs) -> Limbs {
 /// `a - b mod p` for a, b below p.
 #[inline(always)]
 fn fe_sub(a: &Limbs, b: &Limbs) -> Limbs {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(i64::from);
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(i64::from);
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, i64);
+    widen!([b0, b1, b2, b3, b4, b5, b6, b7] = *b, i64);
     let v = a0 - b0;
     let d0 = v & 0xffff_ffff;
     let c = v >> 32;
@@ -864,8 +873,10 @@ fn reduce_wide(c: &[u32; 16]) -> Limbs {
 /// acc in 32-bit limbs, top in [-4, 6].
 #[inline(always)]
 fn solinas(c: &[u32; 16]) -> ([i64; 8], i64) {
-    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] =
-        (*c).map(i64::from);
+    widen!(
+        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] = *c,
+        i64
+    );
     // Limb by limb; each sum is within ±2^35.
     let mut acc: [i64; 8] = [
         c0 + c8 + c9 - c11 - c12 - c13 - c14,
@@ -1016,7 +1027,7 @@ fn scalar_invert_mont(a: &Limbs) -> Option<Limbs> {
 }
 
 fn to_u64_limbs(a: &Limbs) -> [u64; 4] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, u64);
     [
         a0 | (a1 << 32),
         a2 | (a3 << 32),
@@ -1298,7 +1309,7 @@ fn wnaf(k: u64, w: u32) -> [i8; NAF_LEN] {
 
 /// The 64-bit pieces of a 256-bit scalar, least significant first.
 fn pieces(k: &Limbs) -> [u64; PARTS] {
-    let [k0, k1, k2, k3, k4, k5, k6, k7] = k.map(u64::from);
+    widen!([k0, k1, k2, k3, k4, k5, k6, k7] = *k, u64);
     [
         k0 | (k1 << 32),
         k2 | (k3 << 32),
