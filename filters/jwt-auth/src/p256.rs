@@ -911,41 +911,106 @@ fn scalar_reduce(a: &Limbs) -> Limbs {
     }
 }
 
+/// `a - b mod n` for a, b below n.
 fn scalar_sub(a: &Limbs, b: &Limbs) -> Limbs {
-    let (diff, borrow) = sub_limbs(a, b);
-    if borrow == 1 {
-        add_limbs(&diff, &N).0
-    } else {
-        diff
-    }
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, i64);
+    widen!([b0, b1, b2, b3, b4, b5, b6, b7] = *b, i64);
+    let v = a0 - b0;
+    let d0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a1 - b1 + c;
+    let d1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a2 - b2 + c;
+    let d2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a3 - b3 + c;
+    let d3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a4 - b4 + c;
+    let d4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a5 - b5 + c;
+    let d5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a6 - b6 + c;
+    let d6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a7 - b7 + c;
+    let d7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    // Add n when the difference went negative (c = -1), without a branch.
+    let mask = c & 0xffff_ffff;
+    let v = d0 + (0xfc63_2551 & mask);
+    let t0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d1 + (0xf3b9_cac2 & mask) + c;
+    let t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d2 + (0xa717_9e84 & mask) + c;
+    let t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d3 + (0xbce6_faad & mask) + c;
+    let t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d4 + mask + c;
+    let t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d5 + mask + c;
+    let t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d6 + c;
+    let t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = d7 + mask + c;
+    let t7 = v & 0xffff_ffff;
+    [
+        t0 as u32, t1 as u32, t2 as u32, t3 as u32, t4 as u32, t5 as u32, t6 as u32, t7 as u32,
+    ]
 }
 
 /// `a / 2^k mod n` for a below n and k in [1, 31]: adds the multiple of n that clears the low
 /// k bits (N0 is -n⁻¹ mod 2^32), then shifts.
 fn scalar_div_pow2(a: &mut Limbs, k: u32) {
-    let low = a.first().copied().unwrap_or(0);
-    let m = u64::from(low.wrapping_mul(N0) & ((1u32 << k) - 1));
-    let mut carry = 0u64;
-    for (limb, &nj) in a.iter_mut().zip(&N) {
-        let v = u64::from(*limb) + m * u64::from(nj) + carry;
-        *limb = v as u32;
-        carry = v >> 32;
-    }
-    // (a + m·n) / 2^k < 2n, and the top limb `carry` holds at most k bits.
-    shr_bits(a, k, carry as u32);
-    if !less_than(a, &N) {
-        *a = sub_limbs(a, &N).0;
-    }
-}
-
-/// Shifts right by k in [1, 31] bits, shifting `top` in above the highest limb.
-fn shr_bits(a: &mut Limbs, k: u32, top: u32) {
-    let mut carry = top;
-    for limb in a.iter_mut().rev() {
-        let next = *limb;
-        *limb = (*limb >> k) | (carry << (32 - k));
-        carry = next;
-    }
+    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, u64);
+    let m = u64::from((a0 as u32).wrapping_mul(N0) & ((1u32 << k) - 1));
+    // a + m·n < 2^32·n: nine limbs.
+    let v = a0 + m * 0xfc63_2551;
+    let t0 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a1 + m * 0xf3b9_cac2 + c;
+    let t1 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a2 + m * 0xa717_9e84 + c;
+    let t2 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a3 + m * 0xbce6_faad + c;
+    let t3 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a4 + m * 0xffff_ffff + c;
+    let t4 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a5 + m * 0xffff_ffff + c;
+    let t5 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a6 + c;
+    let t6 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let v = a7 + m * 0xffff_ffff + c;
+    let t7 = v & 0xffff_ffff;
+    let c = v >> 32;
+    let t8 = c;
+    // Shift right by k. As a < n and m < 2^k, a + m·n < 2^k·n: the result is below n.
+    *a = [
+        ((t0 >> k) | (t1 << (32 - k))) as u32,
+        ((t1 >> k) | (t2 << (32 - k))) as u32,
+        ((t2 >> k) | (t3 << (32 - k))) as u32,
+        ((t3 >> k) | (t4 << (32 - k))) as u32,
+        ((t4 >> k) | (t5 << (32 - k))) as u32,
+        ((t5 >> k) | (t6 << (32 - k))) as u32,
+        ((t6 >> k) | (t7 << (32 - k))) as u32,
+        ((t7 >> k) | (t8 << (32 - k))) as u32,
+    ];
 }
 
 /// Montgomery product `a·b·2^-256 mod n`, for a, b below n.
