@@ -120,8 +120,13 @@ pub(crate) enum KeyMaterial {
         e: Vec<u8>,
         public: Arc<rsa::PublicKey>,
     },
-    /// Uncompressed point `04 || x || y`, checked to be on the curve.
-    Ec { curve: Curve, point: Vec<u8> },
+    /// Uncompressed point `04 || x || y`, checked to be on the curve. For P-256 also the key's
+    /// table of multiples, built once here and shared by clones, for the ES256 fast path.
+    Ec {
+        curve: Curve,
+        point: Vec<u8>,
+        es256: Option<Arc<crate::p256::VerifyingKey>>,
+    },
     /// The 32-byte public key.
     Ed25519([u8; 32]),
     /// A shared secret, with its HMAC keys prepared once.
@@ -191,7 +196,7 @@ impl Jwk {
             KeyMaterial::Rsa { n, e, .. } => {
                 json!({"kty": "RSA", "n": b64url_encode(n), "e": b64url_encode(e)})
             }
-            KeyMaterial::Ec { curve, point } => {
+            KeyMaterial::Ec { curve, point, .. } => {
                 let coords = point.get(1..).unwrap_or_default();
                 let (x, y) = coords.split_at(coords.len() / 2);
                 let crv = match curve {
@@ -453,7 +458,17 @@ fn import_ec(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
     if !ec_point_is_valid(agreement_alg, &point) {
         return Err("ec_point_not_on_curve");
     }
-    Ok(KeyMaterial::Ec { curve, point })
+    let es256 = match curve {
+        Curve::P256 => Some(Arc::new(
+            crate::p256::VerifyingKey::from_uncompressed(&point).ok_or("ec_point_not_on_curve")?,
+        )),
+        Curve::P384 => None,
+    };
+    Ok(KeyMaterial::Ec {
+        curve,
+        point,
+        es256,
+    })
 }
 
 /// ring validates a peer's public point (coordinates in range, on the curve, not the identity)
@@ -570,10 +585,16 @@ mod tests {
         assert_eq!(n.len(), 256);
         assert_eq!(e, &[1, 0, 1]);
         let k = one(ec("")).unwrap();
-        let KeyMaterial::Ec { curve, point } = &k.key else {
+        let KeyMaterial::Ec {
+            curve,
+            point,
+            es256,
+        } = &k.key
+        else {
             panic!()
         };
         assert_eq!((*curve, point.len(), point[0]), (Curve::P256, 65, 4));
+        assert!(es256.is_some());
         assert_eq!(one(ed("")).unwrap().kty(), "OKP");
         assert_eq!(one(oct("")).unwrap().kty(), "oct");
     }

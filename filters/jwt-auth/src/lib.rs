@@ -1,10 +1,10 @@
 //! jwt-auth: verifies bearer JWTs at the gateway.
 //!
 //! The verification layer is pure and host-independent: [`jws`] parses compact JWS strictly,
-//! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures (RSA with the
-//! crate's own arithmetic on keys prepared at import, the rest with ring) and selects candidate
-//! keys, [`claims`] validates the registered claims. With the `jwt-compact` feature, `compact`
-//! offers the verifiers as jwt-compact `Algorithm`s.
+//! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures (RSA and ES256
+//! with the crate's own arithmetic on keys prepared at import, the rest with ring) and selects
+//! candidate keys, [`claims`] validates the registered claims. With the `jwt-compact` feature,
+//! `compact` offers the verifiers as jwt-compact `Algorithm`s.
 
 pub mod cache;
 pub mod claims;
@@ -16,6 +16,7 @@ pub mod filter;
 pub mod jwk;
 pub mod jws;
 pub mod keys;
+mod p256;
 mod rsa;
 #[cfg(test)]
 mod tests;

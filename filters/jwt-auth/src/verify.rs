@@ -4,10 +4,13 @@
 //! ES384; Ed25519: EdDSA; oct: HS*), and only its own `alg` when the JWK names one, so a token
 //! can never make a public key act as an HMAC secret or switch padding schemes.
 //!
-//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states). For
-//! ECDSA and Ed25519 ring 0.17 offers no public pre-parsed verification key, so the stored
-//! bytes (already validated at import) are handed to ring, which re-reads them on each call; that
-//! is small next to the signature arithmetic.
+//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states).
+//! ES256 is verified by the `p256` module, a variable-time implementation (every input of a
+//! verification is public) whose key tables are built once at import: ring's P-256 code is
+//! written for secret scalars and was the slowest verification in wasm. For ES384 and Ed25519
+//! ring 0.17 offers no public pre-parsed verification key, so the stored bytes (already
+//! validated at import) are handed to ring, which re-reads them on each call; that is small next
+//! to the signature arithmetic.
 //!
 //! RSA keys are prepared at import too, by the `rsa` module: ring 0.17 would rebuild the modulus
 //! and R² mod n on every call, on top of arithmetic that is slow in a wasm VM, so RSA signatures
@@ -76,9 +79,14 @@ impl Jwk {
                 };
                 public.verify(padding, hash, signing_input, signature)
             }
+            // ES256 takes this crate's variable-time verifier with the key's precomputed table
+            // (see `p256`): ring's P-256 code is built for secret scalars and several times
+            // slower in wasm. A P-256 key always has its table; without one nothing verifies.
+            KeyMaterial::Ec { es256, .. } if alg == Alg::ES256 => es256
+                .as_ref()
+                .is_some_and(|key| key.verify(signing_input, signature)),
             KeyMaterial::Ec { point, .. } => {
                 let verifier: &'static dyn signature::VerificationAlgorithm = match alg {
-                    Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
                     Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
                     _ => return Err(VerifyError::AlgNotAllowed),
                 };
