@@ -475,3 +475,115 @@ fn a_client_that_spends_its_failure_budget_is_refused_before_signature_work() {
         "{prom}"
     );
 }
+
+/// Serves one fixed JWKS document on a loopback port until the guard is dropped.
+struct StaticJwks {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StaticJwks {
+    fn serve(doc: String) -> StaticJwks {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buf = [0u8; 4096];
+                        let _ = conn.read(&mut buf);
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+                            doc.len()
+                        );
+                        let _ = conn.write_all(reply.as_bytes());
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        StaticJwks { port, stop }
+    }
+}
+
+impl Drop for StaticJwks {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The reported forgery, in a real Envoy: the IdP's key set also holds an Ed25519 key that is
+/// the identity point, under which R = identity, S = 0 verifies every message. The module skips
+/// that key (logged, counted), keeps the IdP's real keys, and refuses the forged admin token.
+#[test]
+fn a_weak_ed25519_key_in_the_remote_key_set_forges_nothing() {
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    // The IdP's own keys plus the weak one, served from a port of our own.
+    let mut doc = shieldwall_e2e::http::request(idp.addr(), "GET", idp.jwks_path(), &[], b"")
+        .unwrap()
+        .json();
+    doc["keys"].as_array_mut().unwrap().push(json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": "weak", "use": "sig",
+        "x": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}));
+    let jwks = StaticJwks::serve(doc.to_string());
+    let mut config: Value = serde_json::from_str(&jwt_config(&idp, 10)).unwrap();
+    config["providers"]["idp"]["remote_jwks"]["cluster"] = json!("jwks");
+    config["providers"]["idp"]["remote_jwks"]["uri"] =
+        json!(format!("http://127.0.0.1:{}/jwks", jwks.port));
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .cluster(Cluster::new("jwks", jwks.port))
+            .filter(WasmFilter::new(
+                wasm_path("jwt-auth"),
+                "jwt-auth",
+                config.to_string(),
+            )),
+    );
+
+    // A real token passes: the set was fetched and its good keys kept.
+    let good = reader_token(&idp, Some(RESOURCE_EDDSA));
+    let resp = envoy.get_with_token("/orders/1", &good);
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"iss": idp.issuer(), "sub": "admin", "aud": "orders-api",
+                        "scope": "admin orders:read", "iat": now, "exp": now + 600});
+    let mut forged_sig = [0u8; 64];
+    forged_sig[0] = 1;
+    for header in [
+        json!({"alg": "EdDSA", "kid": "weak"}),
+        json!({"alg": "EdDSA"}),
+    ] {
+        let token = format!(
+            "{}.{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes()),
+            b64url(&forged_sig)
+        );
+        let resp = envoy.get_with_token("/orders/1", &token);
+        assert_eq!(resp.status, 401, "{header}: {resp}");
+    }
+    assert!(
+        envoy
+            .log()
+            .contains("key weak skipped: ed25519_small_order"),
+        "{}",
+        envoy.log()
+    );
+    let skipped = prometheus_value(
+        &envoy.stats_prometheus(),
+        "shieldwall_jwt_auth_jwks_key_skipped_ed25519_small_order",
+    );
+    assert_eq!(skipped, Some(1.0));
+}

@@ -475,6 +475,98 @@ fn key_rotation_unknown_kid_refetches_once_and_the_old_key_is_refused() {
     );
 }
 
+/// The forgery of a weak Ed25519 key: with the identity point in the IdP's key set, the signature
+/// R = identity, S = 0 verifies every message. The module skips that key at import (logged,
+/// counted), keeps the rest of the set, and the forged admin token is refused.
+#[test]
+fn a_small_order_ed25519_key_in_the_key_set_cannot_forge_tokens() {
+    let good = Key::es256("good");
+    let (envoy, idp, worker) = ready(&[&good], &config(json!({}), json!({})));
+    let mut doc = jwks(&[&good]);
+    doc["keys"].as_array_mut().unwrap().push(json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": "weak",
+        "x": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}));
+    idp.serve(Reply::json(200, &doc));
+    envoy.advance(Duration::from_secs(61));
+    assert_eq!(idp.calls(), 2, "the refresh brought the weak key");
+
+    let header = json!({"alg": "EdDSA", "kid": "weak"});
+    let payload = claims(&envoy, json!({"sub": "admin", "scope": "admin"}));
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(payload.to_string().as_bytes())
+    );
+    let mut forged = [0u8; 64];
+    forged[0] = 1;
+    let token = format!("{input}.{}", b64url(&forged));
+    let out = get(&envoy, &worker, "/api/admin", &token);
+    assert_eq!(error_code(&out), (401, "unknown_kid".into()));
+    assert_eq!(
+        envoy.metric("shieldwall.jwt_auth.jwks.key_skipped.ed25519_small_order"),
+        Some(1)
+    );
+    assert!(
+        worker
+            .log_text()
+            .contains("key weak skipped: ed25519_small_order"),
+        "{}",
+        worker.log_text()
+    );
+    // The same forgery without a kid is tried against every usable key, and refused.
+    let header = json!({"alg": "EdDSA"});
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(payload.to_string().as_bytes())
+    );
+    let token = format!("{input}.{}", b64url(&forged));
+    assert_eq!(
+        error_code(&get(&envoy, &worker, "/api/admin", &token)),
+        (401, "no_matching_key".into())
+    );
+    // The good key of the same set still works.
+    let ok = good.sign(&claims(&envoy, json!({})));
+    assert_passes(&get(&envoy, &worker, "/api/x", &ok), &worker);
+}
+
+/// A token without `kid` is tried against at most `max_key_tries` keys; past that bound it is
+/// refused and the metric says why.
+#[test]
+fn max_key_tries_bounds_kidless_tokens_and_is_counted() {
+    let keys: Vec<Key> = (0..5).map(|i| Key::es256(&format!("k{i}"))).collect();
+    let refs: Vec<&Key> = keys.iter().collect();
+    let kidless = |key: &Key, envoy: &Envoy| {
+        key.sign_with_header(&json!({"alg": "ES256"}), &claims(envoy, json!({})))
+    };
+
+    // Default (4): the fifth key's tokens are refused, and counted.
+    let (envoy, _idp, worker) = ready(&refs, &config(json!({}), json!({})));
+    assert_passes(
+        &get(&envoy, &worker, "/api/x", &kidless(&keys[3], &envoy)),
+        &worker,
+    );
+    let out = get(&envoy, &worker, "/api/x", &kidless(&keys[4], &envoy));
+    assert_eq!(error_code(&out), (401, "bad_signature".into()));
+    assert_eq!(
+        envoy.metric("shieldwall.jwt_auth.key_tries_exhausted"),
+        Some(1)
+    );
+
+    // Raised to 5: every key's kid-less token passes.
+    let (envoy, _idp, worker) = ready(&refs, &config(json!({"max_key_tries": 5}), json!({})));
+    for key in &keys {
+        assert_passes(
+            &get(&envoy, &worker, "/api/x", &kidless(key, &envoy)),
+            &worker,
+        );
+    }
+    assert_eq!(
+        envoy.metric("shieldwall.jwt_auth.key_tries_exhausted"),
+        None
+    );
+}
+
 #[test]
 fn a_flood_of_random_kids_costs_one_fetch_per_interval() {
     let k1 = Key::es256("k1");

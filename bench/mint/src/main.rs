@@ -2,8 +2,8 @@
 //! the warm path (`DIR/warm.txt`) and N distinct tokens per algorithm for the cold path
 //! (`DIR/cold-RS256.txt`, `cold-ES256.txt`, `cold-EdDSA.txt`, one token a line).
 //!
-//! `bench-mint verify --dir DIR [--iterations N]`: times jwt-auth's own signature verification
-//! (`Jwk::verify`, ring underneath) natively over those tokens, and prints one JSON line per
+//! `bench-mint verify --dir DIR [--iterations N]`: times the shared signature crate's verification
+//! (`shieldwall_jose::Key::verify`, the same code jwt-auth runs) natively over those tokens, and prints one JSON line per
 //! algorithm: `{"alg", "iterations", "passes", "us_per_verify"` (the fastest of the passes),
 //! `"us_per_verify_median", "us_per_parse"}`.
 

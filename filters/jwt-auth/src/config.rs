@@ -11,7 +11,7 @@ use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
 
-use crate::jwk::{parse_jwks, Jwks, JwksOptions};
+use shieldwall_jose::{parse_jwks, Jwks, JwksOptions};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +96,10 @@ pub struct ProviderFile {
     /// Refuse tokens without `exp` (default true).
     #[serde(default = "yes")]
     pub require_exp: bool,
+    /// How many of the provider's keys one token may be tried against (default 4): a token
+    /// without `kid` is tried against every key that accepts its `alg`, up to this many.
+    #[serde(default = "default_max_key_tries")]
+    pub max_key_tries: usize,
 }
 
 fn default_tenant_claim() -> String {
@@ -107,6 +111,11 @@ fn default_skew() -> u64 {
 fn default_max_token_bytes() -> usize {
     8192
 }
+fn default_max_key_tries() -> usize {
+    4
+}
+/// A key set holds at most this many keys (see `LOCAL_JWKS` and `remote_jwks_options`).
+const MAX_KEYS: usize = 64;
 fn yes() -> bool {
     true
 }
@@ -219,6 +228,7 @@ pub struct Provider {
     pub skew_s: u64,
     pub max_token_bytes: usize,
     pub require_exp: bool,
+    pub max_key_tries: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -290,14 +300,14 @@ fn build_budget(file: &BudgetFile) -> Result<Budget, ConfigError> {
 pub const LOCAL_JWKS: JwksOptions = JwksOptions {
     allow_symmetric: true,
     max_bytes: 256 * 1024,
-    max_keys: 64,
+    max_keys: MAX_KEYS,
 };
 
 pub fn remote_jwks_options(max_bytes: usize) -> JwksOptions {
     JwksOptions {
         allow_symmetric: false,
         max_bytes,
-        max_keys: 64,
+        max_keys: MAX_KEYS,
     }
 }
 
@@ -558,6 +568,12 @@ fn build_provider(
             "must be between 64 and 1048576",
         ));
     }
+    if !(1..=MAX_KEYS).contains(&p.max_key_tries) {
+        return Err(ConfigError::new(
+            "max_key_tries",
+            format!("must be between 1 and {MAX_KEYS}"),
+        ));
+    }
     if p.clock_skew_s > 3600 {
         return Err(ConfigError::new("clock_skew_s", "must be at most 3600"));
     }
@@ -577,6 +593,7 @@ fn build_provider(
         skew_s: p.clock_skew_s,
         max_token_bytes: p.max_token_bytes,
         require_exp: p.require_exp,
+        max_key_tries: p.max_key_tries,
     })
 }
 

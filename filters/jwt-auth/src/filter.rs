@@ -20,15 +20,11 @@ use crate::cache::{TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
 use crate::config::{Budget, Config, KeySource, Provider, Requirement, Unmatched};
 use crate::extract::{extract, remove_credential, Extracted};
-use crate::jwk::Jwks;
-use crate::jws::{parse_compact, Header, JwsError};
 use crate::keys::{self, FetchReason, FetchResult};
-use crate::verify::select_keys;
+use shieldwall_jose::{candidate_keys, parse_compact, Header, Jwks, JwsError};
 
 /// The name of this filter in shared-data keys and metrics.
 pub const FILTER: &str = "jwt_auth";
-/// How many keys a token without `kid` may be tried against.
-const MAX_KEY_TRIES: usize = 4;
 /// How often each worker looks at the shared key sets (refresh due? another worker fetched?)
 /// and times out waiting requests.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -126,12 +122,17 @@ impl Worker {
                     "provider {}: key set fetched, {keys} usable keys",
                     provider.name
                 ));
-                for (kid, reason) in skipped {
+                for (kid, reason) in &skipped {
                     h.warn(&format!(
                         "provider {}: key {} skipped: {reason}",
                         provider.name,
                         kid.as_deref().unwrap_or("(no kid)")
                     ));
+                }
+                // Reasons are the import's static codes: a bounded set of metric names.
+                for (_, reason) in &skipped {
+                    self.metrics
+                        .inc(host, &format!("jwks.key_skipped.{reason}"));
                 }
             }
             FetchResult::Failed(code) => {
@@ -493,7 +494,8 @@ impl JwtStream {
         worker.metrics.inc(host, "cache.miss");
         let mut tried = 0usize;
         let mut last = "no_matching_key";
-        for key in select_keys(&jwks, &jws.header, MAX_KEY_TRIES) {
+        let mut candidates = candidate_keys(&jwks, &jws.header);
+        for key in candidates.by_ref().take(provider.max_key_tries) {
             tried += 1;
             let signing_input = cred
                 .token
@@ -541,6 +543,11 @@ impl JwtStream {
                 }
                 return Eval::Fail("unknown_kid");
             }
+        }
+        if candidates.next().is_some() {
+            // Keys were left untried: a token signed by one of them is refused. Counted so an
+            // operator sees that `max_key_tries` is below the number of kid-less keys in use.
+            worker.metrics.inc(host, "key_tries_exhausted");
         }
         if tried > 0 {
             self.charge_budget(host, worker, cred);

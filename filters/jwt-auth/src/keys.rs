@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use shieldwall_core::{shared, CalloutResponse, Host};
 
 use crate::config::{remote_jwks_options, KeySource, Provider, RemoteJwks};
-use crate::jwk::{parse_jwks, Jwks};
+use shieldwall_jose::{parse_jwks, Jwks};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,33 +1,27 @@
 //! jwt-auth: verifies bearer JWTs at the gateway.
 //!
-//! The verification layer is pure and host-independent: [`jws`] parses compact JWS strictly,
-//! [`jwk`] imports a JWKS into ready-to-verify keys, [`verify`] checks signatures (RSA and ES256
-//! with the crate's own arithmetic on keys prepared at import, the rest with ring) and selects
-//! candidate keys, [`claims`] validates the registered claims. With the `jwt-compact` feature,
-//! `compact` offers the verifiers as jwt-compact `Algorithm`s.
+//! The signature layer is the shared `shieldwall-jose` crate (strict JWS parsing, JWKS import,
+//! signature checks); this crate adds what a gateway filter needs around it: [`claims`] validates
+//! the registered claims, [`extract`] finds tokens in a request, [`keys`] fetches and shares key
+//! sets between workers, [`cache`] remembers verified tokens and [`filter`] puts it together.
+//! The names of the signature layer are re-exported here, so callers of jwt-auth need no second
+//! dependency.
 
 pub mod cache;
 pub mod claims;
-#[cfg(feature = "jwt-compact")]
-pub mod compact;
 pub mod config;
 pub mod extract;
 pub mod filter;
-pub mod jwk;
-pub mod jws;
 pub mod keys;
-mod p256;
-mod rsa;
 #[cfg(test)]
 mod tests;
-pub mod verify;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod wasm;
 
 pub use claims::{validate, ClaimError, ClaimRules};
-pub use jwk::{parse_jwks, Jwk, Jwks, JwksError, JwksOptions, SkippedKey};
-pub use jws::{
-    parse_compact, parse_compact_raw, Alg, AlgFamily, Curve, Header, Jws, JwsError, RawJws,
+pub use shieldwall_jose::{
+    candidate_keys, parse_compact, parse_compact_raw, parse_jwks, select_keys, Alg, AlgFamily,
+    Curve, Header, Jwks, JwksError, JwksOptions, Jws, JwsError, Key, RawJws, SkippedKey,
+    VerifyError,
 };
-pub use verify::{select_keys, VerifyError};

@@ -7,7 +7,7 @@ use shieldwall_core::testing::MockHost;
 use shieldwall_core::{Action, CalloutResponse, Host, Identity, RootFilter, StreamFilter};
 
 use crate::filter::{JwtAuth, JwtStream};
-use crate::jws::b64url_encode;
+use shieldwall_jose::b64url_encode;
 
 const NOW: u64 = 1_700_000_000;
 const HS_KEY: &str = "c2hpZWxkd2FsbC10ZXN0LXNlY3JldC0zMi1ieXRlcy1sb25nISE";
@@ -787,6 +787,22 @@ fn configuration_errors_name_the_field() {
         .starts_with("providers.p.local_jwks"));
     assert!(bad(&format!(r#"{{"providers": {{"idp": {{{idp}, "claim_to_headers": [{{"claim": "sub", "header": ":path"}}]}}}}, "rules": []}}"#))
         .starts_with("providers.idp.claim_to_headers[0].header"));
+    for tries in [0, 65] {
+        assert_eq!(
+            bad(&format!(
+                r#"{{"providers": {{"idp": {{{idp}, "max_key_tries": {tries}}}}}, "rules": []}}"#
+            )),
+            "providers.idp.max_key_tries: must be between 1 and 64"
+        );
+    }
+    // A weak Ed25519 key in a configured set is refused at load, with its reason.
+    let weak = bad(
+        r#"{"providers": {"p": {"issuer": "i", "local_jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}, {"kty": "OKP", "crv": "Ed25519", "x": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}}}, "rules": []}"#,
+    );
+    assert_eq!(
+        weak,
+        "providers.p.local_jwks.keys[1]: unusable key: ed25519_small_order"
+    );
 }
 
 // ------------------------------------------------------------------ failure budget

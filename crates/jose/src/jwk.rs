@@ -86,23 +86,23 @@ pub struct SkippedKey {
 /// A usable key set.
 #[derive(Debug, Clone)]
 pub struct Jwks {
-    pub keys: Vec<Jwk>,
+    pub keys: Vec<Key>,
     pub skipped: Vec<SkippedKey>,
 }
 
 /// One verification key.
 #[derive(Clone)]
-pub struct Jwk {
+pub struct Key {
     pub kid: Option<String>,
     /// When set, the only algorithm this key verifies.
     pub alg: Option<Alg>,
     pub(crate) key: KeyMaterial,
 }
 
-impl fmt::Debug for Jwk {
+impl fmt::Debug for Key {
     // Never prints key material (an `oct` key is a secret).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Jwk")
+        f.debug_struct("Key")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("kty", &self.key.kty())
@@ -158,7 +158,20 @@ impl KeyMaterial {
     }
 }
 
-impl Jwk {
+impl Key {
+    /// Imports one JWK (RFC 7517 §4) with the checks a member of a set gets (see the module
+    /// documentation), and refuses it with the stable reason a skipped key would carry.
+    /// `allow_symmetric` admits `oct` keys: only for keys the operator configured, never for keys
+    /// fetched from elsewhere.
+    pub fn from_jwk(jwk: &Value, allow_symmetric: bool) -> Result<Key, &'static str> {
+        let opts = JwksOptions {
+            allow_symmetric,
+            max_bytes: usize::MAX,
+            max_keys: 1,
+        };
+        import_key(jwk, opts)
+    }
+
     /// Whether this key may verify a signature made with `alg`: the algorithm must belong to the
     /// key's family, and equal the key's own `alg` when it names one.
     pub fn accepts(&self, alg: Alg) -> bool {
@@ -227,7 +240,7 @@ impl Jwks {
     /// into the same keys. It holds `oct` secrets when such keys were accepted: keep it inside
     /// the proxy (shared data), never send it anywhere.
     pub fn to_json(&self) -> String {
-        let keys: Vec<Value> = self.keys.iter().map(Jwk::to_json).collect();
+        let keys: Vec<Value> = self.keys.iter().map(Key::to_json).collect();
         json!({ "keys": keys }).to_string()
     }
 }
@@ -245,7 +258,7 @@ pub fn parse_jwks(json: &[u8], opts: JwksOptions) -> Result<Jwks, JwksError> {
         return Err(JwksError::TooManyKeys);
     }
 
-    let mut parsed: Vec<(usize, Jwk)> = Vec::new();
+    let mut parsed: Vec<(usize, Key)> = Vec::new();
     let mut skipped = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         match import_key(entry, opts) {
@@ -300,7 +313,7 @@ pub fn parse_jwks(json: &[u8], opts: JwksOptions) -> Result<Jwks, JwksError> {
 
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
-fn import_key(entry: &Value, opts: JwksOptions) -> Result<Jwk, &'static str> {
+fn import_key(entry: &Value, opts: JwksOptions) -> Result<Key, &'static str> {
     let Value::Object(m) = entry else {
         return Err("not_an_object");
     };
@@ -343,7 +356,7 @@ fn import_key(entry: &Value, opts: JwksOptions) -> Result<Jwk, &'static str> {
         }
         Some(_) => return Err("unsupported_kty"),
     };
-    let jwk = Jwk { kid, alg, key };
+    let jwk = Key { kid, alg, key };
     if let Some(alg) = alg {
         if !jwk.accepts(alg) {
             return Err("alg_key_mismatch");
@@ -489,6 +502,9 @@ fn import_okp(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
     }
     let x = member_b64(m, "x", "bad_okp_key")?;
     let x: [u8; 32] = x.try_into().map_err(|_| "bad_okp_key")?;
+    if let Some(reason) = crate::ed25519::weak_key_reason(&x) {
+        return Err(reason);
+    }
     Ok(KeyMaterial::Ed25519(x))
 }
 
@@ -557,7 +573,7 @@ mod tests {
         format!(r#"{{"keys":[{}]}}"#, keys.join(","))
     }
 
-    fn one(key: String) -> Result<Jwk, &'static str> {
+    fn one(key: String) -> Result<Key, &'static str> {
         match parse_jwks(set(&[key]).as_bytes(), OPTS) {
             Ok(mut s) => Ok(s.keys.remove(0)),
             Err(JwksError::NoUsableKey) => Err("skipped"),
@@ -803,6 +819,59 @@ mod tests {
             b64url_encode(&[1u8; 31])
         );
         assert_eq!(skip_reason(short), "bad_okp_key");
+    }
+
+    /// The reported forgery: the identity point as an Ed25519 key makes R = identity, S = 0 a
+    /// valid signature of every message. Such keys are skipped at import, the rest of the set kept.
+    #[test]
+    fn weak_ed25519_keys_are_skipped() {
+        let identity = r#"{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","kid":"weak"}"#;
+        assert_eq!(skip_reason(identity.to_string()), "ed25519_small_order");
+        let value: Value = serde_json::from_str(identity).unwrap();
+        assert_eq!(
+            Key::from_jwk(&value, false).unwrap_err(),
+            "ed25519_small_order"
+        );
+
+        // Without the check the key would verify a forged signature: shown by handing the same
+        // bytes to the verifier directly, past import.
+        let mut x = [0u8; 32];
+        x[0] = 1;
+        let forged = Key {
+            kid: None,
+            alg: None,
+            key: KeyMaterial::Ed25519(x),
+        };
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        for msg in [
+            &b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZG1pbiJ9"[..],
+            b"anything",
+        ] {
+            assert_eq!(forged.verify(Alg::EdDSA, msg, &sig), Ok(()));
+        }
+
+        // Every other small-order or non-canonical encoding is skipped with its reason.
+        let x_of = |bytes: &[u8; 32]| {
+            format!(
+                r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+                b64url_encode(bytes)
+            )
+        };
+        let mut neg_identity = x;
+        neg_identity[31] = 0x80;
+        assert_eq!(skip_reason(x_of(&neg_identity)), "ed25519_non_canonical");
+        let mut p_plus_1 = [0xff; 32];
+        p_plus_1[0] = 0xee;
+        p_plus_1[31] = 0x7f;
+        assert_eq!(skip_reason(x_of(&p_plus_1)), "ed25519_non_canonical");
+        assert_eq!(skip_reason(x_of(&[0; 32])), "ed25519_small_order");
+        // A set of weak keys only is no usable set.
+        let doc = set(&[identity.to_string(), x_of(&[0; 32])]);
+        assert_eq!(
+            parse_jwks(doc.as_bytes(), OPTS).unwrap_err(),
+            JwksError::NoUsableKey
+        );
     }
 
     #[test]

@@ -1,15 +1,15 @@
-//! jwt-auth's verifiers as [`jwt_compact::Algorithm`]s (feature `jwt-compact`), for Rust code
+//! The crate's verifiers as [`jwt_compact::Algorithm`]s (feature `jwt-compact`), for Rust code
 //! that handles tokens with jwt-compact and wants the same checks the filter makes.
 //!
-//! [`Verifier`] verifies one JWS algorithm with a [`Jwk`] imported by [`crate::parse_jwks`]: the
+//! [`Verifier`] verifies one JWS algorithm with a [`Key`] imported by [`crate::parse_jwks`]: the
 //! key's family and its own `alg` are enforced exactly as in the filter (an RSA key never verifies
 //! an HMAC tag, a key with `alg: RS256` never a PS256 signature), and every Wycheproof vector the
 //! filter is tested with also runs through this adapter. It verifies only: shieldwall never signs,
 //! so its signing key type has no values.
 //!
 //! ```
-//! use jwt_auth::compact::Verifier;
-//! use jwt_auth::{parse_jwks, Alg, JwksOptions};
+//! use shieldwall_jose::compact::Verifier;
+//! use shieldwall_jose::{parse_jwks, Alg, JwksOptions};
 //! use jwt_compact::{AlgorithmExt, Claims, UntrustedToken};
 //!
 //! # fn check(token: &str, jwks_json: &[u8]) -> anyhow::Result<()> {
@@ -29,10 +29,10 @@ use std::borrow::Cow;
 
 use jwt_compact::{Algorithm, AlgorithmSignature};
 
-use crate::jwk::Jwk;
+use crate::jwk::Key;
 use crate::jws::Alg;
 
-/// One JWS algorithm, verified with jwt-auth's verifier.
+/// One JWS algorithm, verified with this crate's verifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verifier {
     alg: Alg,
@@ -65,7 +65,7 @@ impl AlgorithmSignature for Signature {
 
 impl Algorithm for Verifier {
     type SigningKey = NoSigningKey;
-    type VerifyingKey = Jwk;
+    type VerifyingKey = Key;
     type Signature = Signature;
 
     fn name(&self) -> Cow<'static, str> {
@@ -76,7 +76,7 @@ impl Algorithm for Verifier {
         match *signing_key {}
     }
 
-    fn verify_signature(&self, signature: &Signature, key: &Jwk, message: &[u8]) -> bool {
+    fn verify_signature(&self, signature: &Signature, key: &Key, message: &[u8]) -> bool {
         key.verify(self.alg, message, &signature.0).is_ok()
     }
 }

@@ -322,7 +322,7 @@ fn optional_string(map: &Map<String, Value>, name: &str) -> Result<Option<String
 /// Strict base64url (RFC 4648 §5) without padding: only `A-Za-z0-9-_`, no `=`, no whitespace,
 /// and canonical (the unused low bits of the last character must be zero), so every byte
 /// string has exactly one accepted encoding.
-pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     // The engine refuses padding, non-alphabet bytes (whitespace included), impossible lengths and
     // non-zero trailing bits; the explicit alphabet check keeps that true whatever its config.
     if !text
@@ -334,7 +334,7 @@ pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
-pub(crate) fn b64url_encode(bytes: &[u8]) -> String {
+pub fn b64url_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

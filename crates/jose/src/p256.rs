@@ -2185,7 +2185,7 @@ mod tests {
         assert_eq!(both(&s, msg, &sig), (true, true));
     }
 
-    /// Native timing, ours against ring: `cargo test --release -p jwt-auth p256::tests::timing
+    /// Native timing, ours against ring: `cargo test --release -p shieldwall-jose p256::tests::timing
     /// -- --ignored --nocapture`.
     #[test]
     #[ignore]

@@ -2,7 +2,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-const OPTS: jwt_auth::JwksOptions = jwt_auth::JwksOptions {
+const OPTS: shieldwall_jose::JwksOptions = shieldwall_jose::JwksOptions {
     allow_symmetric: true,
     max_bytes: 64 * 1024,
     max_keys: 64,
@@ -10,10 +10,10 @@ const OPTS: jwt_auth::JwksOptions = jwt_auth::JwksOptions {
 
 // Import must never panic; an imported set must survive its own serialization unchanged.
 fuzz_target!(|data: &[u8]| {
-    if let Ok(jwks) = jwt_auth::parse_jwks(data, OPTS) {
+    if let Ok(jwks) = shieldwall_jose::parse_jwks(data, OPTS) {
         assert!(!jwks.keys.is_empty());
         let json = jwks.to_json();
-        let again = jwt_auth::parse_jwks(json.as_bytes(), OPTS).expect("re-import");
+        let again = shieldwall_jose::parse_jwks(json.as_bytes(), OPTS).expect("re-import");
         assert_eq!(again.to_json(), json);
         assert!(again.skipped.is_empty());
     }

@@ -430,7 +430,7 @@ mod tests {
     use ring::signature::{self as rsig, RsaKeyPair, RsaPublicKeyComponents};
 
     use super::*;
-    use crate::jwk::{parse_jwks, Jwk, JwksOptions};
+    use crate::jwk::{parse_jwks, JwksOptions, Key};
     use crate::jws::{b64url_encode, Alg};
     use crate::verify::VerifyError;
 
@@ -906,10 +906,10 @@ mod tests {
         pair: RsaKeyPair,
         n: Vec<u8>,
         e: Vec<u8>,
-        jwk: Jwk,
+        jwk: Key,
     }
 
-    fn jwk_of(n: &[u8], e: &[u8]) -> Jwk {
+    fn jwk_of(n: &[u8], e: &[u8]) -> Key {
         let doc = format!(
             r#"{{"keys":[{{"kty":"RSA","n":"{}","e":"{}"}}]}}"#,
             b64url_encode(n),
@@ -968,7 +968,7 @@ mod tests {
     }
 
     /// Both verifiers' answers, which must agree.
-    fn both(n: &[u8], e: &[u8], jwk: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
+    fn both(n: &[u8], e: &[u8], jwk: &Key, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
         let ours = jwk.verify(alg, msg, sig);
         let ring = RsaPublicKeyComponents { n, e }
             .verify(ring_params(alg), msg, sig)
@@ -981,7 +981,7 @@ mod tests {
     }
 
     /// The refusals every signature must show, checked with both verifiers.
-    fn tampered_are_refused(n: &[u8], e: &[u8], jwk: &Jwk, alg: Alg, msg: &[u8], sig: &[u8]) {
+    fn tampered_are_refused(n: &[u8], e: &[u8], jwk: &Key, alg: Alg, msg: &[u8], sig: &[u8]) {
         let k = sig.len();
         assert_eq!(k, n.len());
         let refused_as = |alg: Alg, m: &[u8], s: &[u8], what: &str| {
@@ -1126,7 +1126,7 @@ mod tests {
     }
 
     /// Native cost of one RS256 verification, ours against ring's.
-    /// `cargo test --release -p jwt-auth rs256_timing -- --ignored --nocapture`
+    /// `cargo test --release -p shieldwall-jose rs256_timing -- --ignored --nocapture`
     #[test]
     #[ignore]
     fn rs256_timing() {

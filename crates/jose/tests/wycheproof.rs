@@ -18,10 +18,10 @@
 
 use std::path::PathBuf;
 
-use jwt_auth::{
+use serde_json::{json, Value};
+use shieldwall_jose::{
     parse_compact, parse_compact_raw, parse_jwks, select_keys, Alg, JwksOptions, JwsError,
 };
-use serde_json::{json, Value};
 
 const OPTS: JwksOptions = JwksOptions {
     // The vectors include HMAC keys; production enables these only for local key sets.
@@ -111,8 +111,8 @@ fn run_signature_file(
             #[cfg(feature = "jwt-compact")]
             {
                 use jwt_compact::{Algorithm, AlgorithmSignature};
-                let signature = jwt_auth::compact::Signature::try_from_slice(&sig).unwrap();
-                let adapter = jwt_auth::compact::Verifier::new(alg);
+                let signature = shieldwall_jose::compact::Signature::try_from_slice(&sig).unwrap();
+                let adapter = shieldwall_jose::compact::Verifier::new(alg);
                 assert_eq!(
                     adapter.verify_signature(&signature, key, &msg),
                     verified,

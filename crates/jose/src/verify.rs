@@ -21,7 +21,7 @@ use std::fmt;
 
 use ring::{hmac, signature};
 
-use crate::jwk::{Jwk, Jwks, KeyMaterial};
+use crate::jwk::{Jwks, Key, KeyMaterial};
 use crate::jws::{Alg, Header};
 use crate::rsa::{Hash, Padding};
 
@@ -51,7 +51,7 @@ impl fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
-impl Jwk {
+impl Key {
     /// Verifies `signature` over `signing_input` with this key and `alg`.
     ///
     /// RS*/PS* take a signature exactly as long as the modulus; PS* use MGF1 with the same hash
@@ -110,16 +110,16 @@ impl Jwk {
     }
 }
 
-/// The keys worth trying for a token, at most `max_tries` of them.
+/// Every key worth trying for a token, in the set's order.
 ///
 /// With a `kid` in the header, only keys with exactly that `kid`; without one, every key. In both
 /// cases only keys that accept the header's `alg`, so a flood of tokens cannot make the filter
-/// try keys that could never verify.
-pub fn select_keys<'a>(
+/// try keys that could never verify. A caller bounds the work with `take`, and can tell from
+/// what is left whether the bound cut the list short.
+pub fn candidate_keys<'a>(
     jwks: &'a Jwks,
     header: &'a Header,
-    max_tries: usize,
-) -> impl Iterator<Item = &'a Jwk> + 'a {
+) -> impl Iterator<Item = &'a Key> + 'a {
     jwks.keys
         .iter()
         .filter(move |k| match &header.kid {
@@ -127,7 +127,15 @@ pub fn select_keys<'a>(
             None => true,
         })
         .filter(move |k| k.accepts(header.alg))
-        .take(max_tries)
+}
+
+/// The first `max_tries` of [`candidate_keys`].
+pub fn select_keys<'a>(
+    jwks: &'a Jwks,
+    header: &'a Header,
+    max_tries: usize,
+) -> impl Iterator<Item = &'a Key> + 'a {
+    candidate_keys(jwks, header).take(max_tries)
 }
 
 #[cfg(test)]
@@ -212,7 +220,7 @@ mod tests {
         }
     }
 
-    fn key<'a>(f: &'a Fixture, kid: &str) -> &'a Jwk {
+    fn key<'a>(f: &'a Fixture, kid: &str) -> &'a Key {
         f.jwks
             .keys
             .iter()
@@ -370,7 +378,7 @@ mod tests {
         }
     }
 
-    fn kids<'a>(it: impl Iterator<Item = &'a Jwk>) -> Vec<&'a str> {
+    fn kids<'a>(it: impl Iterator<Item = &'a Key>) -> Vec<&'a str> {
         it.map(|k| k.kid.as_deref().unwrap_or("-")).collect()
     }
 

@@ -7,8 +7,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else {
         return;
     };
-    let raw = jwt_auth::parse_compact_raw(token, 16 * 1024);
-    match jwt_auth::parse_compact(token, 16 * 1024) {
+    let raw = shieldwall_jose::parse_compact_raw(token, 16 * 1024);
+    match shieldwall_jose::parse_compact(token, 16 * 1024) {
         Ok(jws) => {
             let raw = raw.expect("raw parse accepts what the JWT parse accepts");
             assert_eq!(raw.header, jws.header);

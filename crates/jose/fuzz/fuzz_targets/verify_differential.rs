@@ -1,0 +1,139 @@
+#![no_main]
+
+//! ES256 and RSA verification against ring on fuzzer-chosen messages and signatures: a valid
+//! signature of the input message, then changed as the input says (bytes overwritten, cut,
+//! extended), or the input's own bytes as the signature. shieldwall-jose and ring must agree on
+//! every case; a disagreement panics with the case in hex.
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use ring::rand::SystemRandom;
+use ring::signature::{self as rsig, KeyPair};
+use shieldwall_jose::{b64url_encode, Alg, Key};
+
+struct Keys {
+    ec: rsig::EcdsaKeyPair,
+    ec_ours: Key,
+    ec_point: Vec<u8>,
+    rsa: rsig::RsaKeyPair,
+    rsa_ours: Key,
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let rng = SystemRandom::new();
+        let alg = &rsig::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = rsig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let ec = rsig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let ec_point = ec.public_key().as_ref().to_vec();
+        let ec_jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": b64url_encode(&ec_point[1..33]), "y": b64url_encode(&ec_point[33..])});
+        let rsa = rsig::RsaKeyPair::from_pkcs8(include_bytes!("../../tests/data/rsa/rsa2048.pk8"))
+            .unwrap();
+        let components: ring::rsa::PublicKeyComponents<Vec<u8>> = rsa.public().into();
+        let (n, e) = (components.n, components.e);
+        let rsa_jwk = serde_json::json!({"kty": "RSA", "n": b64url_encode(&n), "e": b64url_encode(&e)});
+        Keys {
+            ec,
+            ec_ours: Key::from_jwk(&ec_jwk, false).unwrap(),
+            ec_point,
+            rsa,
+            rsa_ours: Key::from_jwk(&rsa_jwk, false).unwrap(),
+            n,
+            e,
+        }
+    })
+}
+
+const RSA_ALGS: [(Alg, &dyn rsig::RsaEncoding, &rsig::RsaParameters); 6] = [
+    (Alg::RS256, &rsig::RSA_PKCS1_SHA256, &rsig::RSA_PKCS1_2048_8192_SHA256),
+    (Alg::RS384, &rsig::RSA_PKCS1_SHA384, &rsig::RSA_PKCS1_2048_8192_SHA384),
+    (Alg::RS512, &rsig::RSA_PKCS1_SHA512, &rsig::RSA_PKCS1_2048_8192_SHA512),
+    (Alg::PS256, &rsig::RSA_PSS_SHA256, &rsig::RSA_PSS_2048_8192_SHA256),
+    (Alg::PS384, &rsig::RSA_PSS_SHA384, &rsig::RSA_PSS_2048_8192_SHA384),
+    (Alg::PS512, &rsig::RSA_PSS_SHA512, &rsig::RSA_PSS_2048_8192_SHA512),
+];
+
+/// Applies the edit the input describes: `[mode, pos_hi, pos_lo, len, bytes...]`.
+fn edit(sig: &mut Vec<u8>, edit: &[u8]) {
+    let [mode, hi, lo, len, rest @ ..] = edit else {
+        return;
+    };
+    let pos = (usize::from(*hi) << 8 | usize::from(*lo)) % (sig.len() + 1);
+    match mode % 4 {
+        0 => {
+            // Overwrite bytes at pos.
+            for (i, b) in rest.iter().take(usize::from(*len)).enumerate() {
+                if let Some(s) = sig.get_mut(pos + i) {
+                    *s = *b;
+                }
+            }
+        }
+        1 => sig.truncate(pos),
+        2 => sig.extend(rest.iter().take(usize::from(*len))),
+        _ => {
+            // Flip one bit.
+            if let Some(s) = sig.get_mut(pos.min(sig.len().saturating_sub(1))) {
+                *s ^= 1 << (len % 8);
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [selector, msg_len, rest @ ..] = data else {
+        return;
+    };
+    let msg_len = usize::from(*msg_len).min(rest.len());
+    let (msg, tail) = rest.split_at(msg_len);
+    let k = keys();
+    let rng = SystemRandom::new();
+    let raw = selector & 0x80 != 0;
+    let (alg, ours, theirs, sig) = match selector % 7 {
+        0 => {
+            let sig = if raw { tail.to_vec() } else { k.ec.sign(&rng, msg).unwrap().as_ref().to_vec() };
+            let mut s = sig;
+            if !raw {
+                edit(&mut s, tail);
+            }
+            let ours = k.ec_ours.verify(Alg::ES256, msg, &s).is_ok();
+            let theirs = rsig::UnparsedPublicKey::new(&rsig::ECDSA_P256_SHA256_FIXED, &k.ec_point)
+                .verify(msg, &s)
+                .is_ok();
+            (Alg::ES256, ours, theirs, s)
+        }
+        i => {
+            let (alg, signing, verifying) = RSA_ALGS[usize::from(i - 1)];
+            let mut s = if raw {
+                tail.to_vec()
+            } else {
+                let mut out = vec![0u8; k.n.len()];
+                k.rsa.sign(signing, &rng, msg, &mut out).unwrap();
+                out
+            };
+            if !raw {
+                edit(&mut s, tail);
+            }
+            let ours = k.rsa_ours.verify(alg, msg, &s).is_ok();
+            let theirs = rsig::RsaPublicKeyComponents { n: &k.n, e: &k.e }
+                .verify(verifying, msg, &s)
+                .is_ok();
+            (alg, ours, theirs, s)
+        }
+    };
+    assert_eq!(
+        ours,
+        theirs,
+        "{alg}: shieldwall-jose {ours}, ring {theirs}; msg {} sig {}",
+        hex(msg),
+        hex(&sig)
+    );
+});
