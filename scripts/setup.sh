@@ -10,6 +10,7 @@
 #   envoy/idp/node_modules/          the OpenID Provider's npm packages (npm ci, from the lock file)
 #   .cache/node/                     Node.js 22 LTS from npm, only when the system's Node is not one
 #                                    oidc-provider supports (see below; scripts/node-path.sh picks it)
+#   .cache/tools/bin/cargo-fuzz      cargo-fuzz, pinned, for scripts/fuzz.sh
 # Cargo keeps the crates it downloads in its own cache (~/.cargo/registry), as for any build.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -97,4 +98,13 @@ if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$idp/package-lock.json" -nt 
 fi
 say "node: $node_bin ($("$node_bin" --version)), oidc-provider $("$node_bin" -p 'require("./envoy/idp/node_modules/oidc-provider/package.json").version')"
 
+# cargo-fuzz for scripts/fuzz.sh, pinned, in the project (not ~/.cargo/bin). Building it takes a
+# few minutes, once.
+cargo_fuzz_version=0.13.2
+cargo_fuzz="$root/.cache/tools/bin/cargo-fuzz"
+if [ "$("$cargo_fuzz" --version 2>/dev/null || true)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+  say "installing cargo-fuzz $cargo_fuzz_version into .cache/tools (a few minutes, once)"
+  cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked --quiet --root "$root/.cache/tools"
+fi
+say "cargo-fuzz: $("$cargo_fuzz" --version)"
 say "setup complete"
