@@ -4,6 +4,7 @@
 # benchmark measures as the floor of a wasm filter).
 #
 #   scripts/wasm-modules.sh packages   the cargo package names, one a line
+#   scripts/wasm-modules.sh filters    only the filters' package names (those under filters/)
 #   scripts/wasm-modules.sh paths      the .wasm files they build to, one a line (the default)
 #   scripts/wasm-modules.sh check      `ls -l` of those files; exits 1 naming any that is missing
 #
@@ -11,9 +12,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages() {
-  local dir name
-  for dir in "$root"/filters/*/ "$root"/host-tests/guests/*/; do
+packages() { # [filters]
+  local dir name dirs=("$root"/filters/*/)
+  [ "${1:-}" = filters ] || dirs+=("$root"/host-tests/guests/*/)
+  for dir in "${dirs[@]}"; do
     [ -f "$dir/Cargo.toml" ] || continue
     name="$(basename "$dir")"
     [ "$name" = core ] && continue
@@ -31,6 +33,7 @@ paths() {
 
 case "${1:-paths}" in
   packages) packages ;;
+  filters) packages filters ;;
   paths) paths ;;
   check)
     missing=0
@@ -45,7 +48,7 @@ case "${1:-paths}" in
     exit "$missing"
     ;;
   *)
-    echo "usage: $0 [packages|paths|check]" >&2
+    echo "usage: $0 [packages|filters|paths|check]" >&2
     exit 2
     ;;
 esac
