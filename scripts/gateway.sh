@@ -23,6 +23,8 @@
 #   SHIELDWALL_GATEWAY_DIR  [.gateway at the repository root]  state: pids, logs, config, IdP keys
 #   SHIELDWALL_GATEWAY_SKIP_SETUP=1  do not run scripts/setup.sh (everything is installed already)
 #   SHIELDWALL_ENVOY                 the Envoy binary to use (see scripts/envoy-path.sh)
+#   SHIELDWALL_NODE                  the Node.js binary that runs the IdP (see scripts/node-path.sh)
+#   CARGO_TARGET_DIR                 where the modules and the echo are built (scripts/target-dir.sh)
 #
 # Once installed and built, `up` needs no network.
 set -euo pipefail
