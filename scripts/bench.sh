@@ -16,15 +16,24 @@ cd "$root"
 say() { printf '==> %s\n' "$*" >&2; }
 
 envoy="$("$root/scripts/envoy-path.sh" 2>/dev/null || true)"
-if [ -z "$envoy" ] || ! command -v wrk >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+if [ -z "$envoy" ] || ! command -v openssl >/dev/null 2>&1; then
   "$root/scripts/setup.sh"
   envoy="$("$root/scripts/envoy-path.sh")"
+fi
+# The load generator is the benchmark's own package: scripts/setup.sh (for the gateway and the
+# tests) does not install it.
+if ! command -v wrk >/dev/null 2>&1; then
+  say "installing the Debian package wrk (the load generator)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk >/dev/null
 fi
 for tool in taskset python3 cargo; do
   command -v "$tool" >/dev/null 2>&1 || { say "$tool is needed"; exit 1; }
 done
 
-target="${CARGO_TARGET_DIR:-$root/target}"
+target="$(bash "$root/scripts/target-dir.sh")"
 say "building the modules (release, wasm32-wasip1)"
 cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit -p noop
 say "building the benchmark helper"

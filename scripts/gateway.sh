@@ -2,9 +2,18 @@
 # The local secure gateway: an OpenID Provider, an echo upstream and Envoy with the full shieldwall
 # chain (jwt-auth → scope-authz → rate-limit), all on 127.0.0.1.
 #
-#   scripts/gateway.sh up       install what is missing, build, start, wait until all answer
-#   scripts/gateway.sh status   what runs, with its pid and port
-#   scripts/gateway.sh down     stop what `up` started (by the pids it recorded, only those)
+#   scripts/gateway.sh up       install what is missing, build, start, wait until all answer; writes
+#                               the env file (GATEWAY, IDP, ADMIN, UPSTREAM) the quick start sources
+#   scripts/gateway.sh status   what runs, with its pid and port; exits 0 when every part runs,
+#                               1 when the gateway is stopped or only partly running
+#   scripts/gateway.sh down     stop what `up` started (by the pids it recorded, only those) and
+#                               return once each of those processes is gone (exited and reaped)
+#
+# State, in SHIELDWALL_GATEWAY_DIR (.gateway by default):
+#   env                 `source` it: GATEWAY, IDP, ADMIN, UPSTREAM as http://127.0.0.1:PORT
+#   logs/<step>.log     one log per step (setup, build, render, idp, echo, envoy); each run appends
+#                       to it under a dated header, so an earlier run's output stays
+#   access.log          Envoy's access log; envoy.yaml, the rendered config; idp-keys.json; *.pid
 #
 # Environment (defaults in brackets):
 #   SHIELDWALL_GATEWAY_PORT [8080]   the gateway (Envoy's listener)
@@ -14,17 +23,21 @@
 #   SHIELDWALL_GATEWAY_DIR  [.gateway at the repository root]  state: pids, logs, config, IdP keys
 #   SHIELDWALL_GATEWAY_SKIP_SETUP=1  do not run scripts/setup.sh (everything is installed already)
 #   SHIELDWALL_ENVOY                 the Envoy binary to use (see scripts/envoy-path.sh)
+#   SHIELDWALL_NODE                  the Node.js binary that runs the IdP (see scripts/node-path.sh)
+#   CARGO_TARGET_DIR                 where the modules and the echo are built (scripts/target-dir.sh)
 #
 # Once installed and built, `up` needs no network.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+caller_dir="$PWD"
 cd "$root"
 
 state="${SHIELDWALL_GATEWAY_DIR:-$root/.gateway}"
 case "$state" in /*) ;; *) state="$root/$state" ;; esac
-target="${CARGO_TARGET_DIR:-$root/target}"
-case "$target" in /*) ;; *) target="$root/$target" ;; esac
+target="$(bash scripts/target-dir.sh)"
 modules="$target/wasm32-wasip1/release"
+logs="$state/logs"
+env_file="$state/env"
 
 components=(idp echo envoy) # start order; stopped in reverse
 
@@ -38,6 +51,34 @@ step() {
   printf '[%d/%d] %s\n' "$step_no" "$step_total" "$*"
 }
 ok() { printf '      ok: %s\n' "$*"; }
+
+# The log of one step, logs/<step>.log: opened for this run with a dated header and appended to,
+# never truncated, so the logs of earlier runs stay above it. Prints its path.
+run_started="$(date '+%Y-%m-%d %H:%M:%S %z')"
+log_of() {
+  local file="$logs/$1.log"
+  mkdir -p "$logs"
+  printf '\n===== %s  scripts/gateway.sh up (pid %s): %s =====\n' "$run_started" "$$" "$1" >>"$file"
+  printf '%s\n' "$file"
+}
+
+# How to name the env file in the printed commands: relative to where the command was started
+# when it lies below it, else absolute.
+env_file_shown() {
+  local path="$env_file"
+  case "$path" in "$caller_dir"/*) path="${path#"$caller_dir"/}" ;; esac
+  printf '%q' "$path"
+}
+
+write_env_file() {
+  {
+    echo "# The local gateway's addresses, written by scripts/gateway.sh up: source this file."
+    echo "export GATEWAY=http://127.0.0.1:$gateway_port"
+    echo "export IDP=http://127.0.0.1:$idp_port"
+    echo "export ADMIN=http://127.0.0.1:$admin_port"
+    echo "export UPSTREAM=http://127.0.0.1:$upstream_port"
+  } >"$env_file"
+}
 
 # The ports: recorded by `up` for status and down; otherwise the environment, else the defaults.
 load_ports() {
@@ -99,26 +140,60 @@ running_pid() {
   echo "$pid"
 }
 
-# Stops one component by its recorded pid: SIGTERM, up to 10 s, then SIGKILL.
+# The start time of a process (field 22 of /proc/PID/stat, clock ticks since boot). With the pid it
+# names one process: once ours is reaped, a new process given the same pid is not waited for.
+start_time_of() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }" # the fields after the command name, from field 3 (the state) on
+  # shellcheck disable=SC2086
+  set -- $stat
+  echo "${20}"
+}
+
+# Gone: no process with this pid and start time any more (it exited and its parent reaped it).
+# A zombie (state Z) has exited but still holds its pid until it is reaped.
+reaped() {
+  local pid="$1" start="$2" now
+  kill -0 "$pid" 2>/dev/null || return 0
+  now="$(start_time_of "$pid")" || return 0
+  [ "$now" != "$start" ]
+}
+
+# Stops one component by its recorded pid: SIGTERM, up to 10 s, then SIGKILL; then waits up to
+# 10 s until the process is reaped, so that `down` returns when nothing of it is left.
 stop_one() {
-  local name="$1" pid
+  local name="$1" pid start i
   if ! pid="$(pid_of "$name")"; then
     return 0
   fi
   if is_ours "$name" "$pid"; then
+    start="$(start_time_of "$pid" || true)"
     kill -TERM "$pid" 2>/dev/null || true
-    local i
     for i in $(seq 1 100); do
       is_ours "$name" "$pid" || break
       sleep 0.1
     done
     if is_ours "$name" "$pid"; then
       kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.2
+      for i in $(seq 1 20); do
+        is_ours "$name" "$pid" || break
+        sleep 0.1
+      done
     fi
     if is_ours "$name" "$pid"; then
-      say "  $name (pid $pid) does not stop" >&2
+      say "  $name (pid $pid) does not stop, even after SIGKILL" >&2
       return 1
+    fi
+    if [ -n "$start" ]; then
+      for i in $(seq 1 100); do
+        reaped "$pid" "$start" && break
+        sleep 0.1
+      done
+      if ! reaped "$pid" "$start"; then
+        say "  $name (pid $pid) has exited but is still a zombie after 10 s: its parent (pid $(ps -o ppid= -p "$pid" | tr -d ' ')) has not reaped it" >&2
+        return 1
+      fi
     fi
     say "  stopped $name (pid $pid)"
   fi
@@ -149,7 +224,7 @@ fail() {
   if [ "${started:-0}" = 1 ]; then
     say "stopping what was started" >&2
     stop_all >&2 || true
-    rm -f "$state/ports"
+    rm -f "$state/ports" "$env_file"
   fi
   exit 1
 }
@@ -205,7 +280,7 @@ wait_for() {
 
 # The demo token request the printed commands use.
 token_command() {
-  printf '%s' "TOKEN=\$(curl -s -u orders-reader:orders-reader-secret -d grant_type=client_credentials -d scope=orders:read -d resource=urn:shieldwall:orders-api http://127.0.0.1:$idp_port/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')"
+  printf '%s' "TOKEN=\$(curl -s -u orders-reader:orders-reader-secret -d grant_type=client_credentials -d scope=orders:read -d resource=urn:shieldwall:orders-api \$IDP/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')"
 }
 
 print_summary() {
@@ -214,20 +289,23 @@ print_summary() {
   say "  OpenID Provider  http://127.0.0.1:$idp_port  (issuer; discovery at /.well-known/openid-configuration, keys at /jwks)"
   say "  Upstream (echo)  http://127.0.0.1:$upstream_port  (answers with what the gateway passed on)"
   say "  Envoy admin      http://127.0.0.1:$admin_port  (stats, config dump)"
-  say "  Logs and config  $state"
+  say "  Logs and config  $state (logs in $logs)"
   say ""
   say "Gateway: http://127.0.0.1:$gateway_port"
   say ""
   say "Try it (copy and paste):"
   say ""
+  say "# 0. the addresses above as GATEWAY, IDP, ADMIN and UPSTREAM"
+  say "source $(env_file_shown)"
+  say ""
   say "# 1. get an access token as client orders-reader (scope orders:read, tenant a)"
   say "$(token_command)"
   say ""
   say "# 2. an allowed route: tenant a's order -> 200, the echo shows what the gateway passed on"
-  say "curl -i -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$gateway_port/tenants/a/orders/42"
+  say "curl -i -H \"Authorization: Bearer \$TOKEN\" \$GATEWAY/tenants/a/orders/42"
   say ""
   say "# 3. a refused route: tenant b's order -> 403, the tenant boundary"
-  say "curl -i -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$gateway_port/tenants/b/orders/42"
+  say "curl -i -H \"Authorization: Bearer \$TOKEN\" \$GATEWAY/tenants/b/orders/42"
   say ""
   say "Stop it with: scripts/gateway.sh down"
 }
@@ -271,7 +349,7 @@ cmd_down() {
   fi
   say "stopping the gateway"
   if stop_all; then
-    rm -f "$state/ports"
+    rm -f "$state/ports" "$env_file"
     say "stopped"
   else
     return 1
@@ -286,6 +364,7 @@ cmd_up() {
   done
   if [ "$running" = 1 ] && [ "$stopped" = 0 ]; then
     say "the gateway is already up (scripts/gateway.sh status; scripts/gateway.sh down to stop it)"
+    write_env_file
     print_summary
     return 0
   fi
@@ -298,7 +377,7 @@ cmd_up() {
   # Nothing of ours runs: forget stale pid files and ports from an earlier run.
   mkdir -p "$state"
   for name in "${components[@]}"; do rm -f "$state/$name.pid"; done
-  rm -f "$state/ports"
+  rm -f "$state/ports" "$env_file"
   load_ports
 
   started=0
@@ -320,33 +399,38 @@ cmd_up() {
   ok "all free"
 
   step "setup: toolchain, Envoy, the OpenID Provider (scripts/setup.sh)"
+  local setup_log build_log render_log idp_log echo_log envoy_log
+  setup_log="$(log_of setup)"
   if [ "${SHIELDWALL_GATEWAY_SKIP_SETUP:-0}" = 1 ]; then
     ok "skipped (SHIELDWALL_GATEWAY_SKIP_SETUP=1)"
   else
-    bash scripts/setup.sh >"$state/setup.log" 2>&1 || fail "scripts/setup.sh failed" "$state/setup.log"
-    ok "$(tail -n 1 "$state/setup.log" | sed 's/^==> //')"
+    bash scripts/setup.sh >>"$setup_log" 2>&1 || fail "scripts/setup.sh failed" "$setup_log"
+    ok "$(tail -n 1 "$setup_log" | sed 's/^==> //')"
   fi
-  local envoy_bin
-  envoy_bin="$(bash scripts/envoy-path.sh 2>"$state/setup.log")" || fail "no Envoy binary: run scripts/setup.sh" "$state/setup.log"
+  local envoy_bin node_bin
+  envoy_bin="$(bash scripts/envoy-path.sh 2>>"$setup_log")" || fail "no Envoy binary: run scripts/setup.sh" "$setup_log"
+  node_bin="$(bash scripts/node-path.sh 2>>"$setup_log")" || fail "no Node.js: run scripts/setup.sh" "$setup_log"
   [ -d envoy/idp/node_modules/oidc-provider ] || fail "the OpenID Provider is not installed: run scripts/setup.sh"
 
   step "build: the wasm modules and the echo upstream (cargo build --release)"
+  build_log="$(log_of build)"
   {
     cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit &&
       cargo build --release -p shieldwall-e2e --bin echo
-  } >"$state/build.log" 2>&1 || fail "cargo build failed" "$state/build.log"
+  } >>"$build_log" 2>&1 || fail "cargo build failed" "$build_log"
   local m
   for m in jwt_auth scope_authz rate_limit; do
-    [ -f "$modules/$m.wasm" ] || fail "the build made no $modules/$m.wasm" "$state/build.log"
+    [ -f "$modules/$m.wasm" ] || fail "the build made no $modules/$m.wasm" "$build_log"
   done
-  [ -x "$target/release/echo" ] || fail "the build made no $target/release/echo" "$state/build.log"
+  [ -x "$target/release/echo" ] || fail "the build made no $target/release/echo" "$build_log"
   ok "$modules/{jwt_auth,scope_authz,rate_limit}.wasm, $target/release/echo"
 
   step "config: render envoy/gateway.yaml into $state/envoy.yaml"
+  render_log="$(log_of render)"
   : >"$state/access.log"
   GATEWAY_PORT="$gateway_port" ADMIN_PORT="$admin_port" IDP_PORT="$idp_port" \
     UPSTREAM_PORT="$upstream_port" MODULE_DIR="$modules" STATE_DIR="$state" \
-    python3 - envoy/gateway.yaml "$state/envoy.yaml" 2>"$state/render.log" <<'PY' || fail "rendering envoy/gateway.yaml failed" "$state/render.log"
+    python3 - envoy/gateway.yaml "$state/envoy.yaml" 2>>"$render_log" <<'PY' || fail "rendering envoy/gateway.yaml failed" "$render_log"
 import os, re, sys
 src, dst = sys.argv[1], sys.argv[2]
 names = ["GATEWAY_PORT", "ADMIN_PORT", "IDP_PORT", "UPSTREAM_PORT", "MODULE_DIR", "STATE_DIR"]
@@ -364,22 +448,24 @@ PY
     echo "idp_port=$idp_port"
     echo "upstream_port=$upstream_port"
   } >"$state/ports"
-  ok "$state/envoy.yaml"
+  write_env_file
+  ok "$state/envoy.yaml, $env_file"
 
   started=1
   step "start the OpenID Provider on 127.0.0.1:$idp_port"
-  local node_bin="${SHIELDWALL_NODE:-node}"
+  idp_log="$(log_of idp)"
   "$node_bin" envoy/idp/idp.js --port "$idp_port" --keys "$state/idp-keys.json" \
-    </dev/null >"$state/idp.log" 2>&1 &
+    </dev/null >>"$idp_log" 2>&1 &
   echo $! >"$state/idp.pid"
-  wait_for idp 30 "$state/idp.log" "discovery document" \
+  wait_for idp 30 "$idp_log" "discovery document" \
     status_is 200 "http://127.0.0.1:$idp_port/.well-known/openid-configuration"
   ok "pid $(pid_of idp), issuer http://127.0.0.1:$idp_port, keys in $state/idp-keys.json"
 
   step "start the echo upstream on 127.0.0.1:$upstream_port"
-  "$target/release/echo" --port "$upstream_port" </dev/null >"$state/echo.log" 2>&1 &
+  echo_log="$(log_of echo)"
+  "$target/release/echo" --port "$upstream_port" </dev/null >>"$echo_log" 2>&1 &
   echo $! >"$state/echo.pid"
-  wait_for echo 15 "$state/echo.log" "answer" \
+  wait_for echo 15 "$echo_log" "answer" \
     status_is 200 "http://127.0.0.1:$upstream_port/"
   ok "pid $(pid_of echo)"
 
@@ -391,27 +477,28 @@ PY
   # cannot be the child of this script: a small shell stays its parent, records Envoy's own pid
   # (the one `down` signals) and waits; it ends when Envoy does.
   rm -f "$state/envoy.pid"
+  envoy_log="$(log_of envoy)"
   bash -c 'pidfile="$1"; shift; "$@" & echo $! >"$pidfile"; wait $!' envoy-parent \
     "$state/envoy.pid" "$envoy_bin" -c "$state/envoy.yaml" --base-id "$base_id" --concurrency 2 \
     --log-level info --drain-time-s 1 --parent-shutdown-time-s 2 --file-flush-interval-msec 1000 \
-    </dev/null >"$state/envoy.log" 2>&1 &
+    </dev/null >>"$envoy_log" 2>&1 &
   local i
   for i in $(seq 1 50); do
     [ -s "$state/envoy.pid" ] && break
     sleep 0.1
   done
-  pid_of envoy >/dev/null || fail "envoy did not start" "$state/envoy.log"
-  wait_for envoy 60 "$state/envoy.log" "LIVE on admin /ready" \
+  pid_of envoy >/dev/null || fail "envoy did not start" "$envoy_log"
+  wait_for envoy 60 "$envoy_log" "LIVE on admin /ready" \
     admin_live
-  wait_for envoy 15 "$state/envoy.log" "200 from the gateway's /healthz" \
+  wait_for envoy 15 "$envoy_log" "200 from the gateway's /healthz" \
     status_is 200 "http://127.0.0.1:$gateway_port/healthz"
   # A first token must be accepted: jwt-auth has fetched the IdP's key set through Envoy.
   local token
   token="$(curl -s --max-time 5 -u orders-reader:orders-reader-secret -d grant_type=client_credentials \
     -d scope=orders:read -d resource=urn:shieldwall:orders-api "http://127.0.0.1:$idp_port/token" |
     sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
-  [ -n "$token" ] || fail "the OpenID Provider gave no token to orders-reader" "$state/idp.log"
-  wait_for envoy 20 "$state/envoy.log" "acceptance of a first token (the key set from the IdP)" \
+  [ -n "$token" ] || fail "the OpenID Provider gave no token to orders-reader" "$idp_log"
+  wait_for envoy 20 "$envoy_log" "acceptance of a first token (the key set from the IdP)" \
     status_is 200 -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/tenants/a/orders/1"
   ok "pid $(pid_of envoy), a first token was accepted"
 

@@ -9,7 +9,8 @@
 # Writes, without docker and without any registry:
 #   DIR/layout/            an OCI image layout: oci-layout, index.json, blobs/sha256/<digest>
 #   DIR/<filter>-<TAG>.tar the same layout as one tar ("OCI archive")
-# DIR defaults to target/oci/<filter>, TAG to the workspace version.
+# DIR defaults to <target>/oci/<filter> (<target>: CARGO_TARGET_DIR when set, else target/; see
+# scripts/target-dir.sh), TAG to the workspace version.
 #
 # Format: the "compat" variant of the Wasm image spec, the one Istio's agent tries first for an OCI
 # manifest: a single layer `application/vnd.oci.image.layer.v1.tar+gzip` whose tar holds
@@ -23,6 +24,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+target="$(bash "$root/scripts/target-dir.sh")"
 usage() { echo "usage: $0 <filter> [--wasm FILE] [--tag TAG] [--out DIR]" >&2; exit 2; }
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -51,13 +53,13 @@ if ! printf '%s' "$tag" | grep -Eq '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$'; then
   echo "not an OCI tag: $tag" >&2
   exit 2
 fi
-out="${out:-$root/target/oci/$filter}"
+out="${out:-$target/oci/$filter}"
 
 if [ -z "$wasm" ]; then
   [ -d "$root/filters/$filter" ] || { echo "no filter named $filter under filters/" >&2; exit 2; }
   say "building $filter (release, wasm32-wasip1)"
   (cd "$root" && cargo build --release --target wasm32-wasip1 -p "$filter")
-  wasm="$root/target/wasm32-wasip1/release/${filter//-/_}.wasm"
+  wasm="$target/wasm32-wasip1/release/${filter//-/_}.wasm"
 fi
 [ -f "$wasm" ] || { echo "no module at $wasm" >&2; exit 1; }
 if [ "$(head -c 4 "$wasm" | od -An -tx1 | tr -d ' \n')" != "0061736d" ]; then

@@ -98,10 +98,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Runs a snippet with bash as a user would paste it; returns stdout.
+/// Runs a snippet with bash as a user would paste it, in the directory `up` was run from (the
+/// printed `source` path may be relative to it); returns stdout.
 fn bash(script: &str) -> String {
     let out = Command::new("bash")
         .args(["-c", script])
+        .current_dir(repo_root())
         .output()
         .unwrap_or_else(|e| panic!("run bash: {e}"));
     assert!(
@@ -154,6 +156,22 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
         .trim()
         .to_string();
     assert_eq!(gateway, format!("http://127.0.0.1:{}", stack.ports.gateway));
+    // The commands read the addresses from the env file that `up` wrote and names.
+    let source_cmd = stdout
+        .lines()
+        .find(|l| l.starts_with("source "))
+        .unwrap_or_else(|| panic!("no `source` command\n{up_text}"));
+    let sourced = bash(&format!(
+        "set -euo pipefail\n{source_cmd}\nprintf '%s %s %s %s' \"$GATEWAY\" \"$IDP\" \"$ADMIN\" \"$UPSTREAM\""
+    ));
+    assert_eq!(
+        sourced,
+        format!(
+            "{gateway} http://127.0.0.1:{} http://127.0.0.1:{} http://127.0.0.1:{}",
+            stack.ports.idp, stack.ports.admin, stack.ports.upstream
+        ),
+        "the env file's addresses"
+    );
     let token_cmd = stdout
         .lines()
         .find(|l| l.starts_with("TOKEN=$("))
@@ -166,10 +184,12 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
     };
     let allowed_cmd = curl_line("a");
     let refused_cmd = curl_line("b");
-    assert!(allowed_cmd.contains(&gateway) && refused_cmd.contains(&gateway));
+    assert!(allowed_cmd.contains("$GATEWAY/") && refused_cmd.contains("$GATEWAY/"));
 
-    // 1 + 2: the token, then tenant a's order: 200 from the echo, with the identity headers.
-    let allowed = bash(&format!("set -euo pipefail\n{token_cmd}\n{allowed_cmd}"));
+    // 0 + 1 + 2: the token, then tenant a's order: 200 from the echo, with the identity headers.
+    let allowed = bash(&format!(
+        "set -euo pipefail\n{source_cmd}\n{token_cmd}\n{allowed_cmd}"
+    ));
     assert_eq!(status_of(&allowed), 200, "allowed call:\n{allowed}");
     for part in [
         r#""path":"/tenants/a/orders/42""#,
@@ -189,7 +209,9 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
     );
 
     // 1 + 3: the same token on tenant b's order: 403, the tenant boundary.
-    let refused = bash(&format!("set -euo pipefail\n{token_cmd}\n{refused_cmd}"));
+    let refused = bash(&format!(
+        "set -euo pipefail\n{source_cmd}\n{token_cmd}\n{refused_cmd}"
+    ));
     assert_eq!(status_of(&refused), 403, "refused call:\n{refused}");
     assert!(refused.contains("access_denied"), "{refused}");
 
