@@ -15,10 +15,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 # The optional features that the lints and the tests turn on, as `package/feature` for cargo's
-# --features (accepted with --workspace): the verifiers as jwt-compact algorithms, which every
-# Wycheproof vector also goes through. When the verifiers move to the shieldwall-jose crate, this
-# becomes "shieldwall-jose/jwt-compact".
-features="jwt-auth/jwt-compact"
+# --features (accepted with --workspace): the shared signature crate's verifiers as jwt-compact
+# algorithms, which every Wycheproof vector also goes through.
+features="shieldwall-jose/jwt-compact"
 
 if [ "${1:-}" = --list-modules ]; then
   exec bash scripts/wasm-modules.sh paths
@@ -100,7 +99,7 @@ cargo test --workspace --locked --features "$features"
 
 fuzz_seconds="${SHIELDWALL_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then
-  step "fuzz the token and JWKS parsers (${fuzz_seconds}s each)"
+  step "fuzz the token and JWKS parsers and the verifiers (${fuzz_seconds}s each)"
   bash scripts/fuzz.sh "$fuzz_seconds"
 fi
 
