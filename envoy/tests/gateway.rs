@@ -225,6 +225,9 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
         "{anonymous}"
     );
 
+    // Every command of the README's quick start and metrics sections, with its documented answer.
+    check_readme_samples(&source_cmd);
+
     // status tells what runs; a second `up` says it is up and starts nothing.
     let status = stack.run("status");
     assert!(status.status.success(), "status:\n{}", text(&status));
@@ -275,4 +278,306 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
 
     let _ = fs::remove_dir_all(&stack.dir);
     let _ = fs::remove_dir_all(&other_dir);
+}
+
+// ------------------------------------------------------------------ the README's samples
+
+/// A command of the README and what it documents about its answer.
+#[derive(Debug)]
+enum Expect {
+    /// A sample output block (```text) right after the command's block.
+    Sample(String),
+    /// A trailing comment `# 401 missing_token`: the status and the body's `error`.
+    Status(u16, String),
+}
+
+/// The text of the section under `## {heading}`, up to the next `## `.
+fn section<'a>(readme: &'a str, heading: &str) -> &'a str {
+    let start = readme
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("README has no section `{heading}`"));
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    &rest[..end]
+}
+
+/// The fenced blocks of a text, in order: (language, body).
+fn fenced_blocks(text: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(lang) = line.strip_prefix("```") else {
+            continue;
+        };
+        let mut body = String::new();
+        for inner in lines.by_ref() {
+            if inner.starts_with("```") {
+                break;
+            }
+            body.push_str(inner);
+            body.push('\n');
+        }
+        blocks.push((lang.trim().to_string(), body));
+    }
+    blocks
+}
+
+/// The commands a user runs in these sections, each with what the README says it answers. The
+/// `source` line and the token command are the prelude of every command; `scripts/gateway.sh`
+/// lines are the test's own business. Every other command must document its answer.
+fn readme_commands(text: &str) -> (Vec<String>, Vec<(String, Expect)>) {
+    let blocks = fenced_blocks(text);
+    let mut prelude = Vec::new();
+    let mut commands = Vec::new();
+    for (i, (lang, body)) in blocks.iter().enumerate() {
+        if lang != "sh" {
+            continue;
+        }
+        let lines: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains("scripts/gateway.sh"))
+            .collect();
+        let sample = blocks
+            .get(i + 1)
+            .filter(|(lang, _)| lang == "text")
+            .map(|(_, body)| body.clone());
+        for line in &lines {
+            if line.starts_with("source ") || line.starts_with("TOKEN=") {
+                prelude.push(line.to_string());
+                continue;
+            }
+            let expect = if let Some((cmd, comment)) = line.split_once(" # ") {
+                let mut words = comment.split_whitespace();
+                let status = words.next().and_then(|w| w.parse().ok());
+                match (status, words.next()) {
+                    (Some(status), Some(error)) => {
+                        commands
+                            .push((cmd.trim().to_string(), Expect::Status(status, error.into())));
+                        continue;
+                    }
+                    _ => panic!("README command with an unreadable comment: {line}"),
+                }
+            } else {
+                assert_eq!(
+                    lines.iter().filter(|l| !l.starts_with("source ") && !l.starts_with("TOKEN=")).count(),
+                    1,
+                    "README: a block of several commands needs a `# STATUS error` comment on each: {body}"
+                );
+                Expect::Sample(sample.clone().unwrap_or_else(|| {
+                    panic!("README command without a documented answer: {line}")
+                }))
+            };
+            commands.push((line.to_string(), expect));
+        }
+    }
+    (prelude, commands)
+}
+
+/// `pattern` with `…` standing for any text (also none), matched against the whole of `text`.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('…').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// A sample JSON value against the real one: `"…"` matches any value; an object matches when
+/// every member it names matches, and has no other member unless the sample has a `"…"` member.
+fn json_matches(sample: &serde_json::Value, real: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (sample, real) {
+        (Value::String(s), _) if s == "…" => true,
+        (Value::Object(s), Value::Object(r)) => {
+            s.iter()
+                .filter(|(k, _)| k.as_str() != "…")
+                .all(|(k, v)| r.get(k).is_some_and(|rv| json_matches(v, rv)))
+                && (s.contains_key("…") || r.keys().all(|k| s.contains_key(k)))
+        }
+        (Value::Array(s), Value::Array(r)) => {
+            s.len() == r.len() && s.iter().zip(r).all(|(a, b)| json_matches(a, b))
+        }
+        _ => sample == real,
+    }
+}
+
+/// Sample lines against real lines, in order: a line `…` skips any number of lines, every other
+/// line must match (with `…` inside it) the next line, or after a `…` a later one.
+fn lines_match(sample: &str, real: &str) -> Result<(), String> {
+    // Trailing blanks are not visible in a sample (the loop's `%{http_code} ` leaves one).
+    let real: Vec<&str> = real.lines().map(str::trim_end).collect();
+    let mut at = 0;
+    let mut skipping = false;
+    for line in sample.lines() {
+        if line.trim() == "…" {
+            skipping = true;
+            continue;
+        }
+        loop {
+            let Some(candidate) = real.get(at) else {
+                return Err(format!("no line matches `{line}`"));
+            };
+            at += 1;
+            if glob(line.trim_end(), candidate) {
+                break;
+            }
+            if !skipping {
+                return Err(format!("`{candidate}` does not match `{line}`"));
+            }
+        }
+        skipping = false;
+    }
+    if !skipping && at < real.len() {
+        return Err(format!("unexpected line `{}`", real[at]));
+    }
+    Ok(())
+}
+
+/// A `curl -i` sample (status line, headers, body) against the real answer.
+fn http_matches(sample: &str, real: &str) -> Result<(), String> {
+    let real = real.replace("\r\n", "\n");
+    let (s_head, s_body) = sample.split_once("\n\n").unwrap_or((sample, ""));
+    let (r_head, r_body) = real.split_once("\n\n").unwrap_or((&real, ""));
+    let mut s_lines = s_head.lines();
+    let mut r_lines = r_head.lines();
+    let (s_status, r_status) = (s_lines.next().unwrap_or(""), r_lines.next().unwrap_or(""));
+    if !glob(s_status, r_status) {
+        return Err(format!("status `{r_status}`, documented `{s_status}`"));
+    }
+    let real_headers: Vec<(String, String)> = r_lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut others_allowed = false;
+    let mut documented = 0;
+    for line in s_lines {
+        if line.trim() == "…" {
+            others_allowed = true;
+            continue;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("sample header line `{line}`"))?;
+        let name = name.trim().to_ascii_lowercase();
+        documented += 1;
+        let found = real_headers
+            .iter()
+            .any(|(n, v)| *n == name && glob(value.trim(), v));
+        if !found {
+            return Err(format!(
+                "no header matches `{line}`; the answer has {real_headers:?}"
+            ));
+        }
+    }
+    if !others_allowed && real_headers.len() != documented {
+        return Err(format!("headers not in the sample: {real_headers:?}"));
+    }
+    let s_body = s_body.trim();
+    let r_body = r_body.trim();
+    if s_body.starts_with('{') {
+        let sample: serde_json::Value =
+            serde_json::from_str(s_body).map_err(|e| format!("sample body is not JSON: {e}"))?;
+        let answer: serde_json::Value =
+            serde_json::from_str(r_body).map_err(|e| format!("answer body is not JSON: {e}"))?;
+        if !json_matches(&sample, &answer) {
+            return Err(format!("body {answer} does not match the sample {sample}"));
+        }
+    } else if !glob(s_body, r_body) {
+        return Err(format!("body `{r_body}`, documented `{s_body}`"));
+    }
+    Ok(())
+}
+
+/// Runs each command of the README's quick start, then of its metrics section, in order (with
+/// the stack's env file and a fresh token), and compares each answer with what the README shows.
+fn check_readme_samples(source_cmd: &str) {
+    let readme = fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let mut checked = 0;
+    for heading in ["Quick start", "Metrics"] {
+        let (prelude, commands) = readme_commands(section(&readme, heading));
+        let token = prelude
+            .iter()
+            .find(|l| l.starts_with("TOKEN="))
+            .cloned()
+            .unwrap_or_default();
+        let head = format!("set -euo pipefail\n{source_cmd}\n{token}\n");
+        for (command, expect) in commands {
+            let answer = bash(&format!("{head}{command}"));
+            match expect {
+                Expect::Status(status, error) => {
+                    assert_eq!(status_of(&answer), status, "README: `{command}`\n{answer}");
+                    let body = answer.replace("\r\n", "\n");
+                    let body = body.split_once("\n\n").map_or("", |(_, b)| b);
+                    let code = serde_json::from_str::<serde_json::Value>(body.trim())
+                        .ok()
+                        .and_then(|v| v["error"].as_str().map(str::to_owned));
+                    assert_eq!(
+                        code.as_deref(),
+                        Some(error.as_str()),
+                        "README: `{command}`\n{answer}"
+                    );
+                }
+                Expect::Sample(sample) => {
+                    let result = if sample.starts_with("HTTP/") {
+                        http_matches(&sample, &answer)
+                    } else {
+                        lines_match(&sample, &answer)
+                    };
+                    if let Err(why) = result {
+                        panic!("README: `{command}` answered\n{answer}\nwhich is not the sample\n{sample}\n({why})");
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    // The allowed and refused calls, four tour calls, the loop and its 429, the metrics.
+    assert!(checked >= 9, "only {checked} README commands found");
+}
+
+#[test]
+fn the_readme_sample_matchers_can_fail() {
+    assert!(glob("200 200 … 429 429", "200 200 200 429 429"));
+    assert!(!glob("200 200 … 429 429", "200 200 200 200"));
+    assert!(glob("r=…;t=…", "r=3;t=1"));
+    assert!(!glob("r=…;t=1", "r=3;t=2"));
+    let sample: serde_json::Value = serde_json::json!({"a": "…", "b": {"c": 1, "…": "…"}});
+    assert!(json_matches(
+        &sample,
+        &serde_json::json!({"a": [1], "b": {"c": 1, "d": 2}})
+    ));
+    assert!(!json_matches(
+        &sample,
+        &serde_json::json!({"a": 1, "b": {"c": 2}})
+    ));
+    assert!(!json_matches(
+        &sample,
+        &serde_json::json!({"a": 1, "b": {"c": 1}, "e": 0})
+    ));
+    assert!(lines_match("…\nx 1\n…", "a\nx 1\nb").is_ok());
+    assert!(lines_match("x …", "x 1\ny").is_err());
+    let real = "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ndate: now\r\n\r\n{\"error\":\"e\"}";
+    assert!(http_matches(
+        "HTTP/1.1 403 Forbidden\ncontent-type: application/json\n…\n\n{\"error\":\"e\"}",
+        real
+    )
+    .is_ok());
+    assert!(http_matches(
+        "HTTP/1.1 403 Forbidden\ncontent-type: application/json\n\n{\"error\":\"e\"}",
+        real
+    )
+    .is_err());
+    assert!(http_matches("HTTP/1.1 200 OK\n…\n\n{\"error\":\"e\"}", real).is_err());
 }
