@@ -60,7 +60,17 @@ for fuzz_dir in "${fuzz_dirs[@]}"; do
   fi
   for target in $targets; do
     say "fuzz $name/$target for ${seconds}s"
-    (cd "$crate_dir" && "$cargo_fuzz" fuzz run --fuzz-dir "$fuzz_dir" --target-dir "$fuzz_target_dir" "$target" \
-      -- -max_total_time="$seconds" -print_final_stats=0 2>&1 | tail -n 3)
+    # The run's last lines when it passes; all of it (build errors, the crash and its input) when not.
+    log="$(mktemp)"
+    if (cd "$crate_dir" && "$cargo_fuzz" fuzz run --fuzz-dir "$fuzz_dir" --target-dir "$fuzz_target_dir" "$target" \
+      -- -max_total_time="$seconds" -print_final_stats=0 >"$log" 2>&1); then
+      tail -n 3 "$log" >&2
+      rm -f "$log"
+    else
+      cat "$log" >&2
+      rm -f "$log"
+      say "fuzz $name/$target failed"
+      exit 1
+    fi
   done
 done

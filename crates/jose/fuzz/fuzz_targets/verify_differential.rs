@@ -77,7 +77,8 @@ fn edit(sig: &mut Vec<u8>, edit: &[u8]) {
         2 => sig.extend(rest.iter().take(usize::from(*len))),
         _ => {
             // Flip one bit.
-            if let Some(s) = sig.get_mut(pos.min(sig.len().saturating_sub(1))) {
+            let at = pos.min(sig.len().saturating_sub(1));
+            if let Some(s) = sig.get_mut(at) {
                 *s ^= 1 << (len % 8);
             }
         }
