@@ -73,8 +73,19 @@ pub struct Idp {
     generation: u32,
 }
 
+/// The Node.js that runs the IdP, chosen as `scripts/node-path.sh` does: `SHIELDWALL_NODE`, else
+/// the project-local Node that `scripts/setup.sh` installs when the system's is too old for
+/// oidc-provider, else `node` on PATH. So `cargo test` run by hand uses the same Node as the
+/// test command.
 fn node_binary() -> String {
-    let node = std::env::var("SHIELDWALL_NODE").unwrap_or_else(|_| "node".into());
+    let local = crate::repo_root().join(".cache/node/node_modules/.bin/node");
+    let node = std::env::var("SHIELDWALL_NODE").unwrap_or_else(|_| {
+        if local.exists() {
+            local.display().to_string()
+        } else {
+            "node".into()
+        }
+    });
     match Command::new(&node).arg("--version").output() {
         Ok(out) if out.status.success() => node,
         _ => panic!(
