@@ -6,12 +6,16 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::Value;
+use shieldwall_core::authn::usable_header_name;
 use shieldwall_core::bucket::{limit_from_config, Limit, Per};
 use shieldwall_core::config::{split_http_uri, Within};
+use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
 
 use shieldwall_jose::{parse_jwks, Jwks, JwksOptions};
+
+pub use shieldwall_core::credential::{FromHeader, Location};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,14 +124,6 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FromHeader {
-    pub name: String,
-    #[serde(default)]
-    pub value_prefix: Option<String>,
-}
-
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimToHeader {
@@ -184,17 +180,6 @@ pub struct RequirementFile {
 }
 
 // ------------------------------------------------------------------ runtime form
-
-/// Where a token may be found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Header {
-        name: String,
-        prefix: Option<String>,
-    },
-    Param(String),
-    Cookie(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct RemoteJwks {
@@ -311,22 +296,6 @@ pub fn remote_jwks_options(max_bytes: usize) -> JwksOptions {
     }
 }
 
-fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-}
-
-/// Headers the proxy manages: a filter must never set or remove them.
-fn reserved_header(name: &str) -> bool {
-    name.starts_with(':')
-        || matches!(
-            name,
-            "host" | "content-length" | "transfer-encoding" | "connection"
-        )
-}
-
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let file: ConfigFile = shieldwall_core::config::parse_json(bytes)?;
@@ -373,10 +342,7 @@ impl Config {
             .map(|p| p.max_token_bytes)
             .max()
             .unwrap_or(0);
-        let authorization_only = !locations.is_empty()
-            && locations
-                .iter()
-                .all(|l| matches!(l, Location::Header { name, .. } if name == "authorization"));
+        let authorization_only = authorization_only(&locations);
         Ok(Config {
             authorization_only,
             providers,
@@ -394,14 +360,6 @@ impl Config {
             },
         })
     }
-}
-
-fn intern(locations: &mut Vec<Location>, loc: Location) -> usize {
-    if let Some(i) = locations.iter().position(|l| *l == loc) {
-        return i;
-    }
-    locations.push(loc);
-    locations.len() - 1
 }
 
 fn build_provider(
@@ -468,67 +426,18 @@ fn build_provider(
         }
         (None, Some(r)) => KeySource::Remote(build_remote(r).within("remote_jwks")?),
     };
-    let mut locs = Vec::new();
-    let headers = p.from_headers.unwrap_or_else(|| {
-        if p.from_params.is_empty() && p.from_cookies.is_empty() {
-            vec![FromHeader {
-                name: "authorization".into(),
-                value_prefix: Some("Bearer ".into()),
-            }]
-        } else {
-            Vec::new()
-        }
-    });
-    for (i, h) in headers.into_iter().enumerate() {
-        let lname = h.name.to_ascii_lowercase();
-        if !valid_header_name(&lname) || reserved_header(&lname) {
-            return Err(ConfigError::new(
-                format!("from_headers[{i}].name"),
-                "not a usable header name",
-            ));
-        }
-        if h.value_prefix.as_deref() == Some("") {
-            return Err(ConfigError::new(
-                format!("from_headers[{i}].value_prefix"),
-                "leave it out instead of an empty prefix",
-            ));
-        }
-        locs.push(intern(
-            locations,
-            Location::Header {
-                name: lname,
-                prefix: h.value_prefix,
-            },
-        ));
-    }
-    for (i, q) in p.from_params.into_iter().enumerate() {
-        if q.is_empty() {
-            return Err(ConfigError::new(
-                format!("from_params[{i}]"),
-                "must not be empty",
-            ));
-        }
-        locs.push(intern(locations, Location::Param(q)));
-    }
-    for (i, c) in p.from_cookies.into_iter().enumerate() {
-        if c.is_empty() || c.contains([';', '=', ' ']) {
-            return Err(ConfigError::new(
-                format!("from_cookies[{i}]"),
-                "not a cookie name",
-            ));
-        }
-        locs.push(intern(locations, Location::Cookie(c)));
-    }
-    if locs.is_empty() {
-        return Err(ConfigError::new(
-            "from_headers",
-            "the provider has no token location",
-        ));
-    }
+    let locs = token_locations(
+        TokenLocationsFile {
+            from_headers: p.from_headers,
+            from_params: p.from_params,
+            from_cookies: p.from_cookies,
+        },
+        locations,
+    )?;
     let forward_payload_header = match p.forward_payload_header {
         Some(h) => {
             let h = h.to_ascii_lowercase();
-            if !valid_header_name(&h) || reserved_header(&h) {
+            if !usable_header_name(&h) {
                 return Err(ConfigError::new(
                     "forward_payload_header",
                     "not a usable header name",
@@ -542,7 +451,7 @@ fn build_provider(
     let mut claim_to_headers = Vec::with_capacity(p.claim_to_headers.len());
     for (i, c) in p.claim_to_headers.into_iter().enumerate() {
         let header = c.header.to_ascii_lowercase();
-        if !valid_header_name(&header) || reserved_header(&header) || header == "authorization" {
+        if !usable_header_name(&header) || header == "authorization" {
             return Err(ConfigError::new(
                 format!("claim_to_headers[{i}].header"),
                 "not a usable header name",

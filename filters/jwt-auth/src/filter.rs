@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use shieldwall_core::client_ip::client_ip;
+use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::identity::{scopes_from_claims, IDENTITY_PROPERTY};
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
@@ -19,7 +20,6 @@ use shieldwall_core::{
 use crate::cache::{TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
 use crate::config::{Budget, Config, KeySource, Provider, Requirement, Unmatched};
-use crate::extract::{extract, remove_credential, Extracted};
 use crate::keys::{self, FetchReason, FetchResult};
 use shieldwall_jose::{candidate_keys, parse_compact, Header, Jwks, JwsError};
 
@@ -672,48 +672,42 @@ impl JwtStream {
             return Action::Continue;
         };
 
-        let headers = if config.authorization_only {
-            host.request_header("authorization")
-                .map(|v| vec![("authorization".to_string(), v)])
-                .unwrap_or_default()
-        } else {
-            host.request_headers()
-        };
-        let mut cred = match extract(&config, &headers, &line) {
-            Extracted::None => None,
-            Extracted::Several => {
-                let reply = Reply::bad_request(
-                    "invalid_request",
-                    "the request carries more than one credential",
-                )
-                .with_header(
-                    "www-authenticate",
-                    format!(
-                        "Bearer realm=\"{}\", error=\"invalid_request\"",
-                        config.realm
-                    ),
-                );
-                return self.deny(host, worker, reply);
-            }
-            Extracted::One { token, location } => {
-                if token.len() > config.max_token_bytes {
-                    let reply = Reply::invalid_token(
-                        &config.realm,
-                        "token_too_large",
-                        description("token_too_large"),
+        let mut cred =
+            match extract_from_request(host, &config.locations, config.authorization_only, &line) {
+                Extracted::None => None,
+                Extracted::Several => {
+                    let reply = Reply::bad_request(
+                        "invalid_request",
+                        "the request carries more than one credential",
+                    )
+                    .with_header(
+                        "www-authenticate",
+                        format!(
+                            "Bearer realm=\"{}\", error=\"invalid_request\"",
+                            config.realm
+                        ),
                     );
                     return self.deny(host, worker, reply);
                 }
-                let hash = worker.cache.key(&token);
-                Some(Credential {
-                    token,
-                    location,
-                    hash,
-                    parsed: None,
-                    budget_slot: None,
-                })
-            }
-        };
+                Extracted::One { token, location } => {
+                    if token.len() > config.max_token_bytes {
+                        let reply = Reply::invalid_token(
+                            &config.realm,
+                            "token_too_large",
+                            description("token_too_large"),
+                        );
+                        return self.deny(host, worker, reply);
+                    }
+                    let hash = worker.cache.key(&token);
+                    Some(Credential {
+                        token,
+                        location,
+                        hash,
+                        parsed: None,
+                        budget_slot: None,
+                    })
+                }
+            };
 
         let mut result = self.eval(host, worker, &mut cred, requirement);
         // Keys another worker fetched meanwhile: take them and evaluate once more.
