@@ -1,5 +1,213 @@
 //! What the authenticating filters share beyond finding the credential (see [`crate::credential`]):
-//! the header names they may write.
+//! the rules and their `requires` trees, and the header names they may write.
+//!
+//! A rule's `requires` names providers: `{"provider": NAME, "audiences": [..]}`, `{"any": [..]}`,
+//! `{"all": [..]}` or `{"allow_missing": REQ}`. It is validated into a [`Requirement`] whose
+//! providers are indexes, and evaluated by [`Requirement::evaluate`] over what the filter says of
+//! one provider (a verified signature, an introspection answer, ...).
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Within};
+use crate::route::{RouteMatch, RouteMatchConfig};
+
+/// What a request that matches no rule gets: `deny` (401, the default) or `allow`.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// One entry of `rules`: a route and what it requires (nothing: the route is public).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    #[serde(rename = "match")]
+    pub route: RouteMatchConfig,
+    pub requires: Option<RequirementFile>,
+}
+
+/// `{"provider": NAME, "audiences": [..]}`, `{"any": [..]}`, `{"all": [..]}` or `{"allow_missing": REQ}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementFile {
+    pub provider: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub any: Option<Vec<RequirementFile>>,
+    pub all: Option<Vec<RequirementFile>>,
+    pub allow_missing: Option<Box<RequirementFile>>,
+}
+
+/// A requirement with its providers resolved to indexes into the filter's provider list.
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    Provider {
+        provider: usize,
+        /// Replaces the provider's audiences for this rule.
+        audiences: Option<Vec<String>>,
+    },
+    Any(Vec<Requirement>),
+    All(Vec<Requirement>),
+    AllowMissing(Box<Requirement>),
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub route: RouteMatch,
+    pub requires: Option<Requirement>,
+}
+
+/// Validates `rules`; provider names are looked up in `names` (their indexes are the providers'
+/// indexes). Errors name the field (`rules[1].requires.any[0].provider`).
+pub fn build_rules(files: Vec<RuleFile>, names: &[String]) -> Result<Vec<Rule>, ConfigError> {
+    let mut rules = Vec::with_capacity(files.len());
+    for (i, r) in files.into_iter().enumerate() {
+        let at = format!("rules[{i}]");
+        let route = RouteMatch::compile(&r.route).within(&format!("{at}.match"))?;
+        let requires = match r.requires {
+            Some(req) => Some(Requirement::build(req, names).within(&format!("{at}.requires"))?),
+            None => None,
+        };
+        rules.push(Rule { route, requires });
+    }
+    Ok(rules)
+}
+
+/// The result of evaluating a requirement (or one provider) against the request's credential.
+#[derive(Debug)]
+pub enum Eval<T, W> {
+    /// Satisfied; what each accepting provider established (none for `allow_missing` without a
+    /// credential).
+    Ok(Vec<T>),
+    /// No credential for this requirement.
+    Missing,
+    /// A credential that fails; the stable code.
+    Fail(&'static str),
+    /// Not decided yet: the filter must wait for `W` (a key set, an answer of the IdP).
+    Wait(W),
+    /// The client's budget of failed verifications is spent: refused before any verification
+    /// work; milliseconds until the budget allows one more. No other provider can help.
+    Throttled(u64),
+}
+
+impl Requirement {
+    /// Validates one `requires` tree.
+    pub fn build(r: RequirementFile, names: &[String]) -> Result<Requirement, ConfigError> {
+        let given = [
+            r.provider.is_some(),
+            r.any.is_some(),
+            r.all.is_some(),
+            r.allow_missing.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(ConfigError::new(
+                "",
+                "exactly one of `provider`, `any`, `all` or `allow_missing` is required",
+            ));
+        }
+        if r.audiences.is_some() && r.provider.is_none() {
+            return Err(ConfigError::new("audiences", "only goes with `provider`"));
+        }
+        if let Some(name) = r.provider {
+            let provider = names.iter().position(|n| *n == name).ok_or_else(|| {
+                ConfigError::new("provider", format!("no provider named `{name}`"))
+            })?;
+            if let Some(a) = &r.audiences {
+                if a.is_empty() || a.iter().any(String::is_empty) {
+                    return Err(ConfigError::new(
+                        "audiences",
+                        "must list non-empty audiences",
+                    ));
+                }
+            }
+            return Ok(Requirement::Provider {
+                provider,
+                audiences: r.audiences,
+            });
+        }
+        let list = |items: Vec<RequirementFile>,
+                    field: &str|
+         -> Result<Vec<Requirement>, ConfigError> {
+            if items.is_empty() {
+                return Err(ConfigError::new(field, "must not be empty"));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| Requirement::build(item, names).within(&format!("{field}[{i}]")))
+                .collect()
+        };
+        if let Some(items) = r.any {
+            return Ok(Requirement::Any(list(items, "any")?));
+        }
+        if let Some(items) = r.all {
+            return Ok(Requirement::All(list(items, "all")?));
+        }
+        match r.allow_missing {
+            Some(inner) => Ok(Requirement::AllowMissing(Box::new(
+                Requirement::build(*inner, names).within("allow_missing")?,
+            ))),
+            None => Err(ConfigError::new("", "empty requirement")),
+        }
+    }
+
+    /// Evaluates the tree. `check(provider, audiences)` says what one provider makes of the
+    /// request's credential (`audiences`: the rule's override, if any).
+    ///
+    /// `any`: the first satisfied item wins; else a wait, else the first failure, else missing.
+    /// `all`: every item must be satisfied; the first that is not decides. `allow_missing`:
+    /// satisfied without a credential. `Throttled` ends the evaluation wherever it occurs.
+    pub fn evaluate<T, W, F>(&self, check: &mut F) -> Eval<T, W>
+    where
+        F: FnMut(usize, Option<&[String]>) -> Eval<T, W>,
+    {
+        match self {
+            Requirement::Provider {
+                provider,
+                audiences,
+            } => check(*provider, audiences.as_deref()),
+            Requirement::Any(items) => {
+                let mut first_fail = None;
+                let mut wait = None;
+                for item in items {
+                    match item.evaluate(check) {
+                        Eval::Ok(v) => return Eval::Ok(v),
+                        // The budget is the client's, not a provider's: no other will do.
+                        Eval::Throttled(ms) => return Eval::Throttled(ms),
+                        Eval::Fail(code) => {
+                            first_fail.get_or_insert(code);
+                        }
+                        Eval::Wait(w) => {
+                            wait.get_or_insert(w);
+                        }
+                        Eval::Missing => {}
+                    }
+                }
+                match (wait, first_fail) {
+                    (Some(w), _) => Eval::Wait(w),
+                    (None, Some(code)) => Eval::Fail(code),
+                    (None, None) => Eval::Missing,
+                }
+            }
+            Requirement::All(items) => {
+                let mut all = Vec::new();
+                for item in items {
+                    match item.evaluate(check) {
+                        Eval::Ok(v) => all.extend(v),
+                        other => return other,
+                    }
+                }
+                Eval::Ok(all)
+            }
+            Requirement::AllowMissing(inner) => match inner.evaluate(check) {
+                Eval::Missing => Eval::Ok(Vec::new()),
+                other => other,
+            },
+        }
+    }
+}
 
 /// A lowercase header name of the characters a filter's configuration may use.
 fn valid_header_name(name: &str) -> bool {
@@ -27,6 +235,172 @@ pub fn usable_header_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn names() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    fn requirement(v: serde_json::Value) -> Result<Requirement, String> {
+        let file: RequirementFile = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        Requirement::build(file, &names()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn requirements_resolve_provider_names() {
+        let r = requirement(
+            json!({"any": [{"provider": "b"}, {"all": [{"provider": "a", "audiences": ["x"]}]}]}),
+        )
+        .unwrap();
+        let Requirement::Any(items) = r else {
+            panic!("not any: {r:?}")
+        };
+        assert!(matches!(
+            items[0],
+            Requirement::Provider {
+                provider: 1,
+                audiences: None
+            }
+        ));
+        let Requirement::All(inner) = &items[1] else {
+            panic!("not all")
+        };
+        assert!(
+            matches!(&inner[0], Requirement::Provider { provider: 0, audiences: Some(a) } if a == &["x"])
+        );
+    }
+
+    #[test]
+    fn requirement_errors_name_the_field() {
+        let err = |v| requirement(v).unwrap_err();
+        assert_eq!(
+            err(json!({})),
+            "configuration: exactly one of `provider`, `any`, `all` or `allow_missing` is required"
+        );
+        assert_eq!(
+            err(json!({"provider": "a", "any": []})),
+            "configuration: exactly one of `provider`, `any`, `all` or `allow_missing` is required"
+        );
+        assert_eq!(
+            err(json!({"any": [{"provider": "nope"}]})),
+            "any[0].provider: no provider named `nope`"
+        );
+        assert_eq!(
+            err(json!({"all": [{"any": [{"allow_missing": {"provider": "c"}}]}]})),
+            "all[0].any[0].allow_missing.provider: no provider named `c`"
+        );
+        assert_eq!(
+            err(json!({"any": [], "audiences": ["x"]})),
+            "audiences: only goes with `provider`"
+        );
+        assert_eq!(
+            err(json!({"provider": "a", "audiences": []})),
+            "audiences: must list non-empty audiences"
+        );
+        assert_eq!(
+            err(json!({"provider": "a", "audiences": [""]})),
+            "audiences: must list non-empty audiences"
+        );
+        assert_eq!(err(json!({"all": []})), "all: must not be empty");
+        assert!(requirement(json!({"provider": "a", "colour": 1}))
+            .unwrap_err()
+            .contains("unknown field `colour`"));
+    }
+
+    #[test]
+    fn rules_name_their_index() {
+        let rules = |v: serde_json::Value| -> Result<Vec<Rule>, String> {
+            let files: Vec<RuleFile> = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            build_rules(files, &names()).map_err(|e| e.to_string())
+        };
+        let ok = rules(json!([
+            {"match": {"prefix": "/healthz"}},
+            {"match": {"prefix": "/"}, "requires": {"provider": "a"}}
+        ]))
+        .unwrap();
+        assert!(ok[0].requires.is_none());
+        assert!(ok[1].requires.is_some());
+        assert_eq!(
+            rules(json!([{"match": {"prefix": "/"}}, {"match": {"prefix": "/"}, "requires": {"provider": "x"}}]))
+                .unwrap_err(),
+            "rules[1].requires.provider: no provider named `x`"
+        );
+        assert!(rules(json!([{"match": {"template": "/a/**/b"}}]))
+            .unwrap_err()
+            .starts_with("rules[0].match.template:"));
+    }
+
+    /// What each provider makes of the credential, for the evaluation tests.
+    #[derive(Clone, Copy)]
+    enum Says {
+        Ok,
+        Missing,
+        Fail(&'static str),
+        Wait,
+        Throttled,
+    }
+
+    fn evaluate(r: serde_json::Value, a: Says, b: Says) -> Eval<usize, usize> {
+        let r = requirement(r).unwrap();
+        r.evaluate(
+            &mut |p: usize, _: Option<&[String]>| match if p == 0 { a } else { b } {
+                Says::Ok => Eval::Ok(vec![p]),
+                Says::Missing => Eval::Missing,
+                Says::Fail(code) => Eval::Fail(code),
+                Says::Wait => Eval::Wait(p),
+                Says::Throttled => Eval::Throttled(1500),
+            },
+        )
+    }
+
+    fn show(e: Eval<usize, usize>) -> String {
+        match e {
+            Eval::Ok(v) => format!("ok {v:?}"),
+            Eval::Missing => "missing".into(),
+            Eval::Fail(code) => format!("fail {code}"),
+            Eval::Wait(w) => format!("wait {w}"),
+            Eval::Throttled(ms) => format!("throttled {ms}"),
+        }
+    }
+
+    #[test]
+    fn evaluation_of_any_all_and_allow_missing() {
+        use Says::*;
+        let any = json!({"any": [{"provider": "a"}, {"provider": "b"}]});
+        let all = json!({"all": [{"provider": "a"}, {"provider": "b"}]});
+        let opt = json!({"allow_missing": {"provider": "a"}});
+        let one = |r: &serde_json::Value, a, b| show(evaluate(r.clone(), a, b));
+        assert_eq!(one(&any, Fail("x"), Ok), "ok [1]");
+        assert_eq!(one(&any, Fail("x"), Fail("y")), "fail x");
+        assert_eq!(
+            one(&any, Fail("x"), Wait),
+            "wait 1",
+            "a wait beats a failure"
+        );
+        assert_eq!(one(&any, Missing, Missing), "missing");
+        assert_eq!(one(&any, Missing, Fail("y")), "fail y");
+        assert_eq!(one(&any, Throttled, Ok), "throttled 1500");
+        assert_eq!(one(&all, Ok, Ok), "ok [0, 1]");
+        assert_eq!(one(&all, Ok, Missing), "missing");
+        assert_eq!(one(&all, Fail("x"), Ok), "fail x");
+        assert_eq!(one(&all, Wait, Fail("y")), "wait 0");
+        assert_eq!(one(&opt, Missing, Ok), "ok []");
+        assert_eq!(one(&opt, Fail("x"), Ok), "fail x");
+        assert_eq!(one(&opt, Ok, Ok), "ok [0]");
+    }
+
+    #[test]
+    fn evaluation_passes_the_rules_audiences() {
+        let r =
+            requirement(json!({"all": [{"provider": "a", "audiences": ["x"]}, {"provider": "b"}]}))
+                .unwrap();
+        let mut seen = Vec::new();
+        let _: Eval<(), ()> = r.evaluate(&mut |p, audiences: Option<&[String]>| {
+            seen.push((p, audiences.map(<[String]>::to_vec)));
+            Eval::Ok(Vec::new())
+        });
+        assert_eq!(seen, vec![(0, Some(vec!["x".to_string()])), (1, None)]);
+    }
 
     #[test]
     fn usable_header_names() {

@@ -6,15 +6,16 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::Value;
-use shieldwall_core::authn::usable_header_name;
+use shieldwall_core::authn::{build_rules, usable_header_name};
 use shieldwall_core::bucket::{limit_from_config, Limit, Per};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
-use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
+use shieldwall_core::route::PathOptions;
 use shieldwall_core::ConfigError;
 
 use shieldwall_jose::{parse_jwks, Jwks, JwksOptions};
 
+pub use shieldwall_core::authn::{Requirement, RequirementFile, Rule, RuleFile, Unmatched};
 pub use shieldwall_core::credential::{FromHeader, Location};
 
 #[derive(Debug, Deserialize)]
@@ -63,14 +64,6 @@ pub const MAX_BUDGET_SLOTS: u64 = 1 << 20;
 
 fn default_cache_entries() -> usize {
     4096
-}
-
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Unmatched {
-    #[default]
-    Deny,
-    Allow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,25 +153,6 @@ fn default_jwks_max_bytes() -> usize {
     64 * 1024
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleFile {
-    #[serde(rename = "match")]
-    pub route: RouteMatchConfig,
-    pub requires: Option<RequirementFile>,
-}
-
-/// `{"provider": NAME, "audiences": [..]}`, `{"any": [..]}`, `{"all": [..]}` or `{"allow_missing": REQ}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequirementFile {
-    pub provider: Option<String>,
-    pub audiences: Option<Vec<String>>,
-    pub any: Option<Vec<RequirementFile>>,
-    pub all: Option<Vec<RequirementFile>>,
-    pub allow_missing: Option<Box<RequirementFile>>,
-}
-
 // ------------------------------------------------------------------ runtime form
 
 #[derive(Debug, Clone)]
@@ -214,23 +188,6 @@ pub struct Provider {
     pub max_token_bytes: usize,
     pub require_exp: bool,
     pub max_key_tries: usize,
-}
-
-#[derive(Debug, Clone)]
-pub enum Requirement {
-    Provider {
-        provider: usize,
-        audiences: Option<Vec<String>>,
-    },
-    Any(Vec<Requirement>),
-    All(Vec<Requirement>),
-    AllowMissing(Box<Requirement>),
-}
-
-#[derive(Debug)]
-pub struct Rule {
-    pub route: RouteMatch,
-    pub requires: Option<Requirement>,
 }
 
 #[derive(Debug)]
@@ -318,18 +275,7 @@ impl Config {
                 .within(&format!("providers.{name}"))?;
             providers.push(provider);
         }
-        let mut rules = Vec::with_capacity(file.rules.len());
-        for (i, r) in file.rules.into_iter().enumerate() {
-            let at = format!("rules[{i}]");
-            let route = RouteMatch::compile(&r.route).within(&format!("{at}.match"))?;
-            let requires = match r.requires {
-                Some(req) => {
-                    Some(build_requirement(req, &names).within(&format!("{at}.requires"))?)
-                }
-                None => None,
-            };
-            rules.push(Rule { route, requires });
-        }
+        let rules = build_rules(file.rules, &names)?;
         let realm = file.realm.unwrap_or_else(|| "shieldwall".to_string());
         if realm.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
             return Err(ConfigError::new(
@@ -544,63 +490,4 @@ fn build_remote(r: RemoteJwksFile) -> Result<RemoteJwks, ConfigError> {
         refetch_min_interval_ms: r.refetch_min_interval_s.saturating_mul(1000),
         max_bytes: r.max_bytes,
     })
-}
-
-fn build_requirement(r: RequirementFile, names: &[String]) -> Result<Requirement, ConfigError> {
-    let given = [
-        r.provider.is_some(),
-        r.any.is_some(),
-        r.all.is_some(),
-        r.allow_missing.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(ConfigError::new(
-            "",
-            "exactly one of `provider`, `any`, `all` or `allow_missing` is required",
-        ));
-    }
-    if r.audiences.is_some() && r.provider.is_none() {
-        return Err(ConfigError::new("audiences", "only goes with `provider`"));
-    }
-    if let Some(name) = r.provider {
-        let provider = names
-            .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| ConfigError::new("provider", format!("no provider named `{name}`")))?;
-        if let Some(a) = &r.audiences {
-            if a.is_empty() || a.iter().any(String::is_empty) {
-                return Err(ConfigError::new(
-                    "audiences",
-                    "must list non-empty audiences",
-                ));
-            }
-        }
-        return Ok(Requirement::Provider {
-            provider,
-            audiences: r.audiences,
-        });
-    }
-    let list =
-        |items: Vec<RequirementFile>, field: &str| -> Result<Vec<Requirement>, ConfigError> {
-            if items.is_empty() {
-                return Err(ConfigError::new(field, "must not be empty"));
-            }
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| build_requirement(item, names).within(&format!("{field}[{i}]")))
-                .collect()
-        };
-    if let Some(items) = r.any {
-        return Ok(Requirement::Any(list(items, "any")?));
-    }
-    if let Some(items) = r.all {
-        return Ok(Requirement::All(list(items, "all")?));
-    }
-    match r.allow_missing {
-        Some(inner) => Ok(Requirement::AllowMissing(Box::new(
-            build_requirement(*inner, names).within("allow_missing")?,
-        ))),
-        None => Err(ConfigError::new("", "empty requirement")),
-    }
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use shieldwall_core::authn;
 use shieldwall_core::client_ip::client_ip;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::identity::{scopes_from_claims, IDENTITY_PROPERTY};
@@ -293,19 +294,7 @@ enum WaitFor {
 }
 
 /// The result of evaluating a requirement against the request's credential.
-#[derive(Debug)]
-enum Eval {
-    /// Satisfied; the verifications behind it (none for `allow_missing` without a token).
-    Ok(Vec<Rc<Verified>>),
-    /// No credential for this requirement.
-    Missing,
-    /// A credential that fails; the stable code.
-    Fail(&'static str),
-    Wait(WaitFor),
-    /// The client's budget of failed verifications is spent: refused before any signature
-    /// work; milliseconds until the budget allows one more.
-    Throttled(u64),
-}
+type Eval = authn::Eval<Rc<Verified>, WaitFor>;
 
 /// A parsed token, owning its parts; the signing input is a prefix of the token text.
 struct Parsed {
@@ -410,12 +399,12 @@ impl JwtStream {
     fn rules_for<'a>(
         &self,
         provider: &'a Provider,
-        audiences: &'a Option<Vec<String>>,
+        audiences: Option<&'a [String]>,
         now_s: u64,
     ) -> ClaimRules<'a> {
         ClaimRules {
             issuer: &provider.issuer,
-            audiences: audiences.as_deref().unwrap_or(&provider.audiences),
+            audiences: audiences.unwrap_or(&provider.audiences),
             now_s,
             skew_s: provider.skew_s,
             require_exp: provider.require_exp,
@@ -428,7 +417,7 @@ impl JwtStream {
         worker: &mut Worker,
         cred: &mut Option<Credential>,
         p: usize,
-        audiences: &Option<Vec<String>>,
+        audiences: Option<&[String]>,
     ) -> Eval {
         let config = &*self.config;
         let Some(provider) = config.providers.get(p) else {
@@ -577,49 +566,7 @@ impl JwtStream {
         cred: &mut Option<Credential>,
         req: &Requirement,
     ) -> Eval {
-        match req {
-            Requirement::Provider {
-                provider,
-                audiences,
-            } => self.check_provider(host, worker, cred, *provider, audiences),
-            Requirement::Any(items) => {
-                let mut first_fail = None;
-                let mut wait = None;
-                for item in items {
-                    match self.eval(host, worker, cred, item) {
-                        Eval::Ok(v) => return Eval::Ok(v),
-                        // The budget is the client's, not a provider's: no other will do.
-                        Eval::Throttled(ms) => return Eval::Throttled(ms),
-                        Eval::Fail(code) => {
-                            first_fail.get_or_insert(code);
-                        }
-                        Eval::Wait(w) => {
-                            wait.get_or_insert(w);
-                        }
-                        Eval::Missing => {}
-                    }
-                }
-                match (wait, first_fail) {
-                    (Some(w), _) => Eval::Wait(w),
-                    (None, Some(code)) => Eval::Fail(code),
-                    (None, None) => Eval::Missing,
-                }
-            }
-            Requirement::All(items) => {
-                let mut all = Vec::new();
-                for item in items {
-                    match self.eval(host, worker, cred, item) {
-                        Eval::Ok(v) => all.extend(v),
-                        other => return other,
-                    }
-                }
-                Eval::Ok(all)
-            }
-            Requirement::AllowMissing(inner) => match self.eval(host, worker, cred, inner) {
-                Eval::Missing => Eval::Ok(Vec::new()),
-                other => other,
-            },
-        }
+        req.evaluate(&mut |p, audiences| self.check_provider(host, worker, cred, p, audiences))
     }
 
     fn deny(&self, host: &mut dyn Host, worker: &mut Worker, reply: Reply) -> Action {
