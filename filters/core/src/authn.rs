@@ -1,5 +1,6 @@
 //! What the authenticating filters share beyond finding the credential (see [`crate::credential`]):
-//! the rules and their `requires` trees, and the header names they may write.
+//! the rules and their `requires` trees, the identity a token's claims establish, the claim
+//! headers they set upstream and the removal of a client's copies of them.
 //!
 //! A rule's `requires` names providers: `{"provider": NAME, "audiences": [..]}`, `{"any": [..]}`,
 //! `{"all": [..]}` or `{"allow_missing": REQ}`. It is validated into a [`Requirement`] whose
@@ -7,8 +8,11 @@
 //! one provider (a verified signature, an introspection answer, ...).
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Within};
+use crate::host::Host;
+use crate::identity::{scopes_from_claims, Identity};
 use crate::route::{RouteMatch, RouteMatchConfig};
 
 /// What a request that matches no rule gets: `deny` (401, the default) or `allow`.
@@ -209,6 +213,132 @@ impl Requirement {
     }
 }
 
+// ------------------------------------------------------------------ claims → identity
+
+/// The identity context a token's claims establish: `sub`, `iss`, `aud`, `client_id` (else
+/// `azp`), the scopes ([`scopes_from_claims`]), the tenant from `tenant_claim`, `exp` and every
+/// claim. `auth` names the method (`jwt`, `introspection`).
+pub fn identity_from_claims(
+    claims: &Map<String, Value>,
+    auth: &str,
+    tenant_claim: &str,
+) -> Identity {
+    let text = |name: &str| claims.get(name).and_then(header_value);
+    let aud = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let exp = claims
+        .get("exp")
+        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)));
+    Identity {
+        sub: text("sub"),
+        iss: text("iss"),
+        aud,
+        client_id: text("client_id").or_else(|| text("azp")),
+        scopes: scopes_from_claims(claims),
+        tenant: text(tenant_claim),
+        auth: vec![auth.to_string()],
+        exp,
+        claims: claims.clone(),
+        ..Default::default()
+    }
+}
+
+// ------------------------------------------------------------------ claim headers
+
+/// One entry of `claim_to_headers`: the claim (a dotted path into nested objects) whose value is
+/// sent upstream in `header`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimToHeader {
+    pub claim: String,
+    pub header: String,
+}
+
+/// Validates `claim_to_headers` (header names lowercased) and adds each header to `owned`, the
+/// headers the filter sets upstream: a client's copies of them are removed from every request
+/// ([`remove_owned_headers`]). Errors name the field (`claim_to_headers[0].header`).
+pub fn claim_headers(
+    files: Vec<ClaimToHeader>,
+    owned: &mut Vec<String>,
+) -> Result<Vec<ClaimToHeader>, ConfigError> {
+    let mut claim_to_headers = Vec::with_capacity(files.len());
+    for (i, c) in files.into_iter().enumerate() {
+        let header = c.header.to_ascii_lowercase();
+        if !usable_header_name(&header) || header == "authorization" {
+            return Err(ConfigError::new(
+                format!("claim_to_headers[{i}].header"),
+                "not a usable header name",
+            ));
+        }
+        if c.claim.is_empty() {
+            return Err(ConfigError::new(
+                format!("claim_to_headers[{i}].claim"),
+                "must not be empty",
+            ));
+        }
+        if !owned.contains(&header) {
+            owned.push(header.clone());
+        }
+        claim_to_headers.push(ClaimToHeader {
+            claim: c.claim,
+            header,
+        });
+    }
+    Ok(claim_to_headers)
+}
+
+/// A claim by dotted path: `sub`, `realm_access.tier` (each part an object key).
+pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// A claim's value as header text: strings, numbers and booleans; never one holding a control
+/// character (a verified token is still client-chosen text).
+pub fn header_value(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+/// Sets the claim headers of an admitted request (a claim that is absent or not renderable sets
+/// nothing: the client's copy was removed before).
+pub fn set_claim_headers(
+    host: &mut dyn Host,
+    claims: &Map<String, Value>,
+    claim_to_headers: &[ClaimToHeader],
+) {
+    for c in claim_to_headers {
+        if let Some(value) = claim_at(claims, &c.claim).and_then(header_value) {
+            host.set_request_header(&c.header, Some(&value));
+        }
+    }
+}
+
+/// Removes a client's copies of the headers the filter asserts upstream; run on every request
+/// before anything else, so a client can never send what the filter sets.
+pub fn remove_owned_headers(host: &mut dyn Host, owned: &[String]) {
+    for h in owned {
+        host.set_request_header(h, None);
+    }
+}
+
+// ------------------------------------------------------------------ header names
+
 /// A lowercase header name of the characters a filter's configuration may use.
 fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
@@ -400,6 +530,135 @@ mod tests {
             Eval::Ok(Vec::new())
         });
         assert_eq!(seen, vec![(0, Some(vec!["x".to_string()])), (1, None)]);
+    }
+
+    #[test]
+    fn identity_from_the_claims() {
+        let claims = json!({
+            "sub": "alice", "iss": "https://idp", "aud": ["api", 7, "other"], "azp": "web",
+            "scope": "a b", "scp": ["c"], "org": "acme", "tenant": "ignored", "exp": 1700000000.9,
+        });
+        let claims = claims.as_object().unwrap();
+        let id = identity_from_claims(claims, "introspection", "org");
+        assert_eq!(id.sub.as_deref(), Some("alice"));
+        assert_eq!(id.iss.as_deref(), Some("https://idp"));
+        assert_eq!(id.aud, vec!["api", "other"]);
+        assert_eq!(
+            id.client_id.as_deref(),
+            Some("web"),
+            "azp without client_id"
+        );
+        assert_eq!(id.scopes, vec!["a", "b", "c"]);
+        assert_eq!(id.tenant.as_deref(), Some("acme"));
+        assert_eq!(id.auth, vec!["introspection"]);
+        assert_eq!(id.exp, Some(1_700_000_000));
+        assert_eq!(&id.claims, claims);
+
+        let claims = json!({"sub": "line\nbreak", "aud": "api", "client_id": "cli", "azp": "web",
+            "tenant": 42, "exp": -5});
+        let id = identity_from_claims(claims.as_object().unwrap(), "jwt", "tenant");
+        assert_eq!(id.sub, None, "control characters are never taken");
+        assert_eq!(id.aud, vec!["api"]);
+        assert_eq!(id.client_id.as_deref(), Some("cli"));
+        assert_eq!(id.tenant.as_deref(), Some("42"));
+        assert_eq!(id.auth, vec!["jwt"]);
+        assert_eq!(id.exp, Some(0));
+    }
+
+    #[test]
+    fn claim_values_as_headers() {
+        let claims = json!({"sub": "a", "n": 5, "ok": true, "nested": {"tier": "gold", "deep": {"x": 1}},
+            "list": ["a"], "obj": {}, "bad": "a\rb", "dotted.name": "d"});
+        let claims = claims.as_object().unwrap();
+        let at = |path: &str| claim_at(claims, path).and_then(header_value);
+        assert_eq!(at("sub").as_deref(), Some("a"));
+        assert_eq!(at("n").as_deref(), Some("5"));
+        assert_eq!(at("ok").as_deref(), Some("true"));
+        assert_eq!(at("nested.tier").as_deref(), Some("gold"));
+        assert_eq!(at("nested.deep.x").as_deref(), Some("1"));
+        assert_eq!(at("nested.none"), None);
+        assert_eq!(at("sub.x"), None);
+        assert_eq!(at("list"), None);
+        assert_eq!(at("obj"), None);
+        assert_eq!(at("bad"), None);
+        assert_eq!(at("dotted.name"), None, "a path, not a claim name");
+    }
+
+    #[test]
+    fn claim_headers_are_validated_and_owned() {
+        let files = |pairs: &[(&str, &str)]| -> Vec<ClaimToHeader> {
+            pairs
+                .iter()
+                .map(|(claim, header)| ClaimToHeader {
+                    claim: claim.to_string(),
+                    header: header.to_string(),
+                })
+                .collect()
+        };
+        let mut owned = vec!["x-payload".to_string()];
+        let built = claim_headers(
+            files(&[
+                ("sub", "X-Sub"),
+                ("nested.tier", "x-tier"),
+                ("azp", "x-sub"),
+            ]),
+            &mut owned,
+        )
+        .unwrap();
+        assert_eq!(owned, vec!["x-payload", "x-sub", "x-tier"]);
+        assert_eq!(built[0].header, "x-sub");
+        assert_eq!(built[1].claim, "nested.tier");
+        let err = |pairs: &[(&str, &str)]| {
+            claim_headers(files(pairs), &mut Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
+        for header in [":path", "host", "authorization", "Authorization", "a b", ""] {
+            assert_eq!(
+                err(&[("sub", "x-ok"), ("sub", header)]),
+                "claim_to_headers[1].header: not a usable header name",
+                "{header}"
+            );
+        }
+        assert_eq!(
+            err(&[("", "x-sub")]),
+            "claim_to_headers[0].claim: must not be empty"
+        );
+    }
+
+    #[test]
+    fn claim_headers_are_set_and_spoofed_copies_removed() {
+        use crate::testing::MockHost;
+        let mut host = MockHost::request(
+            "GET",
+            "/",
+            &[
+                ("x-sub", "mallory"),
+                ("x-tier", "platinum"),
+                ("x-other", "kept"),
+            ],
+        );
+        let owned = vec!["x-sub".to_string(), "x-tier".to_string()];
+        remove_owned_headers(&mut host, &owned);
+        let h: &dyn Host = &host;
+        assert_eq!(h.request_header("x-sub"), None);
+        assert_eq!(h.request_header("x-tier"), None);
+        assert_eq!(h.request_header("x-other").as_deref(), Some("kept"));
+        let map = vec![
+            ClaimToHeader {
+                claim: "sub".into(),
+                header: "x-sub".into(),
+            },
+            ClaimToHeader {
+                claim: "tier".into(),
+                header: "x-tier".into(),
+            },
+        ];
+        let claims = json!({"sub": "alice", "tier": ["not", "a", "value"]});
+        set_claim_headers(&mut host, claims.as_object().unwrap(), &map);
+        let h: &dyn Host = &host;
+        assert_eq!(h.request_header("x-sub").as_deref(), Some("alice"));
+        assert_eq!(h.request_header("x-tier"), None);
     }
 
     #[test]

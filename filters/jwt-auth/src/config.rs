@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::Value;
-use shieldwall_core::authn::{build_rules, usable_header_name};
+use shieldwall_core::authn::{build_rules, claim_headers, usable_header_name};
 use shieldwall_core::bucket::{limit_from_config, Limit, Per};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
@@ -15,7 +15,9 @@ use shieldwall_core::ConfigError;
 
 use shieldwall_jose::{parse_jwks, Jwks, JwksOptions};
 
-pub use shieldwall_core::authn::{Requirement, RequirementFile, Rule, RuleFile, Unmatched};
+pub use shieldwall_core::authn::{
+    ClaimToHeader, Requirement, RequirementFile, Rule, RuleFile, Unmatched,
+};
 pub use shieldwall_core::credential::{FromHeader, Location};
 
 #[derive(Debug, Deserialize)]
@@ -115,13 +117,6 @@ fn default_max_key_tries() -> usize {
 const MAX_KEYS: usize = 64;
 fn yes() -> bool {
     true
-}
-
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimToHeader {
-    pub claim: String,
-    pub header: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,29 +389,7 @@ fn build_provider(
         }
         None => None,
     };
-    let mut claim_to_headers = Vec::with_capacity(p.claim_to_headers.len());
-    for (i, c) in p.claim_to_headers.into_iter().enumerate() {
-        let header = c.header.to_ascii_lowercase();
-        if !usable_header_name(&header) || header == "authorization" {
-            return Err(ConfigError::new(
-                format!("claim_to_headers[{i}].header"),
-                "not a usable header name",
-            ));
-        }
-        if c.claim.is_empty() {
-            return Err(ConfigError::new(
-                format!("claim_to_headers[{i}].claim"),
-                "must not be empty",
-            ));
-        }
-        if !owned.contains(&header) {
-            owned.push(header.clone());
-        }
-        claim_to_headers.push(ClaimToHeader {
-            claim: c.claim,
-            header,
-        });
-    }
+    let claim_to_headers = claim_headers(p.claim_to_headers, owned)?;
     if !(64..=1 << 20).contains(&p.max_token_bytes) {
         return Err(ConfigError::new(
             "max_token_bytes",

@@ -7,15 +7,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use shieldwall_core::authn;
+use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
 use shieldwall_core::client_ip::client_ip;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
-use shieldwall_core::identity::{scopes_from_claims, IDENTITY_PROPERTY};
+use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
 use shieldwall_core::{
-    Action, CalloutResponse, ConfigError, Host, Identity, Reply, RequestLine, RootFilter,
-    StreamFilter,
+    Action, CalloutResponse, ConfigError, Host, Reply, RequestLine, RootFilter, StreamFilter,
 };
 
 use crate::cache::{TokenCache, TokenHash, Verified};
@@ -348,53 +347,6 @@ fn description(code: &str) -> &'static str {
     }
 }
 
-fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut current = claims.get(parts.next()?)?;
-    for part in parts {
-        current = current.as_object()?.get(part)?;
-    }
-    Some(current)
-}
-
-fn header_value(v: &Value) -> Option<String> {
-    let text = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        _ => return None,
-    };
-    // A verified token is still client-chosen text: no control characters into a header.
-    (!text.chars().any(char::is_control)).then_some(text)
-}
-
-fn identity_from_claims(provider: &Provider, claims: &Map<String, Value>) -> Identity {
-    let text = |name: &str| claims.get(name).and_then(header_value);
-    let aud = match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let exp = claims
-        .get("exp")
-        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)));
-    Identity {
-        sub: text("sub"),
-        iss: text("iss"),
-        aud,
-        client_id: text("client_id").or_else(|| text("azp")),
-        scopes: scopes_from_claims(claims),
-        tenant: claims.get(&provider.tenant_claim).and_then(header_value),
-        auth: vec!["jwt".to_string()],
-        exp,
-        claims: claims.clone(),
-        ..Default::default()
-    }
-}
-
 impl JwtStream {
     fn rules_for<'a>(
         &self,
@@ -494,7 +446,7 @@ impl JwtStream {
             match key.verify(jws.header.alg, signing_input, &jws.signature) {
                 Ok(()) => {
                     let payload_b64 = cred.token.split('.').nth(1).unwrap_or_default().to_string();
-                    let identity = identity_from_claims(provider, &jws.claims);
+                    let identity = identity_from_claims(&jws.claims, "jwt", &provider.tenant_claim);
                     let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
                     let verified = Rc::new(Verified {
                         provider: p,
@@ -800,11 +752,7 @@ impl JwtStream {
             let Some(provider) = config.providers.get(v.provider) else {
                 continue;
             };
-            for c in &provider.claim_to_headers {
-                if let Some(value) = claim_at(&v.claims, &c.claim).and_then(header_value) {
-                    host.set_request_header(&c.header, Some(&value));
-                }
-            }
+            set_claim_headers(host, &v.claims, &provider.claim_to_headers);
             if let Some(h) = &provider.forward_payload_header {
                 host.set_request_header(h, Some(&v.payload_b64));
             }
@@ -824,9 +772,7 @@ impl JwtStream {
 impl StreamFilter for JwtStream {
     fn on_request_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
         // A client must never be able to send what this filter asserts upstream.
-        for h in &self.config.owned_headers {
-            host.set_request_header(h, None);
-        }
+        remove_owned_headers(host, &self.config.owned_headers);
         self.decide(host)
     }
 
