@@ -3,6 +3,8 @@
 //! - [`host::Host`]: the proxy as a trait, so filter logic is tested natively;
 //! - [`filter`]: the `RootFilter`/`StreamFilter` traits a filter implements;
 //! - [`config`]: configuration errors that name the field path;
+//! - [`credential`]: token locations, the one credential of a request, its removal upstream;
+//! - [`authn`]: what the authenticating filters share beyond the credential;
 //! - [`identity`]: the identity context filters pass to each other;
 //! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
 //! - [`route`]: path normalisation and route matching;
@@ -13,9 +15,11 @@
 //! - [`client_ip`]: the client address, from the connection or trusted `x-forwarded-for` hops;
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
+pub mod authn;
 pub mod bucket;
 pub mod client_ip;
 pub mod config;
+pub mod credential;
 pub mod filter;
 pub mod host;
 pub mod identity;

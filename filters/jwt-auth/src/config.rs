@@ -6,12 +6,19 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::Value;
+use shieldwall_core::authn::{build_rules, claim_headers, usable_header_name};
 use shieldwall_core::bucket::{limit_from_config, Limit, Per};
 use shieldwall_core::config::{split_http_uri, Within};
-use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
+use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
+use shieldwall_core::route::PathOptions;
 use shieldwall_core::ConfigError;
 
 use shieldwall_jose::{parse_jwks, Jwks, JwksOptions};
+
+pub use shieldwall_core::authn::{
+    ClaimToHeader, Requirement, RequirementFile, Rule, RuleFile, Unmatched,
+};
+pub use shieldwall_core::credential::{FromHeader, Location};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,14 +66,6 @@ pub const MAX_BUDGET_SLOTS: u64 = 1 << 20;
 
 fn default_cache_entries() -> usize {
     4096
-}
-
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Unmatched {
-    #[default]
-    Deny,
-    Allow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,21 +119,6 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FromHeader {
-    pub name: String,
-    #[serde(default)]
-    pub value_prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimToHeader {
-    pub claim: String,
-    pub header: String,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksFile {
@@ -164,37 +148,7 @@ fn default_jwks_max_bytes() -> usize {
     64 * 1024
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleFile {
-    #[serde(rename = "match")]
-    pub route: RouteMatchConfig,
-    pub requires: Option<RequirementFile>,
-}
-
-/// `{"provider": NAME, "audiences": [..]}`, `{"any": [..]}`, `{"all": [..]}` or `{"allow_missing": REQ}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequirementFile {
-    pub provider: Option<String>,
-    pub audiences: Option<Vec<String>>,
-    pub any: Option<Vec<RequirementFile>>,
-    pub all: Option<Vec<RequirementFile>>,
-    pub allow_missing: Option<Box<RequirementFile>>,
-}
-
 // ------------------------------------------------------------------ runtime form
-
-/// Where a token may be found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Header {
-        name: String,
-        prefix: Option<String>,
-    },
-    Param(String),
-    Cookie(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct RemoteJwks {
@@ -229,23 +183,6 @@ pub struct Provider {
     pub max_token_bytes: usize,
     pub require_exp: bool,
     pub max_key_tries: usize,
-}
-
-#[derive(Debug, Clone)]
-pub enum Requirement {
-    Provider {
-        provider: usize,
-        audiences: Option<Vec<String>>,
-    },
-    Any(Vec<Requirement>),
-    All(Vec<Requirement>),
-    AllowMissing(Box<Requirement>),
-}
-
-#[derive(Debug)]
-pub struct Rule {
-    pub route: RouteMatch,
-    pub requires: Option<Requirement>,
 }
 
 #[derive(Debug)]
@@ -311,22 +248,6 @@ pub fn remote_jwks_options(max_bytes: usize) -> JwksOptions {
     }
 }
 
-fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-}
-
-/// Headers the proxy manages: a filter must never set or remove them.
-fn reserved_header(name: &str) -> bool {
-    name.starts_with(':')
-        || matches!(
-            name,
-            "host" | "content-length" | "transfer-encoding" | "connection"
-        )
-}
-
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let file: ConfigFile = shieldwall_core::config::parse_json(bytes)?;
@@ -349,18 +270,7 @@ impl Config {
                 .within(&format!("providers.{name}"))?;
             providers.push(provider);
         }
-        let mut rules = Vec::with_capacity(file.rules.len());
-        for (i, r) in file.rules.into_iter().enumerate() {
-            let at = format!("rules[{i}]");
-            let route = RouteMatch::compile(&r.route).within(&format!("{at}.match"))?;
-            let requires = match r.requires {
-                Some(req) => {
-                    Some(build_requirement(req, &names).within(&format!("{at}.requires"))?)
-                }
-                None => None,
-            };
-            rules.push(Rule { route, requires });
-        }
+        let rules = build_rules(file.rules, &names)?;
         let realm = file.realm.unwrap_or_else(|| "shieldwall".to_string());
         if realm.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
             return Err(ConfigError::new(
@@ -373,10 +283,7 @@ impl Config {
             .map(|p| p.max_token_bytes)
             .max()
             .unwrap_or(0);
-        let authorization_only = !locations.is_empty()
-            && locations
-                .iter()
-                .all(|l| matches!(l, Location::Header { name, .. } if name == "authorization"));
+        let authorization_only = authorization_only(&locations);
         Ok(Config {
             authorization_only,
             providers,
@@ -394,14 +301,6 @@ impl Config {
             },
         })
     }
-}
-
-fn intern(locations: &mut Vec<Location>, loc: Location) -> usize {
-    if let Some(i) = locations.iter().position(|l| *l == loc) {
-        return i;
-    }
-    locations.push(loc);
-    locations.len() - 1
 }
 
 fn build_provider(
@@ -468,67 +367,18 @@ fn build_provider(
         }
         (None, Some(r)) => KeySource::Remote(build_remote(r).within("remote_jwks")?),
     };
-    let mut locs = Vec::new();
-    let headers = p.from_headers.unwrap_or_else(|| {
-        if p.from_params.is_empty() && p.from_cookies.is_empty() {
-            vec![FromHeader {
-                name: "authorization".into(),
-                value_prefix: Some("Bearer ".into()),
-            }]
-        } else {
-            Vec::new()
-        }
-    });
-    for (i, h) in headers.into_iter().enumerate() {
-        let lname = h.name.to_ascii_lowercase();
-        if !valid_header_name(&lname) || reserved_header(&lname) {
-            return Err(ConfigError::new(
-                format!("from_headers[{i}].name"),
-                "not a usable header name",
-            ));
-        }
-        if h.value_prefix.as_deref() == Some("") {
-            return Err(ConfigError::new(
-                format!("from_headers[{i}].value_prefix"),
-                "leave it out instead of an empty prefix",
-            ));
-        }
-        locs.push(intern(
-            locations,
-            Location::Header {
-                name: lname,
-                prefix: h.value_prefix,
-            },
-        ));
-    }
-    for (i, q) in p.from_params.into_iter().enumerate() {
-        if q.is_empty() {
-            return Err(ConfigError::new(
-                format!("from_params[{i}]"),
-                "must not be empty",
-            ));
-        }
-        locs.push(intern(locations, Location::Param(q)));
-    }
-    for (i, c) in p.from_cookies.into_iter().enumerate() {
-        if c.is_empty() || c.contains([';', '=', ' ']) {
-            return Err(ConfigError::new(
-                format!("from_cookies[{i}]"),
-                "not a cookie name",
-            ));
-        }
-        locs.push(intern(locations, Location::Cookie(c)));
-    }
-    if locs.is_empty() {
-        return Err(ConfigError::new(
-            "from_headers",
-            "the provider has no token location",
-        ));
-    }
+    let locs = token_locations(
+        TokenLocationsFile {
+            from_headers: p.from_headers,
+            from_params: p.from_params,
+            from_cookies: p.from_cookies,
+        },
+        locations,
+    )?;
     let forward_payload_header = match p.forward_payload_header {
         Some(h) => {
             let h = h.to_ascii_lowercase();
-            if !valid_header_name(&h) || reserved_header(&h) {
+            if !usable_header_name(&h) {
                 return Err(ConfigError::new(
                     "forward_payload_header",
                     "not a usable header name",
@@ -539,29 +389,7 @@ fn build_provider(
         }
         None => None,
     };
-    let mut claim_to_headers = Vec::with_capacity(p.claim_to_headers.len());
-    for (i, c) in p.claim_to_headers.into_iter().enumerate() {
-        let header = c.header.to_ascii_lowercase();
-        if !valid_header_name(&header) || reserved_header(&header) || header == "authorization" {
-            return Err(ConfigError::new(
-                format!("claim_to_headers[{i}].header"),
-                "not a usable header name",
-            ));
-        }
-        if c.claim.is_empty() {
-            return Err(ConfigError::new(
-                format!("claim_to_headers[{i}].claim"),
-                "must not be empty",
-            ));
-        }
-        if !owned.contains(&header) {
-            owned.push(header.clone());
-        }
-        claim_to_headers.push(ClaimToHeader {
-            claim: c.claim,
-            header,
-        });
-    }
+    let claim_to_headers = claim_headers(p.claim_to_headers, owned)?;
     if !(64..=1 << 20).contains(&p.max_token_bytes) {
         return Err(ConfigError::new(
             "max_token_bytes",
@@ -635,63 +463,4 @@ fn build_remote(r: RemoteJwksFile) -> Result<RemoteJwks, ConfigError> {
         refetch_min_interval_ms: r.refetch_min_interval_s.saturating_mul(1000),
         max_bytes: r.max_bytes,
     })
-}
-
-fn build_requirement(r: RequirementFile, names: &[String]) -> Result<Requirement, ConfigError> {
-    let given = [
-        r.provider.is_some(),
-        r.any.is_some(),
-        r.all.is_some(),
-        r.allow_missing.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(ConfigError::new(
-            "",
-            "exactly one of `provider`, `any`, `all` or `allow_missing` is required",
-        ));
-    }
-    if r.audiences.is_some() && r.provider.is_none() {
-        return Err(ConfigError::new("audiences", "only goes with `provider`"));
-    }
-    if let Some(name) = r.provider {
-        let provider = names
-            .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| ConfigError::new("provider", format!("no provider named `{name}`")))?;
-        if let Some(a) = &r.audiences {
-            if a.is_empty() || a.iter().any(String::is_empty) {
-                return Err(ConfigError::new(
-                    "audiences",
-                    "must list non-empty audiences",
-                ));
-            }
-        }
-        return Ok(Requirement::Provider {
-            provider,
-            audiences: r.audiences,
-        });
-    }
-    let list =
-        |items: Vec<RequirementFile>, field: &str| -> Result<Vec<Requirement>, ConfigError> {
-            if items.is_empty() {
-                return Err(ConfigError::new(field, "must not be empty"));
-            }
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| build_requirement(item, names).within(&format!("{field}[{i}]")))
-                .collect()
-        };
-    if let Some(items) = r.any {
-        return Ok(Requirement::Any(list(items, "any")?));
-    }
-    if let Some(items) = r.all {
-        return Ok(Requirement::All(list(items, "all")?));
-    }
-    match r.allow_missing {
-        Some(inner) => Ok(Requirement::AllowMissing(Box::new(
-            build_requirement(*inner, names).within("allow_missing")?,
-        ))),
-        None => Err(ConfigError::new("", "empty requirement")),
-    }
 }

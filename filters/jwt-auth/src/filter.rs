@@ -7,19 +7,19 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
 use shieldwall_core::client_ip::client_ip;
-use shieldwall_core::identity::{scopes_from_claims, IDENTITY_PROPERTY};
+use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
+use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
 use shieldwall_core::{
-    Action, CalloutResponse, ConfigError, Host, Identity, Reply, RequestLine, RootFilter,
-    StreamFilter,
+    Action, CalloutResponse, ConfigError, Host, Reply, RequestLine, RootFilter, StreamFilter,
 };
 
 use crate::cache::{TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
 use crate::config::{Budget, Config, KeySource, Provider, Requirement, Unmatched};
-use crate::extract::{extract, remove_credential, Extracted};
 use crate::keys::{self, FetchReason, FetchResult};
 use shieldwall_jose::{candidate_keys, parse_compact, Header, Jwks, JwsError};
 
@@ -293,19 +293,7 @@ enum WaitFor {
 }
 
 /// The result of evaluating a requirement against the request's credential.
-#[derive(Debug)]
-enum Eval {
-    /// Satisfied; the verifications behind it (none for `allow_missing` without a token).
-    Ok(Vec<Rc<Verified>>),
-    /// No credential for this requirement.
-    Missing,
-    /// A credential that fails; the stable code.
-    Fail(&'static str),
-    Wait(WaitFor),
-    /// The client's budget of failed verifications is spent: refused before any signature
-    /// work; milliseconds until the budget allows one more.
-    Throttled(u64),
-}
+type Eval = authn::Eval<Rc<Verified>, WaitFor>;
 
 /// A parsed token, owning its parts; the signing input is a prefix of the token text.
 struct Parsed {
@@ -359,63 +347,16 @@ fn description(code: &str) -> &'static str {
     }
 }
 
-fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut current = claims.get(parts.next()?)?;
-    for part in parts {
-        current = current.as_object()?.get(part)?;
-    }
-    Some(current)
-}
-
-fn header_value(v: &Value) -> Option<String> {
-    let text = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        _ => return None,
-    };
-    // A verified token is still client-chosen text: no control characters into a header.
-    (!text.chars().any(char::is_control)).then_some(text)
-}
-
-fn identity_from_claims(provider: &Provider, claims: &Map<String, Value>) -> Identity {
-    let text = |name: &str| claims.get(name).and_then(header_value);
-    let aud = match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let exp = claims
-        .get("exp")
-        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)));
-    Identity {
-        sub: text("sub"),
-        iss: text("iss"),
-        aud,
-        client_id: text("client_id").or_else(|| text("azp")),
-        scopes: scopes_from_claims(claims),
-        tenant: claims.get(&provider.tenant_claim).and_then(header_value),
-        auth: vec!["jwt".to_string()],
-        exp,
-        claims: claims.clone(),
-        ..Default::default()
-    }
-}
-
 impl JwtStream {
     fn rules_for<'a>(
         &self,
         provider: &'a Provider,
-        audiences: &'a Option<Vec<String>>,
+        audiences: Option<&'a [String]>,
         now_s: u64,
     ) -> ClaimRules<'a> {
         ClaimRules {
             issuer: &provider.issuer,
-            audiences: audiences.as_deref().unwrap_or(&provider.audiences),
+            audiences: audiences.unwrap_or(&provider.audiences),
             now_s,
             skew_s: provider.skew_s,
             require_exp: provider.require_exp,
@@ -428,7 +369,7 @@ impl JwtStream {
         worker: &mut Worker,
         cred: &mut Option<Credential>,
         p: usize,
-        audiences: &Option<Vec<String>>,
+        audiences: Option<&[String]>,
     ) -> Eval {
         let config = &*self.config;
         let Some(provider) = config.providers.get(p) else {
@@ -505,7 +446,7 @@ impl JwtStream {
             match key.verify(jws.header.alg, signing_input, &jws.signature) {
                 Ok(()) => {
                     let payload_b64 = cred.token.split('.').nth(1).unwrap_or_default().to_string();
-                    let identity = identity_from_claims(provider, &jws.claims);
+                    let identity = identity_from_claims(&jws.claims, "jwt", &provider.tenant_claim);
                     let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
                     let verified = Rc::new(Verified {
                         provider: p,
@@ -577,49 +518,7 @@ impl JwtStream {
         cred: &mut Option<Credential>,
         req: &Requirement,
     ) -> Eval {
-        match req {
-            Requirement::Provider {
-                provider,
-                audiences,
-            } => self.check_provider(host, worker, cred, *provider, audiences),
-            Requirement::Any(items) => {
-                let mut first_fail = None;
-                let mut wait = None;
-                for item in items {
-                    match self.eval(host, worker, cred, item) {
-                        Eval::Ok(v) => return Eval::Ok(v),
-                        // The budget is the client's, not a provider's: no other will do.
-                        Eval::Throttled(ms) => return Eval::Throttled(ms),
-                        Eval::Fail(code) => {
-                            first_fail.get_or_insert(code);
-                        }
-                        Eval::Wait(w) => {
-                            wait.get_or_insert(w);
-                        }
-                        Eval::Missing => {}
-                    }
-                }
-                match (wait, first_fail) {
-                    (Some(w), _) => Eval::Wait(w),
-                    (None, Some(code)) => Eval::Fail(code),
-                    (None, None) => Eval::Missing,
-                }
-            }
-            Requirement::All(items) => {
-                let mut all = Vec::new();
-                for item in items {
-                    match self.eval(host, worker, cred, item) {
-                        Eval::Ok(v) => all.extend(v),
-                        other => return other,
-                    }
-                }
-                Eval::Ok(all)
-            }
-            Requirement::AllowMissing(inner) => match self.eval(host, worker, cred, inner) {
-                Eval::Missing => Eval::Ok(Vec::new()),
-                other => other,
-            },
-        }
+        req.evaluate(&mut |p, audiences| self.check_provider(host, worker, cred, p, audiences))
     }
 
     fn deny(&self, host: &mut dyn Host, worker: &mut Worker, reply: Reply) -> Action {
@@ -672,48 +571,42 @@ impl JwtStream {
             return Action::Continue;
         };
 
-        let headers = if config.authorization_only {
-            host.request_header("authorization")
-                .map(|v| vec![("authorization".to_string(), v)])
-                .unwrap_or_default()
-        } else {
-            host.request_headers()
-        };
-        let mut cred = match extract(&config, &headers, &line) {
-            Extracted::None => None,
-            Extracted::Several => {
-                let reply = Reply::bad_request(
-                    "invalid_request",
-                    "the request carries more than one credential",
-                )
-                .with_header(
-                    "www-authenticate",
-                    format!(
-                        "Bearer realm=\"{}\", error=\"invalid_request\"",
-                        config.realm
-                    ),
-                );
-                return self.deny(host, worker, reply);
-            }
-            Extracted::One { token, location } => {
-                if token.len() > config.max_token_bytes {
-                    let reply = Reply::invalid_token(
-                        &config.realm,
-                        "token_too_large",
-                        description("token_too_large"),
+        let mut cred =
+            match extract_from_request(host, &config.locations, config.authorization_only, &line) {
+                Extracted::None => None,
+                Extracted::Several => {
+                    let reply = Reply::bad_request(
+                        "invalid_request",
+                        "the request carries more than one credential",
+                    )
+                    .with_header(
+                        "www-authenticate",
+                        format!(
+                            "Bearer realm=\"{}\", error=\"invalid_request\"",
+                            config.realm
+                        ),
                     );
                     return self.deny(host, worker, reply);
                 }
-                let hash = worker.cache.key(&token);
-                Some(Credential {
-                    token,
-                    location,
-                    hash,
-                    parsed: None,
-                    budget_slot: None,
-                })
-            }
-        };
+                Extracted::One { token, location } => {
+                    if token.len() > config.max_token_bytes {
+                        let reply = Reply::invalid_token(
+                            &config.realm,
+                            "token_too_large",
+                            description("token_too_large"),
+                        );
+                        return self.deny(host, worker, reply);
+                    }
+                    let hash = worker.cache.key(&token);
+                    Some(Credential {
+                        token,
+                        location,
+                        hash,
+                        parsed: None,
+                        budget_slot: None,
+                    })
+                }
+            };
 
         let mut result = self.eval(host, worker, &mut cred, requirement);
         // Keys another worker fetched meanwhile: take them and evaluate once more.
@@ -859,11 +752,7 @@ impl JwtStream {
             let Some(provider) = config.providers.get(v.provider) else {
                 continue;
             };
-            for c in &provider.claim_to_headers {
-                if let Some(value) = claim_at(&v.claims, &c.claim).and_then(header_value) {
-                    host.set_request_header(&c.header, Some(&value));
-                }
-            }
+            set_claim_headers(host, &v.claims, &provider.claim_to_headers);
             if let Some(h) = &provider.forward_payload_header {
                 host.set_request_header(h, Some(&v.payload_b64));
             }
@@ -883,9 +772,7 @@ impl JwtStream {
 impl StreamFilter for JwtStream {
     fn on_request_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
         // A client must never be able to send what this filter asserts upstream.
-        for h in &self.config.owned_headers {
-            host.set_request_header(h, None);
-        }
+        remove_owned_headers(host, &self.config.owned_headers);
         self.decide(host)
     }
 

@@ -2,15 +2,15 @@
 //!
 //! The signature layer is the shared `shieldwall-jose` crate (strict JWS parsing, JWKS import,
 //! signature checks); this crate adds what a gateway filter needs around it: [`claims`] validates
-//! the registered claims, [`extract`] finds tokens in a request, [`keys`] fetches and shares key
-//! sets between workers, [`cache`] remembers verified tokens and [`filter`] puts it together.
+//! the registered claims, [`keys`] fetches and shares key sets between workers, [`cache`]
+//! remembers verified tokens and [`filter`] puts it together. What every authenticator shares
+//! (token locations and extraction, ...) lives in `shieldwall_core`.
 //! The names of the signature layer are re-exported here, so callers of jwt-auth need no second
 //! dependency.
 
 pub mod cache;
 pub mod claims;
 pub mod config;
-pub mod extract;
 pub mod filter;
 pub mod keys;
 #[cfg(test)]
