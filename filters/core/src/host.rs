@@ -124,6 +124,14 @@ pub trait Host {
     // ---- timers (root context only)
     fn set_tick_period(&mut self, period: Duration);
 
+    // ---- the VM's environment
+    /// An environment variable of the VM (Envoy `vm_config.environment_variables`, Istio
+    /// `vmConfig.env`), read through WASI; `None` when unset or not UTF-8. Secrets can come from
+    /// here instead of the plugin configuration.
+    fn env_var(&self, _name: &str) -> Option<String> {
+        None
+    }
+
     // ---- metrics
     fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError>;
     fn increment_metric(&mut self, id: u32, delta: i64);

@@ -75,6 +75,8 @@ pub struct MockHost {
     /// Makes callouts fail at dispatch (as Envoy does for an unknown cluster).
     pub fail_callouts: bool,
     pub tick_period: Option<Duration>,
+    /// The VM's environment variables (`Host::env_var`).
+    pub env: HashMap<String, String>,
     metrics: Vec<(String, MetricKind, u64, usize)>,
 }
 
@@ -327,6 +329,9 @@ impl Host for MockHost {
     }
     fn set_tick_period(&mut self, period: Duration) {
         self.tick_period = Some(period);
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
     }
     fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
         if let Some(i) = self.metrics.iter().position(|m| m.0 == name) {

@@ -355,7 +355,7 @@ impl JwtStream {
         now_s: u64,
     ) -> ClaimRules<'a> {
         ClaimRules {
-            issuer: &provider.issuer,
+            issuer: Some(&provider.issuer),
             audiences: audiences.unwrap_or(&provider.audiences),
             now_s,
             skew_s: provider.skew_s,

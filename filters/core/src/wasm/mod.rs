@@ -171,6 +171,10 @@ impl Host for WasmHost {
     fn set_tick_period(&mut self, period: Duration) {
         let _ = abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
     }
+    fn env_var(&self, name: &str) -> Option<String> {
+        // WASI `environ_get`: Envoy hands the VM the variables of `vm_config.environment_variables`.
+        std::env::var(name).ok()
+    }
     fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
         let kind = match kind {
             MetricKind::Counter => 0,
