@@ -99,3 +99,11 @@ fn rate_limit_exports_response_headers_and_grpc() {
         ],
     );
 }
+
+#[test]
+fn token_introspection_exports_the_tick_and_http_callouts_only() {
+    expect(
+        "token-introspection",
+        &["proxy_on_tick", "proxy_on_http_call_response"],
+    );
+}

@@ -1,0 +1,381 @@
+//! token-introspection over the real release module: one introspection per token across workers
+//! and within a burst, the bounded caches under random tokens, an IdP that is down or answers
+//! badly, certificate-bound tokens.
+
+// Test code: a failed expectation is meant to panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use host_tests::{
+    wasm_path, CalloutRequest, Cluster, Envoy, Outcome, Plugin, Reply, Request, Tls, Worker,
+};
+use serde_json::{json, Value};
+
+const VM_ID: &str = "introspection";
+const PLUGIN: &str = "introspection";
+const PREFIX: &str = "shieldwall/token_introspection/introspection/idp";
+
+fn config(cache: Value) -> Value {
+    json!({
+        "realm": "orders",
+        "providers": {"idp": {
+            "introspection": {"cluster": "idp", "uri": "https://idp.example.com/token/introspection",
+                              "timeout_ms": 500, "client_id": "gateway", "client_secret": "gateway-secret"},
+            "issuer": "https://idp.example.com",
+            "audiences": ["orders-api"],
+            "cache": cache,
+            "claim_to_headers": [{"claim": "sub", "header": "x-token-sub"}]
+        }},
+        "rules": [
+            {"match": {"prefix": "/healthz"}},
+            {"match": {"prefix": "/"}, "requires": {"provider": "idp"}}
+        ]
+    })
+}
+
+fn plugin(cfg: &Value) -> Plugin {
+    Plugin::new(wasm_path("token-introspection"))
+        .name(PLUGIN)
+        .vm_id(VM_ID)
+        .json(cfg)
+}
+
+/// The token in an introspection request's form body.
+fn token_of(req: &CalloutRequest) -> String {
+    let body = req.body_str();
+    body.split('&')
+        .find_map(|p| p.strip_prefix("token="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An IdP: tokens starting with `good` are active (`sub` = the token), others inactive. Counts
+/// its calls per token; `mode` switches it to errors.
+#[derive(Clone)]
+struct Idp {
+    calls: Rc<RefCell<Vec<String>>>,
+    mode: Rc<Cell<&'static str>>,
+}
+
+impl Idp {
+    fn install(envoy: &Envoy, delay: Duration) -> Idp {
+        let idp = Idp {
+            calls: Rc::new(RefCell::new(Vec::new())),
+            mode: Rc::new(Cell::new("ok")),
+        };
+        let (calls, mode) = (idp.calls.clone(), idp.mode.clone());
+        let now = {
+            let e = envoy.clone();
+            move || e.now_unix_secs()
+        };
+        envoy.cluster(
+            "idp",
+            Cluster::delayed(delay, move |req: &CalloutRequest| {
+                assert_eq!(req.method(), "POST");
+                assert_eq!(req.path(), "/token/introspection");
+                assert_eq!(
+                    req.header("authorization"),
+                    Some("Basic Z2F0ZXdheTpnYXRld2F5LXNlY3JldA==")
+                );
+                let token = token_of(req);
+                calls.borrow_mut().push(token.clone());
+                match mode.get() {
+                    "malformed" => Reply::json(200, &json!({"active": "true"})),
+                    "status" => Reply::json(500, &json!({"error": "server_error"})),
+                    "never" => Reply::never(),
+                    _ if token.starts_with("good") => Reply::json(
+                        200,
+                        &json!({"active": true, "sub": token, "client_id": "orders-reader",
+                                "aud": "orders-api", "iss": "https://idp.example.com",
+                                "scope": "orders:read", "exp": now() + 3600}),
+                    ),
+                    _ if token.starts_with("bound") => Reply::json(
+                        200,
+                        &json!({"active": true, "sub": "bound", "exp": now() + 3600,
+                                "aud": "orders-api", "iss": "https://idp.example.com",
+                                "cnf": {"x5t#S256": "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"}}),
+                    ),
+                    _ => Reply::json(200, &json!({"active": false})),
+                }
+            }),
+        );
+        idp
+    }
+    fn calls(&self) -> usize {
+        self.calls.borrow().len()
+    }
+    fn calls_for(&self, token: &str) -> usize {
+        self.calls.borrow().iter().filter(|t| *t == token).count()
+    }
+}
+
+fn request(token: &str) -> Request {
+    Request::get("/orders").header("authorization", &format!("Bearer {token}"))
+}
+
+/// Sends a request and runs the harness until it is decided.
+fn decide(envoy: &Envoy, worker: &Worker, req: Request) -> Outcome {
+    let mut s = worker.stream(req);
+    let mut out = s.send_request();
+    for _ in 0..40 {
+        if !out.is_paused() {
+            break;
+        }
+        envoy.advance(Duration::from_millis(50));
+        out = s.outcome();
+    }
+    s.finish();
+    out
+}
+
+fn status(out: &Outcome) -> (u16, String) {
+    match out {
+        Outcome::Upstream(_) => (200, String::new()),
+        Outcome::LocalReply(r) => (
+            r.status(),
+            r.body_json()["error"].as_str().unwrap_or("").to_string(),
+        ),
+        other => panic!("undecided: {other:?}"),
+    }
+}
+
+#[test]
+fn an_active_token_passes_and_is_served_from_the_cache_after() {
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, Duration::from_millis(20));
+    let worker = envoy
+        .worker(&[plugin(&config(json!({"max_ttl_s": 30})))])
+        .unwrap();
+    let out = decide(&envoy, &worker, request("good-1"));
+    let Outcome::Upstream(up) = &out else {
+        panic!("{out:?}\n{}", worker.log_text())
+    };
+    assert_eq!(up.header("x-token-sub"), Some("good-1"));
+    assert_eq!(up.header("authorization"), None);
+    let call = &envoy.callouts()[0];
+    assert_eq!(call.header(":authority"), Some("idp.example.com"));
+    assert_eq!(call.body_str(), "token=good-1&token_type_hint=access_token");
+    assert_eq!(call.timeout, Some(Duration::from_millis(500)));
+    // Another worker is served from the shared cache.
+    let other = envoy
+        .worker(&[plugin(&config(json!({"max_ttl_s": 30})))])
+        .unwrap();
+    assert_eq!(status(&decide(&envoy, &other, request("good-1"))).0, 200);
+    assert_eq!(idp.calls(), 1);
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.cache.hit"),
+        Some(1)
+    );
+    // After max_ttl_s the IdP is asked again.
+    envoy.advance(Duration::from_secs(31));
+    assert_eq!(status(&decide(&envoy, &other, request("good-1"))).0, 200);
+    assert_eq!(idp.calls(), 2);
+    // Inactive: 401, then from the negative cache.
+    assert_eq!(
+        status(&decide(&envoy, &worker, request("revoked"))),
+        (401, "invalid_token".into())
+    );
+    assert_eq!(
+        status(&decide(&envoy, &other, request("revoked"))),
+        (401, "invalid_token".into())
+    );
+    assert_eq!(idp.calls_for("revoked"), 1);
+    assert!(!worker.log_text().contains("good-1"));
+}
+
+#[test]
+fn several_workers_share_one_introspection_per_token() {
+    let envoy = Envoy::new();
+    // The IdP answers after 150 ms: every worker sees the introspection in flight.
+    let idp = Idp::install(&envoy, Duration::from_millis(150));
+    let cfg = config(json!({"max_ttl_s": 0, "negative_ttl_s": 0}));
+    let workers: Vec<Worker> = (0..4)
+        .map(|_| envoy.worker(&[plugin(&cfg)]).unwrap())
+        .collect();
+    let mut streams = Vec::new();
+    for w in &workers {
+        for token in ["good-a", "good-b"] {
+            let mut s = w.stream(request(token));
+            assert!(s.send_request().is_paused());
+            streams.push(s);
+        }
+    }
+    envoy.advance(Duration::from_millis(400));
+    for s in &streams {
+        assert_eq!(status(&s.outcome()).0, 200, "{:?}", s.outcome());
+    }
+    assert_eq!(idp.calls_for("good-a"), 1, "{:?}", idp.calls.borrow());
+    assert_eq!(idp.calls_for("good-b"), 1);
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.waiting"),
+        Some(6)
+    );
+    for s in streams {
+        s.finish();
+    }
+    // max_ttl_s 0: nothing cached, the next request introspects again.
+    assert_eq!(
+        status(&decide(&envoy, &workers[0], request("good-a"))).0,
+        200
+    );
+    assert_eq!(idp.calls_for("good-a"), 2);
+}
+
+#[test]
+fn a_burst_of_one_token_makes_one_callout() {
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, Duration::from_millis(80));
+    let worker = envoy.worker(&[plugin(&config(json!({})))]).unwrap();
+    let mut streams: Vec<_> = (0..50)
+        .map(|_| {
+            let mut s = worker.stream(request("good-burst"));
+            assert!(s.send_request().is_paused());
+            s
+        })
+        .collect();
+    envoy.advance(Duration::from_millis(100));
+    for s in &streams {
+        assert_eq!(status(&s.outcome()).0, 200);
+    }
+    assert_eq!(idp.calls(), 1);
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.allowed"),
+        Some(50)
+    );
+    for s in streams.drain(..) {
+        s.finish();
+    }
+}
+
+/// Live entries in a table's buckets, and the highest bucket index present.
+fn table_usage(envoy: &Envoy, kind: &str, probe: u64) -> (usize, Option<u64>) {
+    let mut entries = 0;
+    let mut highest = None;
+    for i in 0..probe {
+        if let Some(v) = envoy.shared_data(VM_ID, &format!("{PREFIX}/{kind}/{i}")) {
+            entries += String::from_utf8_lossy(&v).lines().count();
+            highest = Some(i);
+        }
+    }
+    (entries, highest)
+}
+
+#[test]
+fn many_random_tokens_keep_the_caches_at_their_bounds() {
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, Duration::from_millis(1));
+    let cfg = config(json!({"max_entries": 64, "negative_max_entries": 16,
+                            "max_ttl_s": 600, "negative_ttl_s": 600}));
+    let worker = envoy.worker(&[plugin(&cfg)]).unwrap();
+    for i in 0..32 {
+        assert_eq!(
+            status(&decide(&envoy, &worker, request(&format!("good-{i}")))).0,
+            200
+        );
+    }
+    let (good_before, _) = table_usage(&envoy, "active", 1000);
+    for i in 0..3000 {
+        let out = decide(&envoy, &worker, request(&format!("random-{i}")));
+        assert_eq!(status(&out).0, 401);
+    }
+    assert_eq!(idp.calls(), 32 + 3000);
+    let (inactive, highest) = table_usage(&envoy, "inactive", 1000);
+    assert!(inactive <= 16, "{inactive}");
+    assert_eq!(highest, Some(3), "16 entries: 4 buckets of 4");
+    let (active, highest) = table_usage(&envoy, "active", 1000);
+    assert_eq!(active, good_before, "random tokens evicted no good answer");
+    assert!(active <= 64 && highest.is_some_and(|h| h < 16));
+    // The flight slots are bounded too (64 for 64 entries).
+    assert!(envoy
+        .shared_data(VM_ID, &format!("{PREFIX}/flight/64"))
+        .is_none());
+    // A good answer from before the flood is still served from the cache.
+    let calls = idp.calls();
+    let cached = (0..32)
+        .filter(|i| {
+            decide(&envoy, &worker, request(&format!("good-{i}")));
+            idp.calls() == calls
+        })
+        .count();
+    assert!(cached > 0);
+    assert!(worker.traps().is_empty());
+}
+
+#[test]
+fn idp_down_or_misbehaving_is_503_and_cached_tokens_keep_serving() {
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, Duration::from_millis(5));
+    let worker = envoy
+        .worker(&[plugin(&config(json!({"max_ttl_s": 60})))])
+        .unwrap();
+    assert_eq!(
+        status(&decide(&envoy, &worker, request("good-cached"))).0,
+        200
+    );
+    for mode in ["never", "malformed", "status"] {
+        idp.mode.set(mode);
+        let out = decide(&envoy, &worker, request(&format!("good-new-{mode}")));
+        assert_eq!(
+            status(&out),
+            (503, "temporarily_unavailable".into()),
+            "{mode}"
+        );
+        let Outcome::LocalReply(r) = &out else {
+            unreachable!()
+        };
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(
+            status(&decide(&envoy, &worker, request("good-cached"))).0,
+            200,
+            "{mode}: the cached token is still served"
+        );
+    }
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.callout_errors.timeout"),
+        Some(1)
+    );
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.callout_errors.malformed_answer"),
+        Some(1)
+    );
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.callout_errors.http_status"),
+        Some(1)
+    );
+    // The IdP is back: the errors were not cached.
+    idp.mode.set("ok");
+    assert_eq!(
+        status(&decide(&envoy, &worker, request("good-new-malformed"))).0,
+        200
+    );
+}
+
+#[test]
+fn a_certificate_bound_token_needs_its_certificate() {
+    let envoy = Envoy::new();
+    Idp::install(&envoy, Duration::from_millis(5));
+    let worker = envoy.worker(&[plugin(&config(json!({})))]).unwrap();
+    let right = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let out = decide(
+        &envoy,
+        &worker,
+        request("bound-1").tls(Tls::mtls("CN=client").sha256(right)),
+    );
+    assert_eq!(status(&out), (200, String::new()), "{}", worker.log_text());
+    let out = decide(
+        &envoy,
+        &worker,
+        request("bound-1").tls(Tls::mtls("CN=other").sha256(&"ab".repeat(32))),
+    );
+    assert_eq!(status(&out), (401, "certificate_mismatch".into()));
+    let out = decide(&envoy, &worker, request("bound-1"));
+    assert_eq!(status(&out), (401, "certificate_mismatch".into()));
+}
