@@ -1,0 +1,176 @@
+//! token-introspection in a real Envoy with the real OpenID Provider: opaque access tokens are
+//! introspected at the IdP's `/token/introspection` as the `gateway` client, an unknown token is
+//! refused, a token revoked at `/token/revocation` is refused within `max_ttl_s` and a tick, and
+//! while the IdP is stopped new tokens get 503 and cached ones are still served.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shieldwall_e2e::http::{self, form_encode};
+use shieldwall_e2e::jwt::base64_encode;
+use shieldwall_e2e::{wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter};
+
+const OPAQUE: &str = "urn:shieldwall:orders-api:opaque";
+
+fn config(idp: &Idp, max_ttl_s: u64) -> String {
+    json!({
+        "realm": "orders",
+        "providers": {"idp": {
+            "introspection": {
+                "cluster": "idp",
+                "uri": format!("http://{}/token/introspection", idp.authority()),
+                "timeout_ms": 1000,
+                "client_id": "gateway",
+                "client_secret": "gateway-secret"
+            },
+            "issuer": idp.issuer(),
+            "cache": {"max_entries": 1000, "max_ttl_s": max_ttl_s, "negative_ttl_s": 1},
+            "claim_to_headers": [
+                {"claim": "client_id", "header": "x-token-client"},
+                {"claim": "scope", "header": "x-token-scope"}
+            ]
+        }},
+        "rules": [
+            {"match": {"prefix": "/healthz"}},
+            {"match": {"prefix": "/orders"}, "requires": {"provider": "idp"}}
+        ]
+    })
+    .to_string()
+}
+
+fn start_envoy(echo: &Echo, idp: &Idp, max_ttl_s: u64) -> Envoy {
+    Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .cluster(Cluster::new("idp", idp.port()))
+            .filter(WasmFilter::new(
+                wasm_path("token-introspection"),
+                "token-introspection",
+                config(idp, max_ttl_s),
+            ))
+            .concurrency(2),
+    )
+}
+
+fn opaque_token(idp: &Idp) -> String {
+    let token = idp.token(
+        "orders-reader",
+        "orders-reader-secret",
+        Some("orders:read"),
+        Some(OPAQUE),
+    );
+    assert_eq!(token.split('.').count(), 1, "an opaque token, not a JWT");
+    token
+}
+
+fn error_of(resp: &shieldwall_e2e::Response) -> (u16, String) {
+    let error = serde_json::from_slice::<Value>(&resp.body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (resp.status, error)
+}
+
+/// RFC 7009 revocation by the client the token was issued to.
+fn revoke(idp: &Idp, token: &str) {
+    let creds = format!(
+        "{}:{}",
+        form_encode("orders-reader"),
+        form_encode("orders-reader-secret")
+    );
+    let auth = format!("Basic {}", base64_encode(creds.as_bytes()));
+    let body = format!("token={}&token_type_hint=access_token", form_encode(token));
+    let resp = http::request(
+        idp.addr(),
+        "POST",
+        "/token/revocation",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "revocation: {resp}");
+}
+
+#[test]
+fn opaque_tokens_accepted_unknown_refused_and_revocation_seen_within_max_ttl() {
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let envoy = start_envoy(&echo, &idp, 2);
+
+    let token = opaque_token(&idp);
+    let resp = envoy.get_with_token("/orders/42", &token);
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+    let seen = resp.json();
+    assert_eq!(seen["headers"]["x-token-client"], "orders-reader");
+    assert_eq!(seen["headers"]["x-token-scope"], "orders:read");
+    assert!(seen["headers"].get("authorization").is_none());
+    assert_eq!(envoy.get_with_token("/orders/42", &token).status, 200);
+    assert_eq!(
+        idp.stats()["/token/introspection"],
+        1,
+        "the second request was served from the cache"
+    );
+
+    let resp = envoy.get_with_token("/orders/42", "not-a-token-the-idp-issued");
+    assert_eq!(error_of(&resp), (401, "invalid_token".into()));
+    assert!(resp
+        .header("www-authenticate")
+        .unwrap_or("")
+        .contains("error=\"invalid_token\""));
+    let resp = envoy.get("/orders/42", &[]);
+    assert_eq!(error_of(&resp), (401, "missing_token".into()));
+
+    // Revoked at the IdP: refused within max_ttl_s (2 s) plus a tick.
+    revoke(&idp, &token);
+    let revoked_at = Instant::now();
+    loop {
+        let resp = envoy.get_with_token("/orders/42", &token);
+        if resp.status == 401 {
+            assert_eq!(error_of(&resp), (401, "invalid_token".into()));
+            break;
+        }
+        assert_eq!(resp.status, 200, "{resp}");
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(2_000 + 1_000),
+            "still accepted {:?} after revocation",
+            revoked_at.elapsed()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let stats = envoy.stats_prometheus();
+    assert!(
+        stats.contains("shieldwall_token_introspection_denied_inactive"),
+        "{stats}"
+    );
+    assert!(!envoy.log().contains(&token), "the token is never logged");
+}
+
+#[test]
+fn idp_stopped_new_tokens_503_cached_tokens_served() {
+    let echo = Echo::start();
+    let mut idp = Idp::start(IdpOptions::default());
+    let envoy = start_envoy(&echo, &idp, 60);
+    let cached = opaque_token(&idp);
+    let fresh = opaque_token(&idp);
+    // Cached on both workers' shared cache.
+    assert_eq!(envoy.get_with_token("/orders/1", &cached).status, 200);
+    idp.stop();
+    let resp = envoy.get_with_token("/orders/1", &fresh);
+    assert_eq!(
+        error_of(&resp),
+        (503, "temporarily_unavailable".into()),
+        "{resp}"
+    );
+    assert!(resp.header("retry-after").is_some());
+    for _ in 0..5 {
+        assert_eq!(envoy.get_with_token("/orders/1", &cached).status, 200);
+    }
+    let stats = envoy.stats_prometheus();
+    assert!(
+        stats.contains("shieldwall_token_introspection_denied_idp_unavailable"),
+        "{stats}"
+    );
+}
