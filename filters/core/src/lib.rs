@@ -5,6 +5,7 @@
 //! - [`config`]: configuration errors that name the field path;
 //! - [`credential`]: token locations, the one credential of a request, its removal upstream;
 //! - [`authn`]: what the authenticating filters share beyond the credential;
+//! - [`budget`]: the per-client budget of failed verifications;
 //! - [`claims`]: the registered claims (`iss`, `aud`, `exp`, `nbf`, `iat`) and their checks;
 //! - [`identity`]: the identity context filters pass to each other;
 //! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
@@ -18,6 +19,7 @@
 
 pub mod authn;
 pub mod bucket;
+pub mod budget;
 pub mod claims;
 pub mod client_ip;
 pub mod config;

@@ -7,7 +7,6 @@ use std::rc::Rc;
 use serde::Deserialize;
 use serde_json::Value;
 use shieldwall_core::authn::{build_rules, claim_headers, usable_header_name};
-use shieldwall_core::bucket::{limit_from_config, Limit, Per};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
 use shieldwall_core::route::PathOptions;
@@ -17,6 +16,9 @@ use shieldwall_jose::{parse_jwks, Jwks, JwksOptions};
 
 pub use shieldwall_core::authn::{
     ClaimToHeader, Requirement, RequirementFile, Rule, RuleFile, Unmatched,
+};
+pub use shieldwall_core::budget::{
+    build_budget, Budget, BudgetFile, DEFAULT_BUDGET_SLOTS, MAX_BUDGET_SLOTS,
 };
 pub use shieldwall_core::credential::{FromHeader, Location};
 
@@ -41,28 +43,6 @@ pub struct ConfigFile {
     #[serde(default)]
     pub failed_verification_budget: Option<BudgetFile>,
 }
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetFile {
-    /// Failures allowed per `per`, refilled continuously.
-    pub failures: u64,
-    pub per: Per,
-    /// How many failures may come at once (default `failures`).
-    #[serde(default)]
-    pub burst: Option<u64>,
-    /// Proxies in front of Envoy whose `x-forwarded-for` entries are trusted (default 0: the
-    /// connection's peer is the client).
-    #[serde(default)]
-    pub xff_trusted_hops: u32,
-    /// Shared-data entries of the budget table (default 16384).
-    #[serde(default)]
-    pub slots: Option<u64>,
-}
-
-/// Slots of the budget table when the configuration does not say, and the most it may have.
-pub const DEFAULT_BUDGET_SLOTS: u64 = 16_384;
-pub const MAX_BUDGET_SLOTS: u64 = 1 << 20;
 
 fn default_cache_entries() -> usize {
     4096
@@ -204,33 +184,6 @@ pub struct Config {
     /// (repeated copies joined by ","), so reading its one value sees every copy and the whole
     /// header map need not be read.
     pub authorization_only: bool,
-}
-
-/// The per-client budget of failed signature verifications.
-#[derive(Debug, Clone)]
-pub struct Budget {
-    pub limit: Limit,
-    pub xff_trusted_hops: u32,
-    pub slots: u64,
-}
-
-fn build_budget(file: &BudgetFile) -> Result<Budget, ConfigError> {
-    let limit = limit_from_config("failures", file.failures, file.per, file.burst)?;
-    if file.xff_trusted_hops > 16 {
-        return Err(ConfigError::new("xff_trusted_hops", "at most 16"));
-    }
-    let slots = file.slots.unwrap_or(DEFAULT_BUDGET_SLOTS);
-    if slots == 0 || slots > MAX_BUDGET_SLOTS {
-        return Err(ConfigError::new(
-            "slots",
-            format!("must be between 1 and {MAX_BUDGET_SLOTS}"),
-        ));
-    }
-    Ok(Budget {
-        limit,
-        xff_trusted_hops: file.xff_trusted_hops,
-        slots,
-    })
 }
 
 /// JWKS documents given inline may hold symmetric (`oct`) keys; remote ones may not.

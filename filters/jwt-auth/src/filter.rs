@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
-use shieldwall_core::client_ip::client_ip;
+use shieldwall_core::budget::Charge;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::metrics::Metrics;
@@ -316,10 +316,7 @@ struct Credential {
 
 /// The budget slot of the request's client address.
 fn budget_slot(host: &dyn Host, worker: &Worker, budget: &Budget) -> Option<(String, u64)> {
-    let ip = client_ip(host, budget.xff_trusted_hops)?;
-    let fp = slots::fingerprint(worker.budget_seed, "failures", &ip);
-    let key = slots::slot_key(FILTER, &worker.plugin, "failures", fp % budget.slots);
-    Some((key, fp))
+    shieldwall_core::budget::client_slot(host, FILTER, &worker.plugin, worker.budget_seed, budget)
 }
 
 pub struct JwtStream {
@@ -498,16 +495,15 @@ impl JwtStream {
 
     /// Takes one failure from the client's budget (a CAS on its shared slot).
     fn charge_budget(&self, host: &mut dyn Host, worker: &mut Worker, cred: &Credential) {
-        let (Some(budget), Some(Some((key, fp)))) = (&self.config.budget, &cred.budget_slot) else {
+        let (Some(budget), Some(Some(slot))) = (&self.config.budget, &cred.budget_slot) else {
             return;
         };
-        let now_ms = (host as &dyn Host).now_millis();
-        match slots::take(host, key, *fp, &budget.limit, now_ms) {
-            Ok((decision, _)) if !decision.admitted => {
-                worker.metrics.inc(host, "budget.spent");
+        match shieldwall_core::budget::charge(host, budget, slot) {
+            Charge::Spent => worker.metrics.inc(host, "budget.spent"),
+            Charge::Charged => worker.metrics.inc(host, "budget.charged"),
+            Charge::Failed => {
+                (host as &dyn Host).warn("could not update the failed-verification budget")
             }
-            Ok(_) => worker.metrics.inc(host, "budget.charged"),
-            Err(_) => (host as &dyn Host).warn("could not update the failed-verification budget"),
         }
     }
 
