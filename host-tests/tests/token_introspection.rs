@@ -390,3 +390,40 @@ fn a_certificate_bound_token_needs_its_certificate() {
     let out = decide(&envoy, &worker, request("bound-1"));
     assert_eq!(status(&out), (401, "certificate_mismatch".into()));
 }
+
+#[test]
+fn a_client_with_random_tokens_spends_its_budget_and_then_costs_the_idp_nothing() {
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, Duration::from_millis(1));
+    let mut cfg = config(json!({"negative_ttl_s": 0}));
+    cfg["failed_verification_budget"] = json!({"failures": 5, "per": "hour"});
+    let worker = envoy.worker(&[plugin(&cfg)]).unwrap();
+    let other = envoy.worker(&[plugin(&cfg)]).unwrap();
+    let mut refused = 0;
+    for i in 0..200 {
+        // The client's requests land on both workers: they charge one budget.
+        let w = if i % 2 == 0 { &worker } else { &other };
+        let out = decide(
+            &envoy,
+            w,
+            request(&format!("random-{i}")).source("192.0.2.7:40000"),
+        );
+        match status(&out) {
+            (401, _) => {}
+            (429, code) => {
+                assert_eq!(code, "too_many_failed_verifications");
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(idp.calls(), 5, "five inactive tokens, then no more calls");
+    assert_eq!(refused, 195);
+    // Another client still gets its tokens introspected.
+    let out = decide(
+        &envoy,
+        &worker,
+        request("good-x").source("198.51.100.1:1234"),
+    );
+    assert_eq!(status(&out).0, 200);
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Deserialize;
 use shieldwall_core::authn::{build_rules, claim_headers};
+use shieldwall_core::budget::{build_budget, Budget, BudgetFile};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
 use shieldwall_core::route::PathOptions;
@@ -27,6 +28,10 @@ pub struct ConfigFile {
     pub realm: Option<String>,
     #[serde(default)]
     pub path: PathOptions,
+    /// Tokens the IdP calls inactive each client address may present; once spent, a token that
+    /// would need an introspection is refused with 429 before the call.
+    #[serde(default)]
+    pub failed_verification_budget: Option<BudgetFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +208,7 @@ pub struct Config {
     pub path: PathOptions,
     pub max_token_bytes: usize,
     pub authorization_only: bool,
+    pub budget: Option<Budget>,
 }
 
 impl Config {
@@ -262,6 +268,10 @@ impl Config {
             realm,
             path: file.path,
             max_token_bytes,
+            budget: match &file.failed_verification_budget {
+                Some(b) => Some(build_budget(b).within("failed_verification_budget")?),
+                None => None,
+            },
         })
     }
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
+use shieldwall_core::budget::{self, Charge};
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::metrics::Metrics;
-use shieldwall_core::shared;
+use shieldwall_core::{shared, slots};
 use shieldwall_core::{
     Action, CalloutResponse, ConfigError, Host, Reply, RequestLine, RootFilter, StreamFilter,
 };
@@ -54,6 +55,8 @@ pub struct Worker {
     /// Paused streams waiting for another request's introspection.
     waiters: Vec<u32>,
     next_flight: u64,
+    /// The seed of the failure budget's key hash (one per Envoy, from shared data).
+    budget_seed: u64,
 }
 
 impl Worker {
@@ -243,6 +246,10 @@ impl RootFilter for TokenIntrospection {
                 inactive: Table::new(&plugin, &p.name, "inactive", p.negative),
             })
             .collect();
+        let budget_seed = match config.budget {
+            Some(_) => slots::load_seed(host, FILTER, &plugin, shared::worker_id()),
+            None => 0,
+        };
         host.set_tick_period(TICK);
         Ok(TokenIntrospection {
             config: Rc::new(config),
@@ -254,6 +261,7 @@ impl RootFilter for TokenIntrospection {
                 flights: HashMap::new(),
                 waiters: Vec::new(),
                 next_flight: shared::worker_id(),
+                budget_seed,
             })),
         })
     }
@@ -266,6 +274,7 @@ impl RootFilter for TokenIntrospection {
             context_id,
             waiting: None,
             cert: None,
+            budget_slot: None,
         }
     }
 
@@ -324,6 +333,8 @@ pub struct IntrospectionStream {
     waiting: Option<Waiting>,
     /// The connection's certificate thumbprint, read once when an answer carries `cnf`.
     cert: Option<Option<String>>,
+    /// The client's slot in the failure budget, looked up at most once per request.
+    budget_slot: Option<Option<(String, u64)>>,
 }
 
 fn unavailable() -> Reply {
@@ -427,6 +438,17 @@ impl IntrospectionStream {
             return Eval::Fail("inactive");
         }
         if self.waiting.is_none() {
+            // A client whose inactive tokens spent its budget gets no introspection.
+            if let Some(budget) = &config.budget {
+                let slot = self.budget_slot.get_or_insert_with(|| {
+                    budget::client_slot(host, FILTER, &worker.plugin, worker.budget_seed, budget)
+                });
+                if let Some(slot) = slot {
+                    if let Err(wait_ms) = budget::check(host, budget, slot) {
+                        return Eval::Throttled(wait_ms);
+                    }
+                }
+            }
             worker.metrics.inc(host, "cache.miss");
         }
         Eval::Wait(p)
@@ -663,8 +685,15 @@ impl IntrospectionStream {
                     let reply = Reply::invalid_token(&config.realm, code, description(code));
                     return self.deny(host, worker, reply, code);
                 }
-                Eval::Throttled(_) => {
-                    return self.deny(host, worker, unavailable(), "internal");
+                Eval::Throttled(wait_ms) => {
+                    self.waiting = None;
+                    let reply = Reply::new(
+                        429,
+                        "too_many_failed_verifications",
+                        "too many invalid tokens from this client; retry later",
+                    )
+                    .with_header("retry-after", wait_ms.div_ceil(1000).max(1).to_string());
+                    return self.deny(host, worker, reply, "too_many_failed_verifications");
                 }
                 Eval::Wait(p) => match self.wait(host, worker, &mut cred, p) {
                     Step::Pause => return Action::Pause,
@@ -727,6 +756,20 @@ impl IntrospectionStream {
         worker.metrics.inc(host, "allowed");
     }
 
+    /// The IdP called this client's token inactive: one failure from its budget.
+    fn charge_budget(&self, host: &mut dyn Host, worker: &mut Worker) {
+        let (Some(budget), Some(Some(slot))) = (&self.config.budget, &self.budget_slot) else {
+            return;
+        };
+        match budget::charge(host, budget, slot) {
+            Charge::Spent => worker.metrics.inc(host, "budget.spent"),
+            Charge::Charged => worker.metrics.inc(host, "budget.charged"),
+            Charge::Failed => {
+                (host as &dyn Host).warn("could not update the failed-verification budget")
+            }
+        }
+    }
+
     fn forget(&mut self) {
         if let Ok(mut worker) = self.worker.try_borrow_mut() {
             worker.waiters.retain(|w| *w != self.context_id);
@@ -753,7 +796,13 @@ impl StreamFilter for IntrospectionStream {
         response: CalloutResponse,
     ) -> Action {
         let done = match self.worker.try_borrow_mut() {
-            Ok(mut worker) => worker.complete(host, &self.config, token, &response),
+            Ok(mut worker) => {
+                let done = worker.complete(host, &self.config, token, &response);
+                if let Some((_, Answer::Inactive)) = &done {
+                    self.charge_budget(host, &mut worker);
+                }
+                done
+            }
             Err(_) => None,
         };
         let Some((p, answer)) = done else {

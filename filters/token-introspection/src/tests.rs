@@ -710,3 +710,65 @@ fn the_issue_example_configuration_loads() {
     assert_eq!(p.negative.entries(), 2_500);
     assert_eq!(p.max_ttl_s, 30);
 }
+
+#[test]
+fn inactive_tokens_spend_the_clients_budget_and_then_cost_the_idp_nothing() {
+    let mut host = MockHost::new();
+    let mut cfg = config_with(json!({"negative_ttl_s": 0}), json!({}));
+    cfg["failed_verification_budget"] = json!({"failures": 2, "per": "minute"});
+    let mut r = root(&mut host, &cfg);
+    let no = answer(200, json!({"active": false}));
+    let ok = answer(200, active(json!({})));
+    let from = |host: &mut MockHost, client: &str, token: &str| {
+        let auth = format!("Bearer {token}");
+        host.new_stream("GET", "/a", &[("authorization", &auth)]);
+        host.properties
+            .insert("source\0address".into(), client.as_bytes().to_vec());
+    };
+    for i in 0..2 {
+        from(&mut host, "10.0.0.1:5000", &format!("random-{i}"));
+        let mut s = r.new_stream(&mut host, 1);
+        assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
+        let t = last_token(&host);
+        s.on_http_call_response(&mut host, t, no.clone());
+        assert_eq!(reply_code(&host), (401, "invalid_token".into()));
+    }
+    assert_eq!(
+        host.metric("shieldwall.token_introspection.budget.charged"),
+        2
+    );
+    // Spent: the next token of this client is refused before any call to the IdP.
+    from(&mut host, "10.0.0.1:5001", "random-3");
+    let mut s = r.new_stream(&mut host, 2);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
+    assert_eq!(
+        reply_code(&host),
+        (429, "too_many_failed_verifications".into())
+    );
+    assert!(host
+        .local_reply
+        .clone()
+        .unwrap()
+        .header("retry-after")
+        .is_some());
+    assert_eq!(host.callouts.len(), 2);
+    // Another client is not affected; a cached good token of the spent client still passes.
+    from(&mut host, "10.0.0.2:5000", "good");
+    let mut s = r.new_stream(&mut host, 3);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
+    let t = last_token(&host);
+    assert_eq!(
+        s.on_http_call_response(&mut host, t, ok.clone()),
+        Action::Continue
+    );
+    from(&mut host, "10.0.0.1:5002", "good");
+    let mut s = r.new_stream(&mut host, 4);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Continue);
+    // The budget refills: 2 a minute.
+    host.advance_ms(30_000);
+    from(&mut host, "10.0.0.1:5003", "random-4");
+    let mut s = r.new_stream(&mut host, 5);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
+    assert!(host.local_reply.is_none());
+    assert_eq!(host.callouts.len(), 4);
+}
