@@ -89,6 +89,11 @@ fn scope_authz_exports_request_headers_only() {
 }
 
 #[test]
+fn mtls_identity_exports_request_headers_only() {
+    expect("mtls-identity", &[]);
+}
+
+#[test]
 fn rate_limit_exports_response_headers_and_grpc() {
     expect(
         "rate-limit",
