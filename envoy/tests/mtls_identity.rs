@@ -286,3 +286,156 @@ fn client_certificates_in_a_real_envoy() {
     assert_eq!(stat("denied.no_uri_san"), Some(1));
     assert_eq!(stat("denied.missing_client_certificate"), Some(1));
 }
+
+fn b64url(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// An RS256 signer made with openssl at test time: its public JWK and a way to sign tokens.
+struct Rs256 {
+    key: std::path::PathBuf,
+    n: Vec<u8>,
+}
+
+impl Rs256 {
+    fn new(dir: &std::path::Path) -> Rs256 {
+        let key = dir.join("jwt-signing.pem");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let key_arg = key.to_string_lossy().into_owned();
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &key_arg,
+        ]);
+        let modulus = run(&["rsa", "-in", &key_arg, "-noout", "-modulus"]);
+        let n = unhex(modulus.trim().trim_start_matches("Modulus="));
+        Rs256 { key, n }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64url(&self.n), "e": "AQAB"})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64url(json!({"alg": "RS256", "kid": "k1"}).to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let file = self.key.with_extension("input");
+        std::fs::write(&file, &input).expect("write the signing input");
+        // PKCS#1 v1.5 over SHA-256: exactly RS256.
+        let out = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&self.key)
+            .arg(&file)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl dgst: {out:?}");
+        format!("{input}.{}", b64url(&out.stdout))
+    }
+}
+
+/// RFC 8705 through the pair mtls-identity → jwt-auth: a token bound to the gateway's certificate
+/// (`cnf.x5t#S256`, the thumbprint mtls-identity writes as `cert_sha256`) passes only on a
+/// connection that presents that certificate; another certificate, or none, gets 401.
+#[test]
+fn a_token_bound_to_one_certificate_is_refused_with_another() {
+    let ca = TestCa::new("e2e-bound");
+    let leaf = |file: &str, subject: &str, sans: &[&str]| {
+        ca.leaf(
+            file,
+            &LeafSpec {
+                subject,
+                sans,
+                ca: false,
+            },
+        )
+    };
+    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let partner = leaf(
+        "p1",
+        "/CN=p1",
+        &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
+    );
+    let signer = Rs256::new(&ca.dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let thumbprint = b64url(&unhex(&gateway.sha256_hex));
+    let token = signer.sign(&json!({"iss": "https://idp.example", "aud": "orders-api",
+        "sub": "gateway", "exp": now + 600, "cnf": {"x5t#S256": thumbprint}}));
+
+    let echo = Echo::start();
+    let mut mtls = filter_config();
+    mtls["rules"] = json!([{ "match": { "prefix": "/" }, "requires": "optional" }]);
+    let jwt = json!({
+        "providers": {"idp": {"issuer": "https://idp.example", "audiences": ["orders-api"],
+                              "local_jwks": {"keys": [signer.jwk()]}}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]
+    });
+    let config = EnvoyConfig::new(echo.port())
+        .tls(DownstreamTls::new(&server.cert, &server.key).client_ca(&ca.cert, false))
+        .filter(WasmFilter::new(
+            wasm_path("mtls-identity"),
+            "mtls-identity",
+            mtls.to_string(),
+        ))
+        .filter(WasmFilter::new(
+            wasm_path("jwt-auth"),
+            "jwt-auth",
+            jwt.to_string(),
+        ));
+    let envoy = Envoy::start(config);
+    let bearer = format!("Bearer {token}");
+    let headers = [("authorization", bearer.as_str())];
+
+    let r = curl(&envoy, &ca, Some(&gateway), "/orders", &headers);
+    assert_eq!(r.status, 200, "{}\n{}", r.body, envoy.log());
+    // Again: from jwt-auth's token cache, still checked against the connection.
+    assert_eq!(
+        curl(&envoy, &ca, Some(&gateway), "/orders", &headers).status,
+        200
+    );
+    let r = curl(&envoy, &ca, Some(&partner), "/orders", &headers);
+    assert_eq!((r.status, r.error()), (401, "cnf_mismatch"), "{}", r.body);
+    let r = curl(&envoy, &ca, None, "/orders", &headers);
+    assert_eq!(
+        (r.status, r.error()),
+        (401, "cnf_no_certificate"),
+        "{}",
+        r.body
+    );
+}

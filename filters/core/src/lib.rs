@@ -16,6 +16,7 @@
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
 pub mod authn;
+pub mod binding;
 pub mod bucket;
 pub mod client_ip;
 pub mod config;
