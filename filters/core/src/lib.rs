@@ -2,6 +2,7 @@
 //!
 //! - [`host::Host`]: the proxy as a trait, so filter logic is tested natively;
 //! - [`filter`]: the `RootFilter`/`StreamFilter` traits a filter implements;
+//! - [`chain`]: several filters run in order as one (one VM context per request);
 //! - [`config`]: configuration errors that name the field path;
 //! - [`identity`]: the identity context filters pass to each other;
 //! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
@@ -14,6 +15,7 @@
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
 pub mod bucket;
+pub mod chain;
 pub mod client_ip;
 pub mod config;
 pub mod filter;
