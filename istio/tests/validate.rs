@@ -430,6 +430,9 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
         "rate-limit" => rate_limit::config::Config::parse(config)
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        "shieldwall" => shieldwall::config::validate(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         other => Err(format!("no parser known for the filter `{other}`")),
     }
 }
@@ -437,7 +440,7 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
 #[test]
 fn every_wasm_plugin_config_is_accepted_by_its_filter() {
     let mut checked: Vec<String> = Vec::new();
-    for filter in ["jwt-auth", "scope-authz", "rate-limit"] {
+    for filter in ["jwt-auth", "scope-authz", "rate-limit", "shieldwall"] {
         let dir = istio_dir().join(filter);
         if !dir.exists() {
             continue;
@@ -466,4 +469,5 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "expected the OCI and the file WasmPlugin of jwt-auth: {checked:?}"
     );
     assert!(checked.iter().any(|f| f == "scope-authz"), "{checked:?}");
+    assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
 }

@@ -55,9 +55,27 @@ struct Entry {
     config: Option<Box<RawValue>>,
 }
 
-/// Parses the configuration and configures each filter in order.
-pub fn build(host: &mut dyn Host, bytes: &[u8]) -> Result<Chain, ConfigError> {
+/// Checks a configuration without a proxy: the module's own fields, then each entry's
+/// configuration with its filter's parser (errors under `chain[i].config`). `build` does this
+/// and more (a filter's configure may also read the proxy), so what passes here may still be
+/// refused at load for a reason that needs the proxy; nothing refused here loads.
+pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
     let config: Config = parse_json(bytes)?;
+    check_list(&config)?;
+    for (i, entry) in config.chain.iter().enumerate() {
+        let text = entry.config.as_ref().map_or("", |raw| raw.get()).as_bytes();
+        let parsed = match entry.filter {
+            FilterKind::JwtAuth => jwt_auth::config::Config::parse(text).map(drop),
+            FilterKind::ScopeAuthz => scope_authz::config::Config::parse(text).map(drop),
+            FilterKind::RateLimit => rate_limit::config::Config::parse(text).map(drop),
+        };
+        parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
+    }
+    Ok(config.chain.iter().map(|e| e.filter).collect())
+}
+
+/// What the list itself must be: not empty, not too long, each filter once.
+fn check_list(config: &Config) -> Result<(), ConfigError> {
     if config.chain.is_empty() {
         return Err(ConfigError::new("chain", "lists no filter"));
     }
@@ -67,7 +85,6 @@ pub fn build(host: &mut dyn Host, bytes: &[u8]) -> Result<Chain, ConfigError> {
             format!("more than {MAX_STAGES} filters"),
         ));
     }
-    let mut builder = ChainBuilder::new();
     for (i, entry) in config.chain.iter().enumerate() {
         // Two copies of one filter would share its shared-data keys (they are named by filter
         // and plugin), so each filter appears once.
@@ -85,6 +102,16 @@ pub fn build(host: &mut dyn Host, bytes: &[u8]) -> Result<Chain, ConfigError> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Parses the configuration and configures each filter in order.
+pub fn build(host: &mut dyn Host, bytes: &[u8]) -> Result<Chain, ConfigError> {
+    let config: Config = parse_json(bytes)?;
+    check_list(&config)?;
+    let mut builder = ChainBuilder::new();
+    for (i, entry) in config.chain.iter().enumerate() {
         let text = entry.config.as_ref().map_or("", |raw| raw.get());
         let kind = entry.filter;
         let added = builder.add(host, |h| kind.configure(h, text.as_bytes()));

@@ -415,3 +415,26 @@ fn root_callouts_go_to_the_stage_that_started_them() {
     root.on_http_call_response(&mut host, 999, jwks_reply(&key));
     assert_eq!(host.metric("shieldwall.jwt_auth.jwks.fetch.ok"), 1);
 }
+
+#[test]
+fn validate_agrees_with_configure() {
+    let key = EcKey::new();
+    let good = chain(&[("jwt-auth", jwt(key.jwks())), ("rate-limit", limit(1))]);
+    assert_eq!(
+        crate::config::validate(good.as_bytes()).unwrap(),
+        [crate::FilterKind::JwtAuth, crate::FilterKind::RateLimit]
+    );
+    for bad in [
+        chain(&[(
+            "rate-limit",
+            json!({"rules": [{"name": "a", "key": {"source": "client_ip"}, "limit": {"requests": 0, "per": "second"}}]}),
+        )]),
+        chain(&[("scope-authz", authz()), ("scope-authz", authz())]),
+        r#"{"chain": []}"#.to_string(),
+    ] {
+        let e = crate::config::validate(bad.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, error(&bad));
+    }
+}
