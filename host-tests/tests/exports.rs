@@ -104,3 +104,17 @@ fn rate_limit_exports_response_headers_and_grpc() {
         ],
     );
 }
+
+#[test]
+fn shieldwall_exports_the_union_of_its_filters() {
+    expect(
+        "shieldwall",
+        &[
+            "proxy_on_tick",
+            "proxy_on_http_call_response",
+            "proxy_on_response_headers",
+            "proxy_on_grpc_receive",
+            "proxy_on_grpc_close",
+        ],
+    );
+}

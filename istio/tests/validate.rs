@@ -433,6 +433,9 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
         "mtls-identity" => mtls_identity::config::Config::parse(config)
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        "shieldwall" => shieldwall::config::validate(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         other => Err(format!("no parser known for the filter `{other}`")),
     }
 }
@@ -440,7 +443,13 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
 #[test]
 fn every_wasm_plugin_config_is_accepted_by_its_filter() {
     let mut checked: Vec<String> = Vec::new();
-    for filter in ["jwt-auth", "scope-authz", "rate-limit", "mtls-identity"] {
+    for filter in [
+        "jwt-auth",
+        "scope-authz",
+        "rate-limit",
+        "mtls-identity",
+        "shieldwall",
+    ] {
         let dir = istio_dir().join(filter);
         if !dir.exists() {
             continue;
@@ -470,4 +479,5 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
     );
     assert!(checked.iter().any(|f| f == "scope-authz"), "{checked:?}");
     assert!(checked.iter().any(|f| f == "mtls-identity"), "{checked:?}");
+    assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
 }
