@@ -233,7 +233,7 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
     );
 
     // Every command of the README's quick start and metrics sections, with its documented answer.
-    check_readme_samples(&source_cmd);
+    check_readme_samples(source_cmd);
 
     // status tells what runs; a second `up` says it is up and starts nothing.
     let status = stack.run("status");
