@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local secure gateway: an OpenID Provider, an echo upstream and Envoy with the full shieldwall
-# chain (jwt-auth → scope-authz → rate-limit), all on 127.0.0.1.
+# chain (jwt-auth → scope-authz → rate-limit), and an mTLS listener for services with client
+# certificates (mtls-identity), all on 127.0.0.1.
 #
 #   scripts/gateway.sh up       install what is missing, build, start, wait until all answer; writes
 #                               the env file (GATEWAY, IDP, ADMIN, UPSTREAM) the quick start sources
@@ -10,7 +11,10 @@
 #                               return once each of those processes is gone (exited and reaped)
 #
 # State, in SHIELDWALL_GATEWAY_DIR (.gateway by default):
-#   env                 `source` it: GATEWAY, IDP, ADMIN, UPSTREAM as http://127.0.0.1:PORT
+#   env                 `source` it: GATEWAY, IDP, ADMIN, UPSTREAM as http://127.0.0.1:PORT, MTLS as
+#                       https://127.0.0.1:PORT, PKI the directory of the demo certificates
+#   pki/                a demo CA, Envoy's server certificate and two client certificates with
+#                       SPIFFE IDs (openssl, made by `up`, remade when they near their expiry)
 #   logs/<step>.log     one log per step (setup, build, render, idp, echo, envoy); each run appends
 #                       to it under a dated header, so an earlier run's output stays
 #   access.log          Envoy's access log; envoy.yaml, the rendered config; idp-keys.json; *.pid
@@ -20,6 +24,7 @@
 #   SHIELDWALL_ADMIN_PORT   [9901]   Envoy's admin API
 #   SHIELDWALL_IDP_PORT     [9080]   the OpenID Provider
 #   SHIELDWALL_UPSTREAM_PORT [9081]  the echo upstream
+#   SHIELDWALL_MTLS_PORT    [8443]   the mTLS listener
 #   SHIELDWALL_GATEWAY_DIR  [.gateway at the repository root]  state: pids, logs, config, IdP keys
 #   SHIELDWALL_GATEWAY_SKIP_SETUP=1  do not run scripts/setup.sh (everything is installed already)
 #   SHIELDWALL_ENVOY                 the Envoy binary to use (see scripts/envoy-path.sh)
@@ -45,7 +50,7 @@ components=(idp echo envoy) # start order; stopped in reverse
 
 say() { printf '%s\n' "$*"; }
 step_no=0
-step_total=7
+step_total=8
 step() {
   step_no=$((step_no + 1))
   printf '[%d/%d] %s\n' "$step_no" "$step_total" "$*"
@@ -77,6 +82,8 @@ write_env_file() {
     echo "export IDP=http://127.0.0.1:$idp_port"
     echo "export ADMIN=http://127.0.0.1:$admin_port"
     echo "export UPSTREAM=http://127.0.0.1:$upstream_port"
+    echo "export MTLS=https://127.0.0.1:$mtls_port"
+    printf 'export PKI=%q\n' "$state/pki"
   } >"$env_file"
 }
 
@@ -86,6 +93,7 @@ load_ports() {
   admin_port="${SHIELDWALL_ADMIN_PORT:-9901}"
   idp_port="${SHIELDWALL_IDP_PORT:-9080}"
   upstream_port="${SHIELDWALL_UPSTREAM_PORT:-9081}"
+  mtls_port="${SHIELDWALL_MTLS_PORT:-8443}"
 }
 load_recorded_ports() {
   load_ports
@@ -278,6 +286,45 @@ wait_for() {
   done
 }
 
+# The demo PKI for the mTLS listener: a CA, Envoy's server certificate (127.0.0.1 and localhost)
+# and two client certificates whose one URI SAN is a SPIFFE ID (X.509 SVIDs). P-256 keys, valid 30
+# days; kept across runs and made anew when missing or within a day of expiry.
+make_pki() {
+  local dir="$1" name
+  mkdir -p "$dir"
+  local fresh=1
+  for name in ca server bank-a-gateway bank-b-partner; do
+    if [ ! -f "$dir/$name.pem" ] || [ ! -f "$dir/$name-key.pem" ] ||
+      ! openssl x509 -checkend 86400 -noout -in "$dir/$name.pem" >/dev/null 2>&1; then
+      fresh=0
+    fi
+  done
+  if [ "$fresh" = 1 ]; then
+    echo "the demo certificates in $dir are still valid: kept"
+    return 0
+  fi
+  echo "making the demo certificates in $dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/O=shieldwall demo/CN=shieldwall demo CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  pki_leaf "$dir" server "/CN=localhost" "DNS:localhost,IP:127.0.0.1" serverAuth
+  pki_leaf "$dir" bank-a-gateway "/O=bank-a/CN=payments-gateway" \
+    "URI:spiffe://bank-a.example/ns/payments/sa/gateway" clientAuth
+  pki_leaf "$dir" bank-b-partner "/O=bank-b/CN=partner-1" \
+    "URI:spiffe://bank-b.example/ns/partners/sa/partner-1" clientAuth
+  rm -f "$dir"/*.csr "$dir"/*.ext "$dir"/ca.srl
+  chmod 600 "$dir"/*-key.pem
+}
+pki_leaf() {
+  local dir="$1" name="$2" subject="$3" san="$4" usage="$5"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$subject" \
+    -keyout "$dir/$name-key.pem" -out "$dir/$name.csr"
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=%s\n' \
+    "$usage" "$san" >"$dir/$name.ext"
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+    -CAcreateserial -days 30 -extfile "$dir/$name.ext" -out "$dir/$name.pem"
+}
+
 # The demo token request the printed commands use.
 token_command() {
   printf '%s' "TOKEN=\$(curl -s -u orders-reader:orders-reader-secret -d grant_type=client_credentials -d scope=orders:read -d resource=urn:shieldwall:orders-api \$IDP/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')"
@@ -289,13 +336,14 @@ print_summary() {
   say "  OpenID Provider  http://127.0.0.1:$idp_port  (issuer; discovery at /.well-known/openid-configuration, keys at /jwks)"
   say "  Upstream (echo)  http://127.0.0.1:$upstream_port  (answers with what the gateway passed on)"
   say "  Envoy admin      http://127.0.0.1:$admin_port  (stats, config dump)"
+  say "  mTLS listener    https://127.0.0.1:$mtls_port  (client certificates of the demo CA in $state/pki)"
   say "  Logs and config  $state (logs in $logs)"
   say ""
   say "Gateway: http://127.0.0.1:$gateway_port"
   say ""
   say "Try it (copy and paste):"
   say ""
-  say "# 0. the addresses above as GATEWAY, IDP, ADMIN and UPSTREAM"
+  say "# 0. the addresses above as GATEWAY, IDP, ADMIN, UPSTREAM and MTLS, the certificates as PKI"
   say "source $(env_file_shown)"
   say ""
   say "# 1. get an access token as client orders-reader (scope orders:read, tenant a)"
@@ -306,6 +354,10 @@ print_summary() {
   say ""
   say "# 3. a refused route: tenant b's order -> 403, the tenant boundary"
   say "curl -i -H \"Authorization: Bearer \$TOKEN\" \$GATEWAY/tenants/b/orders/42"
+  say ""
+  say "# 4. over mTLS: bank-a's payments gateway may call /internal/ (200), bank-b's partner may not (403)"
+  say "curl -i --cacert \$PKI/ca.pem --cert \$PKI/bank-a-gateway.pem --key \$PKI/bank-a-gateway-key.pem \$MTLS/internal/payments"
+  say "curl -i --cacert \$PKI/ca.pem --cert \$PKI/bank-b-partner.pem --key \$PKI/bank-b-partner-key.pem \$MTLS/internal/payments"
   say ""
   say "Stop it with: scripts/gateway.sh down"
 }
@@ -326,7 +378,7 @@ cmd_status() {
     fi
   done
   if [ "$any" = 1 ] && [ -n "$(running_pid envoy || true)" ]; then
-    say "envoy admin on 127.0.0.1:$admin_port"
+    say "envoy admin on 127.0.0.1:$admin_port, mTLS listener on 127.0.0.1:$mtls_port"
   fi
   if [ "$any" = 1 ] && [ "$all" = 0 ]; then
     say "Gateway: http://127.0.0.1:$gateway_port"
@@ -383,9 +435,9 @@ cmd_up() {
   started=0
   trap 'fail "interrupted"' INT TERM
 
-  step "ports: gateway $gateway_port, admin $admin_port, IdP $idp_port, upstream $upstream_port"
+  step "ports: gateway $gateway_port, mTLS $mtls_port, admin $admin_port, IdP $idp_port, upstream $upstream_port"
   local p seen=" "
-  for p in "$gateway_port" "$admin_port" "$idp_port" "$upstream_port"; do
+  for p in "$gateway_port" "$mtls_port" "$admin_port" "$idp_port" "$upstream_port"; do
     case "$p" in '' | *[!0-9]*) fail "not a port number: '$p'" ;; esac
     [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || fail "not a port number: $p"
     case "$seen" in *" $p "*) fail "port $p is given twice: each part needs its own" ;; esac
@@ -393,8 +445,8 @@ cmd_up() {
   done
   command -v python3 >/dev/null || fail "python3 is needed (scripts/setup.sh uses it too)"
   command -v curl >/dev/null || fail "curl is needed"
-  for p in "$gateway_port" "$admin_port" "$idp_port" "$upstream_port"; do
-    port_free "$p" || fail "port $p on 127.0.0.1 is in use; choose others with SHIELDWALL_GATEWAY_PORT, SHIELDWALL_ADMIN_PORT, SHIELDWALL_IDP_PORT, SHIELDWALL_UPSTREAM_PORT"
+  for p in "$gateway_port" "$mtls_port" "$admin_port" "$idp_port" "$upstream_port"; do
+    port_free "$p" || fail "port $p on 127.0.0.1 is in use; choose others with SHIELDWALL_GATEWAY_PORT, SHIELDWALL_MTLS_PORT, SHIELDWALL_ADMIN_PORT, SHIELDWALL_IDP_PORT, SHIELDWALL_UPSTREAM_PORT"
   done
   ok "all free"
 
@@ -415,25 +467,33 @@ cmd_up() {
   step "build: the wasm modules and the echo upstream (cargo build --release)"
   build_log="$(log_of build)"
   {
-    cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit &&
+    cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit -p mtls-identity &&
       cargo build --release -p shieldwall-e2e --bin echo
   } >>"$build_log" 2>&1 || fail "cargo build failed" "$build_log"
   local m
-  for m in jwt_auth scope_authz rate_limit; do
+  for m in jwt_auth scope_authz rate_limit mtls_identity; do
     [ -f "$modules/$m.wasm" ] || fail "the build made no $modules/$m.wasm" "$build_log"
   done
   [ -x "$target/release/echo" ] || fail "the build made no $target/release/echo" "$build_log"
-  ok "$modules/{jwt_auth,scope_authz,rate_limit}.wasm, $target/release/echo"
+  ok "$modules/{jwt_auth,scope_authz,rate_limit,mtls_identity}.wasm, $target/release/echo"
+
+  step "certificates: a demo CA, Envoy's server certificate, client certificates with SPIFFE IDs"
+  local pki_log
+  pki_log="$(log_of pki)"
+  make_pki "$state/pki" >>"$pki_log" 2>&1 || fail "making the demo certificates failed" "$pki_log"
+  ok "$state/pki/{ca,server,bank-a-gateway,bank-b-partner}.pem"
 
   step "config: render envoy/gateway.yaml into $state/envoy.yaml"
   render_log="$(log_of render)"
   : >"$state/access.log"
   GATEWAY_PORT="$gateway_port" ADMIN_PORT="$admin_port" IDP_PORT="$idp_port" \
-    UPSTREAM_PORT="$upstream_port" MODULE_DIR="$modules" STATE_DIR="$state" \
+    UPSTREAM_PORT="$upstream_port" MTLS_PORT="$mtls_port" MODULE_DIR="$modules" \
+    STATE_DIR="$state" PKI_DIR="$state/pki" \
     python3 - envoy/gateway.yaml "$state/envoy.yaml" 2>>"$render_log" <<'PY' || fail "rendering envoy/gateway.yaml failed" "$render_log"
 import os, re, sys
 src, dst = sys.argv[1], sys.argv[2]
-names = ["GATEWAY_PORT", "ADMIN_PORT", "IDP_PORT", "UPSTREAM_PORT", "MODULE_DIR", "STATE_DIR"]
+names = ["GATEWAY_PORT", "ADMIN_PORT", "IDP_PORT", "UPSTREAM_PORT", "MTLS_PORT", "MODULE_DIR",
+         "STATE_DIR", "PKI_DIR"]
 text = open(src).read()
 for name in names:
     text = text.replace("{{" + name + "}}", os.environ[name])
@@ -447,6 +507,7 @@ PY
     echo "admin_port=$admin_port"
     echo "idp_port=$idp_port"
     echo "upstream_port=$upstream_port"
+    echo "mtls_port=$mtls_port"
   } >"$state/ports"
   write_env_file
   ok "$state/envoy.yaml, $env_file"
@@ -500,7 +561,11 @@ PY
   [ -n "$token" ] || fail "the OpenID Provider gave no token to orders-reader" "$idp_log"
   wait_for envoy 20 "$envoy_log" "acceptance of a first token (the key set from the IdP)" \
     status_is 200 -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/tenants/a/orders/1"
-  ok "pid $(pid_of envoy), a first token was accepted"
+  # And the mTLS listener: bank-a's payments gateway may call /internal/.
+  wait_for envoy 15 "$envoy_log" "200 from the mTLS listener for bank-a's gateway certificate" \
+    status_is 200 --cacert "$state/pki/ca.pem" --cert "$state/pki/bank-a-gateway.pem" \
+    --key "$state/pki/bank-a-gateway-key.pem" "https://127.0.0.1:$mtls_port/internal/payments"
+  ok "pid $(pid_of envoy), a first token was accepted, the mTLS listener answers"
 
   trap - INT TERM
   print_summary

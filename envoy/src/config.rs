@@ -227,6 +227,65 @@ impl Route {
     }
 }
 
+/// TLS on the listener: the server certificate and, for mTLS, the CA that client certificates
+/// must chain to.
+#[derive(Debug, Clone)]
+pub struct DownstreamTls {
+    pub cert_chain: PathBuf,
+    pub private_key: PathBuf,
+    /// The CA client certificates are verified against; `None`: no client certificate is asked for.
+    pub client_ca: Option<PathBuf>,
+    /// Refuse the handshake without a client certificate. With `false` and a `client_ca`, a client
+    /// may come without one, but a certificate it presents must verify.
+    pub require_client_certificate: bool,
+}
+
+impl DownstreamTls {
+    /// TLS with the server's certificate and key; add [`DownstreamTls::client_ca`] for mTLS.
+    pub fn new(cert_chain: impl Into<PathBuf>, private_key: impl Into<PathBuf>) -> DownstreamTls {
+        DownstreamTls {
+            cert_chain: cert_chain.into(),
+            private_key: private_key.into(),
+            client_ca: None,
+            require_client_certificate: false,
+        }
+    }
+
+    /// Verify client certificates against this CA, and whether one is required.
+    pub fn client_ca(mut self, ca: impl Into<PathBuf>, required: bool) -> Self {
+        self.client_ca = Some(ca.into());
+        self.require_client_certificate = required;
+        self
+    }
+
+    /// The listener's `transport_socket` block.
+    pub fn to_yaml(&self) -> String {
+        let path = |p: &Path| yaml_str(&absolute(p).to_string_lossy());
+        let mut out = format!(
+            "transport_socket:
+  name: envoy.transport_sockets.tls
+  typed_config:
+    \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+    require_client_certificate: {}
+    common_tls_context:
+      tls_certificates:
+      - certificate_chain: {{ filename: {} }}
+        private_key: {{ filename: {} }}
+",
+            self.require_client_certificate,
+            path(&self.cert_chain),
+            path(&self.private_key)
+        );
+        if let Some(ca) = &self.client_ca {
+            out.push_str(&format!(
+                "      validation_context:\n        trusted_ca: {{ filename: {} }}\n",
+                path(ca)
+            ));
+        }
+        out
+    }
+}
+
 /// Everything that varies between the end-to-end setups. Ports 0 mean "any free port"; [`crate::Envoy`]
 /// reads the bound ports back from the admin API, so parallel tests never race for a port.
 #[derive(Debug, Clone)]
@@ -251,6 +310,11 @@ pub struct EnvoyConfig {
     pub component_log_level: String,
     /// Extra command-line arguments.
     pub extra_args: Vec<String>,
+    /// TLS on the listener (plain HTTP when `None`).
+    pub tls: Option<DownstreamTls>,
+    /// The connection manager's `forward_client_cert_details` (`SANITIZE`, Envoy's default, when
+    /// `None`), e.g. `ALWAYS_FORWARD_ONLY` or `SANITIZE_SET`.
+    pub forward_client_cert_details: Option<String>,
 }
 
 impl EnvoyConfig {
@@ -268,7 +332,21 @@ impl EnvoyConfig {
             log_level: "info".into(),
             component_log_level: "wasm:debug".into(),
             extra_args: Vec::new(),
+            tls: None,
+            forward_client_cert_details: None,
         }
+    }
+
+    /// Serves the listener over TLS.
+    pub fn tls(mut self, tls: DownstreamTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Sets the connection manager's `forward_client_cert_details`.
+    pub fn forward_client_cert_details(mut self, mode: impl Into<String>) -> Self {
+        self.forward_client_cert_details = Some(mode.into());
+        self
     }
 
     /// Appends an HTTP filter to the chain.
@@ -317,6 +395,20 @@ impl EnvoyConfig {
         for c in &self.clusters {
             clusters.push_str(&c.to_yaml());
         }
+        let transport_socket = self
+            .tls
+            .as_ref()
+            .map(DownstreamTls::to_yaml)
+            .unwrap_or_default();
+        let mut manager_extra = String::new();
+        if let Some(mode) = &self.forward_client_cert_details {
+            manager_extra.push_str(&format!("forward_client_cert_details: {mode}\n"));
+            if mode == "SANITIZE_SET" || mode == "APPEND_FORWARD" {
+                manager_extra.push_str(
+                    "set_current_client_cert_details: { subject: true, uri: true, dns: true }\n",
+                );
+            }
+        }
         render(
             BOOTSTRAP_TEMPLATE,
             &[
@@ -327,6 +419,8 @@ impl EnvoyConfig {
                 ("HTTP_FILTERS", &filters),
                 ("ROUTES", &routes),
                 ("CLUSTERS", &clusters),
+                ("TRANSPORT_SOCKET", &transport_socket),
+                ("CONNECTION_MANAGER_EXTRA", &manager_extra),
             ],
         )
     }
@@ -388,5 +482,27 @@ mod tests {
         let buffer = yaml.find("envoy.filters.http.buffer").unwrap_or(0);
         let router = yaml.find("envoy.filters.http.router").unwrap_or(0);
         assert!(wasm < buffer && buffer < router, "{yaml}");
+    }
+
+    #[test]
+    fn tls_listener_and_client_cert_mode_are_rendered_only_when_asked() {
+        let plain = EnvoyConfig::new(9000).to_yaml(Path::new("/tmp/access.log"));
+        assert!(!plain.contains("transport_socket"), "{plain}");
+        assert!(!plain.contains("forward_client_cert_details"), "{plain}");
+        let yaml = EnvoyConfig::new(9000)
+            .tls(DownstreamTls::new("/c/server.crt", "/c/server.key").client_ca("/c/ca.crt", true))
+            .forward_client_cert_details("SANITIZE_SET")
+            .to_yaml(Path::new("/tmp/access.log"));
+        for needle in [
+            "      transport_socket:\n        name: envoy.transport_sockets.tls\n",
+            "          require_client_certificate: true\n",
+            "            - certificate_chain: { filename: \"/c/server.crt\" }\n",
+            "              private_key: { filename: \"/c/server.key\" }\n",
+            "            validation_context:\n              trusted_ca: { filename: \"/c/ca.crt\" }\n",
+            "          forward_client_cert_details: SANITIZE_SET\n",
+            "          set_current_client_cert_details: { subject: true, uri: true, dns: true }\n",
+        ] {
+            assert!(yaml.contains(needle), "missing {needle:?} in:\n{yaml}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use shieldwall_e2e::{free_port, repo_root, scratch_dir};
 
 struct Ports {
     gateway: u16,
+    mtls: u16,
     admin: u16,
     idp: u16,
     upstream: u16,
@@ -29,6 +30,7 @@ impl Ports {
         };
         Ports {
             gateway: next(),
+            mtls: next(),
             admin: next(),
             idp: next(),
             upstream: next(),
@@ -52,6 +54,7 @@ impl Stack {
             .current_dir(repo_root())
             .env("SHIELDWALL_GATEWAY_DIR", dir)
             .env("SHIELDWALL_GATEWAY_PORT", self.ports.gateway.to_string())
+            .env("SHIELDWALL_MTLS_PORT", self.ports.mtls.to_string())
             .env("SHIELDWALL_ADMIN_PORT", self.ports.admin.to_string())
             .env("SHIELDWALL_IDP_PORT", self.ports.idp.to_string())
             .env("SHIELDWALL_UPSTREAM_PORT", self.ports.upstream.to_string())
@@ -162,13 +165,17 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
         .find(|l| l.starts_with("source "))
         .unwrap_or_else(|| panic!("no `source` command\n{up_text}"));
     let sourced = bash(&format!(
-        "set -euo pipefail\n{source_cmd}\nprintf '%s %s %s %s' \"$GATEWAY\" \"$IDP\" \"$ADMIN\" \"$UPSTREAM\""
+        "set -euo pipefail\n{source_cmd}\nprintf '%s %s %s %s %s %s' \"$GATEWAY\" \"$IDP\" \"$ADMIN\" \"$UPSTREAM\" \"$MTLS\" \"$PKI\""
     ));
     assert_eq!(
         sourced,
         format!(
-            "{gateway} http://127.0.0.1:{} http://127.0.0.1:{} http://127.0.0.1:{}",
-            stack.ports.idp, stack.ports.admin, stack.ports.upstream
+            "{gateway} http://127.0.0.1:{} http://127.0.0.1:{} http://127.0.0.1:{} https://127.0.0.1:{} {}",
+            stack.ports.idp,
+            stack.ports.admin,
+            stack.ports.upstream,
+            stack.ports.mtls,
+            stack.dir.join("pki").display()
         ),
         "the env file's addresses"
     );
@@ -226,7 +233,7 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
     );
 
     // Every command of the README's quick start and metrics sections, with its documented answer.
-    check_readme_samples(&source_cmd);
+    check_readme_samples(source_cmd);
 
     // status tells what runs; a second `up` says it is up and starts nothing.
     let status = stack.run("status");
@@ -400,6 +407,7 @@ fn json_matches(sample: &serde_json::Value, real: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (sample, real) {
         (Value::String(s), _) if s == "…" => true,
+        (Value::String(s), Value::String(r)) if s.contains('…') => glob(s, r),
         (Value::Object(s), Value::Object(r)) => {
             s.iter()
                 .filter(|(k, _)| k.as_str() != "…")
@@ -543,8 +551,9 @@ fn check_readme_samples(source_cmd: &str) {
             checked += 1;
         }
     }
-    // The allowed and refused calls, four tour calls, the loop and its 429, the metrics.
-    assert!(checked >= 9, "only {checked} README commands found");
+    // The allowed and refused calls, the two mTLS calls, four tour calls, the loop and its 429,
+    // the metrics.
+    assert!(checked >= 11, "only {checked} README commands found");
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct Tls {
     /// Lowercase hex, as Envoy reports it.
     pub sha256_digest: Option<String>,
     pub local_subject: Option<String>,
+    /// The client certificate in PEM, as Envoy's `connection.peer_certificate`.
+    pub peer_certificate_pem: Option<String>,
 }
 
 impl Tls {
@@ -55,6 +57,11 @@ impl Tls {
     }
     pub fn sha256(mut self, hex: &str) -> Tls {
         self.sha256_digest = Some(hex.into());
+        self
+    }
+    /// The certificate itself (PEM), which Envoy exposes beside the first SANs and the digest.
+    pub fn peer_pem(mut self, pem: &str) -> Tls {
+        self.peer_certificate_pem = Some(pem.into());
         self
     }
 }

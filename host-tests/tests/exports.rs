@@ -89,6 +89,11 @@ fn scope_authz_exports_request_headers_only() {
 }
 
 #[test]
+fn mtls_identity_exports_request_headers_only() {
+    expect("mtls-identity", &[]);
+}
+
+#[test]
 fn rate_limit_exports_response_headers_and_grpc() {
     expect(
         "rate-limit",
@@ -105,5 +110,19 @@ fn token_introspection_exports_the_tick_and_http_callouts_only() {
     expect(
         "token-introspection",
         &["proxy_on_tick", "proxy_on_http_call_response"],
+    );
+}
+
+#[test]
+fn shieldwall_exports_the_union_of_its_filters() {
+    expect(
+        "shieldwall",
+        &[
+            "proxy_on_tick",
+            "proxy_on_http_call_response",
+            "proxy_on_response_headers",
+            "proxy_on_grpc_receive",
+            "proxy_on_grpc_close",
+        ],
     );
 }

@@ -386,9 +386,9 @@ fn a_certificate_bound_token_needs_its_certificate() {
         &worker,
         request("bound-1").tls(Tls::mtls("CN=other").sha256(&"ab".repeat(32))),
     );
-    assert_eq!(status(&out), (401, "certificate_mismatch".into()));
+    assert_eq!(status(&out), (401, "cnf_mismatch".into()));
     let out = decide(&envoy, &worker, request("bound-1"));
-    assert_eq!(status(&out), (401, "certificate_mismatch".into()));
+    assert_eq!(status(&out), (401, "cnf_no_certificate".into()));
 }
 
 #[test]

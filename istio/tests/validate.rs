@@ -437,6 +437,12 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
+        "mtls-identity" => mtls_identity::config::Config::parse(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "shieldwall" => shieldwall::config::validate(config)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         other => Err(format!("no parser known for the filter `{other}`")),
     }
 }
@@ -449,6 +455,8 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "scope-authz",
         "rate-limit",
         "token-introspection",
+        "mtls-identity",
+        "shieldwall",
     ] {
         let dir = istio_dir().join(filter);
         if !dir.exists() {
@@ -482,4 +490,6 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         checked.iter().any(|f| f == "token-introspection"),
         "{checked:?}"
     );
+    assert!(checked.iter().any(|f| f == "mtls-identity"), "{checked:?}");
+    assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`host::Host`]: the proxy as a trait, so filter logic is tested natively;
 //! - [`filter`]: the `RootFilter`/`StreamFilter` traits a filter implements;
+//! - [`chain`]: several filters run in order as one (one VM context per request);
 //! - [`config`]: configuration errors that name the field path;
 //! - [`credential`]: token locations, the one credential of a request, its removal upstream;
 //! - [`authn`]: what the authenticating filters share beyond the credential;
@@ -18,8 +19,10 @@
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
 pub mod authn;
+pub mod binding;
 pub mod bucket;
 pub mod budget;
+pub mod chain;
 pub mod claims;
 pub mod client_ip;
 pub mod config;

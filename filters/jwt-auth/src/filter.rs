@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
+use shieldwall_core::binding::{check_certificate_binding, BindingError};
 use shieldwall_core::budget::Charge;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::identity::IDENTITY_PROPERTY;
@@ -340,6 +341,10 @@ fn description(code: &str) -> &'static str {
         "token_too_large" | "too_large" => "the token is too large",
         "missing_exp" => "the token has no expiry",
         "bad_claim_type" => "a token claim has the wrong type",
+        "cnf_unsupported" => BindingError::Unsupported.description(),
+        "bad_cnf" => BindingError::Malformed.description(),
+        "cnf_no_certificate" => BindingError::NoCertificate.description(),
+        "cnf_mismatch" => BindingError::Mismatch.description(),
         _ => "the token is malformed",
     }
 }
@@ -389,7 +394,11 @@ impl JwtStream {
             .filter(|v| v.provider == p)
         {
             worker.metrics.inc(host, "cache.hit");
-            return match validate(&hit.claims, &rules) {
+            if let Err(e) = validate(&hit.claims, &rules) {
+                return Eval::Fail(e.code());
+            }
+            // The binding is to the connection, so it is checked on every request, hit or not.
+            return match check_certificate_binding(host, &hit.claims) {
                 Ok(()) => Eval::Ok(vec![hit]),
                 Err(e) => Eval::Fail(e.code()),
             };
@@ -461,6 +470,9 @@ impl JwtStream {
                     worker
                         .cache
                         .insert(cred.hash, &cred.token, verified.clone(), exp);
+                    if let Err(e) = check_certificate_binding(host, &verified.claims) {
+                        return Eval::Fail(e.code());
+                    }
                     return Eval::Ok(vec![verified]);
                 }
                 Err(e) => last = e.code(),

@@ -514,6 +514,64 @@ fn token_cache_hits_and_still_checks_expiry() {
     assert_eq!(reply_code(&host), (401, "expired".into()));
 }
 
+/// RFC 8705: a token bound to a client certificate passes only on a connection with that
+/// certificate, on a fresh verification and on every cache hit after it.
+#[test]
+fn a_certificate_bound_token_needs_its_certificate_on_every_request() {
+    // SHA-256 of "test": the digest as Envoy gives it (hex) and as the token carries it.
+    const DIGEST_HEX: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const THUMBPRINT: &str = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
+    let key = EcKey::new("k1");
+    let mut host = MockHost::new();
+    let mut r = root(&mut host, &config_with(json!({"keys": [key.jwk()]})));
+    let token = key.sign(&claims(
+        "https://idp.example.com",
+        json!({"cnf": {"x5t#S256": THUMBPRINT}}),
+    ));
+    let auth = format!("Bearer {token}");
+    let mut send = |host: &mut MockHost, digest: Option<&str>| {
+        host.new_stream("GET", "/api/x", &[("authorization", &auth)]);
+        if let Some(d) = digest {
+            host.properties.insert(
+                "connection\0sha256_peer_certificate_digest".into(),
+                d.as_bytes().to_vec(),
+            );
+        }
+        let mut stream = r.new_stream(host, 7);
+        stream.on_request_headers(host, true)
+    };
+    // No certificate: refused (the token was verified and cached all the same).
+    assert_eq!(send(&mut host, None), Action::Pause);
+    assert_eq!(reply_code(&host), (401, "cnf_no_certificate".into()));
+    // The right certificate: allowed, from the cache.
+    assert_eq!(send(&mut host, Some(DIGEST_HEX)), Action::Continue);
+    assert_eq!(host.metric("shieldwall.jwt_auth.cache.hit"), 1);
+    // Another certificate, on a cache hit: refused.
+    let other = DIGEST_HEX.replace("9f86", "0000");
+    assert_eq!(send(&mut host, Some(&other)), Action::Pause);
+    assert_eq!(reply_code(&host), (401, "cnf_mismatch".into()));
+    let www = host
+        .local_reply
+        .clone()
+        .and_then(|r| r.header("www-authenticate").map(str::to_string))
+        .unwrap_or_default();
+    assert!(www.contains(r#"error="invalid_token""#), "{www}");
+    // A token bound by another method than a certificate is refused, not taken as a bearer.
+    let dpop = key.sign(&claims(
+        "https://idp.example.com",
+        json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}),
+    ));
+    let (action, _) = run(
+        &mut r,
+        &mut host,
+        "GET",
+        "/api/x",
+        &[("authorization", &format!("Bearer {dpop}"))],
+    );
+    assert_eq!(action, Action::Pause);
+    assert_eq!(reply_code(&host), (401, "cnf_unsupported".into()));
+}
+
 // ------------------------------------------------------------------ remote JWKS
 
 fn remote_config(extra: Value) -> String {

@@ -3,10 +3,10 @@
 
 use std::rc::Rc;
 
-use base64::Engine;
 use serde_json::{Map, Value};
+use shieldwall_core::binding::{check_certificate_binding, BindingError};
 use shieldwall_core::claims::{validate, ClaimRules};
-use shieldwall_core::CalloutResponse;
+use shieldwall_core::{CalloutResponse, Host};
 
 use crate::config::Provider;
 
@@ -69,51 +69,24 @@ pub fn active_ttl_s(members: &Map<String, Value>, now_s: u64, max_ttl_s: u64) ->
     }
 }
 
-/// The RFC 8705 thumbprint of the connection's client certificate: Envoy's
-/// `connection.sha256_peer_certificate_digest` is the SHA-256 in hex; `x5t#S256` is base64url.
-pub fn thumbprint_from_hex(hex: &str) -> Option<String> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(32);
-    for pair in hex.as_bytes().chunks(2) {
-        let text = std::str::from_utf8(pair).ok()?;
-        bytes.push(u8::from_str_radix(text, 16).ok()?);
-    }
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
 /// Checks an active answer for this request: time claims with skew, issuer and audience (the
-/// rule's audiences replace the provider's), and the certificate binding. `cert` is the
-/// connection's `x5t#S256` thumbprint, if it has a client certificate.
+/// rule's audiences replace the provider's), and the certificate binding (RFC 8705, the
+/// connection's client certificate against `cnf.x5t#S256`, as every token filter checks it).
 pub fn check(
+    host: &dyn Host,
     members: &Map<String, Value>,
     provider: &Provider,
     audiences: Option<&[String]>,
-    now_s: u64,
-    cert: Option<&str>,
 ) -> Result<(), &'static str> {
     let rules = ClaimRules {
         issuer: provider.issuer.as_deref(),
         audiences: audiences.unwrap_or(&provider.audiences),
-        now_s,
+        now_s: host.now_secs(),
         skew_s: provider.skew_s,
         require_exp: false,
     };
     validate(members, &rules).map_err(|e| e.code())?;
-    match members.get("cnf") {
-        None => Ok(()),
-        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
-            Some(Value::String(want)) => match cert {
-                Some(have) if have == want => Ok(()),
-                _ => Err("certificate_mismatch"),
-            },
-            // A binding this gateway cannot check (DPoP `jkt`, …) is refused, not ignored.
-            _ => Err("unsupported_binding"),
-        },
-        Some(_) => Err("bad_claim_type"),
-    }
+    check_certificate_binding(host, members).map_err(BindingError::code)
 }
 
 /// The text of a refusal, by code (never anything from the token).
@@ -125,8 +98,10 @@ pub fn description(code: &str) -> &'static str {
         "bad_issuer" => "the token was not issued by an accepted issuer",
         "bad_audience" => "the token is not meant for this audience",
         "bad_claim_type" => "the introspection answer has a claim of the wrong type",
-        "certificate_mismatch" => "the token is bound to another client certificate",
-        "unsupported_binding" => "the token is bound to a key this gateway cannot check",
+        "cnf_mismatch" => BindingError::Mismatch.description(),
+        "cnf_no_certificate" => BindingError::NoCertificate.description(),
+        "cnf_unsupported" => BindingError::Unsupported.description(),
+        "bad_cnf" => BindingError::Malformed.description(),
         "token_too_large" => "the token is too large",
         _ => "the token is malformed",
     }
@@ -218,21 +193,5 @@ mod tests {
         assert_eq!(active_ttl_s(&m(json!({})), now, 30), 30);
         assert_eq!(active_ttl_s(&m(json!({"exp": now + 100})), now, 0), 0);
         assert_eq!(active_ttl_s(&m(json!({"exp": u64::MAX})), now, 30), 30);
-    }
-
-    #[test]
-    fn thumbprints() {
-        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        assert_eq!(
-            thumbprint_from_hex(hex).as_deref(),
-            Some("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg")
-        );
-        assert_eq!(
-            thumbprint_from_hex(&hex.to_uppercase()).as_deref(),
-            Some("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg")
-        );
-        assert_eq!(thumbprint_from_hex("abc"), None);
-        assert_eq!(thumbprint_from_hex(&"zz".repeat(32)), None);
-        assert_eq!(thumbprint_from_hex(&"é".repeat(32)), None);
     }
 }

@@ -17,7 +17,7 @@ use shieldwall_core::{
     Action, CalloutResponse, ConfigError, Host, Reply, RequestLine, RootFilter, StreamFilter,
 };
 
-use crate::answer::{self, active_ttl_s, classify, description, thumbprint_from_hex, Answer};
+use crate::answer::{self, active_ttl_s, classify, description, Answer};
 use crate::cache::{random_secret, Keyer, Table, TokenKey, FILTER};
 use crate::config::{form_encode, Config, Provider, Requirement, Unmatched};
 use crate::flight::{self, Claim, State, MARGIN_MS};
@@ -273,7 +273,6 @@ impl RootFilter for TokenIntrospection {
             worker: self.worker.clone(),
             context_id,
             waiting: None,
-            cert: None,
             budget_slot: None,
         }
     }
@@ -331,8 +330,6 @@ pub struct IntrospectionStream {
     /// Answers this request received from the IdP, per provider: fresher than any cache.
     answers: Vec<Option<Answer>>,
     waiting: Option<Waiting>,
-    /// The connection's certificate thumbprint, read once when an answer carries `cnf`.
-    cert: Option<Option<String>>,
     /// The client's slot in the failure budget, looked up at most once per request.
     budget_slot: Option<Option<(String, u64)>>,
 }
@@ -372,14 +369,7 @@ impl IntrospectionStream {
         p: usize,
         audiences: Option<&[String]>,
     ) -> Eval {
-        if members.contains_key("cnf") && self.cert.is_none() {
-            self.cert = Some(
-                host.property_str(&["connection", "sha256_peer_certificate_digest"])
-                    .and_then(|hex| thumbprint_from_hex(&hex)),
-            );
-        }
-        let cert = self.cert.as_ref().and_then(|c| c.as_deref());
-        match answer::check(members, provider, audiences, host.now_secs(), cert) {
+        match answer::check(host, members, provider, audiences) {
             Ok(()) => Eval::Ok(vec![(p, members.clone())]),
             Err(code) => Eval::Fail(code),
         }

@@ -515,7 +515,7 @@ fn certificate_bound_tokens_need_that_certificate() {
         request(&mut r, &mut host, "/a", TOKEN, &bound),
         Action::Pause
     );
-    assert_eq!(reply_code(&host), (401, "certificate_mismatch".into()));
+    assert_eq!(reply_code(&host), (401, "cnf_no_certificate".into()));
     // Another certificate (the answer is cached now).
     let auth = format!("Bearer {TOKEN}");
     let other = "00".repeat(32);
@@ -523,7 +523,7 @@ fn certificate_bound_tokens_need_that_certificate() {
     digest(&mut host, Some(&other));
     let mut s = r.new_stream(&mut host, 5);
     assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
-    assert_eq!(reply_code(&host), (401, "certificate_mismatch".into()));
+    assert_eq!(reply_code(&host), (401, "cnf_mismatch".into()));
     // The right one.
     host.new_stream("GET", "/a", &[("authorization", &auth)]);
     digest(&mut host, Some(hex));
@@ -536,7 +536,7 @@ fn certificate_bound_tokens_need_that_certificate() {
         request(&mut r, &mut host, "/a", "dpop-bound", &jkt),
         Action::Pause
     );
-    assert_eq!(reply_code(&host), (401, "unsupported_binding".into()));
+    assert_eq!(reply_code(&host), (401, "cnf_unsupported".into()));
 }
 
 #[test]

@@ -78,6 +78,7 @@ fn stream_property(s: &StreamData, path: &[&str]) -> Option<Vec<u8>> {
                 "uri_san_peer_certificate" => tls.uri_san.as_ref(),
                 "dns_san_peer_certificate" => tls.dns_san.as_ref(),
                 "sha256_peer_certificate_digest" => tls.sha256_digest.as_ref(),
+                "peer_certificate" => tls.peer_certificate_pem.as_ref(),
                 "subject_local_certificate" => tls.local_subject.as_ref(),
                 _ => None,
             };

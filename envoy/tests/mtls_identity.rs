@@ -1,0 +1,441 @@
+//! mtls-identity in a real Envoy over real TLS: a listener that verifies client certificates
+//! against a test CA made with openssl at test time. The connection manager runs with
+//! `ALWAYS_FORWARD_ONLY`, so Envoy itself removes nothing a client sends: every forged certificate
+//! or identity header that does not reach the upstream was removed by the filter.
+//!
+//! Build first: cargo build --release --target wasm32-wasip1 -p mtls-identity
+
+use std::process::Command;
+
+use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
+use serde_json::{json, Value};
+use shieldwall_e2e::{wasm_path, DownstreamTls, Echo, Envoy, EnvoyConfig, WasmFilter};
+
+const GATEWAY: &str = "spiffe://bank-a.example/ns/payments/sa/gateway";
+
+fn filter_config() -> Value {
+    json!({
+      "trust_domains": ["bank-a.example", "bank-b.example"],
+      "tenant_from_trust_domain": { "bank-a.example": "bank-a", "bank-b.example": "bank-b" },
+      "rules": [
+        { "match": { "prefix": "/healthz" } },
+        { "match": { "prefix": "/internal/" }, "requires": { "spiffe_ids": [GATEWAY] } },
+        { "match": { "prefix": "/partners/" },
+          "requires": { "any": [ { "spiffe_id_prefix": "spiffe://bank-b.example/ns/partners/" },
+                                { "subject": "CN=partner-1,O=Partner Ltd" },
+                                { "dns_san": "api.partner.example" } ] } },
+        { "match": { "prefix": "/public/" }, "requires": "optional" }
+      ],
+      "forward_client_cert": "sanitize_set",
+      "headers": { "spiffe_id": "x-spiffe-id", "cert_sha256": "x-client-cert-sha256" }
+    })
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl Reply {
+    /// The values of a header the upstream (the echo) received.
+    fn upstream(&self, name: &str) -> Vec<String> {
+        self.body["header_list"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|p| p[0] == name)
+                    .map(|p| p[1].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+}
+
+/// An HTTPS request with curl: the test CA as trust anchor, a client certificate if given.
+fn curl(
+    envoy: &Envoy,
+    ca: &TestCa,
+    client: Option<&TestCert>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let port = envoy.port();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-D", "-", "--cacert"])
+        .arg(&ca.cert)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if let Some(c) = client {
+        cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
+    }
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    cmd.arg(format!("https://localhost:{port}{path}"));
+    let out = cmd.output().expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}
+
+#[test]
+fn scope_authz_principals_decide_on_the_certificate_identity() {
+    let ca = TestCa::new("e2e-authz");
+    let leaf = |file: &str, subject: &str, sans: &[&str]| {
+        ca.leaf(
+            file,
+            &LeafSpec {
+                subject,
+                sans,
+                ca: false,
+            },
+        )
+    };
+    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let partner = leaf(
+        "p1",
+        "/CN=p1",
+        &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
+    );
+    let echo = Echo::start();
+    let mut mtls = filter_config();
+    mtls["rules"] = json!([{ "match": { "prefix": "/" }, "requires": "optional" }]);
+    let authz = json!({ "rules": [
+        { "match": { "prefix": "/internal/" }, "require": { "principals": [GATEWAY] } },
+        { "match": { "prefix": "/" }, "public": true } ] });
+    let config = EnvoyConfig::new(echo.port())
+        .tls(DownstreamTls::new(&server.cert, &server.key).client_ca(&ca.cert, true))
+        .filter(WasmFilter::new(
+            wasm_path("mtls-identity"),
+            "mtls-identity",
+            mtls.to_string(),
+        ))
+        .filter(WasmFilter::new(
+            wasm_path("scope-authz"),
+            "scope-authz",
+            authz.to_string(),
+        ));
+    let envoy = Envoy::start(config);
+    let r = curl(&envoy, &ca, Some(&gateway), "/internal/pay", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = curl(&envoy, &ca, Some(&partner), "/internal/pay", &[]);
+    assert_eq!((r.status, r.error()), (403, "access_denied"));
+    assert_eq!(
+        envoy.stat("wasmcustom.shieldwall.scope_authz.denied.principal_not_allowed"),
+        Some(1)
+    );
+    // The listener requires a certificate: without one the handshake fails before any filter.
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca.cert)
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", envoy.port()),
+        ])
+        .arg(format!("https://localhost:{}/public", envoy.port()))
+        .output()
+        .expect("curl runs");
+    assert!(
+        !out.status.success(),
+        "a request without a certificate was answered"
+    );
+}
+
+#[test]
+fn client_certificates_in_a_real_envoy() {
+    let ca = TestCa::new("e2e");
+    let leaf = |file: &str, subject: &str, sans: &[&str]| {
+        ca.leaf(
+            file,
+            &LeafSpec {
+                subject,
+                sans,
+                ca: false,
+            },
+        )
+    };
+    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let wrong_domain = leaf(
+        "evil",
+        "/CN=evil",
+        &["URI:spiffe://evil.example/ns/payments/sa/gateway"],
+    );
+    let two_uris = leaf(
+        "two",
+        "/CN=two",
+        &[&format!("URI:{GATEWAY}"), "URI:spiffe://bank-a.example/x"],
+    );
+    let https_uri = leaf(
+        "https",
+        "/CN=https",
+        &["URI:https://bank-a.example/ns/payments/sa/gateway"],
+    );
+    let partner_subject = leaf("subj", "/O=Partner Ltd/CN=partner-1", &[]);
+    let partner_dns = leaf(
+        "dns",
+        "/CN=dns",
+        &["DNS:other.example", "DNS:api.partner.example"],
+    );
+
+    let echo = Echo::start();
+    // A certificate is verified when presented but not required by the handshake: the filter
+    // decides per route (401 where one is needed), and one Envoy serves every case.
+    let config = EnvoyConfig::new(echo.port())
+        .tls(DownstreamTls::new(&server.cert, &server.key).client_ca(&ca.cert, false))
+        .forward_client_cert_details("ALWAYS_FORWARD_ONLY")
+        .filter(WasmFilter::new(
+            wasm_path("mtls-identity"),
+            "mtls-identity",
+            filter_config().to_string(),
+        ));
+    let envoy = Envoy::start(config);
+    let forged = [
+        (
+            "x-forwarded-client-cert",
+            "Hash=00;URI=spiffe://bank-a.example/forged",
+        ),
+        ("x-spiffe-id", "spiffe://bank-a.example/forged"),
+        ("x-client-cert-sha256", "forged"),
+    ];
+
+    // A valid SVID: the upstream sees its SPIFFE ID, thumbprint and XFCC, and nothing forged.
+    let r = curl(&envoy, &ca, Some(&gateway), "/internal/pay", &forged);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.upstream("x-spiffe-id"), vec![GATEWAY]);
+    assert_eq!(
+        r.upstream("x-forwarded-client-cert"),
+        vec![format!(
+            "Hash={};Subject=\"CN=gateway\";URI={GATEWAY}",
+            gateway.sha256_hex
+        )]
+    );
+    let thumbprint = r.upstream("x-client-cert-sha256");
+    assert_eq!(thumbprint.len(), 1);
+    assert_eq!(thumbprint[0].len(), 43);
+
+    // Refused certificates: 403 access_denied, nothing reaches the upstream.
+    for (cert, what) in [
+        (&wrong_domain, "wrong trust domain"),
+        (&two_uris, "two URI SANs"),
+        (&https_uri, "a URI SAN that is not SPIFFE"),
+        (&partner_subject, "a partner on the gateway's route"),
+    ] {
+        let r = curl(&envoy, &ca, Some(cert), "/internal/pay", &[]);
+        assert_eq!(
+            (r.status, r.error()),
+            (403, "access_denied"),
+            "{what}: {}",
+            r.body
+        );
+    }
+
+    // Subject and DNS SAN (the second one) matches.
+    let r = curl(
+        &envoy,
+        &ca,
+        Some(&partner_subject),
+        "/partners/orders",
+        &forged,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.upstream("x-spiffe-id").is_empty());
+    assert_eq!(r.upstream("x-forwarded-client-cert").len(), 1);
+    assert!(r.upstream("x-forwarded-client-cert")[0]
+        .contains(";Subject=\"CN=partner-1,O=Partner Ltd\""));
+    let r = curl(&envoy, &ca, Some(&partner_dns), "/partners/orders", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.upstream("x-forwarded-client-cert")[0]
+        .ends_with(";DNS=other.example;DNS=api.partner.example"));
+
+    // No certificate: 401 without a Bearer challenge where one is required; an optional route
+    // passes with every forged header removed.
+    let r = curl(&envoy, &ca, None, "/internal/pay", &[]);
+    assert_eq!((r.status, r.error()), (401, "missing_client_certificate"));
+    let r = curl(&envoy, &ca, None, "/public/x", &forged);
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (h, _) in forged {
+        assert!(r.upstream(h).is_empty(), "{h} reached the upstream");
+    }
+    // A request that matches no rule.
+    let r = curl(&envoy, &ca, Some(&gateway), "/other", &[]);
+    assert_eq!((r.status, r.error()), (403, "no_matching_rule"));
+
+    let stat = |n: &str| envoy.stat(&format!("wasmcustom.shieldwall.mtls_identity.{n}"));
+    assert_eq!(stat("allowed"), Some(3));
+    assert_eq!(stat("allowed.no_certificate"), Some(1));
+    assert_eq!(stat("denied.untrusted_trust_domain"), Some(1));
+    assert_eq!(stat("denied.several_uri_sans"), Some(1));
+    assert_eq!(stat("denied.not_spiffe_uri"), Some(1));
+    assert_eq!(stat("denied.no_uri_san"), Some(1));
+    assert_eq!(stat("denied.missing_client_certificate"), Some(1));
+}
+
+fn b64url(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// An RS256 signer made with openssl at test time: its public JWK and a way to sign tokens.
+struct Rs256 {
+    key: std::path::PathBuf,
+    n: Vec<u8>,
+}
+
+impl Rs256 {
+    fn new(dir: &std::path::Path) -> Rs256 {
+        let key = dir.join("jwt-signing.pem");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let key_arg = key.to_string_lossy().into_owned();
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &key_arg,
+        ]);
+        let modulus = run(&["rsa", "-in", &key_arg, "-noout", "-modulus"]);
+        let n = unhex(modulus.trim().trim_start_matches("Modulus="));
+        Rs256 { key, n }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64url(&self.n), "e": "AQAB"})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64url(json!({"alg": "RS256", "kid": "k1"}).to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let file = self.key.with_extension("input");
+        std::fs::write(&file, &input).expect("write the signing input");
+        // PKCS#1 v1.5 over SHA-256: exactly RS256.
+        let out = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&self.key)
+            .arg(&file)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl dgst: {out:?}");
+        format!("{input}.{}", b64url(&out.stdout))
+    }
+}
+
+/// RFC 8705 through the pair mtls-identity → jwt-auth: a token bound to the gateway's certificate
+/// (`cnf.x5t#S256`, the thumbprint mtls-identity writes as `cert_sha256`) passes only on a
+/// connection that presents that certificate; another certificate, or none, gets 401.
+#[test]
+fn a_token_bound_to_one_certificate_is_refused_with_another() {
+    let ca = TestCa::new("e2e-bound");
+    let leaf = |file: &str, subject: &str, sans: &[&str]| {
+        ca.leaf(
+            file,
+            &LeafSpec {
+                subject,
+                sans,
+                ca: false,
+            },
+        )
+    };
+    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let partner = leaf(
+        "p1",
+        "/CN=p1",
+        &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
+    );
+    let signer = Rs256::new(&ca.dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let thumbprint = b64url(&unhex(&gateway.sha256_hex));
+    let token = signer.sign(&json!({"iss": "https://idp.example", "aud": "orders-api",
+        "sub": "gateway", "exp": now + 600, "cnf": {"x5t#S256": thumbprint}}));
+
+    let echo = Echo::start();
+    let mut mtls = filter_config();
+    mtls["rules"] = json!([{ "match": { "prefix": "/" }, "requires": "optional" }]);
+    let jwt = json!({
+        "providers": {"idp": {"issuer": "https://idp.example", "audiences": ["orders-api"],
+                              "local_jwks": {"keys": [signer.jwk()]}}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]
+    });
+    let config = EnvoyConfig::new(echo.port())
+        .tls(DownstreamTls::new(&server.cert, &server.key).client_ca(&ca.cert, false))
+        .filter(WasmFilter::new(
+            wasm_path("mtls-identity"),
+            "mtls-identity",
+            mtls.to_string(),
+        ))
+        .filter(WasmFilter::new(
+            wasm_path("jwt-auth"),
+            "jwt-auth",
+            jwt.to_string(),
+        ));
+    let envoy = Envoy::start(config);
+    let bearer = format!("Bearer {token}");
+    let headers = [("authorization", bearer.as_str())];
+
+    let r = curl(&envoy, &ca, Some(&gateway), "/orders", &headers);
+    assert_eq!(r.status, 200, "{}\n{}", r.body, envoy.log());
+    // Again: from jwt-auth's token cache, still checked against the connection.
+    assert_eq!(
+        curl(&envoy, &ca, Some(&gateway), "/orders", &headers).status,
+        200
+    );
+    let r = curl(&envoy, &ca, Some(&partner), "/orders", &headers);
+    assert_eq!((r.status, r.error()), (401, "cnf_mismatch"), "{}", r.body);
+    let r = curl(&envoy, &ca, None, "/orders", &headers);
+    assert_eq!(
+        (r.status, r.error()),
+        (401, "cnf_no_certificate"),
+        "{}",
+        r.body
+    );
+}

@@ -1,0 +1,630 @@
+//! Several filters run as one: a [`Chain`] holds the root filters of its stages and creates one
+//! [`ChainStream`] per request, which runs the stages' stream filters in order inside one VM
+//! context, the way Envoy runs separate filters one after another.
+//!
+//! - Request headers: stage 1, then, on `Continue`, stage 2, and so on. A stage that sends a
+//!   local reply stops the walk; a stage that pauses holds it, and the walk resumes from that
+//!   stage when it is woken or gets its callout reply and answers `Continue`.
+//! - Response headers: every stage that saw the request, last one first (Envoy's encoder order).
+//!   Stages the walk never reached are skipped, as Envoy skips a module whose stream context
+//!   never ran.
+//! - Log and done: every stage, as Envoy logs every filter of the chain.
+//! - Callouts (HTTP and gRPC) are routed by token to the stage that started them, in the stream
+//!   or, when the stream is gone or a root started them, to that stage's root. A wake-up is
+//!   delivered only to the stage whose root (or stream) asked for it, and only while the walk
+//!   is paused at that stage.
+//! - Ticks: each stage keeps its own period; the chain ticks at their greatest common divisor.
+//! - The identity context (`shieldwall.identity`) a stage writes is still written to the proxy
+//!   (access logs, later modules), and kept in memory for the later stages of the same request,
+//!   which then read it without a call to the proxy.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::filter::{Action, RootFilter, StreamFilter};
+use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
+use crate::identity::IDENTITY_PROPERTY;
+
+/// The root side of one stage, object-safe; every [`RootFilter`] is one.
+pub trait Stage {
+    /// The filter's name (`jwt_auth`).
+    fn name(&self) -> &'static str;
+    fn new_stream(&mut self, host: &mut dyn Host, context_id: u32) -> Box<dyn StreamFilter>;
+    fn on_tick(&mut self, host: &mut dyn Host);
+    fn on_http_call_response(&mut self, host: &mut dyn Host, token: u32, response: CalloutResponse);
+    fn on_grpc_call_response(&mut self, host: &mut dyn Host, token: u32, response: GrpcResponse);
+}
+
+impl<F: RootFilter> Stage for F {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+    fn new_stream(&mut self, host: &mut dyn Host, context_id: u32) -> Box<dyn StreamFilter> {
+        Box::new(RootFilter::new_stream(self, host, context_id))
+    }
+    fn on_tick(&mut self, host: &mut dyn Host) {
+        RootFilter::on_tick(self, host)
+    }
+    fn on_http_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CalloutResponse,
+    ) {
+        RootFilter::on_http_call_response(self, host, token, response)
+    }
+    fn on_grpc_call_response(&mut self, host: &mut dyn Host, token: u32, response: GrpcResponse) {
+        RootFilter::on_grpc_call_response(self, host, token, response)
+    }
+}
+
+/// What the root and the streams of one chain share (one worker): who started which callout,
+/// who asked to wake which stream, each stage's tick period.
+#[derive(Default)]
+struct Routing {
+    /// Callouts not yet answered → the stage that started them.
+    callouts: HashMap<u32, usize>,
+    /// Streams alive in this worker (wake-ups for others are dropped).
+    live: HashSet<u32>,
+    /// Stream → the stages that asked to wake it (bit i = stage i).
+    wakes: HashMap<u32, u64>,
+    /// Per stage: its tick period (zero: none).
+    periods: Vec<Duration>,
+    /// Per stage: chain ticks left until its next tick.
+    countdown: Vec<u64>,
+    /// The chain's tick period (the greatest common divisor of the stages' periods).
+    base: Duration,
+}
+
+impl Routing {
+    fn wake_mask(stage: usize) -> u64 {
+        u32::try_from(stage)
+            .ok()
+            .and_then(|s| 1u64.checked_shl(s))
+            .unwrap_or(0)
+    }
+}
+
+/// The most stages a chain holds (wake-ups are kept as a bit per stage).
+pub const MAX_STAGES: usize = 64;
+
+fn gcd(a: u128, b: u128) -> u128 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// `Host` for one stage: records its callouts, wake-ups and tick period in the chain's routing,
+/// notices its local reply, and keeps the identity context in memory for later stages.
+struct StageHost<'a> {
+    inner: &'a mut dyn Host,
+    stage: usize,
+    routing: &'a RefCell<Routing>,
+    /// The stream's identity context, as last written (streams only).
+    identity: Option<&'a mut Option<Vec<u8>>>,
+    replied: bool,
+}
+
+impl<'a> StageHost<'a> {
+    fn new(inner: &'a mut dyn Host, stage: usize, routing: &'a RefCell<Routing>) -> Self {
+        StageHost {
+            inner,
+            stage,
+            routing,
+            identity: None,
+            replied: false,
+        }
+    }
+
+    fn is_identity(path: &[&str]) -> bool {
+        path == [IDENTITY_PROPERTY]
+    }
+
+    fn record_callout(&self, token: u32) {
+        if let Ok(mut r) = self.routing.try_borrow_mut() {
+            r.callouts.insert(token, self.stage);
+        }
+    }
+}
+
+impl Host for StageHost<'_> {
+    fn now_nanos(&self) -> u64 {
+        self.inner.now_nanos()
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.inner.log(level, message)
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.inner.request_header(name)
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.inner.request_headers()
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        self.inner.set_request_header(name, value)
+    }
+    fn add_request_header(&mut self, name: &str, value: &str) {
+        self.inner.add_request_header(name, value)
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.inner.response_header(name)
+    }
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        self.inner.set_response_header(name, value)
+    }
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        self.inner.add_response_header(name, value)
+    }
+    fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>> {
+        self.inner.request_body(start, max)
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        if Self::is_identity(path) {
+            if let Some(Some(bytes)) = self.identity.as_deref() {
+                return Some(bytes.clone());
+            }
+        }
+        self.inner.property(path)
+    }
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        self.inner.set_property(path, value)?;
+        if Self::is_identity(path) {
+            if let Some(slot) = self.identity.as_deref_mut() {
+                *slot = Some(value.to_vec());
+            }
+        }
+        Ok(())
+    }
+    fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.replied = true;
+        self.inner.send_local_reply(status, headers, body)
+    }
+    fn wake_stream(&mut self, context_id: u32) {
+        if let Ok(mut r) = self.routing.try_borrow_mut() {
+            if !r.live.contains(&context_id) {
+                return;
+            }
+            let mask = Routing::wake_mask(self.stage);
+            *r.wakes.entry(context_id).or_insert(0) |= mask;
+        }
+        self.inner.wake_stream(context_id)
+    }
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        self.inner.shared_get(key)
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        self.inner.shared_set(key, value, cas)
+    }
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        let token = self.inner.http_call(cluster, headers, body, timeout)?;
+        self.record_callout(token);
+        Ok(token)
+    }
+    fn grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[(&str, &[u8])],
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        let token = self
+            .inner
+            .grpc_call(cluster, service, method, metadata, message, timeout)?;
+        self.record_callout(token);
+        Ok(token)
+    }
+    fn set_tick_period(&mut self, period: Duration) {
+        let base = {
+            let Ok(mut r) = self.routing.try_borrow_mut() else {
+                return;
+            };
+            let stages = r.periods.len().max(self.stage.saturating_add(1));
+            r.periods.resize(stages, Duration::ZERO);
+            r.countdown.resize(stages, 0);
+            if let Some(p) = r.periods.get_mut(self.stage) {
+                *p = period;
+            }
+            let base_ms = r
+                .periods
+                .iter()
+                .map(|p| p.as_millis())
+                .filter(|ms| *ms > 0)
+                .fold(0u128, gcd);
+            let base = Duration::from_millis(u64::try_from(base_ms).unwrap_or(u64::MAX));
+            if base == r.base {
+                return;
+            }
+            r.base = base;
+            // Periods are counted afresh in the new unit: every stage ticks on the next tick.
+            for c in r.countdown.iter_mut() {
+                *c = 0;
+            }
+            base
+        };
+        self.inner.set_tick_period(base)
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.inner.env_var(name)
+    }
+    fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
+        self.inner.define_metric(kind, name)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) {
+        self.inner.increment_metric(id, delta)
+    }
+    fn record_metric(&mut self, id: u32, value: u64) {
+        self.inner.record_metric(id, value)
+    }
+}
+
+/// The root of a chain: its stages, in order.
+pub struct Chain {
+    stages: Vec<Box<dyn Stage>>,
+    routing: Rc<RefCell<Routing>>,
+}
+
+/// Builds a chain stage by stage; each stage is configured with a host that already routes its
+/// tick period and callouts.
+pub struct ChainBuilder {
+    chain: Chain,
+}
+
+impl ChainBuilder {
+    pub fn new() -> ChainBuilder {
+        ChainBuilder {
+            chain: Chain {
+                stages: Vec::new(),
+                routing: Rc::new(RefCell::new(Routing::default())),
+            },
+        }
+    }
+
+    /// How many stages were added.
+    pub fn len(&self) -> usize {
+        self.chain.stages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chain.stages.is_empty()
+    }
+
+    /// Configures the next stage with `configure` (given the stage's host) and appends it.
+    /// Refused (`None`) past [`MAX_STAGES`].
+    pub fn add<E>(
+        &mut self,
+        host: &mut dyn Host,
+        configure: impl FnOnce(&mut dyn Host) -> Result<Box<dyn Stage>, E>,
+    ) -> Option<Result<(), E>> {
+        let index = self.chain.stages.len();
+        if index >= MAX_STAGES {
+            return None;
+        }
+        let routing = self.chain.routing.clone();
+        let mut h = StageHost::new(host, index, &routing);
+        Some(configure(&mut h).map(|stage| self.chain.stages.push(stage)))
+    }
+
+    pub fn build(self) -> Chain {
+        self.chain
+    }
+}
+
+impl Default for ChainBuilder {
+    fn default() -> Self {
+        ChainBuilder::new()
+    }
+}
+
+impl Chain {
+    /// The stages' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.stages.iter().map(|s| s.name()).collect()
+    }
+
+    pub fn new_stream(&mut self, host: &mut dyn Host, context_id: u32) -> ChainStream {
+        if let Ok(mut r) = self.routing.try_borrow_mut() {
+            r.live.insert(context_id);
+        }
+        let routing = self.routing.clone();
+        let streams = self
+            .stages
+            .iter_mut()
+            .enumerate()
+            .map(|(i, stage)| {
+                let mut h = StageHost::new(host, i, &routing);
+                stage.new_stream(&mut h, context_id)
+            })
+            .collect();
+        ChainStream {
+            streams,
+            routing,
+            context_id,
+            seen: 0,
+            paused: false,
+            replied: false,
+            end_of_stream: false,
+            identity: None,
+        }
+    }
+
+    pub fn on_tick(&mut self, host: &mut dyn Host) {
+        let due: Vec<usize> = {
+            let Ok(mut r) = self.routing.try_borrow_mut() else {
+                return;
+            };
+            let base = r.base.as_millis().max(1);
+            let mut due = Vec::new();
+            let Routing {
+                periods, countdown, ..
+            } = &mut *r;
+            for (i, (period, left)) in periods.iter().zip(countdown.iter_mut()).enumerate() {
+                let ms = period.as_millis();
+                if ms == 0 {
+                    continue;
+                }
+                if *left == 0 {
+                    due.push(i);
+                    *left = u64::try_from(ms / base).unwrap_or(u64::MAX).max(1);
+                }
+                *left -= 1;
+            }
+            due
+        };
+        for i in due {
+            let routing = self.routing.clone();
+            if let Some(stage) = self.stages.get_mut(i) {
+                let mut h = StageHost::new(host, i, &routing);
+                stage.on_tick(&mut h);
+            }
+        }
+    }
+
+    fn owner(&self, token: u32) -> Option<usize> {
+        self.routing.try_borrow_mut().ok()?.callouts.remove(&token)
+    }
+
+    pub fn on_http_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CalloutResponse,
+    ) {
+        let Some(i) = self.owner(token) else { return };
+        let routing = self.routing.clone();
+        if let Some(stage) = self.stages.get_mut(i) {
+            let mut h = StageHost::new(host, i, &routing);
+            stage.on_http_call_response(&mut h, token, response);
+        }
+    }
+
+    pub fn on_grpc_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: GrpcResponse,
+    ) {
+        let Some(i) = self.owner(token) else { return };
+        let routing = self.routing.clone();
+        if let Some(stage) = self.stages.get_mut(i) {
+            let mut h = StageHost::new(host, i, &routing);
+            stage.on_grpc_call_response(&mut h, token, response);
+        }
+    }
+}
+
+/// One request through the chain.
+pub struct ChainStream {
+    streams: Vec<Box<dyn StreamFilter>>,
+    routing: Rc<RefCell<Routing>>,
+    context_id: u32,
+    /// How many stages the walk has reached (those that saw the request headers).
+    seen: usize,
+    /// The walk waits at stage `seen - 1`.
+    paused: bool,
+    /// A stage sent a local reply: the walk is over.
+    replied: bool,
+    end_of_stream: bool,
+    /// The identity context as the stages last wrote it in this request.
+    identity: Option<Vec<u8>>,
+}
+
+/// Which callback a stage gets.
+enum Call {
+    Wake,
+    Http(u32, CalloutResponse),
+    Grpc(u32, GrpcResponse),
+}
+
+impl ChainStream {
+    /// Runs one stage's stream callback with its host; returns its action and whether it replied.
+    fn run(
+        &mut self,
+        host: &mut dyn Host,
+        i: usize,
+        f: impl FnOnce(&mut dyn StreamFilter, &mut dyn Host) -> Action,
+    ) -> (Action, bool) {
+        let routing = self.routing.clone();
+        let Some(stream) = self.streams.get_mut(i) else {
+            return (Action::Continue, false);
+        };
+        let mut h = StageHost::new(host, i, &routing);
+        h.identity = Some(&mut self.identity);
+        let action = f(stream.as_mut(), &mut h);
+        (action, h.replied)
+    }
+
+    /// What the walk asks of the proxy now.
+    fn state(&self) -> Action {
+        if self.paused || self.replied {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    /// Applies stage `i`'s answer (the stage the walk is at) and walks on from `i + 1`.
+    fn step(&mut self, host: &mut dyn Host, action: Action, replied: bool) -> Action {
+        if replied {
+            self.replied = true;
+            self.paused = false;
+            return Action::Pause;
+        }
+        if action == Action::Pause {
+            self.paused = true;
+            return Action::Pause;
+        }
+        self.paused = false;
+        self.walk(host)
+    }
+
+    /// Runs request headers through the stages not yet reached.
+    fn walk(&mut self, host: &mut dyn Host) -> Action {
+        while self.seen < self.streams.len() {
+            let i = self.seen;
+            self.seen += 1;
+            let eos = self.end_of_stream;
+            let (action, replied) = self.run(host, i, |s, h| s.on_request_headers(h, eos));
+            if replied || action == Action::Pause {
+                return self.step(host, action, replied);
+            }
+        }
+        Action::Continue
+    }
+
+    /// A wake-up or a callout reply for stage `i`: resumes the walk if it waits there.
+    fn deliver(&mut self, host: &mut dyn Host, i: usize, call: Call) -> Action {
+        if self.replied {
+            return Action::Pause;
+        }
+        let waiting_here = self.paused && self.seen == i.saturating_add(1);
+        let (action, replied) = self.run(host, i, |s, h| match call {
+            Call::Wake => s.on_wake(h),
+            Call::Http(token, r) => s.on_http_call_response(h, token, r),
+            Call::Grpc(token, r) => s.on_grpc_call_response(h, token, r),
+        });
+        if replied || waiting_here {
+            return self.step(host, action, replied);
+        }
+        self.state()
+    }
+
+    fn owner(&self, token: u32) -> Option<usize> {
+        self.routing.try_borrow_mut().ok()?.callouts.remove(&token)
+    }
+}
+
+impl StreamFilter for ChainStream {
+    fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        self.end_of_stream = end_of_stream;
+        self.walk(host)
+    }
+
+    fn on_request_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        // The stages that passed the request headers see the body, in order; one that buffers
+        // (`Pause`) holds it from the later ones until the end of the stream.
+        let passed = if self.paused {
+            self.seen.saturating_sub(1)
+        } else {
+            self.seen
+        };
+        for i in 0..passed {
+            let (action, replied) = self.run(host, i, |s, h| {
+                s.on_request_body(h, body_size, end_of_stream)
+            });
+            if replied {
+                self.replied = true;
+                return Action::Pause;
+            }
+            if action == Action::Pause {
+                return Action::Pause;
+            }
+        }
+        self.state()
+    }
+
+    fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        for i in (0..self.seen).rev() {
+            let _ = self.run(host, i, |s, h| s.on_response_headers(h, end_of_stream));
+        }
+        Action::Continue
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CalloutResponse,
+    ) -> Action {
+        match self.owner(token) {
+            Some(i) => self.deliver(host, i, Call::Http(token, response)),
+            None => self.state(),
+        }
+    }
+
+    fn on_grpc_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: GrpcResponse,
+    ) -> Action {
+        match self.owner(token) {
+            Some(i) => self.deliver(host, i, Call::Grpc(token, response)),
+            None => self.state(),
+        }
+    }
+
+    fn on_wake(&mut self, host: &mut dyn Host) -> Action {
+        let mask = self
+            .routing
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut r| r.wakes.remove(&self.context_id))
+            .unwrap_or(0);
+        let Some(at) = self.seen.checked_sub(1) else {
+            return self.state();
+        };
+        if !self.paused || mask & Routing::wake_mask(at) == 0 {
+            return self.state();
+        }
+        self.deliver(host, at, Call::Wake)
+    }
+
+    fn on_log(&mut self, host: &mut dyn Host) {
+        for i in 0..self.streams.len() {
+            let _ = self.run(host, i, |s, h| {
+                s.on_log(h);
+                Action::Continue
+            });
+        }
+    }
+
+    fn on_done(&mut self, host: &mut dyn Host) {
+        for i in 0..self.streams.len() {
+            let _ = self.run(host, i, |s, h| {
+                s.on_done(h);
+                Action::Continue
+            });
+        }
+        if let Ok(mut r) = self.routing.try_borrow_mut() {
+            r.live.remove(&self.context_id);
+            r.wakes.remove(&self.context_id);
+        }
+    }
+}

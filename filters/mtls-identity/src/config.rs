@@ -1,0 +1,354 @@
+//! The plugin configuration of mtls-identity and its validation into the runtime form.
+//! Unknown fields are refused; every error names its field path.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use shieldwall_core::config::Within;
+use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
+use shieldwall_core::ConfigError;
+
+use crate::dn::Dn;
+use crate::spiffe::{check_trust_domain, SpiffeId};
+
+/// The header Envoy uses for forwarded client certificate details.
+pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub trust_domains: Vec<String>,
+    #[serde(default)]
+    pub tenant_from_trust_domain: BTreeMap<String, String>,
+    pub rules: Vec<RuleFile>,
+    #[serde(default)]
+    pub forward_client_cert: ForwardClientCert,
+    #[serde(default)]
+    pub headers: HeadersFile,
+    /// Accepted only to refuse it with a clear message (not supported yet).
+    #[serde(default)]
+    pub from_front_proxy: Option<Value>,
+    #[serde(default)]
+    pub path: PathOptions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// A name for logs (default `rules[<index>]`).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub route: RouteMatchConfig,
+    /// `"optional"`, an object of matchers, or absent. Read by hand for precise errors.
+    #[serde(default)]
+    pub requires: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersFile {
+    #[serde(default)]
+    pub spiffe_id: Option<String>,
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
+}
+
+/// What happens to `x-forwarded-client-cert`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardClientCert {
+    /// Remove any copy the client sent.
+    #[default]
+    Sanitize,
+    /// Remove it, then set one for the verified certificate (Envoy's format).
+    SanitizeSet,
+    /// Keep it as it arrived: only behind a trusted front proxy that sets it.
+    ForwardOnly,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatcherFile {
+    spiffe_ids: Option<Vec<String>>,
+    spiffe_id_prefix: Option<String>,
+    trust_domain: Option<String>,
+    subject: Option<String>,
+    dns_san: Option<String>,
+    any: Option<Vec<Value>>,
+    all: Option<Vec<Value>>,
+}
+
+// ------------------------------------------------------------------ runtime form
+
+/// A condition on the client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Matcher {
+    /// The SVID's SPIFFE ID is one of these.
+    SpiffeIds(Vec<String>),
+    /// The SVID's SPIFFE ID is this one or below it, on whole path segments.
+    SpiffeIdPrefix(SpiffeId),
+    /// The SVID is of this trust domain.
+    TrustDomain(String),
+    /// The certificate's subject, compared after normalising.
+    Subject(Dn),
+    /// One of the certificate's DNS SANs (compared without regard to case).
+    DnsSan(String),
+    Any(Vec<Matcher>),
+    All(Vec<Matcher>),
+}
+
+impl Matcher {
+    /// Whether the matcher needs a SPIFFE identity anywhere (for the reason of a refusal).
+    pub fn uses_spiffe(&self) -> bool {
+        match self {
+            Matcher::SpiffeIds(_) | Matcher::SpiffeIdPrefix(_) | Matcher::TrustDomain(_) => true,
+            Matcher::Subject(_) | Matcher::DnsSan(_) => false,
+            Matcher::Any(list) | Matcher::All(list) => list.iter().any(Matcher::uses_spiffe),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requires {
+    /// No certificate needed (the identity is still taken when one is there).
+    Nothing,
+    /// The identity is taken when a certificate is there.
+    Optional,
+    /// A certificate must be there and match.
+    Certificate(Matcher),
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub label: String,
+    pub route: RouteMatch,
+    pub requires: Requires,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub trust_domains: Vec<String>,
+    pub tenants: BTreeMap<String, String>,
+    pub rules: Vec<Rule>,
+    pub forward_client_cert: ForwardClientCert,
+    pub spiffe_id_header: Option<String>,
+    pub cert_sha256_header: Option<String>,
+    pub path: PathOptions,
+}
+
+/// Nesting deeper than this in `any`/`all` is refused (the evaluation is recursive).
+const MAX_DEPTH: usize = 8;
+
+fn header_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err("not a lower-case HTTP header name".into());
+    }
+    if name == XFCC_HEADER {
+        return Err(format!("`{XFCC_HEADER}` is set by `forward_client_cert`"));
+    }
+    Ok(name.to_string())
+}
+
+impl Config {
+    pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let file: ConfigFile = shieldwall_core::config::parse_json(bytes)?;
+        Config::build(file)
+    }
+
+    pub fn build(file: ConfigFile) -> Result<Config, ConfigError> {
+        if file.from_front_proxy.is_some() {
+            return Err(ConfigError::new(
+                "from_front_proxy",
+                "not supported yet: this version takes the certificate only from the TLS connection itself",
+            ));
+        }
+        let mut trust_domains = Vec::new();
+        for (i, td) in file.trust_domains.iter().enumerate() {
+            check_trust_domain(td)
+                .map_err(|e| ConfigError::new(format!("trust_domains[{i}]"), e.to_string()))?;
+            if trust_domains.contains(td) {
+                return Err(ConfigError::new(
+                    format!("trust_domains[{i}]"),
+                    "listed twice",
+                ));
+            }
+            trust_domains.push(td.clone());
+        }
+        for (td, tenant) in &file.tenant_from_trust_domain {
+            let path = format!("tenant_from_trust_domain.{td}");
+            if !trust_domains.contains(td) {
+                return Err(ConfigError::new(path, "not one of `trust_domains`"));
+            }
+            if tenant.is_empty() {
+                return Err(ConfigError::new(path, "the tenant is empty"));
+            }
+        }
+        if file.rules.is_empty() {
+            return Err(ConfigError::new(
+                "rules",
+                "at least one rule is needed (a request that matches no rule is refused)",
+            ));
+        }
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for (i, r) in file.rules.into_iter().enumerate() {
+            let at = format!("rules[{i}]");
+            let route = RouteMatch::compile(&r.route).within("match").within(&at)?;
+            let requires =
+                match r.requires {
+                    None => Requires::Nothing,
+                    Some(Value::String(s)) if s == "optional" => Requires::Optional,
+                    Some(Value::String(_)) => return Err(ConfigError::new(
+                        format!("{at}.requires"),
+                        "the only string allowed is \"optional\"; otherwise an object of matchers",
+                    )),
+                    Some(v) => Requires::Certificate(
+                        matcher(&v, &trust_domains, 0).within(&format!("{at}.requires"))?,
+                    ),
+                };
+            rules.push(Rule {
+                label: r.name.unwrap_or(at),
+                route,
+                requires,
+            });
+        }
+        let spiffe_id_header = match file.headers.spiffe_id {
+            Some(h) => Some(header_name(&h).map_err(|e| ConfigError::new("headers.spiffe_id", e))?),
+            None => None,
+        };
+        let cert_sha256_header = match file.headers.cert_sha256 {
+            Some(h) => {
+                Some(header_name(&h).map_err(|e| ConfigError::new("headers.cert_sha256", e))?)
+            }
+            None => None,
+        };
+        if spiffe_id_header.is_some() && spiffe_id_header == cert_sha256_header {
+            return Err(ConfigError::new(
+                "headers.cert_sha256",
+                "the same header as `headers.spiffe_id`",
+            ));
+        }
+        Ok(Config {
+            trust_domains,
+            tenants: file.tenant_from_trust_domain,
+            rules,
+            forward_client_cert: file.forward_client_cert,
+            spiffe_id_header,
+            cert_sha256_header,
+            path: file.path,
+        })
+    }
+}
+
+/// A SPIFFE ID from the configuration, whose trust domain must be a configured one.
+fn configured_id(text: &str, trust_domains: &[String]) -> Result<SpiffeId, String> {
+    let id = SpiffeId::parse(text).map_err(|e| format!("not a SPIFFE ID: {e}"))?;
+    if !trust_domains.iter().any(|td| td == id.trust_domain()) {
+        return Err(format!(
+            "the trust domain `{}` is not one of `trust_domains`",
+            id.trust_domain()
+        ));
+    }
+    Ok(id)
+}
+
+fn list(
+    values: &[Value],
+    trust_domains: &[String],
+    depth: usize,
+) -> Result<Vec<Matcher>, ConfigError> {
+    if values.is_empty() {
+        return Err(ConfigError::new("", "the list is empty"));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| matcher(v, trust_domains, depth + 1).within(&format!("[{i}]")))
+        .collect()
+}
+
+/// One matcher object. Several keys in one object must all hold.
+fn matcher(value: &Value, trust_domains: &[String], depth: usize) -> Result<Matcher, ConfigError> {
+    if depth > MAX_DEPTH {
+        return Err(ConfigError::new("", "`any`/`all` nested too deeply"));
+    }
+    if !value.is_object() {
+        return Err(ConfigError::new(
+            "",
+            "expected \"optional\" or an object of matchers",
+        ));
+    }
+    let file: MatcherFile =
+        serde_json::from_value(value.clone()).map_err(|e| ConfigError::new("", e.to_string()))?;
+    let mut parts = Vec::new();
+    if let Some(ids) = file.spiffe_ids {
+        if ids.is_empty() {
+            return Err(ConfigError::new("spiffe_ids", "the list is empty"));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let id = configured_id(id, trust_domains)
+                .map_err(|e| ConfigError::new(format!("spiffe_ids[{i}]"), e))?;
+            out.push(id.as_str().to_string());
+        }
+        parts.push(Matcher::SpiffeIds(out));
+    }
+    if let Some(prefix) = file.spiffe_id_prefix {
+        // A trailing `/` says "below this path"; the ID itself is matched without it.
+        let trimmed = prefix.strip_suffix('/').unwrap_or(&prefix);
+        let id = configured_id(trimmed, trust_domains)
+            .map_err(|e| ConfigError::new("spiffe_id_prefix", e))?;
+        parts.push(Matcher::SpiffeIdPrefix(id));
+    }
+    if let Some(td) = file.trust_domain {
+        if !trust_domains.contains(&td) {
+            return Err(ConfigError::new(
+                "trust_domain",
+                "not one of `trust_domains`",
+            ));
+        }
+        parts.push(Matcher::TrustDomain(td));
+    }
+    if let Some(subject) = file.subject {
+        parts.push(Matcher::Subject(
+            Dn::parse(&subject).map_err(|e| ConfigError::new("subject", e))?,
+        ));
+    }
+    if let Some(dns) = file.dns_san {
+        let name = dns.strip_suffix('.').unwrap_or(&dns).to_ascii_lowercase();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+        if !valid {
+            return Err(ConfigError::new("dns_san", "not a DNS name"));
+        }
+        parts.push(Matcher::DnsSan(name));
+    }
+    if let Some(any) = file.any {
+        parts.push(Matcher::Any(
+            list(&any, trust_domains, depth).within("any")?,
+        ));
+    }
+    if let Some(all) = file.all {
+        parts.push(Matcher::All(
+            list(&all, trust_domains, depth).within("all")?,
+        ));
+    }
+    match parts.len() {
+        0 => Err(ConfigError::new(
+            "",
+            "no matcher: give `spiffe_ids`, `spiffe_id_prefix`, `trust_domain`, `subject`, `dns_san`, `any` or `all`",
+        )),
+        1 => parts
+            .pop()
+            .ok_or_else(|| ConfigError::new("", "no matcher")),
+        _ => Ok(Matcher::All(parts)),
+    }
+}

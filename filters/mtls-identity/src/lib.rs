@@ -1,0 +1,25 @@
+//! mtls-identity: the client certificate of a TLS connection as the caller's identity.
+//!
+//! Envoy verifies the certificate chain (a TLS listener with a trusted CA); this filter reads the
+//! verified certificate, takes its SPIFFE ID when it is an X.509 SVID of a configured trust
+//! domain, checks per route who may call, writes the identity context that later filters read, and
+//! removes any certificate or identity header a client sent in place of the proxy.
+//!
+//! [`spiffe`] parses SPIFFE IDs; [`dn`] parses and compares distinguished names; [`cert`] reads
+//! the certificate; [`config`] parses the plugin configuration; [`filter`] is the stream logic.
+
+pub mod cert;
+pub mod config;
+pub mod dn;
+pub mod filter;
+pub mod spiffe;
+#[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod wasm;
+
+pub use config::Config;
+pub use filter::{MtlsIdentity, MtlsIdentityStream};

@@ -1,0 +1,2 @@
+//! Registers mtls-identity with the proxy-wasm adapter of shieldwall-core.
+shieldwall_core::export_filter!(crate::filter::MtlsIdentity);

@@ -1,0 +1,340 @@
+//! The module's configuration: the list of filters to run and each one's own configuration.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use shieldwall_core::chain::{Chain, ChainBuilder, Stage, MAX_STAGES};
+use shieldwall_core::config::parse_json;
+use shieldwall_core::{ConfigError, Host, RootFilter};
+
+/// The filters this module can run, by the names the configuration uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilterKind {
+    JwtAuth,
+    ScopeAuthz,
+    RateLimit,
+    MtlsIdentity,
+}
+
+impl FilterKind {
+    /// The name in the configuration (`jwt-auth`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterKind::JwtAuth => "jwt-auth",
+            FilterKind::ScopeAuthz => "scope-authz",
+            FilterKind::RateLimit => "rate-limit",
+            FilterKind::MtlsIdentity => "mtls-identity",
+        }
+    }
+
+    fn configure(self, host: &mut dyn Host, config: &[u8]) -> Result<Box<dyn Stage>, ConfigError> {
+        fn boxed<F: RootFilter>(
+            host: &mut dyn Host,
+            config: &[u8],
+        ) -> Result<Box<dyn Stage>, ConfigError> {
+            F::configure(host, config).map(|f| Box::new(f) as Box<dyn Stage>)
+        }
+        match self {
+            FilterKind::JwtAuth => boxed::<jwt_auth::filter::JwtAuth>(host, config),
+            FilterKind::ScopeAuthz => boxed::<scope_authz::ScopeAuthz>(host, config),
+            FilterKind::RateLimit => boxed::<rate_limit::filter::RateLimit>(host, config),
+            FilterKind::MtlsIdentity => boxed::<mtls_identity::filter::MtlsIdentity>(host, config),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    chain: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    filter: FilterKind,
+    /// The filter's own configuration; absent is the filter's empty configuration. Only its
+    /// presence is read here: the text itself is cut from the document (`config_texts`), so the
+    /// filter's parser sees exactly what the operator wrote.
+    #[serde(default)]
+    config: Option<IgnoredAny>,
+}
+
+/// Each entry's `config` exactly as written in the document (empty where an entry has none).
+///
+/// The document has already been parsed (so it is well-formed JSON and `chain`, its entries and
+/// their `config` appear once each); this walks its bytes to the value of every
+/// `chain[i].config`. A member name written with escapes (`"\u0063onfig"`) is not found by the
+/// walk: rather than run a filter without its configuration, that is refused.
+fn config_texts<'a>(bytes: &'a [u8], config: &Config) -> Result<Vec<&'a [u8]>, ConfigError> {
+    let spans = config_spans(bytes, config.chain.len());
+    config
+        .chain
+        .iter()
+        .zip(spans)
+        .enumerate()
+        .map(|(i, (entry, span))| match (&entry.config, span) {
+            (None, _) => Ok(&b""[..]),
+            (Some(_), Some((start, end))) => Ok(bytes.get(start..end).unwrap_or_default()),
+            (Some(_), None) => Err(ConfigError::new(
+                format!("chain[{i}].config"),
+                "not found in the text: write the member names `chain` and `config` without escapes",
+            )),
+        })
+        .collect()
+}
+
+/// Byte ranges of the `chain[i].config` values of a well-formed document.
+fn config_spans(bytes: &[u8], entries: usize) -> Vec<Option<(usize, usize)>> {
+    let mut spans = vec![None; entries];
+    let mut s = Scanner { bytes, at: 0 };
+    s.blank();
+    if !s.eat(b'{') {
+        return spans;
+    }
+    loop {
+        s.blank();
+        if s.eat(b'}') || s.at >= bytes.len() {
+            break;
+        }
+        let key = s.string();
+        s.blank();
+        s.eat(b':');
+        s.blank();
+        if key == b"chain" && s.peek() == Some(b'[') {
+            s.eat(b'[');
+            let mut index = 0usize;
+            loop {
+                s.blank();
+                if s.eat(b']') || s.at >= bytes.len() {
+                    break;
+                }
+                if s.eat(b'{') {
+                    loop {
+                        s.blank();
+                        if s.eat(b'}') || s.at >= bytes.len() {
+                            break;
+                        }
+                        let member = s.string();
+                        s.blank();
+                        s.eat(b':');
+                        s.blank();
+                        let start = s.at;
+                        s.skip_value();
+                        if member == b"config" {
+                            if let Some(slot) = spans.get_mut(index) {
+                                *slot = Some((start, s.at));
+                            }
+                        }
+                        s.blank();
+                        s.eat(b',');
+                    }
+                } else {
+                    s.skip_value();
+                }
+                index += 1;
+                s.blank();
+                s.eat(b',');
+            }
+        } else {
+            s.skip_value();
+        }
+        s.blank();
+        s.eat(b',');
+    }
+    spans
+}
+
+/// A cursor over well-formed JSON text.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn blank(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+    /// A string at the cursor: its raw content (escapes left as written).
+    fn string(&mut self) -> &'a [u8] {
+        if !self.eat(b'"') {
+            return b"";
+        }
+        let start = self.at;
+        while let Some(b) = self.peek() {
+            match b {
+                b'\\' => self.at += 2,
+                b'"' => break,
+                _ => self.at += 1,
+            }
+        }
+        let end = self.at.min(self.bytes.len());
+        self.eat(b'"');
+        self.bytes.get(start..end).unwrap_or_default()
+    }
+    /// Past the value at the cursor: a string, an object or array (nested), or a scalar.
+    fn skip_value(&mut self) {
+        match self.peek() {
+            Some(b'"') => {
+                self.string();
+            }
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                while let Some(b) = self.peek() {
+                    match b {
+                        b'"' => {
+                            self.string();
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                self.at += 1;
+                                return;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => {
+                while let Some(b) = self.peek() {
+                    if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.at += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Checks a configuration without a proxy: the module's own fields, then each entry's
+/// configuration with its filter's parser (errors under `chain[i].config`). `build` does this
+/// and more (a filter's configure may also read the proxy), so what passes here may still be
+/// refused at load for a reason that needs the proxy; nothing refused here loads.
+pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
+    let config: Config = parse_json(bytes)?;
+    check_list(&config)?;
+    let texts = config_texts(bytes, &config)?;
+    for (i, (entry, text)) in config.chain.iter().zip(texts).enumerate() {
+        let parsed = match entry.filter {
+            FilterKind::JwtAuth => jwt_auth::config::Config::parse(text).map(drop),
+            FilterKind::ScopeAuthz => scope_authz::config::Config::parse(text).map(drop),
+            FilterKind::RateLimit => rate_limit::config::Config::parse(text).map(drop),
+            FilterKind::MtlsIdentity => mtls_identity::config::Config::parse(text).map(drop),
+        };
+        parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
+    }
+    Ok(config.chain.iter().map(|e| e.filter).collect())
+}
+
+/// What the list itself must be: not empty, not too long, each filter once.
+fn check_list(config: &Config) -> Result<(), ConfigError> {
+    if config.chain.is_empty() {
+        return Err(ConfigError::new("chain", "lists no filter"));
+    }
+    if config.chain.len() > MAX_STAGES {
+        return Err(ConfigError::new(
+            "chain",
+            format!("more than {MAX_STAGES} filters"),
+        ));
+    }
+    for (i, entry) in config.chain.iter().enumerate() {
+        // Two copies of one filter would share its shared-data keys (they are named by filter
+        // and plugin), so each filter appears once.
+        if let Some(j) = config
+            .chain
+            .iter()
+            .take(i)
+            .position(|e| e.filter == entry.filter)
+        {
+            return Err(ConfigError::new(
+                format!("chain[{i}].filter"),
+                format!(
+                    "{} is already chain[{j}]; a filter appears once in the chain",
+                    entry.filter.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the configuration and configures each filter in order.
+pub fn build(host: &mut dyn Host, bytes: &[u8]) -> Result<Chain, ConfigError> {
+    let config: Config = parse_json(bytes)?;
+    check_list(&config)?;
+    let texts = config_texts(bytes, &config)?;
+    let mut builder = ChainBuilder::new();
+    for (i, (entry, text)) in config.chain.iter().zip(texts).enumerate() {
+        let kind = entry.filter;
+        let added = builder.add(host, |h| kind.configure(h, text));
+        match added {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e.within(&format!("chain[{i}].config"))),
+            None => return Err(ConfigError::new("chain", "too many filters")),
+        }
+    }
+    Ok(builder.build())
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    fn texts(doc: &str) -> Result<Vec<String>, String> {
+        let config: Config = parse_json(doc.as_bytes()).map_err(|e| e.to_string())?;
+        config_texts(doc.as_bytes(), &config)
+            .map(|t| {
+                t.iter()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_config_is_cut_exactly_as_written() {
+        let doc = r#" { "chain" : [
+            {"config": {"a": "}]\"{", "b": [1, {"c": null}]}, "filter": "jwt-auth"},
+            {"filter": "scope-authz"},
+            { "filter" : "rate-limit" , "config" :   {"x":1,"x":2}   } ,
+            {"filter": "mtls-identity", "config": "text"}
+        ] } "#;
+        assert_eq!(
+            texts(doc).unwrap(),
+            vec![
+                r#"{"a": "}]\"{", "b": [1, {"c": null}]}"#.to_string(),
+                String::new(),
+                r#"{"x":1,"x":2}"#.to_string(),
+                r#""text""#.to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_config_member_written_with_escapes_is_refused_not_skipped() {
+        let doc = r#"{"chain": [{"filter": "jwt-auth", "\u0063onfig": {"providers": {}}}]}"#;
+        let err = texts(doc).unwrap_err();
+        assert!(
+            err.starts_with("chain[0].config: not found in the text"),
+            "{err}"
+        );
+    }
+}

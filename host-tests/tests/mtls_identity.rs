@@ -1,0 +1,268 @@
+//! mtls-identity over the real release module: the certificate of the connection (PEM, as Envoy
+//! exposes it) becomes the identity context that scope-authz decides on; forged certificate and
+//! identity headers are removed; each refusal; a certificate whose first URI SAN looks right but
+//! that carries two; a refused configuration.
+//!
+//! Build first: cargo build --release --target wasm32-wasip1 -p mtls-identity -p scope-authz
+
+use std::sync::OnceLock;
+
+use host_tests::{wasm_path, Envoy, Outcome, Plugin, Request, Tls, Worker};
+use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
+use serde_json::{json, Value};
+
+const GATEWAY: &str = "spiffe://bank-a.example/ns/payments/sa/gateway";
+
+struct Certs {
+    gateway: TestCert,
+    partner: TestCert,
+    two_uris: TestCert,
+    subject_only: TestCert,
+}
+
+fn certs() -> &'static Certs {
+    static CERTS: OnceLock<Certs> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let ca = TestCa::new("host");
+        let leaf = |file: &str, subject: &str, sans: &[&str]| {
+            ca.leaf(
+                file,
+                &LeafSpec {
+                    subject,
+                    sans,
+                    ca: false,
+                },
+            )
+        };
+        Certs {
+            gateway: leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]),
+            partner: leaf(
+                "p1",
+                "/CN=p1",
+                &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
+            ),
+            two_uris: leaf(
+                "two",
+                "/CN=two",
+                &[
+                    &format!("URI:{GATEWAY}"),
+                    "URI:spiffe://bank-a.example/other",
+                ],
+            ),
+            subject_only: leaf(
+                "subj",
+                "/O=Partner Ltd/CN=partner-1",
+                &["DNS:api.partner.example"],
+            ),
+        }
+    })
+}
+
+/// The TLS properties Envoy reports for a client certificate: the first URI and DNS SANs only,
+/// the lowercase hex digest, and the PEM text.
+fn tls(cert: &TestCert, first_uri: Option<&str>) -> Tls {
+    let mut t = Tls::mtls("CN=test")
+        .sha256(&cert.sha256_hex)
+        .peer_pem(&cert.pem);
+    if let Some(u) = first_uri {
+        t = t.uri_san(u);
+    }
+    t
+}
+
+fn config() -> Value {
+    json!({
+      "trust_domains": ["bank-a.example", "bank-b.example"],
+      "tenant_from_trust_domain": { "bank-a.example": "bank-a", "bank-b.example": "bank-b" },
+      "rules": [
+        { "match": { "prefix": "/healthz" } },
+        { "match": { "prefix": "/internal/" }, "requires": { "spiffe_ids": [GATEWAY] } },
+        { "match": { "prefix": "/partners/" },
+          "requires": { "any": [ { "spiffe_id_prefix": "spiffe://bank-b.example/ns/partners/" },
+                                { "subject": "CN=partner-1,O=Partner Ltd" } ] } },
+        { "match": { "prefix": "/" }, "requires": "optional" }
+      ],
+      "forward_client_cert": "sanitize_set",
+      "headers": { "spiffe_id": "x-spiffe-id", "cert_sha256": "x-client-cert-sha256" }
+    })
+}
+
+fn mtls_identity(config: &Value) -> Plugin {
+    Plugin::new(wasm_path("mtls-identity"))
+        .name("mtls")
+        .vm_id("mtls")
+        .json(config)
+}
+
+/// scope-authz after it: `/internal/` only for the gateway's SPIFFE ID, `/tenant/` for bank-a.
+fn scope_authz() -> Plugin {
+    Plugin::new(wasm_path("scope-authz"))
+        .name("authz")
+        .vm_id("authz")
+        .json(&json!({ "rules": [
+            { "match": { "prefix": "/internal/" }, "require": { "principals": [GATEWAY] } },
+            { "match": { "prefix": "/" }, "public": true } ] }))
+}
+
+fn send(w: &Worker, req: Request) -> (Outcome, Option<Value>) {
+    let mut s = w.stream(req);
+    let out = s.send_request();
+    let identity = s
+        .filter_state("shieldwall.identity")
+        .map(|b| serde_json::from_slice(&b).unwrap());
+    s.finish();
+    (out, identity)
+}
+
+fn code(out: &Outcome) -> (u16, String) {
+    let r = out.local_reply();
+    (
+        r.status(),
+        r.body_json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn the_certificate_becomes_the_identity_that_scope_authz_decides_on() {
+    let envoy = Envoy::new();
+    let w = envoy
+        .worker(&[mtls_identity(&config()), scope_authz()])
+        .unwrap();
+    let c = certs();
+
+    let req = Request::get("/internal/pay")
+        .tls(tls(&c.gateway, Some(GATEWAY)))
+        .header("x-spiffe-id", "spiffe://bank-a.example/forged")
+        .header(
+            "x-forwarded-client-cert",
+            "Hash=00;URI=spiffe://bank-a.example/forged",
+        )
+        .header("x-client-cert-sha256", "forged");
+    let (out, identity) = send(&w, req);
+    let up = out.upstream();
+    assert_eq!(up.header_all("x-spiffe-id"), vec![GATEWAY]);
+    let xfcc = up.header_all("x-forwarded-client-cert");
+    assert_eq!(xfcc.len(), 1);
+    assert_eq!(
+        xfcc[0],
+        format!(
+            "Hash={};Subject=\"CN=gateway\";URI={GATEWAY}",
+            c.gateway.sha256_hex
+        )
+    );
+    let thumbprint = up.header("x-client-cert-sha256").unwrap().to_string();
+    assert_eq!(thumbprint.len(), 43);
+    let identity = identity.unwrap();
+    assert_eq!(identity["spiffe_id"], json!(GATEWAY));
+    assert_eq!(identity["tenant"], json!("bank-a"));
+    assert_eq!(identity["auth"], json!(["mtls"]));
+    assert_eq!(identity["cert_sha256"], json!(thumbprint));
+
+    // mtls-identity refuses the partner on /internal/; on /partners/ it passes with its tenant.
+    let (out, _) = send(&w, Request::get("/internal/pay").tls(tls(&c.partner, None)));
+    assert_eq!(code(&out), (403, "access_denied".into()));
+    let (out, identity) = send(&w, Request::get("/partners/x").tls(tls(&c.partner, None)));
+    out.upstream();
+    assert_eq!(identity.unwrap()["tenant"], json!("bank-b"));
+    let (out, identity) = send(
+        &w,
+        Request::get("/partners/x").tls(tls(&c.subject_only, None)),
+    );
+    assert_eq!(out.upstream().header("x-spiffe-id"), None);
+    assert_eq!(
+        identity.unwrap()["sub"],
+        json!("CN=partner-1,O=Partner Ltd")
+    );
+
+    let m = |n: &str| envoy.metric(&format!("shieldwall.mtls_identity.{n}"));
+    assert_eq!(m("allowed"), Some(3));
+    assert_eq!(m("denied.not_allowed"), Some(1));
+
+    // With only "optional" in mtls-identity, scope-authz's principals decide on its identity.
+    let mut lax = config();
+    lax["rules"] = json!([{ "match": { "prefix": "/" }, "requires": "optional" }]);
+    let w = envoy.worker(&[mtls_identity(&lax), scope_authz()]).unwrap();
+    send(&w, Request::get("/internal/pay").tls(tls(&c.gateway, None)))
+        .0
+        .upstream();
+    let (out, _) = send(&w, Request::get("/internal/pay").tls(tls(&c.partner, None)));
+    assert_eq!(code(&out), (403, "access_denied".into()));
+    assert_eq!(
+        envoy.metric("shieldwall.scope_authz.denied.principal_not_allowed"),
+        Some(1)
+    );
+    // Without a certificate scope-authz sees no identity and refuses the principals rule.
+    let (out, _) = send(&w, Request::get("/internal/pay"));
+    assert_eq!(code(&out), (403, "access_denied".into()));
+}
+
+#[test]
+fn the_first_uri_san_is_not_enough() {
+    // Envoy's `uri_san_peer_certificate` shows only the gateway's ID; the certificate has two.
+    let envoy = Envoy::new();
+    let w = envoy.worker(&[mtls_identity(&config())]).unwrap();
+    let (out, identity) = send(
+        &w,
+        Request::get("/internal/pay").tls(tls(&certs().two_uris, Some(GATEWAY))),
+    );
+    assert_eq!(code(&out), (403, "access_denied".into()));
+    assert!(identity.is_none());
+    assert_eq!(
+        envoy.metric("shieldwall.mtls_identity.denied.several_uri_sans"),
+        Some(1)
+    );
+    // Without the certificate text (a proxy that does not expose it) nothing is guessed.
+    let t = Tls::mtls("CN=gateway")
+        .uri_san(GATEWAY)
+        .sha256(&certs().gateway.sha256_hex);
+    let (out, _) = send(&w, Request::get("/internal/pay").tls(t));
+    assert_eq!(code(&out), (403, "access_denied".into()));
+    assert_eq!(
+        envoy.metric("shieldwall.mtls_identity.denied.unreadable_certificate"),
+        Some(1)
+    );
+}
+
+#[test]
+fn no_certificate() {
+    let envoy = Envoy::new();
+    let w = envoy.worker(&[mtls_identity(&config())]).unwrap();
+    let (out, _) = send(
+        &w,
+        Request::get("/internal/pay").header("x-forwarded-client-cert", "Hash=00"),
+    );
+    assert_eq!(code(&out), (401, "missing_client_certificate".into()));
+    assert_eq!(out.local_reply().header("www-authenticate"), None);
+    let (out, identity) = send(
+        &w,
+        Request::get("/anything")
+            .header("x-forwarded-client-cert", "Hash=00")
+            .header("x-spiffe-id", GATEWAY),
+    );
+    let up = out.upstream();
+    assert_eq!(up.header("x-forwarded-client-cert"), None);
+    assert_eq!(up.header("x-spiffe-id"), None);
+    assert!(identity.is_none());
+}
+
+#[test]
+fn a_configuration_that_cannot_work_is_refused_at_load() {
+    let envoy = Envoy::new();
+    let mut c = config();
+    c["from_front_proxy"] = json!({"spiffe_ids": [GATEWAY]});
+    let err = envoy.worker(&[mtls_identity(&c)]).err().expect("refused");
+    assert!(
+        format!("{err:#}").contains("from_front_proxy: not supported yet"),
+        "{err:#}"
+    );
+    let mut c = config();
+    c["rules"][1]["requires"]["spiffe_ids"][0] = json!("spiffe://bank-a.example/a/../b");
+    let err = envoy.worker(&[mtls_identity(&c)]).err().expect("refused");
+    assert!(
+        format!("{err:#}").contains("rules[1].requires.spiffe_ids[0]"),
+        "{err:#}"
+    );
+}
