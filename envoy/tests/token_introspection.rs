@@ -225,3 +225,26 @@ fn the_example_takes_its_client_secret_from_the_environment() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An opaque token past its lifetime is refused: the cached answer lives no longer than the
+/// token's `exp`, and the IdP then calls it inactive.
+#[test]
+fn an_expired_opaque_token_is_refused() {
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions {
+        access_token_ttl: Some(2),
+        ..IdpOptions::default()
+    });
+    // max_ttl_s far above the token's lifetime: exp bounds the cache.
+    let envoy = start_envoy(&echo, &idp, 300);
+    let token = opaque_token(&idp);
+    assert_eq!(envoy.get_with_token("/orders/7", &token).status, 200);
+    thread::sleep(Duration::from_millis(3_100));
+    let resp = envoy.get_with_token("/orders/7", &token);
+    assert_eq!(error_of(&resp).0, 401, "{resp}");
+    assert_eq!(
+        idp.stats()["/token/introspection"],
+        2,
+        "the cached answer ended with the token"
+    );
+}
