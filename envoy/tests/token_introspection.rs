@@ -248,3 +248,80 @@ fn an_expired_opaque_token_is_refused() {
         "the cached answer ended with the token"
     );
 }
+
+/// One route takes both kinds of token: jwt-auth verifies JWTs locally and leaves other tokens
+/// (`non_jwt_tokens: pass`) to token-introspection, which skips requests jwt-auth verified
+/// (`skip_if_verified_by: ["jwt"]`) and introspects the rest.
+#[test]
+fn one_route_takes_a_jwt_or_an_opaque_token() {
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let jwt = json!({
+        "realm": "orders",
+        "non_jwt_tokens": "pass",
+        "providers": {"idp": {
+            "issuer": idp.issuer(),
+            "audiences": ["orders-api"],
+            "remote_jwks": {"cluster": "idp", "uri": format!("http://{}{}", idp.authority(), idp.jwks_path()),
+                            "timeout_ms": 1000},
+            "claim_to_headers": [{"claim": "client_id", "header": "x-jwt-client"}]
+        }},
+        "rules": [
+            {"match": {"prefix": "/healthz"}},
+            {"match": {"prefix": "/orders"}, "requires": {"provider": "idp"}}
+        ]
+    });
+    let mut introspection: Value = serde_json::from_str(&config(&idp, 30)).unwrap();
+    introspection["skip_if_verified_by"] = json!(["jwt"]);
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .cluster(Cluster::new("idp", idp.port()))
+            .filter(WasmFilter::new(
+                wasm_path("jwt-auth"),
+                "jwt-auth",
+                jwt.to_string(),
+            ))
+            .filter(WasmFilter::new(
+                wasm_path("token-introspection"),
+                "token-introspection",
+                introspection.to_string(),
+            ))
+            .concurrency(2),
+    );
+    let jwt_token = idp.token(
+        "orders-reader",
+        "orders-reader-secret",
+        Some("orders:read"),
+        None,
+    );
+    assert_eq!(jwt_token.split('.').count(), 3);
+    let resp = envoy.get_with_token("/orders/1", &jwt_token);
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+    assert_eq!(resp.json()["headers"]["x-jwt-client"], "orders-reader");
+    assert!(resp.json()["headers"].get("x-token-client").is_none());
+
+    let opaque = opaque_token(&idp);
+    let resp = envoy.get_with_token("/orders/1", &opaque);
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+    assert_eq!(resp.json()["headers"]["x-token-client"], "orders-reader");
+    assert!(resp.json()["headers"].get("x-jwt-client").is_none());
+    assert_eq!(
+        idp.stats()["/token/introspection"],
+        1,
+        "only the opaque token was introspected"
+    );
+
+    // A forged JWT is refused by jwt-auth; an unknown opaque token by token-introspection.
+    let mut forged = jwt_token.clone();
+    forged.pop();
+    forged.push(if jwt_token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(error_of(&envoy.get_with_token("/orders/1", &forged)).0, 401);
+    assert_eq!(
+        error_of(&envoy.get_with_token("/orders/1", "no-such-token")),
+        (401, "invalid_token".into())
+    );
+    assert_eq!(
+        error_of(&envoy.get("/orders/1", &[])),
+        (401, "missing_token".into())
+    );
+}

@@ -42,6 +42,20 @@ pub struct ConfigFile {
     /// would need a signature check is refused with 429 before any signature work.
     #[serde(default)]
     pub failed_verification_budget: Option<BudgetFile>,
+    /// A token that is not a compact JWS (not three dot-separated parts): `refuse` (401
+    /// `malformed`, the default) or `pass` (the request goes on untouched, for an authenticator
+    /// after this one, such as token-introspection for opaque tokens).
+    #[serde(default)]
+    pub non_jwt_tokens: NonJwtTokens,
+}
+
+/// What jwt-auth does with a token that is not a JWT.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NonJwtTokens {
+    #[default]
+    Refuse,
+    Pass,
 }
 
 fn default_cache_entries() -> usize {
@@ -180,6 +194,7 @@ pub struct Config {
     /// The largest `max_token_bytes` of any provider: nothing longer is even hashed.
     pub max_token_bytes: usize,
     pub budget: Option<Budget>,
+    pub non_jwt_tokens: NonJwtTokens,
     /// Every token location is the `authorization` header. Envoy keeps that header as one entry
     /// (repeated copies joined by ","), so reading its one value sees every copy and the whole
     /// header map need not be read.
@@ -248,6 +263,7 @@ impl Config {
             token_cache_entries: file.token_cache_entries.min(1 << 20),
             path: file.path,
             max_token_bytes,
+            non_jwt_tokens: file.non_jwt_tokens,
             budget: match &file.failed_verification_budget {
                 Some(b) => Some(build_budget(b).within("failed_verification_budget")?),
                 None => None,

@@ -20,7 +20,7 @@ use shieldwall_core::{
 
 use crate::cache::{TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
-use crate::config::{Budget, Config, KeySource, Provider, Requirement, Unmatched};
+use crate::config::{Budget, Config, KeySource, NonJwtTokens, Provider, Requirement, Unmatched};
 use crate::keys::{self, FetchReason, FetchResult};
 use shieldwall_jose::{candidate_keys, parse_compact, Header, Jwks, JwsError};
 
@@ -597,6 +597,14 @@ impl JwtStream {
                     return self.deny(host, worker, reply);
                 }
                 Extracted::One { token, location } => {
+                    // Not a JWT at all: left to the next authenticator when configured so. The
+                    // token stays in the request and no identity is written.
+                    if config.non_jwt_tokens == NonJwtTokens::Pass
+                        && token.bytes().filter(|b| *b == b'.').count() != 2
+                    {
+                        worker.metrics.inc(host, "passed.not_jwt");
+                        return Action::Continue;
+                    }
                     if token.len() > config.max_token_bytes {
                         let reply = Reply::invalid_token(
                             &config.realm,

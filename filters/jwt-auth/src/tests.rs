@@ -1019,3 +1019,62 @@ fn failure_budget_configuration_errors_name_the_field() {
     );
     assert!(bad(json!({"failures": 5, "per": "minute", "colour": 1})).contains("unknown field"));
 }
+
+#[test]
+fn non_jwt_tokens_are_left_to_the_next_authenticator_only_when_configured() {
+    let key = EcKey::new("k1");
+    let mut cfg: Value = serde_json::from_str(&config_with(json!({"keys": [key.jwk()]}))).unwrap();
+    let mut host = MockHost::new();
+    let mut refusing = root(&mut host, &cfg.to_string());
+    let (action, _) = run(
+        &mut refusing,
+        &mut host,
+        "GET",
+        "/api/x",
+        &[("authorization", "Bearer 2YotnFZFEjr1zCsicMWpAA")],
+    );
+    assert_eq!(action, Action::Pause);
+    assert_eq!(reply_code(&host), (401, "malformed".into()));
+
+    cfg["non_jwt_tokens"] = json!("pass");
+    let mut passing = root(&mut host, &cfg.to_string());
+    let (action, _) = run(
+        &mut passing,
+        &mut host,
+        "GET",
+        "/api/x",
+        &[("authorization", "Bearer 2YotnFZFEjr1zCsicMWpAA")],
+    );
+    assert_eq!(action, Action::Continue);
+    assert_eq!(
+        host.request_header("authorization").as_deref(),
+        Some("Bearer 2YotnFZFEjr1zCsicMWpAA"),
+        "the token stays for the next authenticator"
+    );
+    assert!(Identity::read(&host).is_none(), "no identity is written");
+    assert_eq!(host.metric("shieldwall.jwt_auth.passed.not_jwt"), 1);
+    // A token shaped like a JWT is still verified, and refused when bad.
+    let (action, _) = run(
+        &mut passing,
+        &mut host,
+        "GET",
+        "/api/x",
+        &[("authorization", "Bearer a.b.c")],
+    );
+    assert_eq!(action, Action::Pause);
+    assert_eq!(reply_code(&host).0, 401);
+    // A good JWT passes as before.
+    let auth = format!(
+        "Bearer {}",
+        key.sign(&claims("https://idp.example.com", json!({})))
+    );
+    let (action, _) = run(
+        &mut passing,
+        &mut host,
+        "GET",
+        "/api/x",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(action, Action::Continue);
+    assert_eq!(Identity::read(&host).unwrap().auth, vec!["jwt"]);
+}

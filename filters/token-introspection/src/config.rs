@@ -32,6 +32,10 @@ pub struct ConfigFile {
     /// would need an introspection is refused with 429 before the call.
     #[serde(default)]
     pub failed_verification_budget: Option<BudgetFile>,
+    /// Authentication methods (`jwt`, …) that make this filter pass a request untouched when an
+    /// earlier filter already verified it by one of them (the identity context's `auth`).
+    #[serde(default)]
+    pub skip_if_verified_by: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +213,7 @@ pub struct Config {
     pub max_token_bytes: usize,
     pub authorization_only: bool,
     pub budget: Option<Budget>,
+    pub skip_if_verified_by: Vec<String>,
 }
 
 impl Config {
@@ -253,6 +258,14 @@ impl Config {
                 "must not contain quotes, backslashes or control characters",
             ));
         }
+        for (i, method) in file.skip_if_verified_by.iter().enumerate() {
+            if method.is_empty() || method == "introspection" {
+                return Err(ConfigError::new(
+                    format!("skip_if_verified_by[{i}]"),
+                    "must name another authentication method (`jwt`, …)",
+                ));
+            }
+        }
         let max_token_bytes = providers
             .iter()
             .map(|p| p.max_token_bytes)
@@ -268,6 +281,7 @@ impl Config {
             realm,
             path: file.path,
             max_token_bytes,
+            skip_if_verified_by: file.skip_if_verified_by,
             budget: match &file.failed_verification_budget {
                 Some(b) => Some(build_budget(b).within("failed_verification_budget")?),
                 None => None,

@@ -14,7 +14,8 @@ use shieldwall_core::credential::{extract_from_request, remove_credential, Extra
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
 use shieldwall_core::{
-    Action, CalloutResponse, ConfigError, Host, Reply, RequestLine, RootFilter, StreamFilter,
+    Action, CalloutResponse, ConfigError, Host, Identity, Reply, RequestLine, RootFilter,
+    StreamFilter,
 };
 
 use crate::answer::{self, active_ttl_s, classify, description, Answer};
@@ -570,6 +571,20 @@ impl IntrospectionStream {
             return Action::Pause;
         };
         let worker = &mut *worker;
+
+        // A token an earlier filter verified (jwt-auth for JWTs, this filter for opaque ones):
+        // nothing to introspect. Clients cannot write the identity context.
+        if !config.skip_if_verified_by.is_empty() {
+            let verified = Identity::read(host).is_some_and(|id| {
+                id.auth
+                    .iter()
+                    .any(|a| config.skip_if_verified_by.contains(a))
+            });
+            if verified {
+                worker.metrics.inc(host, "skipped.verified_before");
+                return Action::Continue;
+            }
+        }
 
         let line = match RequestLine::from_host(host, config.path) {
             Ok(line) => line,

@@ -772,3 +772,52 @@ fn inactive_tokens_spend_the_clients_budget_and_then_cost_the_idp_nothing() {
     assert!(host.local_reply.is_none());
     assert_eq!(host.callouts.len(), 4);
 }
+
+#[test]
+fn a_request_an_earlier_filter_verified_is_skipped_when_configured() {
+    let mut host = MockHost::new();
+    let mut cfg = default_config();
+    cfg["skip_if_verified_by"] = json!(["jwt"]);
+    let mut r = root(&mut host, &cfg);
+    let verified_by = |host: &mut MockHost, method: &str| {
+        host.new_stream("GET", "/a", &[]);
+        Identity {
+            sub: Some("alice".into()),
+            auth: vec![method.into()],
+            ..Default::default()
+        }
+        .merge_and_write(host)
+        .unwrap();
+    };
+    // jwt-auth verified a JWT (and removed it): nothing to introspect.
+    verified_by(&mut host, "jwt");
+    let mut s = r.new_stream(&mut host, 1);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Continue);
+    assert!(host.callouts.is_empty());
+    assert_eq!(
+        host.metric("shieldwall.token_introspection.skipped.verified_before"),
+        1
+    );
+    // A client certificate alone is not a verified token: the token is still required.
+    verified_by(&mut host, "mtls");
+    let mut s = r.new_stream(&mut host, 2);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
+    assert_eq!(reply_code(&host), (401, "missing_token".into()));
+    // Without the option nothing is skipped.
+    let mut plain = root(&mut host, &default_config());
+    verified_by(&mut host, "jwt");
+    let mut s = plain.new_stream(&mut host, 3);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Pause);
+    assert_eq!(reply_code(&host), (401, "missing_token".into()));
+    let bad = |methods: Value| {
+        let mut cfg = default_config();
+        cfg["skip_if_verified_by"] = methods;
+        Config::parse(cfg.to_string().as_bytes(), &|_| None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        bad(json!(["jwt", "introspection"])),
+        Err("skip_if_verified_by[1]: must name another authentication method (`jwt`, …)".into())
+    );
+}
