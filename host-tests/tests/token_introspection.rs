@@ -427,3 +427,60 @@ fn a_client_with_random_tokens_spends_its_budget_and_then_costs_the_idp_nothing(
     );
     assert_eq!(status(&out).0, 200);
 }
+
+#[test]
+fn no_answer_of_the_idp_makes_the_module_trap_or_admit() {
+    let envoy = Envoy::new();
+    let answers: Vec<Reply> = vec![
+        Reply::ok(200, vec![b'x'; 2 << 20]),
+        Reply::ok(
+            200,
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+        ),
+        Reply::ok(
+            200,
+            format!(
+                r#"{{"active":true,"x":{}1{}}}"#,
+                "[".repeat(5_000),
+                "]".repeat(5_000)
+            ),
+        ),
+        Reply::ok(200, vec![0xff, 0xfe, b'{', 0x00]),
+        Reply::ok(200, r#"{"active":false,"active":true}"#),
+        Reply::ok(200, r#"{"active":"true","exp":1e400}"#),
+        Reply::json(200, &json!({"active": 1})),
+        Reply::json(302, &json!({"active": true})).header("location", "/elsewhere"),
+        Reply::reset(),
+    ];
+    let n = answers.len();
+    let answers = Rc::new(answers);
+    let next = Rc::new(Cell::new(0usize));
+    let (a, i) = (answers.clone(), next.clone());
+    envoy.cluster(
+        "idp",
+        Cluster::scripted(move |_| {
+            let reply = a[i.get() % a.len()].clone();
+            i.set(i.get() + 1);
+            reply
+        }),
+    );
+    let worker = envoy
+        .worker(&[plugin(&config(json!({"max_ttl_s": 30})))])
+        .unwrap();
+    for k in 0..n {
+        let out = decide(&envoy, &worker, request(&format!("good-{k}")));
+        let (code, error) = status(&out);
+        assert_eq!(
+            (code, error.as_str()),
+            (503, "temporarily_unavailable"),
+            "answer {k}"
+        );
+    }
+    assert_eq!(next.get(), n);
+    assert!(worker.traps().is_empty() && !worker.is_dead(PLUGIN));
+    assert_eq!(
+        envoy.metric("shieldwall.token_introspection.allowed"),
+        None,
+        "nothing was admitted"
+    );
+}

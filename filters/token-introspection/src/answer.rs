@@ -1,7 +1,11 @@
 //! The IdP's answer (RFC 7662 §2.2): what it says of a token, how long it may be cached, and the
 //! checks it must pass on every use (time claims, issuer, audience, certificate binding).
 
+use std::fmt;
 use std::rc::Rc;
+
+use serde::de::{Error as _, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use serde_json::{Map, Value};
 use shieldwall_core::binding::{check_certificate_binding, BindingError};
@@ -43,13 +47,41 @@ pub fn classify(response: &CalloutResponse) -> Answer {
     if response.body.len() > MAX_ANSWER_BYTES {
         return Answer::Error("too_large");
     }
-    let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&response.body) else {
+    // A member given twice (`"active": false, "active": true`) is ambiguous: another parser may
+    // read the other one. Refused, never "the last one wins".
+    let Ok(Members(members)) = serde_json::from_slice::<Members>(&response.body) else {
         return Answer::Error("malformed_answer");
     };
     match members.get("active") {
         Some(Value::Bool(true)) => Answer::Active(Rc::new(members)),
         Some(Value::Bool(false)) => Answer::Inactive,
         _ => Answer::Error("malformed_answer"),
+    }
+}
+
+/// The members of a JSON object, refusing a member given twice.
+struct Members(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Unique;
+        impl<'de> Visitor<'de> for Unique {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Members, A::Error> {
+                let mut members = Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if members.contains_key(&name) {
+                        return Err(A::Error::custom("a member is given twice"));
+                    }
+                    members.insert(name, value);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Unique)
     }
 }
 
@@ -138,6 +170,8 @@ mod tests {
             r#"[{"active":true}]"#,
             r#"true"#,
             r#"{"active":true"#,
+            r#"{"active":false,"active":true}"#,
+            r#"{"active":true,"active":true}"#,
             "",
             "<html>",
         ] {
