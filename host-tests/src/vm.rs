@@ -55,6 +55,8 @@ pub struct Plugin {
     pub(crate) vm_id: String,
     pub(crate) config: Vec<u8>,
     pub(crate) vm_config: Vec<u8>,
+    /// The VM's environment (Envoy's `vm_config.environment_variables`), read through WASI.
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Plugin {
@@ -72,6 +74,7 @@ impl Plugin {
             vm_id: stem,
             config: Vec::new(),
             vm_config: Vec::new(),
+            env: Vec::new(),
         }
     }
     pub fn name(mut self, name: &str) -> Plugin {
@@ -95,6 +98,12 @@ impl Plugin {
     }
     pub fn vm_config(mut self, config: impl AsRef<[u8]>) -> Plugin {
         self.vm_config = config.as_ref().to_vec();
+        self
+    }
+    /// An environment variable of the VM, as Envoy's `vm_config.environment_variables` sets it
+    /// (the module reads it through WASI `environ_get`).
+    pub fn env(mut self, name: &str, value: &str) -> Plugin {
+        self.env.push((name.into(), value.into()));
         self
     }
     pub fn get_name(&self) -> &str {

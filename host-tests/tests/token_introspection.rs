@@ -484,3 +484,32 @@ fn no_answer_of_the_idp_makes_the_module_trap_or_admit() {
         "nothing was admitted"
     );
 }
+
+#[test]
+fn the_client_secret_comes_from_the_vm_environment() {
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, Duration::from_millis(1));
+    let mut cfg = config(json!({}));
+    let intro = cfg["providers"]["idp"]["introspection"]
+        .as_object_mut()
+        .unwrap();
+    intro.remove("client_secret");
+    intro.insert(
+        "client_secret_env".into(),
+        json!("IDP_INTROSPECTION_SECRET"),
+    );
+    // The Idp cluster checks the Basic credentials of gateway:gateway-secret.
+    let worker = envoy
+        .worker(&[plugin(&cfg).env("IDP_INTROSPECTION_SECRET", "gateway-secret")])
+        .unwrap();
+    assert_eq!(status(&decide(&envoy, &worker, request("good-env"))).0, 200);
+    assert_eq!(idp.calls(), 1);
+    // Without the variable the configuration is refused: the filter never runs secretless.
+    let refused = envoy.worker(&[plugin(&cfg)]).err().expect("refused");
+    assert!(
+        format!("{refused:#}").contains(
+            "client_secret_env: the VM has no environment variable `IDP_INTROSPECTION_SECRET`"
+        ),
+        "{refused:#}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The WASI (preview 1) imports a Rust `wasm32-wasip1` cdylib pulls in, answered the way
 //! Envoy's host does: stdout/stderr go to the plugin's log, time comes from the test clock,
-//! there are no arguments, no environment and no files.
+//! there are no arguments and no files; the environment is the plugin's (`Plugin::env`, Envoy's
+//! `vm_config.environment_variables`).
 
 use super::{read, write, write_u32, write_u64, Ctx};
 use crate::vm::{HostCtx, LogLevel};
@@ -13,6 +14,16 @@ const EBADF: i32 = 8;
 const EINVAL: i32 = 28;
 const ENOSYS: i32 = 52;
 const ENOTCAPABLE: i32 = 76;
+
+/// The plugin's environment as WASI hands it over: `NAME=value\0` each.
+fn environ(c: &Ctx) -> Vec<Vec<u8>> {
+    c.data()
+        .plugin
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\0").into_bytes())
+        .collect()
+}
 
 pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
     l.func_wrap(
@@ -107,24 +118,44 @@ pub(crate) fn add(l: &mut Linker<HostCtx>) -> wasmtime::Result<()> {
          _r: i32|
          -> wasmtime::Result<i32> { Ok(ENOTCAPABLE) },
     )?;
-    for (name, _) in [("environ_sizes_get", ()), ("args_sizes_get", ())] {
-        l.func_wrap(
-            M,
-            name,
-            |mut c: Ctx, count: i32, size: i32| -> wasmtime::Result<i32> {
-                write_u32(&mut c, count, 0)?;
-                write_u32(&mut c, size, 0)?;
-                Ok(SUCCESS)
-            },
-        )?;
-    }
-    for name in ["environ_get", "args_get"] {
-        l.func_wrap(
-            M,
-            name,
-            |_c: Ctx, _a: i32, _b: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) },
-        )?;
-    }
+    l.func_wrap(
+        M,
+        "args_sizes_get",
+        |mut c: Ctx, count: i32, size: i32| -> wasmtime::Result<i32> {
+            write_u32(&mut c, count, 0)?;
+            write_u32(&mut c, size, 0)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    l.func_wrap(
+        M,
+        "args_get",
+        |_c: Ctx, _a: i32, _b: i32| -> wasmtime::Result<i32> { Ok(SUCCESS) },
+    )?;
+    l.func_wrap(
+        M,
+        "environ_sizes_get",
+        |mut c: Ctx, count: i32, size: i32| -> wasmtime::Result<i32> {
+            let entries = environ(&c);
+            let bytes: usize = entries.iter().map(Vec::len).sum();
+            write_u32(&mut c, count, entries.len() as u32)?;
+            write_u32(&mut c, size, bytes as u32)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    l.func_wrap(
+        M,
+        "environ_get",
+        |mut c: Ctx, pointers: i32, buffer: i32| -> wasmtime::Result<i32> {
+            let mut at = buffer;
+            for (i, entry) in environ(&c).iter().enumerate() {
+                write_u32(&mut c, pointers + 4 * i as i32, at as u32)?;
+                write(&mut c, at, entry)?;
+                at += entry.len() as i32;
+            }
+            Ok(SUCCESS)
+        },
+    )?;
     l.func_wrap(
         M,
         "clock_time_get",
