@@ -303,14 +303,9 @@ fn in_the_one_module_chain_it_answers_as_its_own_module() {
         ]
     };
     for (a, b) in requests().into_iter().zip(requests()) {
-        let (mut out_a, id_a) = send(&separate, a);
-        let (mut out_b, id_b) = send(&one, b);
-        // Envoy's response code details name the module that answered; the rest must be equal.
-        for out in [&mut out_a, &mut out_b] {
-            if let Outcome::LocalReply(r) = out {
-                r.details.clear();
-            }
-        }
+        // Everything must be equal, the response code details (`shieldwall_<filter>`) too.
+        let (out_a, id_a) = send(&separate, a);
+        let (out_b, id_b) = send(&one, b);
         assert_eq!(out_a, out_b);
         assert_eq!(id_a, id_b);
     }
