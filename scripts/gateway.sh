@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local secure gateway: an OpenID Provider, an echo upstream and Envoy with the full shieldwall
-# chain (jwt-auth → scope-authz → rate-limit), and an mTLS listener for services with client
+# chain (jwt-auth → scope-authz → rate-limit, as one module), and an mTLS listener for services with client
 # certificates (mtls-identity), all on 127.0.0.1.
 #
 #   scripts/gateway.sh up       install what is missing, build, start, wait until all answer; writes
@@ -467,15 +467,15 @@ cmd_up() {
   step "build: the wasm modules and the echo upstream (cargo build --release)"
   build_log="$(log_of build)"
   {
-    cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit -p mtls-identity &&
+    cargo build --release --target wasm32-wasip1 -p shieldwall -p mtls-identity &&
       cargo build --release -p shieldwall-e2e --bin echo
   } >>"$build_log" 2>&1 || fail "cargo build failed" "$build_log"
   local m
-  for m in jwt_auth scope_authz rate_limit mtls_identity; do
+  for m in shieldwall mtls_identity; do
     [ -f "$modules/$m.wasm" ] || fail "the build made no $modules/$m.wasm" "$build_log"
   done
   [ -x "$target/release/echo" ] || fail "the build made no $target/release/echo" "$build_log"
-  ok "$modules/{jwt_auth,scope_authz,rate_limit,mtls_identity}.wasm, $target/release/echo"
+  ok "$modules/{shieldwall,mtls_identity}.wasm, $target/release/echo"
 
   step "certificates: a demo CA, Envoy's server certificate, client certificates with SPIFFE IDs"
   local pki_log

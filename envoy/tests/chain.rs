@@ -15,20 +15,21 @@ use shieldwall_e2e::{
 
 const PLUGINS: [&str; 3] = ["jwt-auth", "scope-authz", "rate-limit"];
 
-/// The JSON configuration of plugin `name` in `envoy/gateway.yaml` (its `value: |` block), with
-/// the IdP's port filled in.
+/// The configuration of filter `name` in `envoy/gateway.yaml`: the gateway runs the three
+/// filters as one `shieldwall` module, so it is that filter's entry of the module's `chain`
+/// (the plugin's `value: |` block), with the IdP's port filled in.
 fn gateway_config(name: &str, idp_port: u16) -> Value {
     let text = std::fs::read_to_string(repo_root().join("envoy").join("gateway.yaml")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
         .iter()
-        .position(|l| l.trim() == format!("name: {name}"))
-        .unwrap_or_else(|| panic!("gateway.yaml has no plugin {name}"));
+        .position(|l| l.trim() == "name: shieldwall")
+        .unwrap_or_else(|| panic!("gateway.yaml has no shieldwall plugin"));
     let value = at
         + lines[at..]
             .iter()
             .position(|l| l.trim() == "value: |")
-            .unwrap_or_else(|| panic!("plugin {name} has no configuration block"));
+            .unwrap_or_else(|| panic!("the shieldwall plugin has no configuration block"));
     let indent = |l: &str| l.len() - l.trim_start().len();
     let own = indent(lines[value]);
     let block: Vec<&str> = lines[value + 1..]
@@ -39,7 +40,12 @@ fn gateway_config(name: &str, idp_port: u16) -> Value {
     let json = block
         .join("\n")
         .replace("{{IDP_PORT}}", &idp_port.to_string());
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}\n{json}"))
+    let chain: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
+    chain["chain"]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["filter"] == name))
+        .map(|e| e["config"].clone())
+        .unwrap_or_else(|| panic!("gateway.yaml's chain has no {name}"))
 }
 
 fn start(echo: &Echo, idp: &Idp, one_module: bool) -> Envoy {

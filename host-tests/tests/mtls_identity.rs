@@ -266,3 +266,47 @@ fn a_configuration_that_cannot_work_is_refused_at_load() {
         "{err:#}"
     );
 }
+
+/// In the one-module chain, mtls-identity then scope-authz answer every request as the two
+/// separate modules do: the same replies and upstream requests, the same identity.
+#[test]
+fn in_the_one_module_chain_it_answers_as_its_own_module() {
+    let c = certs();
+    let authz = json!({ "rules": [
+        { "match": { "prefix": "/internal/" }, "require": { "principals": [GATEWAY] } },
+        { "match": { "prefix": "/" }, "public": true } ] });
+    let chain = Plugin::new(wasm_path("shieldwall"))
+        .name("shieldwall")
+        .vm_id("shieldwall")
+        .json(&json!({"chain": [
+            {"filter": "mtls-identity", "config": config()},
+            {"filter": "scope-authz", "config": authz}]}));
+    // One harness each, so both see the same request ids.
+    let (envoy_a, envoy_b) = (Envoy::new(), Envoy::new());
+    let separate = envoy_a
+        .worker(&[mtls_identity(&config()), scope_authz()])
+        .unwrap();
+    let one = envoy_b.worker(&[chain]).unwrap();
+    let requests = || {
+        vec![
+            Request::get("/internal/pay").tls(tls(&c.gateway, Some(GATEWAY))),
+            Request::get("/internal/pay").tls(tls(
+                &c.partner,
+                Some("spiffe://bank-b.example/ns/partners/sa/p1"),
+            )),
+            Request::get("/internal/pay"),
+            Request::get("/partners/x").tls(tls(&c.subject_only, None)),
+            Request::get("/internal/pay")
+                .tls(tls(&c.two_uris, Some(GATEWAY)))
+                .header("x-spiffe-id", GATEWAY),
+            Request::get("/public").header("x-forwarded-client-cert", "Hash=00;URI=forged"),
+        ]
+    };
+    for (a, b) in requests().into_iter().zip(requests()) {
+        // Everything must be equal, the response code details (`shieldwall_<filter>`) too.
+        let (out_a, id_a) = send(&separate, a);
+        let (out_b, id_b) = send(&one, b);
+        assert_eq!(out_a, out_b);
+        assert_eq!(id_a, id_b);
+    }
+}

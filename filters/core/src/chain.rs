@@ -76,6 +76,9 @@ struct Routing {
     countdown: Vec<u64>,
     /// The chain's tick period (the greatest common divisor of the stages' periods).
     base: Duration,
+    /// Per stage: the local-reply details naming it (`shieldwall_jwt_auth`), made once when the
+    /// stage is added, so the access log names the filter that answered, as with separate modules.
+    details: Vec<&'static str>,
 }
 
 impl Routing {
@@ -181,7 +184,17 @@ impl Host for StageHost<'_> {
     }
     fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         self.replied = true;
-        self.inner.send_local_reply(status, headers, body)
+        let details = self
+            .routing
+            .try_borrow()
+            .ok()
+            .and_then(|r| r.details.get(self.stage).copied());
+        match details {
+            Some(details) => self
+                .inner
+                .send_local_reply_as(details, status, headers, body),
+            None => self.inner.send_local_reply(status, headers, body),
+        }
     }
     fn wake_stream(&mut self, context_id: u32) {
         if let Ok(mut r) = self.routing.try_borrow_mut() {
@@ -313,7 +326,15 @@ impl ChainBuilder {
         }
         let routing = self.chain.routing.clone();
         let mut h = StageHost::new(host, index, &routing);
-        Some(configure(&mut h).map(|stage| self.chain.stages.push(stage)))
+        Some(configure(&mut h).map(|stage| {
+            // Leaked once per stage and configuration (a handful per VM), never per request.
+            let details: &'static str =
+                Box::leak(format!("shieldwall_{}", stage.name()).into_boxed_str());
+            if let Ok(mut r) = routing.try_borrow_mut() {
+                r.details.push(details);
+            }
+            self.chain.stages.push(stage)
+        }))
     }
 
     pub fn build(self) -> Chain {

@@ -91,6 +91,19 @@ pub trait Host {
     // ---- replies and flow control
     /// Answers the client without the upstream. Headers are extra reply headers.
     fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]);
+    /// [`Host::send_local_reply`] naming the filter that answers in Envoy's response code details
+    /// (`shieldwall_<filter>`, in the access log's `%RESPONSE_CODE_DETAILS%`): the one-module chain
+    /// answers for its stages. A host that has no such details answers as `send_local_reply`.
+    fn send_local_reply_as(
+        &mut self,
+        details: &'static str,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let _ = details;
+        self.send_local_reply(status, headers, body)
+    }
     /// Asks the adapter to call `StreamFilter::on_wake` on a paused stream of this worker
     /// (used by a root context when what the stream waited for has arrived).
     fn wake_stream(&mut self, context_id: u32);

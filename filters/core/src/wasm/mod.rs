@@ -124,12 +124,22 @@ impl Host for WasmHost {
         abi::set_property(path, value).map_err(host_error)
     }
     fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        let details = self.details;
+        self.send_local_reply_as(details, status, headers, body)
+    }
+    fn send_local_reply_as(
+        &mut self,
+        details: &'static str,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
         if self.replied {
             return;
         }
         self.replied = true;
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-        let _ = abi::send_local_response(u32::from(status), self.details, body, &pairs);
+        let _ = abi::send_local_response(u32::from(status), details, body, &pairs);
     }
     fn wake_stream(&mut self, context_id: u32) {
         self.wake.push(context_id);
