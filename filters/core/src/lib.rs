@@ -8,6 +8,7 @@
 //! - [`authn`]: what the authenticating filters share beyond the credential;
 //! - [`budget`]: the per-client budget of failed verifications;
 //! - [`claims`]: the registered claims (`iss`, `aud`, `exp`, `nbf`, `iat`) and their checks;
+//! - [`memo`]: a per-worker memo of exact tokens, bounded and expiring;
 //! - [`identity`]: the identity context filters pass to each other;
 //! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
 //! - [`route`]: path normalisation and route matching;
@@ -30,6 +31,7 @@ pub mod credential;
 pub mod filter;
 pub mod host;
 pub mod identity;
+pub mod memo;
 pub mod metrics;
 pub mod reply;
 pub mod route;

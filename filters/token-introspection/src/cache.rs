@@ -130,15 +130,15 @@ impl Table {
         format!("{}/{}", self.prefix, key.index % self.size.buckets.max(1))
     }
 
-    /// The payload stored for `key`, if not expired (`now_s < expires`).
-    pub fn get(&self, host: &dyn Host, key: &TokenKey, now_s: u64) -> Option<String> {
+    /// The payload stored for `key` and its expiry, if not expired (`now_s < expires`).
+    pub fn get(&self, host: &dyn Host, key: &TokenKey, now_s: u64) -> Option<(String, u64)> {
         let (bytes, _) = host.shared_get(&self.bucket_key(key)).ok()?;
         let bytes = bytes?;
         let text = std::str::from_utf8(&bytes).ok()?;
         text.lines()
             .filter_map(parse_line)
             .find(|e| e.id == key.id && now_s < e.expires_s)
-            .map(|e| e.payload.to_string())
+            .map(|e| (e.payload.to_string(), e.expires_s))
     }
 
     /// Stores `payload` for `key` until `expires_s`. Replaces the key's old entry, else an
@@ -260,17 +260,26 @@ mod tests {
         assert_eq!(table.put(&mut host, &k1, now + 10, "{\"a\":1}"), Ok(false));
         host.advance_ms(1);
         assert_eq!(table.put(&mut host, &k2, now + 10, "two"), Ok(false));
-        assert_eq!(table.get(&host, &k1, now).as_deref(), Some("{\"a\":1}"));
+        assert_eq!(
+            table.get(&host, &k1, now),
+            Some(("{\"a\":1}".to_string(), now + 10))
+        );
         host.advance_ms(1);
         assert_eq!(table.put(&mut host, &k3, now + 10, "three"), Ok(true));
         assert_eq!(table.get(&host, &k1, now), None, "the oldest left");
-        assert_eq!(table.get(&host, &k2, now).as_deref(), Some("two"));
+        assert_eq!(
+            table.get(&host, &k2, now).map(|e| e.0).as_deref(),
+            Some("two")
+        );
         assert_eq!(table.count(&host, now), 2);
         assert_eq!(table.get(&host, &k2, now + 10), None, "expired");
         assert_eq!(table.count(&host, now + 10), 0);
         // Replacing an entry does not duplicate it.
         assert_eq!(table.put(&mut host, &k3, now + 20, "new"), Ok(false));
-        assert_eq!(table.get(&host, &k3, now).as_deref(), Some("new"));
+        assert_eq!(
+            table.get(&host, &k3, now).map(|e| e.0).as_deref(),
+            Some("new")
+        );
         assert_eq!(table.count(&host, now), 2);
         assert!(table.put(&mut host, &k1, now + 1, "a\nb").is_err());
     }

@@ -359,11 +359,21 @@ fn a_cached_answer_is_checked_again_and_never_widens() {
         request(&mut r, &mut host, "/a", TOKEN, &ok),
         Action::Continue
     );
-    // The billing route needs another audience: the cached answer does not give it.
-    let (action, _) = start(&mut r, &mut host, 8, "/billing/x", TOKEN);
-    assert_eq!(action, Action::Pause);
-    assert_eq!(reply_code(&host), (401, "bad_audience".into()));
+    // The billing route needs another audience: the cached answer does not give it, neither from
+    // shared data (first) nor from the worker's memo (then).
+    for _ in 0..2 {
+        let (action, _) = start(&mut r, &mut host, 8, "/billing/x", TOKEN);
+        assert_eq!(action, Action::Pause);
+        assert_eq!(reply_code(&host), (401, "bad_audience".into()));
+    }
     assert_eq!(host.callouts.len(), 1, "decided from the cache");
+    assert_eq!(host.metric("shieldwall.token_introspection.cache.hit"), 2);
+    // The answer expires with the token: from the memo too.
+    host.advance_ms(20_000);
+    let (action, _) = start(&mut r, &mut host, 9, "/a", TOKEN);
+    assert_eq!(action, Action::Pause);
+    assert!(host.local_reply.is_none());
+    assert_eq!(host.callouts.len(), 2, "asked again once the answer ended");
     // Wrong issuer, future nbf, exp claims of the wrong type: refused from a fresh answer.
     for (extra, code) in [
         (json!({"iss": "https://evil.example"}), "bad_issuer"),
