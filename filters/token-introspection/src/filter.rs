@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
 use shieldwall_core::budget::{self, Charge};
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
+use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::memo::TokenMemo;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
@@ -46,7 +47,27 @@ struct Flight {
 struct Tables {
     active: Table,
     inactive: Table,
-    memo: TokenMemo<Rc<Map<String, Value>>>,
+    memo: TokenMemo<Rc<Known>>,
+}
+
+/// An active answer as requests use it: its members, and the identity context they establish,
+/// serialised once (a hit from the memo then costs no JSON work).
+pub struct Known {
+    members: Map<String, Value>,
+    identity: Identity,
+    identity_json: Vec<u8>,
+}
+
+impl Known {
+    fn new(members: Map<String, Value>, provider: &Provider) -> Known {
+        let identity = identity_from_claims(&members, "introspection", &provider.tenant_claim);
+        let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
+        Known {
+            members,
+            identity,
+            identity_json,
+        }
+    }
 }
 
 /// Tokens each worker remembers per provider, at most.
@@ -323,7 +344,7 @@ struct Credential {
     keys: Vec<Option<TokenKey>>,
 }
 
-type Accepted = (usize, Rc<Map<String, Value>>);
+type Accepted = (usize, Rc<Known>);
 type Eval = authn::Eval<Accepted, usize>;
 
 /// What a wait step decided.
@@ -375,13 +396,13 @@ impl IntrospectionStream {
     fn check_members(
         &mut self,
         host: &dyn Host,
-        members: &Rc<Map<String, Value>>,
+        known: &Rc<Known>,
         provider: &Provider,
         p: usize,
         audiences: Option<&[String]>,
     ) -> Eval {
-        match answer::check(host, members, provider, audiences) {
-            Ok(()) => Eval::Ok(vec![(p, members.clone())]),
+        match answer::check(host, &known.members, provider, audiences) {
+            Ok(()) => Eval::Ok(vec![(p, known.clone())]),
             Err(code) => Eval::Fail(code),
         }
     }
@@ -412,7 +433,8 @@ impl IntrospectionStream {
         }
         match self.answers.get(p).cloned().flatten() {
             Some(Answer::Active(members)) => {
-                return self.check_members(host, &members, provider, p, audiences)
+                let known = Rc::new(Known::new((*members).clone(), provider));
+                return self.check_members(host, &known, provider, p, audiences);
             }
             Some(Answer::Inactive) => return Eval::Fail("inactive"),
             Some(Answer::Error(_)) => return Eval::Fail(IDP_UNAVAILABLE),
@@ -436,7 +458,7 @@ impl IntrospectionStream {
             .get(host, &key, now_s)
             .and_then(
                 |(payload, expires_s)| match serde_json::from_str::<Value>(&payload) {
-                    Ok(Value::Object(m)) => Some((Rc::new(m), expires_s)),
+                    Ok(Value::Object(m)) => Some((Rc::new(Known::new(m, provider)), expires_s)),
                     _ => None,
                 },
             );
@@ -754,21 +776,29 @@ impl IntrospectionStream {
             worker.metrics.inc(host, "allowed.no_token");
             return;
         }
-        let mut identity: Option<shieldwall_core::Identity> = None;
-        for (p, members) in accepted {
-            let Some(provider) = config.providers.get(*p) else {
-                continue;
-            };
-            let id = identity_from_claims(members, "introspection", &provider.tenant_claim);
-            match identity.as_mut() {
-                Some(existing) => existing.merge(id),
-                None => identity = Some(id),
+        // The common case, one answer and no earlier authenticator: write the identity
+        // serialised once per answer.
+        let earlier = host
+            .property(&[IDENTITY_PROPERTY])
+            .is_some_and(|b| !b.is_empty());
+        let written = match accepted {
+            [(_, only)] if !earlier && !only.identity_json.is_empty() => host
+                .set_property(&[IDENTITY_PROPERTY], &only.identity_json)
+                .map(|_| ()),
+            _ => {
+                let mut identity = Identity::default();
+                for (_, known) in accepted {
+                    identity.merge(known.identity.clone());
+                }
+                identity.merge_and_write(host).map(|_| ())
             }
-            set_claim_headers(host, members, &provider.claim_to_headers);
+        };
+        if written.is_err() {
+            (host as &dyn Host).warn("could not write the identity context");
         }
-        if let Some(identity) = identity {
-            if identity.merge_and_write(host).is_err() {
-                (host as &dyn Host).warn("could not write the identity context");
+        for (p, known) in accepted {
+            if let Some(provider) = config.providers.get(*p) {
+                set_claim_headers(host, &known.members, &provider.claim_to_headers);
             }
         }
         let forward = accepted

@@ -831,3 +831,41 @@ fn a_request_an_earlier_filter_verified_is_skipped_when_configured() {
         Err("skip_if_verified_by[1]: must name another authentication method (`jwt`, …)".into())
     );
 }
+
+#[test]
+fn an_earlier_identity_is_merged_not_replaced_from_a_fresh_or_cached_answer() {
+    let mut host = MockHost::new();
+    let mut r = root(&mut host, &default_config());
+    let ok = answer(200, active(json!({})));
+    for round in 0..3 {
+        let auth = format!("Bearer {TOKEN}");
+        host.new_stream("GET", "/a", &[("authorization", &auth)]);
+        Identity {
+            spiffe_id: Some("spiffe://bank-a/client".into()),
+            auth: vec!["mtls".into()],
+            ..Default::default()
+        }
+        .merge_and_write(&mut host)
+        .unwrap();
+        let mut s = r.new_stream(&mut host, 4);
+        let mut action = s.on_request_headers(&mut host, true);
+        if action == Action::Pause {
+            let t = last_token(&host);
+            action = s.on_http_call_response(&mut host, t, ok.clone());
+        }
+        assert_eq!(action, Action::Continue, "round {round}");
+        let id = Identity::read(&host).unwrap();
+        assert_eq!(id.auth, vec!["mtls", "introspection"], "round {round}");
+        assert_eq!(id.spiffe_id.as_deref(), Some("spiffe://bank-a/client"));
+        assert_eq!(id.sub.as_deref(), Some("alice"));
+    }
+    assert_eq!(host.callouts.len(), 1);
+    // Without an earlier identity, the cached identity is written as it was serialised.
+    let auth = format!("Bearer {TOKEN}");
+    host.new_stream("GET", "/a", &[("authorization", &auth)]);
+    let mut s = r.new_stream(&mut host, 5);
+    assert_eq!(s.on_request_headers(&mut host, true), Action::Continue);
+    let id = Identity::read(&host).unwrap();
+    assert_eq!(id.auth, vec!["introspection"]);
+    assert_eq!(id.client_id.as_deref(), Some("orders-reader"));
+}
