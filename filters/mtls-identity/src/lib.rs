@@ -12,6 +12,7 @@ pub mod cert;
 pub mod config;
 pub mod dn;
 pub mod filter;
+pub mod forwarded;
 pub mod spiffe;
 #[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
 pub mod testing;
