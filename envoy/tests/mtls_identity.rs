@@ -542,7 +542,10 @@ fn behind_a_front_envoy_that_forwards_the_client_certificate() {
     let pki = FrontPki::new(&ca);
     let (gateway, partner) = (&pki.gateway, &pki.partner);
     let mut mtls = filter_config();
-    mtls["from_front_proxy"] = json!({ "proxies": { "spiffe_ids": [FRONT] } });
+    // The forwarded certificate must also be issued by the test CA (verified in the module).
+    let ca_pem = std::fs::read_to_string(&ca.cert).unwrap();
+    mtls["from_front_proxy"] = json!({ "proxies": { "spiffe_ids": [FRONT] },
+                                       "ca_certificates": [ca_pem] });
     let pair = FrontPair::start(
         &ca,
         &pki,

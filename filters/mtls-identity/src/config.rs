@@ -9,6 +9,7 @@ use shieldwall_core::config::Within;
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
 
+use crate::chain::TrustedCa;
 use crate::dn::Dn;
 use crate::forwarded::{Format, FrontProxy};
 use crate::spiffe::{check_trust_domain, SpiffeId};
@@ -56,6 +57,9 @@ pub struct FrontProxyFile {
     pub header: Option<String>,
     #[serde(default)]
     pub format: Option<Format>,
+    /// CA certificates (PEM) a forwarded certificate must be issued by.
+    #[serde(default)]
+    pub ca_certificates: Vec<String>,
 }
 
 /// The front proxies, by their own connection certificate.
@@ -239,11 +243,19 @@ fn front_proxy(file: FrontProxyFile, identity_headers: &[&str]) -> Result<FrontP
             "one of the headers the filter writes (`headers`)",
         ));
     }
+    let mut cas = Vec::with_capacity(file.ca_certificates.len());
+    for (i, pem) in file.ca_certificates.iter().enumerate() {
+        cas.push(
+            TrustedCa::from_pem(pem)
+                .map_err(|e| ConfigError::new(format!("ca_certificates[{i}]"), e))?,
+        );
+    }
     Ok(FrontProxy {
         spiffe_ids: ids,
         sha256: hashes,
         header,
         format,
+        cas,
     })
 }
 

@@ -151,11 +151,15 @@ pub struct MtlsIdentityStream {
     metrics: Rc<RefCell<Metrics>>,
 }
 
-/// The client certificate of the connection: none, or one that was read, or one that could not be.
+/// The reason of a certificate that cannot be read.
+const UNREADABLE: &str = "unreadable_certificate";
+
+/// The client certificate: none, or one that was read, or one that could not be read or (a
+/// forwarded one) verified, with the reason and what went wrong.
 enum Presented {
     None,
     Certificate(Box<Caller>),
-    Unreadable(String),
+    Unreadable(&'static str, String),
 }
 
 impl MtlsIdentityStream {
@@ -204,13 +208,16 @@ impl MtlsIdentityStream {
             return Presented::None;
         }
         let Some(pem) = host.property(&["connection", "peer_certificate"]) else {
-            return Presented::Unreadable("the proxy does not expose the peer certificate".into());
+            return Presented::Unreadable(
+                UNREADABLE,
+                "the proxy does not expose the peer certificate".into(),
+            );
         };
         match PeerCertificate::from_pem(&pem) {
             Ok(cert) => {
                 Presented::Certificate(Box::new(Caller::new(cert, &self.config.trust_domains)))
             }
-            Err(e) => Presented::Unreadable(e),
+            Err(e) => Presented::Unreadable(UNREADABLE, e),
         }
     }
 
@@ -229,7 +236,7 @@ impl MtlsIdentityStream {
             .collect();
         let proxy = match &connection {
             Presented::Certificate(c) => fp.recognise(&c.cert),
-            Presented::None | Presented::Unreadable(_) => None,
+            Presented::None | Presented::Unreadable(..) => None,
         };
         let Some(proxy) = proxy else {
             if !values.is_empty() {
@@ -242,17 +249,21 @@ impl MtlsIdentityStream {
             return (connection, false);
         };
         // The front proxy's own certificate is never the client's identity.
-        let forwarded = match fp.read(&values) {
+        let now_secs = (host as &dyn Host).now_nanos() / 1_000_000_000;
+        let forwarded = match fp.read(&values, now_secs) {
             Ok(None) => Presented::None,
             Ok(Some(cert)) => {
                 let mut caller = Caller::new(cert, &self.config.trust_domains);
                 caller.via = Some(proxy);
                 Presented::Certificate(Box::new(caller))
             }
-            Err(e) => Presented::Unreadable(format!(
-                "the certificate forwarded by {proxy} in `{}`: {e}",
-                fp.header
-            )),
+            Err(e) => Presented::Unreadable(
+                e.reason,
+                format!(
+                    "the certificate forwarded by {proxy} in `{}`: {}",
+                    fp.header, e.detail
+                ),
+            ),
         };
         (forwarded, true)
     }
@@ -332,7 +343,7 @@ impl MtlsIdentityStream {
                 self.count(host, "allowed.no_certificate");
                 Action::Continue
             }
-            (Requires::Nothing, Presented::Unreadable(e)) => {
+            (Requires::Nothing, Presented::Unreadable(_, e)) => {
                 (host as &dyn Host).warn(&format!(
                     "mtls-identity: certificate ignored by {}: {e}",
                     rule.label
@@ -350,10 +361,10 @@ impl MtlsIdentityStream {
                 "missing_client_certificate",
                 &format!("{} needs a client certificate", rule.label),
             ),
-            (_, Presented::Unreadable(e)) => self.deny(
+            (_, Presented::Unreadable(reason, e)) => self.deny(
                 host,
                 Reply::forbidden("access_denied", "the client certificate cannot be used"),
-                "unreadable_certificate",
+                reason,
                 &e,
             ),
             (Requires::Nothing | Requires::Optional, Presented::Certificate(caller)) => {

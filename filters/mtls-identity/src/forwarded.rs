@@ -2,14 +2,15 @@
 //! (`from_front_proxy`): which connections may forward one, and how the header is read.
 //!
 //! The header is read only on a connection whose own certificate is one of the listed front
-//! proxies. Its content is then taken as the client certificate the front proxy verified: the
-//! filter does not verify the forwarded chain (see the README's "Behind a TLS terminator").
+//! proxies. With `ca_certificates` the forwarded certificate must also be issued by one of those
+//! CAs ([`chain`]); without, it is taken as the client certificate the front proxy verified.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 
 use crate::cert::{PeerCertificate, MAX_PEM_LEN};
+use crate::chain::{self, TrustedCa};
 use crate::dn::Dn;
 
 /// How the forwarded header carries the certificate.
@@ -36,6 +37,31 @@ pub struct FrontProxy {
     /// The header the certificate is forwarded in (lower case).
     pub header: String,
     pub format: Format,
+    /// When not empty, a forwarded certificate must be issued directly by one of these.
+    pub cas: Vec<TrustedCa>,
+}
+
+/// Why a forwarded certificate is not used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The metric and log reason: `unreadable_certificate` or `unverified_certificate`.
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Refused {
+    fn unreadable(detail: impl Into<String>) -> Refused {
+        Refused {
+            reason: "unreadable_certificate",
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A forwarded certificate as it arrived: the certificate itself, or only XFCC's fields.
+enum Forwarded {
+    Der(Vec<u8>),
+    Fields(PeerCertificate),
 }
 
 impl FrontProxy {
@@ -51,8 +77,42 @@ impl FrontProxy {
     }
 
     /// Reads the client certificate from the header's values (every line of the header, in
-    /// order). `Ok(None)` when the header is absent or empty.
-    pub fn read(&self, values: &[String]) -> Result<Option<PeerCertificate>, String> {
+    /// order), and with `ca_certificates` verifies it at `now_secs`. `Ok(None)` when the header
+    /// is absent or empty.
+    pub fn read(
+        &self,
+        values: &[String],
+        now_secs: u64,
+    ) -> Result<Option<PeerCertificate>, Refused> {
+        let Some(forwarded) = self.forwarded(values).map_err(Refused::unreadable)? else {
+            return Ok(None);
+        };
+        match forwarded {
+            Forwarded::Fields(cert) => {
+                if self.cas.is_empty() {
+                    Ok(Some(cert))
+                } else {
+                    Err(Refused {
+                        reason: "unverified_certificate",
+                        detail: "the XFCC element has no `Cert`, which `ca_certificates` needs"
+                            .into(),
+                    })
+                }
+            }
+            Forwarded::Der(der) => {
+                let cert = PeerCertificate::from_der(&der).map_err(Refused::unreadable)?;
+                if !self.cas.is_empty() {
+                    chain::verify(&der, &self.cas, now_secs).map_err(|detail| Refused {
+                        reason: "unverified_certificate",
+                        detail,
+                    })?;
+                }
+                Ok(Some(cert))
+            }
+        }
+    }
+
+    fn forwarded(&self, values: &[String]) -> Result<Option<Forwarded>, String> {
         let values: Vec<&str> = values
             .iter()
             .map(|v| v.trim())
@@ -80,7 +140,7 @@ impl FrontProxy {
                 } else {
                     der_from_base64(one)?
                 };
-                PeerCertificate::from_der(&der).map(Some)
+                Ok(Some(Forwarded::Der(der)))
             }
         }
     }
@@ -146,7 +206,7 @@ fn xfcc_pairs(element: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// The client certificate of one XFCC element: from `Cert=` when present, else from the fields.
-fn from_xfcc_element(element: &str) -> Result<PeerCertificate, String> {
+fn from_xfcc_element(element: &str) -> Result<Forwarded, String> {
     let pairs = xfcc_pairs(element)?;
     let field = |name: &'static str| {
         pairs
@@ -158,14 +218,15 @@ fn from_xfcc_element(element: &str) -> Result<PeerCertificate, String> {
     match certs.as_slice() {
         [] => {}
         [pem] => {
-            let cert = PeerCertificate::from_der(&pem_to_der(pem)?)?;
+            let der = pem_to_der(pem)?;
             // The fields, when present, must describe the same certificate.
             if let Some(hash) = field("Hash").next() {
-                if !hash.eq_ignore_ascii_case(&cert.sha256_hex()) {
+                let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+                if sha256_from_hex(hash).as_ref().map(|h| h.as_slice()) != Some(digest.as_ref()) {
                     return Err("the XFCC `Hash` is not the SHA-256 of its `Cert`".into());
                 }
             }
-            return Ok(cert);
+            return Ok(Forwarded::Der(der));
         }
         _ => return Err("the XFCC element has several `Cert` fields".into()),
     }
@@ -180,7 +241,7 @@ fn from_xfcc_element(element: &str) -> Result<PeerCertificate, String> {
         [s] => Dn::parse(s).map_err(|e| format!("the XFCC `Subject` cannot be read: {e}"))?,
         _ => return Err("the XFCC element has several `Subject` fields".into()),
     };
-    Ok(PeerCertificate {
+    Ok(Forwarded::Fields(PeerCertificate {
         sha256,
         subject,
         uri_sans: field("URI").map(str::to_string).collect(),
@@ -188,7 +249,7 @@ fn from_xfcc_element(element: &str) -> Result<PeerCertificate, String> {
         // Not in the fields: the front proxy is trusted to have forwarded a leaf certificate.
         is_ca: false,
         can_sign_certificates: false,
-    })
+    }))
 }
 
 fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {

@@ -9,6 +9,7 @@
 //! the certificate; [`config`] parses the plugin configuration; [`filter`] is the stream logic.
 
 pub mod cert;
+pub mod chain;
 pub mod config;
 pub mod dn;
 pub mod filter;

@@ -130,12 +130,18 @@ struct Certs {
     dns: String,
     ca_svid: String,
     front: String,
+    /// The CA that issued every certificate above, in PEM.
+    ca: String,
+    /// The gateway's SPIFFE ID from another CA, and that CA.
+    foreign: String,
+    foreign_ca: String,
 }
 
 fn certs() -> &'static Certs {
     static CERTS: OnceLock<Certs> = OnceLock::new();
     CERTS.get_or_init(|| {
         let ca = TestCa::new("unit");
+        let other = TestCa::new("unit-other");
         let leaf = |file: &str, subject: &str, sans: &[&str], is_ca: bool| {
             ca.leaf(
                 file,
@@ -206,6 +212,18 @@ fn certs() -> &'static Certs {
                 &["URI:spiffe://edge.example/front"],
                 false,
             ),
+            ca: std::fs::read_to_string(&ca.cert).unwrap(),
+            foreign: other
+                .leaf(
+                    "gw",
+                    &LeafSpec {
+                        subject: "/CN=gateway",
+                        sans: &["URI:spiffe://bank-a.example/ns/payments/sa/gateway"],
+                        ca: false,
+                    },
+                )
+                .pem,
+            foreign_ca: std::fs::read_to_string(&other.cert).unwrap(),
         }
     })
 }
@@ -745,8 +763,28 @@ fn xfcc_front() -> Value {
     front_config(json!({ "proxies": { "spiffe_ids": [FRONT] } }))
 }
 
+/// Seconds since the Unix epoch now: the test certificates are valid from now for a day.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn via_at(
+    config: &Value,
+    conn: Option<&str>,
+    path: &str,
+    headers: &[(&str, &str)],
+    now: u64,
+) -> Run {
+    let mut host = MockHost::request("GET", path, headers);
+    host.now_ns = now * 1_000_000_000;
+    run_with(config, host, conn)
+}
+
 fn via(config: &Value, conn: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Run {
-    run_with(config, MockHost::request("GET", path, headers), conn)
+    via_at(config, conn, path, headers, now_secs())
 }
 
 #[test]
@@ -1086,4 +1124,124 @@ fn pem_and_der_headers_from_a_front_proxy_listed_by_hash() {
     );
     assert!(r.allowed());
     assert_eq!(r.header("x-client-cert"), None);
+}
+
+#[test]
+fn with_ca_certificates_the_forwarded_certificate_must_be_issued_by_one() {
+    let c = certs();
+    let config = front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+        "ca_certificates": [c.ca] }));
+    let cert = |pem: &str| format!("Cert=\"{}\"", url_encode(pem));
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&c.gateway))],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    // The same SPIFFE ID from a CA that is not listed.
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&c.foreign))],
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+        1
+    );
+    assert!(r.identity().is_none());
+    // Listing that CA too lets it through.
+    let both = front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+        "ca_certificates": [c.ca, c.foreign_ca] }));
+    let r = via(
+        &both,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&c.foreign))],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    // Outside the validity period (the test certificates are valid for one day from now).
+    for when in [now_secs() - 3600, now_secs() + 3 * 86400] {
+        let r = via_at(
+            &config,
+            Some(&c.front),
+            "/internal/x",
+            &[("x-forwarded-client-cert", &cert(&c.gateway))],
+            when,
+        );
+        assert_eq!(
+            r.host
+                .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+            1,
+            "{when}"
+        );
+    }
+    // A signature that does not verify: one byte of the signature changed.
+    let der = der_of(&c.gateway);
+    let mut tampered = der.clone();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 1;
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64.encode(&tampered)
+    );
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&pem))],
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+        1
+    );
+    // Only XFCC fields: nothing to verify, refused.
+    let gw = PeerCertificate::from_pem(c.gateway.as_bytes()).unwrap();
+    let fields = format!(
+        "Hash={};URI=spiffe://bank-a.example/ns/payments/sa/gateway",
+        gw.sha256_hex()
+    );
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &fields)],
+    );
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+        1
+    );
+    // On a route without `requires` it passes, without an identity.
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/healthz",
+        &[("x-forwarded-client-cert", &cert(&c.foreign))],
+    );
+    assert!(r.allowed());
+    assert!(r.identity().is_none());
+}
+
+#[test]
+fn ca_certificates_must_be_ca_certificates() {
+    let c = certs();
+    for (pem, error) in [
+        (c.gateway.clone(), "not a CA certificate"),
+        ("garbage".to_string(), "no PEM certificate block"),
+    ] {
+        let e = refused(front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+            "ca_certificates": [c.ca, pem] })));
+        assert!(
+            e.starts_with(&format!("from_front_proxy.ca_certificates[1]: {error}")),
+            "{e}"
+        );
+    }
 }
