@@ -1245,3 +1245,94 @@ fn ca_certificates_must_be_ca_certificates() {
         );
     }
 }
+
+/// A CA and a leaf signed by it with the given key type (openssl's `-newkey`, `-pkeyopt`) and
+/// digest, in a fresh directory; returns (CA PEM, leaf PEM).
+fn openssl_pair(name: &str, key: &[&str], digest: &[&str]) -> (String, String) {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("shieldwall-chain-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut ca = vec![
+        "req", "-x509", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+    ];
+    ca.extend_from_slice(key);
+    ca.extend_from_slice(digest);
+    ca.extend_from_slice(&[
+        "-days",
+        "1",
+        "-subj",
+        "/CN=chain CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&ca);
+    let mut csr = vec![
+        "req", "-new", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+    ];
+    csr.extend_from_slice(key);
+    csr.extend_from_slice(&["-subj", "/CN=leaf"]);
+    run(&csr);
+    let mut sign = vec![
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "leaf.crt",
+    ];
+    sign.extend_from_slice(digest);
+    run(&sign);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let pair = (read("ca.crt"), read("leaf.crt"));
+    let _ = std::fs::remove_dir_all(&dir);
+    pair
+}
+
+#[test]
+fn chains_verify_with_rsa_ecdsa_p384_and_ed25519() {
+    use crate::chain::{verify, TrustedCa};
+    for (name, key, digest) in [
+        ("rsa256", &["-newkey", "rsa:2048"][..], &["-sha256"][..]),
+        ("rsa512", &["-newkey", "rsa:3072"][..], &["-sha512"][..]),
+        (
+            "p384",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1"][..],
+            &["-sha384"][..],
+        ),
+        ("ed25519", &["-newkey", "ed25519"][..], &[][..]),
+    ] {
+        let (ca, leaf) = openssl_pair(name, key, digest);
+        let ca = TrustedCa::from_pem(&ca).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let der = crate::forwarded::pem_to_der(&leaf).unwrap();
+        assert_eq!(
+            verify(&der, std::slice::from_ref(&ca), now_secs()),
+            Ok(()),
+            "{name}"
+        );
+        // Another CA of the same kind does not verify it, even with the same subject.
+        let (other, _) = openssl_pair(&format!("{name}-other"), key, digest);
+        let other = TrustedCa::from_pem(&other).unwrap();
+        assert!(verify(&der, &[other], now_secs()).is_err(), "{name}");
+    }
+}
