@@ -597,20 +597,14 @@ fn behind_a_front_envoy_that_forwards_the_client_certificate() {
     );
     let forged_cert = [("x-forwarded-client-cert", element.as_str())];
     let r = curl(
-        &gateway_envoy,
+        gateway_envoy,
         &ca,
         Some(partner),
         "/internal/pay",
         &forged_cert,
     );
     assert_eq!((r.status, r.error()), (403, "access_denied"), "{}", r.body);
-    let r = curl(
-        &gateway_envoy,
-        &ca,
-        Some(partner),
-        "/public/x",
-        &forged_cert,
-    );
+    let r = curl(gateway_envoy, &ca, Some(partner), "/public/x", &forged_cert);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.upstream("x-spiffe-id"),
