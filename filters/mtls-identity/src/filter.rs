@@ -274,10 +274,11 @@ impl MtlsIdentityStream {
         let subject = caller.cert.subject.render();
         let id = caller.spiffe.as_ref().ok();
         let mut identity = Identity {
-            sub: Some(
-                id.map(|i| i.as_str().to_string())
-                    .unwrap_or_else(|| subject.clone()),
-            ),
+            // The SPIFFE ID, else the subject; none when both are missing (XFCC fields without
+            // `Subject` or `URI`).
+            sub: id
+                .map(|i| i.as_str().to_string())
+                .or_else(|| (!subject.is_empty()).then(|| subject.clone())),
             spiffe_id: id.map(|i| i.as_str().to_string()),
             cert_sha256: Some(caller.cert.thumbprint()),
             tenant: id.and_then(|i| config.tenants.get(i.trust_domain()).cloned()),

@@ -906,6 +906,19 @@ fn xfcc_fields_without_cert() {
     );
     assert_eq!(id.cert_sha256, Some(gw.thumbprint()));
     assert_eq!(id.claims["cert_subject"], json!("CN=gateway"));
+    // Only `Hash` and `DNS`: an identity with the thumbprint and no `sub`.
+    let bare = format!("Hash={};DNS=gw.example", gw.sha256_hex());
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/public/x",
+        &[("x-forwarded-client-cert", &bare)],
+    );
+    assert!(r.allowed());
+    let id = r.identity().unwrap();
+    assert_eq!(id.sub, None);
+    assert_eq!(id.cert_sha256, Some(gw.thumbprint()));
+    assert_eq!(id.claims["cert_subject"], json!(""));
     // Two URI fields are two URI SANs: no SVID.
     let two = format!(
         "Hash={};URI=spiffe://bank-a.example/ns/payments/sa/gateway;URI=spiffe://bank-a.example/x",
