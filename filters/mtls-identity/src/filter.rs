@@ -1,6 +1,7 @@
 //! The stream glue of mtls-identity: removes certificate and identity headers a client sent,
-//! reads the client certificate of the connection, applies the first rule whose route matches,
-//! and on success writes the identity context and the configured headers.
+//! reads the client certificate of the connection (or, on a connection from a listed front proxy,
+//! the one it forwards in a header), applies the first rule whose route matches, and on success
+//! writes the identity context and the configured headers.
 
 use std::cell::RefCell;
 use std::rc::Rc;
