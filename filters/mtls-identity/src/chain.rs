@@ -4,15 +4,17 @@
 //! validity period. Intermediates are not followed; revocation, name constraints and extended key
 //! usage are not checked.
 //!
-//! Signatures are verified with `ring`: ECDSA P-256/P-384 with SHA-256/SHA-384, RSA PKCS#1 v1.5
-//! (2048 to 8192 bits) with SHA-256/384/512, and Ed25519. The signed bytes are the DER encoding of
+//! Signatures are verified by shieldwall-jose, the verifier the token filters use (so the
+//! one-module build carries one copy): ECDSA P-256 with SHA-256 and P-384 with SHA-384, RSA
+//! PKCS#1 v1.5 with SHA-256/384/512 (keys jose accepts: 2048 bits and more), and Ed25519. The signed bytes are the DER encoding of
 //! `tbsCertificate` as decoded (x509-cert decodes strict DER, so re-encoding gives the bytes that
 //! were signed).
 
-use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
-use x509_cert::der::asn1::ObjectIdentifier;
+use serde_json::json;
+use shieldwall_jose::{b64url_encode, Alg, Key};
+use x509_cert::der::asn1::{ObjectIdentifier, UintRef};
 use x509_cert::der::oid::AssociatedOid;
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::{Decode, Encode, Reader, SliceReader};
 use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::Certificate;
 
@@ -38,13 +40,63 @@ enum KeyKind {
 }
 
 /// A CA certificate a forwarded certificate may be issued by.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct TrustedCa {
     /// The DER of the CA's subject, compared with a certificate's issuer.
     subject: Vec<u8>,
     kind: KeyKind,
-    /// The subjectPublicKey bits: an EC point, an RSAPublicKey, or an Ed25519 key.
-    public_key: Vec<u8>,
+    /// The CA's public key, imported by the verifier every shieldwall filter shares.
+    key: Key,
+}
+
+/// Two DER INTEGERs in a SEQUENCE (an RSAPublicKey's modulus and exponent, an ECDSA signature's
+/// r and s), as unsigned big-endian bytes without leading zeros.
+fn two_integers(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let mut reader = SliceReader::new(der).map_err(|e| e.to_string())?;
+    let pair = reader
+        .sequence(|r| {
+            let a = UintRef::decode(r)?;
+            let b = UintRef::decode(r)?;
+            Ok((a.as_bytes().to_vec(), b.as_bytes().to_vec()))
+        })
+        .map_err(|e| e.to_string())?;
+    reader.finish(pair).map_err(|e| e.to_string())
+}
+
+/// The public key as a JWK for [`Key::from_jwk`].
+fn jwk(kind: KeyKind, bits: &[u8]) -> Result<serde_json::Value, String> {
+    Ok(match kind {
+        KeyKind::Rsa => {
+            let (n, e) = two_integers(bits)
+                .map_err(|e| format!("the RSA public key cannot be read: {e}"))?;
+            json!({"kty": "RSA", "n": b64url_encode(&n), "e": b64url_encode(&e)})
+        }
+        KeyKind::P256 | KeyKind::P384 => {
+            let coords = bits
+                .strip_prefix(&[4u8])
+                .ok_or("the EC public key is not an uncompressed point")?;
+            let (x, y) = coords.split_at(coords.len() / 2);
+            let crv = if kind == KeyKind::P256 {
+                "P-256"
+            } else {
+                "P-384"
+            };
+            json!({"kty": "EC", "crv": crv, "x": b64url_encode(x), "y": b64url_encode(y)})
+        }
+        KeyKind::Ed25519 => json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(bits)}),
+    })
+}
+
+/// An X.509 ECDSA signature (DER `SEQUENCE { r, s }`) in the fixed `r || s` form.
+fn ecdsa_fixed(der: &[u8], size: usize) -> Option<Vec<u8>> {
+    let (r, s) = two_integers(der).ok()?;
+    if r.len() > size || s.len() > size {
+        return None;
+    }
+    let mut out = vec![0u8; 2 * size];
+    out.get_mut(size - r.len()..size)?.copy_from_slice(&r);
+    out.get_mut(2 * size - s.len()..)?.copy_from_slice(&s);
+    Some(out)
 }
 
 fn key_kind(cert: &Certificate) -> Result<KeyKind, String> {
@@ -88,33 +140,42 @@ impl TrustedCa {
         if !is_ca {
             return Err("not a CA certificate (basicConstraints cA is not true)".into());
         }
+        let kind = key_kind(&cert)?;
+        let bits = tbs
+            .subject_public_key_info
+            .subject_public_key
+            .as_bytes()
+            .ok_or("the public key is not a whole number of bytes")?;
+        let key = Key::from_jwk(&jwk(kind, bits)?, false)
+            .map_err(|e| format!("the public key is refused: {e}"))?;
         Ok(TrustedCa {
             subject: tbs
                 .subject
                 .to_der()
                 .map_err(|e| format!("the subject cannot be encoded: {e}"))?,
-            kind: key_kind(&cert)?,
-            public_key: tbs
-                .subject_public_key_info
-                .subject_public_key
-                .as_bytes()
-                .ok_or("the public key is not a whole number of bytes")?
-                .to_vec(),
+            kind,
+            key,
         })
     }
 
-    fn algorithm(&self, signature_oid: &str) -> Option<&'static dyn VerificationAlgorithm> {
-        Some(match (self.kind, signature_oid) {
-            (KeyKind::P256, ECDSA_SHA256) => &signature::ECDSA_P256_SHA256_ASN1,
-            (KeyKind::P256, ECDSA_SHA384) => &signature::ECDSA_P256_SHA384_ASN1,
-            (KeyKind::P384, ECDSA_SHA256) => &signature::ECDSA_P384_SHA256_ASN1,
-            (KeyKind::P384, ECDSA_SHA384) => &signature::ECDSA_P384_SHA384_ASN1,
-            (KeyKind::Rsa, RSA_SHA256) => &signature::RSA_PKCS1_2048_8192_SHA256,
-            (KeyKind::Rsa, RSA_SHA384) => &signature::RSA_PKCS1_2048_8192_SHA384,
-            (KeyKind::Rsa, RSA_SHA512) => &signature::RSA_PKCS1_2048_8192_SHA512,
-            (KeyKind::Ed25519, ED25519) => &signature::ED25519,
-            _ => return None,
-        })
+    /// Whether this CA's key verifies `signature` (as in the certificate) over `signed`, made
+    /// with the signature algorithm `oid`.
+    fn verifies(&self, oid: &str, signed: &[u8], signature: &[u8]) -> bool {
+        let (alg, fixed) = match (self.kind, oid) {
+            (KeyKind::P256, ECDSA_SHA256) => (Alg::ES256, ecdsa_fixed(signature, 32)),
+            (KeyKind::P384, ECDSA_SHA384) => (Alg::ES384, ecdsa_fixed(signature, 48)),
+            (KeyKind::Rsa, RSA_SHA256) => (Alg::RS256, None),
+            (KeyKind::Rsa, RSA_SHA384) => (Alg::RS384, None),
+            (KeyKind::Rsa, RSA_SHA512) => (Alg::RS512, None),
+            (KeyKind::Ed25519, ED25519) => (Alg::EdDSA, None),
+            _ => return false,
+        };
+        let is_ecdsa = matches!(alg, Alg::ES256 | Alg::ES384);
+        match (is_ecdsa, fixed) {
+            (true, None) => false,
+            (true, Some(sig)) => self.key.verify(alg, signed, &sig).is_ok(),
+            (false, _) => self.key.verify(alg, signed, signature).is_ok(),
+        }
     }
 }
 
@@ -151,15 +212,8 @@ pub fn verify(der: &[u8], cas: &[TrustedCa], now_secs: u64) -> Result<(), String
     if issuers.peek().is_none() {
         return Err("the certificate's issuer is none of the configured CAs".into());
     }
-    for ca in issuers {
-        if let Some(alg) = ca.algorithm(&oid) {
-            if UnparsedPublicKey::new(alg, &ca.public_key)
-                .verify(&signed, sig)
-                .is_ok()
-            {
-                return Ok(());
-            }
-        }
+    if issuers.any(|ca| ca.verifies(&oid, &signed, sig)) {
+        return Ok(());
     }
     Err("the certificate's signature is not by a configured CA".into())
 }

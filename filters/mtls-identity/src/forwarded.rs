@@ -28,7 +28,7 @@ pub enum Format {
 }
 
 /// The front proxies, recognised by their own (connection) certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct FrontProxy {
     /// SPIFFE IDs: the connection's certificate is an X.509 SVID with one of these IDs.
     pub spiffe_ids: Vec<String>,
