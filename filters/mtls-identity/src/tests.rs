@@ -1349,3 +1349,20 @@ fn chains_verify_with_rsa_ecdsa_p384_and_ed25519() {
         assert!(verify(&der, &[other], now_secs()).is_err(), "{name}");
     }
 }
+
+#[test]
+fn weak_ca_keys_are_refused_and_unsupported_combinations_do_not_verify() {
+    use crate::chain::{verify, TrustedCa};
+    let (weak, _) = openssl_pair("rsa1024", &["-newkey", "rsa:1024"], &["-sha256"]);
+    let e = TrustedCa::from_pem(&weak).unwrap_err();
+    assert!(e.starts_with("the public key is refused"), "{e}");
+    // P-256 signing with SHA-384: a valid certificate, but not a combination that verifies.
+    let (ca, leaf) = openssl_pair(
+        "p256-sha384",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+        &["-sha384"],
+    );
+    let ca = TrustedCa::from_pem(&ca).unwrap();
+    let der = crate::forwarded::pem_to_der(&leaf).unwrap();
+    assert!(verify(&der, &[ca], now_secs()).is_err());
+}
