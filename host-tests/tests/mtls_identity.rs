@@ -313,6 +313,7 @@ fn in_the_one_module_chain_it_answers_as_its_own_module() {
         assert_eq!(out_a, out_b);
         assert_eq!(id_a, id_b);
     }
+}
 
 /// URL-encodes like Envoy's XFCC `Cert=`.
 fn url_encode(text: &str) -> String {
