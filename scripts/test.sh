@@ -95,7 +95,8 @@ cargo build --target wasm32-wasip1 --release --locked "${modules[@]}"
 bash scripts/wasm-modules.sh check >&2
 
 step "tests: unit, host-tests (real modules on wasmtime), Envoy end-to-end (features: $features)"
-cargo test --workspace --locked --features "$features"
+# --no-fail-fast: every test binary runs, so one run reports every failure, not only the first.
+cargo test --workspace --locked --no-fail-fast --features "$features"
 
 fuzz_seconds="${SHIELDWALL_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then

@@ -125,6 +125,8 @@ pub struct Cluster {
     pub connect_timeout: String,
     /// HTTP/2 upstream, as a gRPC service (a wasm filter's gRPC callout) needs.
     pub http2: bool,
+    /// TLS to the upstream (plain TCP when `None`).
+    pub tls: Option<UpstreamTls>,
 }
 
 impl Cluster {
@@ -142,7 +144,14 @@ impl Cluster {
             port,
             connect_timeout: "1s".into(),
             http2: false,
+            tls: None,
         }
+    }
+
+    /// Speak TLS to this cluster (e.g. another Envoy's TLS listener).
+    pub fn tls(mut self, tls: UpstreamTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Speak HTTP/2 to this cluster: for a gRPC service.
@@ -166,6 +175,14 @@ impl Cluster {
                     } else {
                         ""
                     },
+                ),
+                (
+                    "TRANSPORT_SOCKET",
+                    &self
+                        .tls
+                        .as_ref()
+                        .map(UpstreamTls::to_yaml)
+                        .unwrap_or_default(),
                 ),
             ],
         )
@@ -286,6 +303,66 @@ impl DownstreamTls {
     }
 }
 
+/// TLS from Envoy to a cluster: the CA the upstream's server certificate must chain to, the
+/// server name it is checked against (and sent as SNI), and optionally a client certificate.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub trusted_ca: PathBuf,
+    pub server_name: String,
+    /// The client certificate chain and key Envoy presents (mTLS); `None`: none.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl UpstreamTls {
+    /// TLS verifying the upstream's certificate against `trusted_ca` for `server_name`.
+    pub fn new(trusted_ca: impl Into<PathBuf>, server_name: impl Into<String>) -> UpstreamTls {
+        UpstreamTls {
+            trusted_ca: trusted_ca.into(),
+            server_name: server_name.into(),
+            client_cert: None,
+        }
+    }
+
+    /// Present this client certificate to the upstream.
+    pub fn client_cert(
+        mut self,
+        cert_chain: impl Into<PathBuf>,
+        private_key: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_cert = Some((cert_chain.into(), private_key.into()));
+        self
+    }
+
+    /// The cluster's `transport_socket` block.
+    pub fn to_yaml(&self) -> String {
+        let path = |p: &Path| yaml_str(&absolute(p).to_string_lossy());
+        let name = yaml_str(&self.server_name);
+        let mut out = format!(
+            "transport_socket:
+  name: envoy.transport_sockets.tls
+  typed_config:
+    \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+    sni: {name}
+    common_tls_context:
+      validation_context:
+        trusted_ca: {{ filename: {} }}
+        match_typed_subject_alt_names:
+        - san_type: DNS
+          matcher: {{ exact: {name} }}
+",
+            path(&self.trusted_ca),
+        );
+        if let Some((cert, key)) = &self.client_cert {
+            out.push_str(&format!(
+                "      tls_certificates:\n      - certificate_chain: {{ filename: {} }}\n        private_key: {{ filename: {} }}\n",
+                path(cert),
+                path(key)
+            ));
+        }
+        out
+    }
+}
+
 /// Everything that varies between the end-to-end setups. Ports 0 mean "any free port"; [`crate::Envoy`]
 /// reads the bound ports back from the admin API, so parallel tests never race for a port.
 #[derive(Debug, Clone)]
@@ -315,6 +392,9 @@ pub struct EnvoyConfig {
     /// The connection manager's `forward_client_cert_details` (`SANITIZE`, Envoy's default, when
     /// `None`), e.g. `ALWAYS_FORWARD_ONLY` or `SANITIZE_SET`.
     pub forward_client_cert_details: Option<String>,
+    /// `set_current_client_cert_details` under `SANITIZE_SET` or `APPEND_FORWARD`, as a YAML flow
+    /// map; `None`: `{ subject: true, uri: true, dns: true }`.
+    pub set_current_client_cert_details: Option<String>,
 }
 
 impl EnvoyConfig {
@@ -334,6 +414,7 @@ impl EnvoyConfig {
             extra_args: Vec::new(),
             tls: None,
             forward_client_cert_details: None,
+            set_current_client_cert_details: None,
         }
     }
 
@@ -346,6 +427,14 @@ impl EnvoyConfig {
     /// Sets the connection manager's `forward_client_cert_details`.
     pub fn forward_client_cert_details(mut self, mode: impl Into<String>) -> Self {
         self.forward_client_cert_details = Some(mode.into());
+        self
+    }
+
+    /// Sets `set_current_client_cert_details` (a YAML flow map such as
+    /// `{ cert: true, uri: true, dns: true, subject: true }`), used with `SANITIZE_SET` and
+    /// `APPEND_FORWARD`.
+    pub fn set_current_client_cert_details(mut self, details: impl Into<String>) -> Self {
+        self.set_current_client_cert_details = Some(details.into());
         self
     }
 
@@ -404,9 +493,11 @@ impl EnvoyConfig {
         if let Some(mode) = &self.forward_client_cert_details {
             manager_extra.push_str(&format!("forward_client_cert_details: {mode}\n"));
             if mode == "SANITIZE_SET" || mode == "APPEND_FORWARD" {
-                manager_extra.push_str(
-                    "set_current_client_cert_details: { subject: true, uri: true, dns: true }\n",
-                );
+                let details = self
+                    .set_current_client_cert_details
+                    .as_deref()
+                    .unwrap_or("{ subject: true, uri: true, dns: true }");
+                manager_extra.push_str(&format!("set_current_client_cert_details: {details}\n"));
             }
         }
         render(
@@ -504,5 +595,28 @@ mod tests {
         ] {
             assert!(yaml.contains(needle), "missing {needle:?} in:\n{yaml}");
         }
+    }
+
+    #[test]
+    fn upstream_tls_with_a_client_certificate_and_the_cert_in_xfcc() {
+        let yaml = EnvoyConfig::new(9000)
+            .forward_client_cert_details("SANITIZE_SET")
+            .set_current_client_cert_details("{ cert: true, uri: true }")
+            .cluster(Cluster::new("gateway", 9300).tls(
+                UpstreamTls::new("/c/ca.crt", "gateway.test").client_cert("/c/f.crt", "/c/f.key"),
+            ))
+            .to_yaml(Path::new("/tmp/access.log"));
+        for needle in [
+            "          set_current_client_cert_details: { cert: true, uri: true }\n",
+            "  - name: \"gateway\"\n    type: STATIC\n    connect_timeout: 1s\n    transport_socket:\n      name: envoy.transport_sockets.tls\n",
+            "        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n        sni: \"gateway.test\"\n",
+            "          validation_context:\n            trusted_ca: { filename: \"/c/ca.crt\" }\n",
+            "            - san_type: DNS\n              matcher: { exact: \"gateway.test\" }\n",
+            "          tls_certificates:\n          - certificate_chain: { filename: \"/c/f.crt\" }\n            private_key: { filename: \"/c/f.key\" }\n",
+        ] {
+            assert!(yaml.contains(needle), "missing {needle:?} in:\n{yaml}");
+        }
+        // The other clusters stay plain.
+        assert_eq!(yaml.matches("UpstreamTlsContext").count(), 1, "{yaml}");
     }
 }

@@ -23,7 +23,7 @@ pub mod http;
 pub mod idp;
 pub mod jwt;
 
-pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, WasmFilter};
+pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
 pub use echo::Echo;
 pub use envoy::{envoy_binary, Envoy, StartError};
 pub use http::Response;

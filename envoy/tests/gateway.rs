@@ -515,12 +515,17 @@ fn check_readme_samples(source_cmd: &str) {
     let mut checked = 0;
     for heading in ["Quick start", "Metrics"] {
         let (prelude, commands) = readme_commands(section(&readme, heading));
-        let token = prelude
+        // The token command runs once, as a user runs it once: the commands after it share the
+        // token (and no token request slows them down between two rate-limited calls).
+        let token_cmd = prelude
             .iter()
             .find(|l| l.starts_with("TOKEN="))
             .cloned()
             .unwrap_or_default();
-        let head = format!("set -euo pipefail\n{source_cmd}\n{token}\n");
+        let token = bash(&format!(
+            "set -euo pipefail\n{source_cmd}\n{token_cmd}\nprintf %s \"${{TOKEN:-}}\""
+        ));
+        let head = format!("set -euo pipefail\n{source_cmd}\nTOKEN='{token}'\n");
         for (command, expect) in commands {
             let answer = bash(&format!("{head}{command}"));
             match expect {

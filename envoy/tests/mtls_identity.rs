@@ -9,7 +9,9 @@ use std::process::Command;
 
 use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
 use serde_json::{json, Value};
-use shieldwall_e2e::{wasm_path, DownstreamTls, Echo, Envoy, EnvoyConfig, WasmFilter};
+use shieldwall_e2e::{
+    wasm_path, Cluster, DownstreamTls, Echo, Envoy, EnvoyConfig, Route, UpstreamTls, WasmFilter,
+};
 
 const GATEWAY: &str = "spiffe://bank-a.example/ns/payments/sa/gateway";
 
@@ -438,4 +440,235 @@ fn a_token_bound_to_one_certificate_is_refused_with_another() {
         "{}",
         r.body
     );
+}
+
+const FRONT: &str = "spiffe://edge.example/front";
+
+/// The certificates of a front proxy setup: the two Envoys' server certificates, the front's
+/// client certificate towards the gateway (SPIFFE ID [`FRONT`]) and two clients.
+struct FrontPki {
+    front_server: TestCert,
+    gateway_server: TestCert,
+    front_client: TestCert,
+    gateway: TestCert,
+    partner: TestCert,
+}
+
+impl FrontPki {
+    fn new(ca: &TestCa) -> FrontPki {
+        let leaf = |file: &str, subject: &str, sans: &[&str]| {
+            ca.leaf(
+                file,
+                &LeafSpec {
+                    subject,
+                    sans,
+                    ca: false,
+                },
+            )
+        };
+        FrontPki {
+            front_server: leaf("front-server", "/CN=localhost", &["DNS:localhost"]),
+            // The front checks the name `gateway.test`; the test's curl calls it `localhost`.
+            gateway_server: leaf(
+                "gw-server",
+                "/CN=gateway.test",
+                &["DNS:gateway.test", "DNS:localhost"],
+            ),
+            front_client: leaf("front-client", "/CN=front", &[&format!("URI:{FRONT}")]),
+            gateway: leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]),
+            partner: leaf(
+                "p1",
+                "/CN=p1",
+                &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
+            ),
+        }
+    }
+}
+
+/// A front Envoy that terminates the client's TLS (a client certificate is verified when
+/// presented, not required), sets XFCC with `SANITIZE_SET` and the given
+/// `set_current_client_cert_details`, and forwards over mTLS with its own certificate to a
+/// gateway Envoy that runs mtls-identity with `mtls` as configuration. The gateway's connection
+/// manager runs with `ALWAYS_FORWARD_ONLY`: Envoy itself removes no XFCC, the filter decides.
+struct FrontPair {
+    front: Envoy,
+    gateway: Envoy,
+    _echo: Echo,
+}
+
+impl FrontPair {
+    fn start(ca: &TestCa, pki: &FrontPki, mtls: &Value, details: &str) -> FrontPair {
+        let echo = Echo::start();
+        let gateway = Envoy::start(
+            EnvoyConfig::new(echo.port())
+                .tls(
+                    DownstreamTls::new(&pki.gateway_server.cert, &pki.gateway_server.key)
+                        .client_ca(&ca.cert, false),
+                )
+                .forward_client_cert_details("ALWAYS_FORWARD_ONLY")
+                .filter(WasmFilter::new(
+                    wasm_path("mtls-identity"),
+                    "mtls-identity",
+                    mtls.to_string(),
+                )),
+        );
+        let front = Envoy::start(
+            EnvoyConfig::new(echo.port())
+                .tls(
+                    DownstreamTls::new(&pki.front_server.cert, &pki.front_server.key)
+                        .client_ca(&ca.cert, false),
+                )
+                .forward_client_cert_details("SANITIZE_SET")
+                .set_current_client_cert_details(details)
+                .cluster(
+                    Cluster::new("gateway", gateway.port()).tls(
+                        UpstreamTls::new(&ca.cert, "gateway.test")
+                            .client_cert(&pki.front_client.cert, &pki.front_client.key),
+                    ),
+                )
+                .route(Route::new("/", "gateway")),
+        );
+        FrontPair {
+            front,
+            gateway,
+            _echo: echo,
+        }
+    }
+}
+
+#[test]
+fn behind_a_front_envoy_that_forwards_the_client_certificate() {
+    let ca = TestCa::new("e2e-front");
+    let pki = FrontPki::new(&ca);
+    let (gateway, partner) = (&pki.gateway, &pki.partner);
+    let mut mtls = filter_config();
+    // The forwarded certificate must also be issued by the test CA (verified in the module).
+    let ca_pem = std::fs::read_to_string(&ca.cert).unwrap();
+    mtls["from_front_proxy"] = json!({ "proxies": { "spiffe_ids": [FRONT] },
+                                       "ca_certificates": [ca_pem] });
+    let pair = FrontPair::start(
+        &ca,
+        &pki,
+        &mtls,
+        "{ cert: true, uri: true, dns: true, subject: true }",
+    );
+    let (front_envoy, gateway_envoy) = (&pair.front, &pair.gateway);
+    let forged = [
+        (
+            "x-forwarded-client-cert",
+            "Hash=00;URI=spiffe://bank-a.example/forged",
+        ),
+        ("x-spiffe-id", "spiffe://bank-a.example/forged"),
+    ];
+
+    // Through the front: the client's certificate, from XFCC, is the identity.
+    let r = curl(front_envoy, &ca, Some(gateway), "/internal/pay", &forged);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.upstream("x-spiffe-id"), vec![GATEWAY]);
+    assert_eq!(
+        r.upstream("x-forwarded-client-cert"),
+        vec![format!(
+            "Hash={};Subject=\"CN=gateway\";URI={GATEWAY}",
+            gateway.sha256_hex
+        )]
+    );
+    let r = curl(front_envoy, &ca, Some(partner), "/internal/pay", &[]);
+    assert_eq!((r.status, r.error()), (403, "access_denied"), "{}", r.body);
+    let r = curl(front_envoy, &ca, Some(partner), "/partners/x", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.upstream("x-spiffe-id"),
+        vec!["spiffe://bank-b.example/ns/partners/sa/p1"]
+    );
+    // Through the front without a client certificate: the front's own is not taken.
+    let r = curl(front_envoy, &ca, None, "/internal/pay", &forged);
+    assert_eq!((r.status, r.error()), (401, "missing_client_certificate"));
+    let r = curl(front_envoy, &ca, None, "/public/x", &forged);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.upstream("x-spiffe-id").is_empty());
+    assert!(r.upstream("x-forwarded-client-cert").is_empty());
+
+    // Straight to the gateway with XFCC carrying the gateway's certificate: ignored, removed;
+    // the connection's own certificate is the identity.
+    let element = format!(
+        "Hash={};Cert=\"{}\";URI={GATEWAY}",
+        gateway.sha256_hex,
+        gateway.pem.replace('\n', "%0A").replace(' ', "%20")
+    );
+    let forged_cert = [("x-forwarded-client-cert", element.as_str())];
+    let r = curl(
+        gateway_envoy,
+        &ca,
+        Some(partner),
+        "/internal/pay",
+        &forged_cert,
+    );
+    assert_eq!((r.status, r.error()), (403, "access_denied"), "{}", r.body);
+    let r = curl(gateway_envoy, &ca, Some(partner), "/public/x", &forged_cert);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.upstream("x-spiffe-id"),
+        vec!["spiffe://bank-b.example/ns/partners/sa/p1"]
+    );
+    let xfcc = r.upstream("x-forwarded-client-cert");
+    assert_eq!(xfcc.len(), 1);
+    assert!(!xfcc[0].contains(GATEWAY), "{xfcc:?}");
+    let r = curl(gateway_envoy, &ca, None, "/internal/pay", &forged_cert);
+    assert_eq!((r.status, r.error()), (401, "missing_client_certificate"));
+
+    let stat = |n: &str| gateway_envoy.stat(&format!("wasmcustom.shieldwall.mtls_identity.{n}"));
+    assert_eq!(stat("allowed"), Some(3));
+    assert_eq!(stat("front_proxy.header_ignored"), Some(3));
+}
+
+/// What the front Envoy (1.40) sends, seen through a gateway whose filter keeps it
+/// (`forward_only`): with `cert: true` the element has `Cert="<URL-encoded PEM>"`; without it,
+/// only the fields, which the filter then reads (`Hash`, `Subject`, `URI`, `DNS`).
+#[test]
+fn the_front_envoys_xfcc_as_the_gateway_reads_it() {
+    let ca = TestCa::new("e2e-front-xfcc");
+    let pki = FrontPki::new(&ca);
+    let mut mtls = filter_config();
+    mtls["forward_client_cert"] = json!("forward_only");
+    mtls["from_front_proxy"] = json!({ "proxies": { "spiffe_ids": [FRONT] } });
+    let g = &pki.gateway;
+    let fields = format!("Hash={};Subject=\"CN=gateway\";URI={GATEWAY}", g.sha256_hex);
+    for (details, with_cert) in [
+        ("{ cert: true, uri: true, dns: true, subject: true }", true),
+        ("{ uri: true, dns: true, subject: true }", false),
+    ] {
+        let pair = FrontPair::start(&ca, &pki, &mtls, details);
+        let r = curl(&pair.front, &ca, Some(g), "/internal/pay", &[]);
+        assert_eq!(r.status, 200, "{details}: {}", r.body);
+        assert_eq!(r.upstream("x-spiffe-id"), vec![GATEWAY], "{details}");
+        let xfcc = r.upstream("x-forwarded-client-cert");
+        assert_eq!(xfcc.len(), 1, "{details}: {xfcc:?}");
+        let element = &xfcc[0];
+        if with_cert {
+            // Envoy URL-encodes the PEM: everything but letters, digits and `-._~`.
+            let pem: String = g
+                .pem
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            assert_eq!(
+                *element,
+                format!(
+                    "Hash={};Cert=\"{pem}\";Subject=\"CN=gateway\";URI={GATEWAY}",
+                    g.sha256_hex
+                ),
+                "{details}"
+            );
+        } else {
+            assert_eq!(*element, fields, "{details}");
+        }
+        let r = curl(&pair.front, &ca, Some(&pki.partner), "/internal/pay", &[]);
+        assert_eq!((r.status, r.error()), (403, "access_denied"), "{details}");
+    }
 }

@@ -16,7 +16,7 @@
 use host_tests::scenarios::{self, ClusterSpec, Observed, RequestSpec, Scenario};
 use host_tests::{Envoy as Harness, Plugin, Request};
 use serde_json::{json, Value};
-use shieldwall_e2e::{http, wasm_path, Echo, Envoy, EnvoyConfig, WasmFilter};
+use shieldwall_e2e::{http, wasm_path, DownstreamTls, Echo, Envoy, EnvoyConfig, WasmFilter};
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -248,7 +248,11 @@ fn cluster_yaml(name: &str, port: u16) -> String {
 }
 
 /// The `--config-yaml` overlay: listener `probe` with the plugins, and the scenario's clusters.
-fn overlay(plugins: &[(String, String, Value)], clusters: &[(String, u16)]) -> String {
+fn overlay(
+    plugins: &[(String, String, Value)],
+    clusters: &[(String, u16)],
+    tls: Option<&DownstreamTls>,
+) -> String {
     let filters: String = plugins
         .iter()
         .map(|(name, vm_id, config)| {
@@ -261,6 +265,7 @@ fn overlay(plugins: &[(String, String, Value)], clusters: &[(String, u16)]) -> S
         .iter()
         .map(|(name, port)| cluster_yaml(name, *port))
         .collect();
+    let transport_socket = tls.map(|t| indent(&t.to_yaml(), 6)).unwrap_or_default();
     format!(
         r#"static_resources:
   listeners:
@@ -288,7 +293,7 @@ fn overlay(plugins: &[(String, String, Value)], clusters: &[(String, u16)]) -> S
               routes:
               - match: {{ prefix: "/" }}
                 route: {{ cluster: upstream, timeout: 15s }}
-  clusters:
+{transport_socket}  clusters:
 {clusters}"#,
         filters = indent(&filters, 10),
         clusters = indent(&clusters, 2),
@@ -306,6 +311,15 @@ fn start_envoy(
     plugins: &[(String, String, Value)],
     specs: &[ClusterSpec],
 ) -> Result<ProbeEnvoy, shieldwall_e2e::StartError> {
+    start_envoy_with(plugins, specs, None)
+}
+
+/// [`start_envoy`], the listener over TLS when `tls` is given.
+fn start_envoy_with(
+    plugins: &[(String, String, Value)],
+    specs: &[ClusterSpec],
+    tls: Option<&DownstreamTls>,
+) -> Result<ProbeEnvoy, shieldwall_e2e::StartError> {
     let echo = Echo::start();
     let servers: Vec<Scripted> = specs.iter().cloned().map(Scripted::start).collect();
     let clusters: Vec<(String, u16)> = specs
@@ -316,7 +330,7 @@ fn start_envoy(
     let mut config = EnvoyConfig::new(echo.port());
     // The probe logs its observations at info, the level the harness's guests see by default.
     config.component_log_level = "wasm:info".into();
-    config.extra_args = vec!["--config-yaml".into(), overlay(plugins, &clusters)];
+    config.extra_args = vec!["--config-yaml".into(), overlay(plugins, &clusters, tls)];
     let envoy = Envoy::try_start(config)?;
     let listeners = http::request(
         envoy.admin_addr(),
@@ -756,4 +770,123 @@ fn a_callout_timeout_is_handled_as_envoy_handles_it() {
     println!("upstream x-callout: {:?}", forwarded(&envoy));
     assert_eq!(forwarded(&envoy), forwarded(&harness));
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS: the connection.* properties of a client certificate, in Envoy and on the harness.
+// ---------------------------------------------------------------------------------------------
+
+/// A TLS listener that verifies client certificates, a client (curl) with a certificate that has
+/// two URI SANs and two DNS SANs: what the probe reads of `connection.*` in Envoy, and what the
+/// harness answers for a `Tls` made from the same certificate (its PEM, digest, first URI and
+/// DNS SAN, RFC 4514 subject) are the same.
+#[test]
+fn tls_properties_of_a_client_certificate_are_read_in_the_harness_as_in_envoy() {
+    use mtls_identity::cert::PeerCertificate;
+    use mtls_identity::testing::{LeafSpec, TestCa};
+
+    let ca = TestCa::new("probe-tls");
+    let server = ca.leaf(
+        "server",
+        &LeafSpec {
+            subject: "/CN=localhost",
+            sans: &["DNS:localhost"],
+            ca: false,
+        },
+    );
+    let client = ca.leaf(
+        "client",
+        &LeafSpec {
+            subject: "/O=Probe Org/OU=Tests/CN=probe client",
+            sans: &[
+                "URI:spiffe://probe.example/first",
+                "URI:spiffe://probe.example/second",
+                "DNS:one.probe.example",
+                "DNS:two.probe.example",
+            ],
+            ca: false,
+        },
+    );
+    let config = json!({"scenario": "tls"});
+    let plugins = [("p".to_string(), "probe".to_string(), config.clone())];
+    let tls = DownstreamTls::new(&server.cert, &server.key).client_ca(&ca.cert, true);
+    let pe = start_envoy_with(&plugins, &[], Some(&tls)).unwrap_or_else(|e| panic!("{e}"));
+    let port = pe.probe.port();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(&ca.cert)
+        .arg("--cert")
+        .arg(&client.cert)
+        .arg("--key")
+        .arg(&client.key)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/tls"))
+        .output()
+        .expect("curl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pe.envoy.wait_for_log(Duration::from_secs(3), |log| {
+        log.contains("probe: connection.mtls=")
+    });
+    let (envoy_obs, _) = envoy_observations(&pe.envoy.log(), &plugins);
+
+    let parsed = PeerCertificate::from_pem(client.pem.as_bytes()).expect("the client certificate");
+    let t = host_tests::Tls::mtls(&parsed.subject.render())
+        .uri_san(&parsed.uri_sans[0])
+        .dns_san(&parsed.dns_sans[0])
+        .sha256(&client.sha256_hex)
+        .peer_pem(&client.pem);
+    let h = Harness::new();
+    let worker = h.worker(&[probe_plugin("p", &config)]).expect("worker");
+    let mut stream = worker.stream(Request::get("/tls").tls(t));
+    stream.send_request().upstream();
+    stream.finish();
+    let harness_obs: Vec<(String, String, String)> = worker
+        .logs()
+        .iter()
+        .filter_map(|l| {
+            let (k, v) = scenarios::parse_observation(&l.message)?;
+            Some((l.plugin.clone(), k, v))
+        })
+        .collect();
+
+    let pem = client.pem.replace('\n', "\\n");
+    let expected = [
+        ("connection.tls_version", "TLSv1.3"),
+        ("connection.peer_certificate", pem.as_str()),
+        (
+            "connection.sha256_peer_certificate_digest",
+            client.sha256_hex.as_str(),
+        ),
+        (
+            "connection.uri_san_peer_certificate",
+            "spiffe://probe.example/first",
+        ),
+        ("connection.dns_san_peer_certificate", "one.probe.example"),
+        (
+            "connection.subject_peer_certificate",
+            "CN=probe client,OU=Tests,O=Probe Org",
+        ),
+        ("connection.mtls", "[1]"),
+    ];
+    for (obs, who) in [(&envoy_obs, "envoy"), (&harness_obs, "harness")] {
+        let got: Vec<(&str, &str)> = obs
+            .iter()
+            .map(|(_, k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, expected.to_vec(), "{who}");
+    }
 }

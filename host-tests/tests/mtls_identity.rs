@@ -1,7 +1,8 @@
 //! mtls-identity over the real release module: the certificate of the connection (PEM, as Envoy
 //! exposes it) becomes the identity context that scope-authz decides on; forged certificate and
 //! identity headers are removed; each refusal; a certificate whose first URI SAN looks right but
-//! that carries two; a refused configuration.
+//! that carries two; a certificate forwarded by a front proxy, taken only from that proxy; a
+//! refused configuration.
 //!
 //! Build first: cargo build --release --target wasm32-wasip1 -p mtls-identity -p scope-authz
 
@@ -12,12 +13,14 @@ use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
 use serde_json::{json, Value};
 
 const GATEWAY: &str = "spiffe://bank-a.example/ns/payments/sa/gateway";
+const FRONT: &str = "spiffe://edge.example/front";
 
 struct Certs {
     gateway: TestCert,
     partner: TestCert,
     two_uris: TestCert,
     subject_only: TestCert,
+    front: TestCert,
 }
 
 fn certs() -> &'static Certs {
@@ -54,6 +57,7 @@ fn certs() -> &'static Certs {
                 "/O=Partner Ltd/CN=partner-1",
                 &["DNS:api.partner.example"],
             ),
+            front: leaf("front", "/CN=front", &[&format!("URI:{FRONT}")]),
         }
     })
 }
@@ -252,10 +256,10 @@ fn no_certificate() {
 fn a_configuration_that_cannot_work_is_refused_at_load() {
     let envoy = Envoy::new();
     let mut c = config();
-    c["from_front_proxy"] = json!({"spiffe_ids": [GATEWAY]});
+    c["from_front_proxy"] = json!({"proxies": {"spiffe_ids": [FRONT]}, "format": "pem"});
     let err = envoy.worker(&[mtls_identity(&c)]).err().expect("refused");
     assert!(
-        format!("{err:#}").contains("from_front_proxy: not supported yet"),
+        format!("{err:#}").contains("from_front_proxy.header: needed with `pem`"),
         "{err:#}"
     );
     let mut c = config();
@@ -309,4 +313,94 @@ fn in_the_one_module_chain_it_answers_as_its_own_module() {
         assert_eq!(out_a, out_b);
         assert_eq!(id_a, id_b);
     }
+}
+
+/// URL-encodes like Envoy's XFCC `Cert=`.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_certificate_forwarded_by_the_front_proxy_and_by_no_one_else() {
+    let envoy = Envoy::new();
+    let mut c = config();
+    c["from_front_proxy"] = json!({ "proxies": { "spiffe_ids": [FRONT] } });
+    let w = envoy.worker(&[mtls_identity(&c), scope_authz()]).unwrap();
+    let certs = certs();
+    let element = format!(
+        "By=spiffe://edge.example/server;Hash={};Cert=\"{}\";Subject=\"CN=gateway\";URI={GATEWAY}",
+        certs.gateway.sha256_hex,
+        url_encode(&certs.gateway.pem)
+    );
+
+    // From the front proxy: the forwarded certificate is the identity scope-authz decides on.
+    let (out, identity) = send(
+        &w,
+        Request::get("/internal/pay")
+            .tls(tls(&certs.front, Some(FRONT)))
+            .header("x-forwarded-client-cert", &element),
+    );
+    let up = out.upstream();
+    assert_eq!(up.header_all("x-spiffe-id"), vec![GATEWAY]);
+    assert_eq!(
+        up.header_all("x-forwarded-client-cert"),
+        vec![format!(
+            "Hash={};Subject=\"CN=gateway\";URI={GATEWAY}",
+            certs.gateway.sha256_hex
+        )]
+    );
+    let identity = identity.unwrap();
+    assert_eq!(identity["spiffe_id"], json!(GATEWAY));
+    assert_eq!(identity["claims"]["front_proxy"], json!(FRONT));
+
+    // From the front proxy without the header: its own certificate is not the client's.
+    let (out, identity) = send(
+        &w,
+        Request::get("/internal/pay").tls(tls(&certs.front, Some(FRONT))),
+    );
+    assert_eq!(code(&out), (401, "missing_client_certificate".into()));
+    assert!(identity.is_none());
+
+    // From a client with its own certificate: the header is ignored and removed.
+    let (out, identity) = send(
+        &w,
+        Request::get("/internal/pay")
+            .tls(tls(&certs.partner, None))
+            .header("x-forwarded-client-cert", &element),
+    );
+    assert_eq!(code(&out), (403, "access_denied".into()));
+    assert!(identity.is_none());
+    let (out, identity) = send(
+        &w,
+        Request::get("/anything")
+            .tls(tls(&certs.partner, None))
+            .header("x-forwarded-client-cert", &element),
+    );
+    let up = out.upstream();
+    assert!(!up
+        .header("x-forwarded-client-cert")
+        .unwrap_or_default()
+        .contains(GATEWAY));
+    assert_eq!(
+        identity.unwrap()["spiffe_id"],
+        json!("spiffe://bank-b.example/ns/partners/sa/p1")
+    );
+    // Without TLS at all: ignored too.
+    let (out, _) = send(
+        &w,
+        Request::get("/internal/pay").header("x-forwarded-client-cert", &element),
+    );
+    assert_eq!(code(&out), (401, "missing_client_certificate".into()));
+    assert_eq!(
+        envoy.metric("shieldwall.mtls_identity.front_proxy.header_ignored"),
+        Some(3)
+    );
 }

@@ -9,7 +9,9 @@ use shieldwall_core::config::Within;
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
 
+use crate::chain::TrustedCa;
 use crate::dn::Dn;
+use crate::forwarded::{Format, FrontProxy};
 use crate::spiffe::{check_trust_domain, SpiffeId};
 
 /// The header Envoy uses for forwarded client certificate details.
@@ -27,9 +29,8 @@ pub struct ConfigFile {
     pub forward_client_cert: ForwardClientCert,
     #[serde(default)]
     pub headers: HeadersFile,
-    /// Accepted only to refuse it with a clear message (not supported yet).
     #[serde(default)]
-    pub from_front_proxy: Option<Value>,
+    pub from_front_proxy: Option<FrontProxyFile>,
     #[serde(default)]
     pub path: PathOptions,
 }
@@ -45,6 +46,30 @@ pub struct RuleFile {
     /// `"optional"`, an object of matchers, or absent. Read by hand for precise errors.
     #[serde(default)]
     pub requires: Option<Value>,
+}
+
+/// `from_front_proxy`: a TLS terminator in front that forwards the client certificate in a header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontProxyFile {
+    pub proxies: ProxiesFile,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// CA certificates (PEM) a forwarded certificate must be issued by.
+    #[serde(default)]
+    pub ca_certificates: Vec<String>,
+}
+
+/// The front proxies, by their own connection certificate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxiesFile {
+    #[serde(default)]
+    pub spiffe_ids: Vec<String>,
+    #[serde(default)]
+    pub sha256: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +161,7 @@ pub struct Config {
     pub forward_client_cert: ForwardClientCert,
     pub spiffe_id_header: Option<String>,
     pub cert_sha256_header: Option<String>,
+    pub front_proxy: Option<FrontProxy>,
     pub path: PathOptions,
 }
 
@@ -143,6 +169,14 @@ pub struct Config {
 const MAX_DEPTH: usize = 8;
 
 fn header_name(name: &str) -> Result<String, String> {
+    let name = any_header_name(name)?;
+    if name == XFCC_HEADER {
+        return Err(format!("`{XFCC_HEADER}` is set by `forward_client_cert`"));
+    }
+    Ok(name)
+}
+
+fn any_header_name(name: &str) -> Result<String, String> {
     let valid = !name.is_empty()
         && name
             .bytes()
@@ -150,10 +184,79 @@ fn header_name(name: &str) -> Result<String, String> {
     if !valid {
         return Err("not a lower-case HTTP header name".into());
     }
-    if name == XFCC_HEADER {
-        return Err(format!("`{XFCC_HEADER}` is set by `forward_client_cert`"));
-    }
     Ok(name.to_string())
+}
+
+/// A SHA-256 in hex, upper or lower case, optionally with `:` between the bytes (the form of
+/// `openssl x509 -fingerprint -sha256`), as lowercase hex without separators.
+fn sha256_hex(text: &str) -> Result<String, String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("not a SHA-256 in hex (64 hex digits)".into());
+    }
+    Ok(hex.to_ascii_lowercase())
+}
+
+fn front_proxy(file: FrontProxyFile, identity_headers: &[&str]) -> Result<FrontProxy, ConfigError> {
+    let ProxiesFile { spiffe_ids, sha256 } = file.proxies;
+    if spiffe_ids.is_empty() && sha256.is_empty() {
+        return Err(ConfigError::new(
+            "proxies",
+            "no front proxy: give `spiffe_ids` or `sha256`",
+        ));
+    }
+    let mut ids = Vec::with_capacity(spiffe_ids.len());
+    for (i, id) in spiffe_ids.iter().enumerate() {
+        let id = SpiffeId::parse(id).map_err(|e| {
+            ConfigError::new(
+                format!("proxies.spiffe_ids[{i}]"),
+                format!("not a SPIFFE ID: {e}"),
+            )
+        })?;
+        ids.push(id.as_str().to_string());
+    }
+    let mut hashes = Vec::with_capacity(sha256.len());
+    for (i, h) in sha256.iter().enumerate() {
+        hashes
+            .push(sha256_hex(h).map_err(|e| ConfigError::new(format!("proxies.sha256[{i}]"), e))?);
+    }
+    let format = file.format.unwrap_or(Format::Xfcc);
+    let header = match (file.header, format) {
+        (Some(h), _) => any_header_name(&h).map_err(|e| ConfigError::new("header", e))?,
+        (None, Format::Xfcc) => XFCC_HEADER.to_string(),
+        (None, _) => {
+            return Err(ConfigError::new(
+                "header",
+                "needed with `pem` and `der_base64` (the header the front proxy writes)",
+            ))
+        }
+    };
+    if format != Format::Xfcc && header == XFCC_HEADER {
+        return Err(ConfigError::new(
+            "header",
+            format!("`{XFCC_HEADER}` holds the `xfcc` format"),
+        ));
+    }
+    if identity_headers.contains(&header.as_str()) {
+        return Err(ConfigError::new(
+            "header",
+            "one of the headers the filter writes (`headers`)",
+        ));
+    }
+    let mut cas = Vec::with_capacity(file.ca_certificates.len());
+    for (i, pem) in file.ca_certificates.iter().enumerate() {
+        cas.push(
+            TrustedCa::from_pem(pem)
+                .map_err(|e| ConfigError::new(format!("ca_certificates[{i}]"), e))?,
+        );
+    }
+    Ok(FrontProxy {
+        spiffe_ids: ids,
+        sha256: hashes,
+        header,
+        format,
+        cas,
+    })
 }
 
 impl Config {
@@ -163,12 +266,6 @@ impl Config {
     }
 
     pub fn build(file: ConfigFile) -> Result<Config, ConfigError> {
-        if file.from_front_proxy.is_some() {
-            return Err(ConfigError::new(
-                "from_front_proxy",
-                "not supported yet: this version takes the certificate only from the TLS connection itself",
-            ));
-        }
         let mut trust_domains = Vec::new();
         for (i, td) in file.trust_domains.iter().enumerate() {
             check_trust_domain(td)
@@ -234,6 +331,15 @@ impl Config {
                 "the same header as `headers.spiffe_id`",
             ));
         }
+        let identity_headers: Vec<&str> = [&spiffe_id_header, &cert_sha256_header]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let front_proxy = match file.from_front_proxy {
+            Some(f) => Some(front_proxy(f, &identity_headers).within("from_front_proxy")?),
+            None => None,
+        };
         Ok(Config {
             trust_domains,
             tenants: file.tenant_from_trust_domain,
@@ -241,6 +347,7 @@ impl Config {
             forward_client_cert: file.forward_client_cert,
             spiffe_id_header,
             cert_sha256_header,
+            front_proxy,
             path: file.path,
         })
     }

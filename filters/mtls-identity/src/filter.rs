@@ -1,6 +1,7 @@
 //! The stream glue of mtls-identity: removes certificate and identity headers a client sent,
-//! reads the client certificate of the connection, applies the first rule whose route matches,
-//! and on success writes the identity context and the configured headers.
+//! reads the client certificate of the connection (or, on a connection from a listed front proxy,
+//! the one it forwards in a header), applies the first rule whose route matches, and on success
+//! writes the identity context and the configured headers.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,6 +20,9 @@ pub struct Caller {
     pub cert: PeerCertificate,
     /// The SPIFFE ID when the certificate is an X.509 SVID of a configured trust domain.
     pub spiffe: Result<SpiffeId, SpiffeRefusal>,
+    /// The front proxy (its SPIFFE ID, or `sha256:<hex>`) that forwarded the certificate in a
+    /// header; `None` for the certificate of the connection itself.
+    pub via: Option<String>,
 }
 
 /// Why a certificate gives no SPIFFE identity.
@@ -46,7 +50,11 @@ impl Caller {
             )),
             Err(e) => Err(SpiffeRefusal::NotSvid(e)),
         };
-        Caller { cert, spiffe }
+        Caller {
+            cert,
+            spiffe,
+            via: None,
+        }
     }
 
     pub fn matches(&self, m: &Matcher) -> bool {
@@ -144,11 +152,15 @@ pub struct MtlsIdentityStream {
     metrics: Rc<RefCell<Metrics>>,
 }
 
-/// The client certificate of the connection: none, or one that was read, or one that could not be.
+/// The reason of a certificate that cannot be read.
+const UNREADABLE: &str = "unreadable_certificate";
+
+/// The client certificate: none, or one that was read, or one that could not be read or (a
+/// forwarded one) verified, with the reason and what went wrong.
 enum Presented {
     None,
     Certificate(Box<Caller>),
-    Unreadable(String),
+    Unreadable(&'static str, String),
 }
 
 impl MtlsIdentityStream {
@@ -165,11 +177,20 @@ impl MtlsIdentityStream {
         Action::Pause
     }
 
-    /// Removes what a client may have sent in place of the proxy.
-    fn remove_client_headers(&self, host: &mut dyn Host) {
+    /// Removes what a client may have sent in place of the proxy. `trusted_front` says whether
+    /// the connection is one of the listed front proxies.
+    fn remove_client_headers(&self, host: &mut dyn Host, trusted_front: bool) {
         let config = &self.config;
-        if config.forward_client_cert != ForwardClientCert::ForwardOnly {
+        let forward_only = config.forward_client_cert == ForwardClientCert::ForwardOnly;
+        if !forward_only {
             host.set_request_header(XFCC_HEADER, None);
+        }
+        if let Some(fp) = &config.front_proxy {
+            // The forwarded header is kept only as a trusted front proxy sent it, under
+            // `forward_only`; from any other connection it never reaches the upstream.
+            if !(forward_only && trusted_front) {
+                host.set_request_header(&fp.header, None);
+            }
         }
         for h in [&config.spiffe_id_header, &config.cert_sha256_header]
             .into_iter()
@@ -179,6 +200,7 @@ impl MtlsIdentityStream {
         }
     }
 
+    /// The certificate of the connection itself.
     fn presented(&self, host: &dyn Host) -> Presented {
         let mtls = host
             .property(&["connection", "mtls"])
@@ -187,14 +209,64 @@ impl MtlsIdentityStream {
             return Presented::None;
         }
         let Some(pem) = host.property(&["connection", "peer_certificate"]) else {
-            return Presented::Unreadable("the proxy does not expose the peer certificate".into());
+            return Presented::Unreadable(
+                UNREADABLE,
+                "the proxy does not expose the peer certificate".into(),
+            );
         };
         match PeerCertificate::from_pem(&pem) {
             Ok(cert) => {
                 Presented::Certificate(Box::new(Caller::new(cert, &self.config.trust_domains)))
             }
-            Err(e) => Presented::Unreadable(e),
+            Err(e) => Presented::Unreadable(UNREADABLE, e),
         }
+    }
+
+    /// The client certificate: forwarded in the header when the connection is a listed front
+    /// proxy, else the connection's own. Also says whether the connection is a front proxy.
+    fn client(&self, host: &mut dyn Host) -> (Presented, bool) {
+        let connection = self.presented(host);
+        let Some(fp) = &self.config.front_proxy else {
+            return (connection, false);
+        };
+        let values: Vec<String> = host
+            .request_headers()
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(&fp.header))
+            .map(|(_, v)| v)
+            .collect();
+        let proxy = match &connection {
+            Presented::Certificate(c) => fp.recognise(&c.cert),
+            Presented::None | Presented::Unreadable(..) => None,
+        };
+        let Some(proxy) = proxy else {
+            if !values.is_empty() {
+                (host as &dyn Host).info(&format!(
+                    "mtls-identity: `{}` ignored and removed: the connection is not a listed front proxy",
+                    fp.header
+                ));
+                self.count(host, "front_proxy.header_ignored");
+            }
+            return (connection, false);
+        };
+        // The front proxy's own certificate is never the client's identity.
+        let now_secs = (host as &dyn Host).now_nanos() / 1_000_000_000;
+        let forwarded = match fp.read(&values, now_secs) {
+            Ok(None) => Presented::None,
+            Ok(Some(cert)) => {
+                let mut caller = Caller::new(cert, &self.config.trust_domains);
+                caller.via = Some(proxy);
+                Presented::Certificate(Box::new(caller))
+            }
+            Err(e) => Presented::Unreadable(
+                e.reason,
+                format!(
+                    "the certificate forwarded by {proxy} in `{}`: {}",
+                    fp.header, e.detail
+                ),
+            ),
+        };
+        (forwarded, true)
     }
 
     /// Writes the identity context and the headers for the upstream.
@@ -203,10 +275,11 @@ impl MtlsIdentityStream {
         let subject = caller.cert.subject.render();
         let id = caller.spiffe.as_ref().ok();
         let mut identity = Identity {
-            sub: Some(
-                id.map(|i| i.as_str().to_string())
-                    .unwrap_or_else(|| subject.clone()),
-            ),
+            // The SPIFFE ID, else the subject; none when both are missing (XFCC fields without
+            // `Subject` or `URI`).
+            sub: id
+                .map(|i| i.as_str().to_string())
+                .or_else(|| (!subject.is_empty()).then(|| subject.clone())),
             spiffe_id: id.map(|i| i.as_str().to_string()),
             cert_sha256: Some(caller.cert.thumbprint()),
             tenant: id.and_then(|i| config.tenants.get(i.trust_domain()).cloned()),
@@ -216,6 +289,11 @@ impl MtlsIdentityStream {
         identity
             .claims
             .insert("cert_subject".into(), serde_json::Value::String(subject));
+        if let Some(via) = &caller.via {
+            identity
+                .claims
+                .insert("front_proxy".into(), serde_json::Value::String(via.clone()));
+        }
         if identity.merge_and_write(host).is_err() {
             (host as &dyn Host).warn("mtls-identity: the identity context could not be written");
             self.count(host, "identity_write_failed");
@@ -232,7 +310,9 @@ impl MtlsIdentityStream {
     }
 
     fn decide(&self, host: &mut dyn Host) -> Action {
-        self.remove_client_headers(host);
+        // Read before anything is removed: the forwarded header is read only from a front proxy.
+        let (presented, trusted_front) = self.client(host);
+        self.remove_client_headers(host, trusted_front);
         let config = self.config.clone();
         let line = match RequestLine::from_host(host, config.path) {
             Ok(line) => line,
@@ -260,13 +340,12 @@ impl MtlsIdentityStream {
                 "no rule matches the request",
             );
         };
-        let presented = self.presented(host);
         match (&rule.requires, presented) {
             (Requires::Nothing, Presented::None) | (Requires::Optional, Presented::None) => {
                 self.count(host, "allowed.no_certificate");
                 Action::Continue
             }
-            (Requires::Nothing, Presented::Unreadable(e)) => {
+            (Requires::Nothing, Presented::Unreadable(_, e)) => {
                 (host as &dyn Host).warn(&format!(
                     "mtls-identity: certificate ignored by {}: {e}",
                     rule.label
@@ -284,10 +363,10 @@ impl MtlsIdentityStream {
                 "missing_client_certificate",
                 &format!("{} needs a client certificate", rule.label),
             ),
-            (_, Presented::Unreadable(e)) => self.deny(
+            (_, Presented::Unreadable(reason, e)) => self.deny(
                 host,
                 Reply::forbidden("access_denied", "the client certificate cannot be used"),
-                "unreadable_certificate",
+                reason,
                 &e,
             ),
             (Requires::Nothing | Requires::Optional, Presented::Certificate(caller)) => {

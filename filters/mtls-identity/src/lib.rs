@@ -5,13 +5,19 @@
 //! domain, checks per route who may call, writes the identity context that later filters read, and
 //! removes any certificate or identity header a client sent in place of the proxy.
 //!
+//! Behind a TLS terminator, [`forwarded`] reads the client certificate the terminator forwards in
+//! a header, only on a connection whose own certificate is a listed front proxy, and [`chain`]
+//! optionally verifies it against configured CA certificates.
+//!
 //! [`spiffe`] parses SPIFFE IDs; [`dn`] parses and compares distinguished names; [`cert`] reads
 //! the certificate; [`config`] parses the plugin configuration; [`filter`] is the stream logic.
 
 pub mod cert;
+pub mod chain;
 pub mod config;
 pub mod dn;
 pub mod filter;
+pub mod forwarded;
 pub mod spiffe;
 #[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
 pub mod testing;

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use base64::Engine;
 use serde_json::{json, Value};
 use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::testing::MockHost;
@@ -128,12 +129,19 @@ struct Certs {
     subject_only: String,
     dns: String,
     ca_svid: String,
+    front: String,
+    /// The CA that issued every certificate above, in PEM.
+    ca: String,
+    /// The gateway's SPIFFE ID from another CA, and that CA.
+    foreign: String,
+    foreign_ca: String,
 }
 
 fn certs() -> &'static Certs {
     static CERTS: OnceLock<Certs> = OnceLock::new();
     CERTS.get_or_init(|| {
         let ca = TestCa::new("unit");
+        let other = TestCa::new("unit-other");
         let leaf = |file: &str, subject: &str, sans: &[&str], is_ca: bool| {
             ca.leaf(
                 file,
@@ -198,6 +206,24 @@ fn certs() -> &'static Certs {
                 &["URI:spiffe://bank-a.example/ns/payments/sa/gateway"],
                 true,
             ),
+            front: leaf(
+                "front",
+                "/CN=front",
+                &["URI:spiffe://edge.example/front"],
+                false,
+            ),
+            ca: std::fs::read_to_string(&ca.cert).unwrap(),
+            foreign: other
+                .leaf(
+                    "gw",
+                    &LeafSpec {
+                        subject: "/CN=gateway",
+                        sans: &["URI:spiffe://bank-a.example/ns/payments/sa/gateway"],
+                        ca: false,
+                    },
+                )
+                .pem,
+            foreign_ca: std::fs::read_to_string(&other.cert).unwrap(),
         }
     })
 }
@@ -645,9 +671,56 @@ fn bad_configurations_name_the_field() {
     let mut c = issue_config();
     c["headers"]["cert_sha256"] = json!("x-forwarded-client-cert");
     assert!(refused(c).starts_with("headers.cert_sha256:"));
+    for (front, error) in [
+        (
+            json!({"spiffe_ids": ["spiffe://bank-a.example/lb"]}),
+            "from_front_proxy.spiffe_ids: unknown field `spiffe_ids`",
+        ),
+        (
+            json!({"proxies": {}}),
+            "from_front_proxy.proxies: no front proxy",
+        ),
+        (
+            json!({"proxies": {"spiffe_ids": ["spiffe://Edge/x"]}}),
+            "from_front_proxy.proxies.spiffe_ids[0]: not a SPIFFE ID",
+        ),
+        (
+            json!({"proxies": {"sha256": ["abcd"]}}),
+            "from_front_proxy.proxies.sha256[0]: not a SHA-256",
+        ),
+        (
+            json!({"proxies": {"sha256": [FRONT_HASH]}, "format": "pem"}),
+            "from_front_proxy.header: needed with `pem`",
+        ),
+        (
+            json!({"proxies": {"sha256": [FRONT_HASH]}, "format": "der_base64",
+                   "header": "x-forwarded-client-cert"}),
+            "from_front_proxy.header: `x-forwarded-client-cert` holds the `xfcc` format",
+        ),
+        (
+            json!({"proxies": {"sha256": [FRONT_HASH]}, "header": "x-spiffe-id"}),
+            "from_front_proxy.header: one of the headers the filter writes",
+        ),
+        (
+            json!({"proxies": {"sha256": [FRONT_HASH]}, "header": "X-Client-Cert"}),
+            "from_front_proxy.header: not a lower-case HTTP header name",
+        ),
+        (
+            json!({"proxies": {"sha256": [FRONT_HASH]}, "format": "der"}),
+            "from_front_proxy.format: unknown variant `der`",
+        ),
+    ] {
+        let mut c = issue_config();
+        c["from_front_proxy"] = front;
+        let e = refused(c);
+        assert!(e.starts_with(error), "{e}");
+    }
+    // Hex in upper case with colons (openssl's fingerprint form) is accepted.
     let mut c = issue_config();
-    c["from_front_proxy"] = json!({"spiffe_ids": ["spiffe://bank-a.example/lb"]});
-    assert!(refused(c).starts_with("from_front_proxy: not supported yet"));
+    let colons: Vec<String> = (0..32).map(|_| "AB".to_string()).collect();
+    c["from_front_proxy"] = json!({"proxies": {"sha256": [colons.join(":")]}});
+    let config = Config::parse(c.to_string().as_bytes()).unwrap();
+    assert_eq!(config.front_proxy.unwrap().sha256, vec!["ab".repeat(32)]);
     let mut c = issue_config();
     c["rules"][0]["match"] = json!({"prefix": "healthz"});
     assert_eq!(refused(c), "rules[0].match.prefix: must start with `/`");
@@ -656,4 +729,640 @@ fn bad_configurations_name_the_field() {
     let mut c = issue_config();
     c["rules"][1]["requires"]["subject"] = json!("CN");
     assert!(refused(c).starts_with("rules[1].requires.subject:"));
+}
+
+// ------------------------------------------------------------------ from_front_proxy
+
+const FRONT: &str = "spiffe://edge.example/front";
+const FRONT_HASH: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// URL-encodes like Envoy's XFCC `Cert=`: everything but unreserved characters.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    crate::forwarded::pem_to_der(pem).unwrap()
+}
+
+fn front_config(front: Value) -> Value {
+    let mut c = issue_config();
+    c["from_front_proxy"] = front;
+    c
+}
+
+fn xfcc_front() -> Value {
+    front_config(json!({ "proxies": { "spiffe_ids": [FRONT] } }))
+}
+
+/// Seconds since the Unix epoch now: the test certificates are valid from now for a day.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn via_at(
+    config: &Value,
+    conn: Option<&str>,
+    path: &str,
+    headers: &[(&str, &str)],
+    now: u64,
+) -> Run {
+    let mut host = MockHost::request("GET", path, headers);
+    host.now_ns = now * 1_000_000_000;
+    run_with(config, host, conn)
+}
+
+fn via(config: &Value, conn: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Run {
+    via_at(config, conn, path, headers, now_secs())
+}
+
+#[test]
+fn a_trusted_front_proxy_forwards_the_client_certificate_in_xfcc() {
+    let c = certs();
+    let partner = PeerCertificate::from_pem(c.partner.as_bytes()).unwrap();
+    // Envoy's SANITIZE_SET with cert, uri, dns and subject: `By` is the front's own server
+    // certificate, `Cert` the client's, URL-encoded.
+    let element = format!(
+        "By=spiffe://edge.example/server;Hash={};Cert=\"{}\";Subject=\"CN=p1\";URI=spiffe://bank-b.example/ns/partners/sa/p1",
+        partner.sha256_hex(),
+        url_encode(&c.partner)
+    );
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/partners/x",
+        &[
+            ("x-forwarded-client-cert", &element),
+            ("x-spiffe-id", "spiffe://bank-a.example/forged"),
+        ],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    let id = r.identity().unwrap();
+    assert_eq!(
+        id.spiffe_id.as_deref(),
+        Some("spiffe://bank-b.example/ns/partners/sa/p1")
+    );
+    assert_eq!(id.tenant.as_deref(), Some("bank-b"));
+    assert_eq!(id.cert_sha256, Some(partner.thumbprint()));
+    assert_eq!(id.claims["front_proxy"], json!(FRONT));
+    assert_eq!(
+        r.header("x-spiffe-id").as_deref(),
+        Some("spiffe://bank-b.example/ns/partners/sa/p1")
+    );
+    // sanitize_set: the upstream gets the filter's element for the client, not the front's.
+    assert_eq!(r.header("x-forwarded-client-cert"), Some(xfcc(&partner)));
+    assert_eq!(r.host.metric("shieldwall.mtls_identity.allowed"), 1);
+
+    // Several elements (APPEND_FORWARD chains): the last is the nearest proxy's.
+    let gw = PeerCertificate::from_pem(c.gateway.as_bytes()).unwrap();
+    let chain = format!(
+        "Cert=\"{}\",Cert=\"{}\"",
+        url_encode(&c.partner),
+        url_encode(&c.gateway)
+    );
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &chain)],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    assert_eq!(r.identity().unwrap().cert_sha256, Some(gw.thumbprint()));
+    // The same as two header lines.
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/internal/x",
+        &[
+            (
+                "x-forwarded-client-cert",
+                &format!("Cert={}", url_encode(&c.partner)),
+            ),
+            (
+                "x-forwarded-client-cert",
+                &format!("Cert={}", url_encode(&c.gateway)),
+            ),
+        ],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+}
+
+#[test]
+fn the_forwarded_certificate_meets_the_same_svid_rules() {
+    let c = certs();
+    for (pem, reason) in [
+        (&c.two_uris, "several_uri_sans"),
+        (&c.ca_svid, "ca_certificate"),
+        (&c.wrong_domain, "untrusted_trust_domain"),
+        (&c.partner, "not_allowed"),
+    ] {
+        let element = format!("Cert=\"{}\"", url_encode(pem));
+        let r = via(
+            &xfcc_front(),
+            Some(&c.front),
+            "/internal/x",
+            &[("x-forwarded-client-cert", &element)],
+        );
+        assert_eq!(r.status(), 403, "{reason}");
+        assert_eq!(
+            r.host
+                .metric(&format!("shieldwall.mtls_identity.denied.{reason}")),
+            1,
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn xfcc_fields_without_cert() {
+    let c = certs();
+    let gw = PeerCertificate::from_pem(c.gateway.as_bytes()).unwrap();
+    let element = format!(
+        "By=spiffe://edge.example/server;Hash={};Subject=\"CN=gateway\";URI=spiffe://bank-a.example/ns/payments/sa/gateway;DNS=gw.example",
+        gw.sha256_hex()
+    );
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &element)],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    let id = r.identity().unwrap();
+    assert_eq!(
+        id.spiffe_id.as_deref(),
+        Some("spiffe://bank-a.example/ns/payments/sa/gateway")
+    );
+    assert_eq!(id.cert_sha256, Some(gw.thumbprint()));
+    assert_eq!(id.claims["cert_subject"], json!("CN=gateway"));
+    // Only `Hash` and `DNS`: an identity with the thumbprint and no `sub`.
+    let bare = format!("Hash={};DNS=gw.example", gw.sha256_hex());
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/public/x",
+        &[("x-forwarded-client-cert", &bare)],
+    );
+    assert!(r.allowed());
+    let id = r.identity().unwrap();
+    assert_eq!(id.sub, None);
+    assert_eq!(id.cert_sha256, Some(gw.thumbprint()));
+    assert_eq!(id.claims["cert_subject"], json!(""));
+    // Two URI fields are two URI SANs: no SVID.
+    let two = format!(
+        "Hash={};URI=spiffe://bank-a.example/ns/payments/sa/gateway;URI=spiffe://bank-a.example/x",
+        gw.sha256_hex()
+    );
+    let r = via(
+        &xfcc_front(),
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &two)],
+    );
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.several_uri_sans"),
+        1
+    );
+    // What cannot be read is refused where a certificate matters.
+    for bad in [
+        "URI=spiffe://bank-a.example/ns/payments/sa/gateway".to_string(),
+        "Hash=00;URI=spiffe://bank-a.example/ns/payments/sa/gateway".to_string(),
+        format!("Hash={};Subject=\"CN", gw.sha256_hex()),
+        format!("Hash={};Cert=\"{}\"", FRONT_HASH, url_encode(&c.gateway)),
+        "Cert=\"-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----\"".into(),
+    ] {
+        let r = via(
+            &xfcc_front(),
+            Some(&c.front),
+            "/internal/x",
+            &[("x-forwarded-client-cert", &bad)],
+        );
+        assert_eq!(r.status(), 403, "{bad}");
+        assert_eq!(
+            r.host
+                .metric("shieldwall.mtls_identity.denied.unreadable_certificate"),
+            1,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_forwarded_header_from_any_other_connection_is_ignored_and_removed() {
+    let c = certs();
+    let forged = format!("Cert=\"{}\"", url_encode(&c.gateway));
+    for mode in ["sanitize", "sanitize_set", "forward_only"] {
+        let mut config = xfcc_front();
+        config["forward_client_cert"] = json!(mode);
+        // A client with its own certificate: that certificate is the identity.
+        let r = via(
+            &config,
+            Some(&c.partner),
+            "/partners/x",
+            &[("x-forwarded-client-cert", &forged)],
+        );
+        assert!(r.allowed(), "{mode}");
+        assert_eq!(
+            r.identity().unwrap().spiffe_id.as_deref(),
+            Some("spiffe://bank-b.example/ns/partners/sa/p1")
+        );
+        assert!(r.identity().unwrap().claims.get("front_proxy").is_none());
+        let upstream = r.header("x-forwarded-client-cert");
+        if mode == "sanitize_set" {
+            assert!(upstream.unwrap().contains("URI=spiffe://bank-b.example/"));
+        } else {
+            assert_eq!(upstream, None, "{mode}");
+        }
+        assert_eq!(
+            r.host
+                .metric("shieldwall.mtls_identity.front_proxy.header_ignored"),
+            1
+        );
+        // No certificate at all: the header does not stand in for one.
+        let r = via(
+            &config,
+            None,
+            "/internal/x",
+            &[("x-forwarded-client-cert", &forged)],
+        );
+        assert_eq!(r.status(), 401, "{mode}");
+        let r = via(
+            &config,
+            None,
+            "/public/x",
+            &[("x-forwarded-client-cert", &forged)],
+        );
+        assert!(r.allowed());
+        assert!(r.identity().is_none());
+        assert_eq!(r.header("x-forwarded-client-cert"), None, "{mode}");
+    }
+    // A PEM header from a client that is not the front proxy: removed too.
+    let config = front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+        "header": "x-client-cert", "format": "pem" }));
+    let r = via(
+        &config,
+        Some(&c.partner),
+        "/public/x",
+        &[("x-client-cert", &url_encode(&c.gateway))],
+    );
+    assert!(r.allowed());
+    assert_eq!(r.header("x-client-cert"), None);
+    assert_eq!(
+        r.identity().unwrap().spiffe_id.as_deref(),
+        Some("spiffe://bank-b.example/ns/partners/sa/p1")
+    );
+}
+
+#[test]
+fn a_front_proxy_without_the_header_gives_no_identity() {
+    let c = certs();
+    // The front proxy's own certificate is not the client's.
+    let r = via(&xfcc_front(), Some(&c.front), "/internal/x", &[]);
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.code(), "missing_client_certificate");
+    let r = via(&xfcc_front(), Some(&c.front), "/public/x", &[]);
+    assert!(r.allowed());
+    assert!(r.identity().is_none());
+    assert_eq!(r.header("x-forwarded-client-cert"), None);
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.allowed.no_certificate"),
+        1
+    );
+    // A proxy not listed (a different SPIFFE ID) is any client: its own certificate is taken.
+    let config =
+        front_config(json!({ "proxies": { "spiffe_ids": ["spiffe://edge.example/other"] } }));
+    let r = via(&config, Some(&c.front), "/public/x", &[]);
+    assert_eq!(
+        r.identity().unwrap().spiffe_id,
+        None,
+        "edge.example is not a trust domain of the rules"
+    );
+    assert!(r.identity().unwrap().cert_sha256.is_some());
+}
+
+#[test]
+fn pem_and_der_headers_from_a_front_proxy_listed_by_hash() {
+    let c = certs();
+    let front = PeerCertificate::from_pem(c.front.as_bytes()).unwrap();
+    let gw = PeerCertificate::from_pem(c.gateway.as_bytes()).unwrap();
+    let proxies = json!({ "sha256": [front.sha256_hex().to_ascii_uppercase()] });
+    let pem =
+        front_config(json!({ "proxies": proxies, "header": "x-client-cert", "format": "pem" }));
+    let one_line = c.gateway.replace('\n', " ");
+    for value in [url_encode(&c.gateway), one_line] {
+        let r = via(
+            &pem,
+            Some(&c.front),
+            "/internal/x",
+            &[("x-client-cert", &value)],
+        );
+        assert!(r.allowed(), "{value}: {:?}", r.host.local_reply);
+        let id = r.identity().unwrap();
+        assert_eq!(id.cert_sha256, Some(gw.thumbprint()));
+        assert_eq!(
+            id.claims["front_proxy"],
+            json!(format!("sha256:{}", front.sha256_hex()))
+        );
+        assert_eq!(
+            r.header("x-client-cert"),
+            None,
+            "removed before the upstream"
+        );
+    }
+    // The header twice is refused rather than guessed at.
+    let r = via(
+        &pem,
+        Some(&c.front),
+        "/internal/x",
+        &[
+            ("x-client-cert", &url_encode(&c.gateway)),
+            ("x-client-cert", &url_encode(&c.partner)),
+        ],
+    );
+    assert_eq!(r.status(), 403);
+
+    let der = front_config(
+        json!({ "proxies": proxies, "header": "x-client-cert", "format": "der_base64" }),
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der_of(&c.gateway));
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(der_of(&c.gateway));
+    for value in [b64.clone(), format!(":{b64}:"), url] {
+        let r = via(
+            &der,
+            Some(&c.front),
+            "/internal/x",
+            &[("x-client-cert", &value)],
+        );
+        assert!(r.allowed(), "{value}: {:?}", r.host.local_reply);
+        assert_eq!(r.identity().unwrap().cert_sha256, Some(gw.thumbprint()));
+    }
+    let r = via(
+        &der,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-client-cert", "!!")],
+    );
+    assert_eq!(r.status(), 403);
+
+    // forward_only keeps the header as the front proxy sent it, and only from it.
+    let mut keep = pem.clone();
+    keep["forward_client_cert"] = json!("forward_only");
+    let value = url_encode(&c.gateway);
+    let r = via(
+        &keep,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-client-cert", &value)],
+    );
+    assert!(r.allowed());
+    assert_eq!(r.header("x-client-cert"), Some(value.clone()));
+    let r = via(
+        &keep,
+        Some(&c.gateway),
+        "/internal/x",
+        &[("x-client-cert", &value)],
+    );
+    assert!(r.allowed());
+    assert_eq!(r.header("x-client-cert"), None);
+}
+
+#[test]
+fn with_ca_certificates_the_forwarded_certificate_must_be_issued_by_one() {
+    let c = certs();
+    let config = front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+        "ca_certificates": [c.ca] }));
+    let cert = |pem: &str| format!("Cert=\"{}\"", url_encode(pem));
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&c.gateway))],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    // The same SPIFFE ID from a CA that is not listed.
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&c.foreign))],
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+        1
+    );
+    assert!(r.identity().is_none());
+    // Listing that CA too lets it through.
+    let both = front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+        "ca_certificates": [c.ca, c.foreign_ca] }));
+    let r = via(
+        &both,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&c.foreign))],
+    );
+    assert!(r.allowed(), "{:?}", r.host.local_reply);
+    // Outside the validity period (the test certificates are valid for one day from now).
+    for when in [now_secs() - 3600, now_secs() + 3 * 86400] {
+        let r = via_at(
+            &config,
+            Some(&c.front),
+            "/internal/x",
+            &[("x-forwarded-client-cert", &cert(&c.gateway))],
+            when,
+        );
+        assert_eq!(
+            r.host
+                .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+            1,
+            "{when}"
+        );
+    }
+    // A signature that does not verify: one byte of the signature changed.
+    let der = der_of(&c.gateway);
+    let mut tampered = der.clone();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 1;
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64.encode(&tampered)
+    );
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &cert(&pem))],
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+        1
+    );
+    // Only XFCC fields: nothing to verify, refused.
+    let gw = PeerCertificate::from_pem(c.gateway.as_bytes()).unwrap();
+    let fields = format!(
+        "Hash={};URI=spiffe://bank-a.example/ns/payments/sa/gateway",
+        gw.sha256_hex()
+    );
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/internal/x",
+        &[("x-forwarded-client-cert", &fields)],
+    );
+    assert_eq!(
+        r.host
+            .metric("shieldwall.mtls_identity.denied.unverified_certificate"),
+        1
+    );
+    // On a route without `requires` it passes, without an identity.
+    let r = via(
+        &config,
+        Some(&c.front),
+        "/healthz",
+        &[("x-forwarded-client-cert", &cert(&c.foreign))],
+    );
+    assert!(r.allowed());
+    assert!(r.identity().is_none());
+}
+
+#[test]
+fn ca_certificates_must_be_ca_certificates() {
+    let c = certs();
+    for (pem, error) in [
+        (c.gateway.clone(), "not a CA certificate"),
+        ("garbage".to_string(), "no PEM certificate block"),
+    ] {
+        let e = refused(front_config(json!({ "proxies": { "spiffe_ids": [FRONT] },
+            "ca_certificates": [c.ca, pem] })));
+        assert!(
+            e.starts_with(&format!("from_front_proxy.ca_certificates[1]: {error}")),
+            "{e}"
+        );
+    }
+}
+
+/// A CA and a leaf signed by it with the given key type (openssl's `-newkey`, `-pkeyopt`) and
+/// digest, in a fresh directory; returns (CA PEM, leaf PEM).
+fn openssl_pair(name: &str, key: &[&str], digest: &[&str]) -> (String, String) {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("shieldwall-chain-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut ca = vec![
+        "req", "-x509", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+    ];
+    ca.extend_from_slice(key);
+    ca.extend_from_slice(digest);
+    ca.extend_from_slice(&[
+        "-days",
+        "1",
+        "-subj",
+        "/CN=chain CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&ca);
+    let mut csr = vec![
+        "req", "-new", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+    ];
+    csr.extend_from_slice(key);
+    csr.extend_from_slice(&["-subj", "/CN=leaf"]);
+    run(&csr);
+    let mut sign = vec![
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "leaf.crt",
+    ];
+    sign.extend_from_slice(digest);
+    run(&sign);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let pair = (read("ca.crt"), read("leaf.crt"));
+    let _ = std::fs::remove_dir_all(&dir);
+    pair
+}
+
+#[test]
+fn chains_verify_with_rsa_ecdsa_p384_and_ed25519() {
+    use crate::chain::{verify, TrustedCa};
+    for (name, key, digest) in [
+        ("rsa256", &["-newkey", "rsa:2048"][..], &["-sha256"][..]),
+        ("rsa512", &["-newkey", "rsa:3072"][..], &["-sha512"][..]),
+        (
+            "p384",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1"][..],
+            &["-sha384"][..],
+        ),
+        ("ed25519", &["-newkey", "ed25519"][..], &[][..]),
+    ] {
+        let (ca, leaf) = openssl_pair(name, key, digest);
+        let ca = TrustedCa::from_pem(&ca).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let der = crate::forwarded::pem_to_der(&leaf).unwrap();
+        assert_eq!(
+            verify(&der, std::slice::from_ref(&ca), now_secs()),
+            Ok(()),
+            "{name}"
+        );
+        // Another CA of the same kind does not verify it, even with the same subject.
+        let (other, _) = openssl_pair(&format!("{name}-other"), key, digest);
+        let other = TrustedCa::from_pem(&other).unwrap();
+        assert!(verify(&der, &[other], now_secs()).is_err(), "{name}");
+    }
+}
+
+#[test]
+fn weak_ca_keys_are_refused_and_unsupported_combinations_do_not_verify() {
+    use crate::chain::{verify, TrustedCa};
+    let (weak, _) = openssl_pair("rsa1024", &["-newkey", "rsa:1024"], &["-sha256"]);
+    let e = TrustedCa::from_pem(&weak).unwrap_err();
+    assert!(e.starts_with("the public key is refused"), "{e}");
+    // P-256 signing with SHA-384: a valid certificate, but not a combination that verifies.
+    let (ca, leaf) = openssl_pair(
+        "p256-sha384",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+        &["-sha384"],
+    );
+    let ca = TrustedCa::from_pem(&ca).unwrap();
+    let der = crate::forwarded::pem_to_der(&leaf).unwrap();
+    assert!(verify(&der, &[ca], now_secs()).is_err());
 }

@@ -323,6 +323,27 @@ impl HttpContext for Probe {
                     }
                 };
             }
+            "tls" => {
+                // The connection's TLS properties; the PEM's line breaks as `\n`, one log line.
+                for p in [
+                    "connection.tls_version",
+                    "connection.peer_certificate",
+                    "connection.sha256_peer_certificate_digest",
+                    "connection.uri_san_peer_certificate",
+                    "connection.dns_san_peer_certificate",
+                    "connection.subject_peer_certificate",
+                ] {
+                    obs(
+                        p,
+                        text(self.get_property(p.split('.').collect())).replace('\n', "\\n"),
+                    );
+                }
+                let mtls = self.get_property(vec!["connection", "mtls"]);
+                obs(
+                    "connection.mtls",
+                    mtls.map_or("none".into(), |b| format!("{:?}", b)),
+                );
+            }
             "properties" => {
                 for p in [
                     "request.path",
