@@ -513,3 +513,56 @@ fn the_client_secret_comes_from_the_vm_environment() {
         "{refused:#}"
     );
 }
+
+/// In the one-module chain (token-introspection, then scope-authz), requests get what the two
+/// separate modules give them: the same replies, upstream requests and identity, the callout to
+/// the IdP routed to the stage that made it.
+#[test]
+fn in_the_one_module_chain_it_answers_as_its_own_module() {
+    let cfg = config(json!({"max_ttl_s": 30}));
+    let authz = json!({"rules": [
+        {"match": {"prefix": "/healthz"}, "public": true},
+        {"match": {"prefix": "/orders"}, "require": {"scopes": ["orders:read"]}}]});
+    let separate = [
+        plugin(&cfg),
+        Plugin::new(wasm_path("scope-authz"))
+            .name("authz")
+            .vm_id("authz")
+            .json(&authz),
+    ];
+    let one = [Plugin::new(wasm_path("shieldwall"))
+        .name("shieldwall")
+        .vm_id("shieldwall")
+        .json(&json!({"chain": [
+            {"filter": "token-introspection", "config": cfg},
+            {"filter": "scope-authz", "config": authz}]}))];
+    let run = |plugins: &[Plugin]| {
+        let envoy = Envoy::new();
+        let idp = Idp::install(&envoy, Duration::from_millis(20));
+        let worker = envoy.worker(plugins).unwrap();
+        let seen: Vec<(Outcome, Option<Vec<u8>>)> = ["good-1", "good-1", "revoked", "nope"]
+            .iter()
+            .map(|t| {
+                let mut s = worker.stream(request(t));
+                let mut out = s.send_request();
+                for _ in 0..40 {
+                    if !out.is_paused() {
+                        break;
+                    }
+                    envoy.advance(Duration::from_millis(50));
+                    out = s.outcome();
+                }
+                let identity = s.filter_state("shieldwall.identity");
+                s.finish();
+                (out, identity)
+            })
+            .collect();
+        (seen, idp.calls())
+    };
+    let (a, calls_a) = run(&separate);
+    let (b, calls_b) = run(&one);
+    assert!(matches!(a[0].0, Outcome::Upstream(_)), "{:?}", a[0].0);
+    assert_eq!(status(&a[2].0), (401, "invalid_token".into()));
+    assert_eq!(a, b);
+    assert_eq!((calls_a, calls_b), (3, 3));
+}

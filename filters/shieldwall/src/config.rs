@@ -14,6 +14,7 @@ pub enum FilterKind {
     ScopeAuthz,
     RateLimit,
     MtlsIdentity,
+    TokenIntrospection,
 }
 
 impl FilterKind {
@@ -24,6 +25,7 @@ impl FilterKind {
             FilterKind::ScopeAuthz => "scope-authz",
             FilterKind::RateLimit => "rate-limit",
             FilterKind::MtlsIdentity => "mtls-identity",
+            FilterKind::TokenIntrospection => "token-introspection",
         }
     }
 
@@ -39,6 +41,9 @@ impl FilterKind {
             FilterKind::ScopeAuthz => boxed::<scope_authz::ScopeAuthz>(host, config),
             FilterKind::RateLimit => boxed::<rate_limit::filter::RateLimit>(host, config),
             FilterKind::MtlsIdentity => boxed::<mtls_identity::filter::MtlsIdentity>(host, config),
+            FilterKind::TokenIntrospection => {
+                boxed::<token_introspection::filter::TokenIntrospection>(host, config)
+            }
         }
     }
 }
@@ -238,6 +243,14 @@ pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
             FilterKind::ScopeAuthz => scope_authz::config::Config::parse(text).map(drop),
             FilterKind::RateLimit => rate_limit::config::Config::parse(text).map(drop),
             FilterKind::MtlsIdentity => mtls_identity::config::Config::parse(text).map(drop),
+            // Without a proxy there is no environment: a `client_secret_env` is taken as set
+            // (at load, a variable that is not there refuses the configuration).
+            FilterKind::TokenIntrospection => {
+                token_introspection::config::Config::parse(text, &|_| {
+                    Some("(from the environment)".to_string())
+                })
+                .map(drop)
+            }
         };
         parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
     }
