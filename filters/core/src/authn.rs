@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::config::{ConfigError, Within};
 use crate::host::Host;
 use crate::identity::{scopes_from_claims, Identity};
-use crate::route::{RouteMatch, RouteMatchConfig};
+use crate::reply::Reply;
+use crate::route::{RequestLine, RouteMatch, RouteMatchConfig};
 
 /// What a request that matches no rule gets: `deny` (401, the default) or `allow`.
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,53 @@ pub enum Requirement {
 pub struct Rule {
     pub route: RouteMatch,
     pub requires: Option<Requirement>,
+}
+
+/// What an authenticator's rules say of a request before any credential is looked at.
+#[derive(Debug)]
+pub enum RouteDecision<'a> {
+    /// Let it through without a credential; the metric event says why (`allowed.public`,
+    /// `allowed.unmatched`).
+    Allow(&'static str),
+    /// No rule matches and unmatched requests are denied: 403 `no_matching_rule`.
+    Deny(Reply),
+    /// The first matching rule's requirement: find and check the credential.
+    Check(&'a Requirement),
+}
+
+/// The first rule whose route matches decides; no rule: `unmatched`.
+pub fn route_decision<'a>(
+    rules: &'a [Rule],
+    unmatched: Unmatched,
+    line: &RequestLine,
+) -> RouteDecision<'a> {
+    match rules.iter().find(|r| r.route.matches(line).is_some()) {
+        None => match unmatched {
+            Unmatched::Allow => RouteDecision::Allow("allowed.unmatched"),
+            Unmatched::Deny => RouteDecision::Deny(Reply::forbidden(
+                "no_matching_rule",
+                "no rule of the gateway allows this request",
+            )),
+        },
+        Some(Rule { requires: None, .. }) => RouteDecision::Allow("allowed.public"),
+        Some(Rule {
+            requires: Some(requirement),
+            ..
+        }) => RouteDecision::Check(requirement),
+    }
+}
+
+/// 400 `invalid_request` for a request that carries more than one credential (RFC 6750 §2: a
+/// client uses exactly one method).
+pub fn several_credentials(realm: &str) -> Reply {
+    Reply::bad_request(
+        "invalid_request",
+        "the request carries more than one credential",
+    )
+    .with_header(
+        "www-authenticate",
+        format!("Bearer realm=\"{realm}\", error=\"invalid_request\""),
+    )
 }
 
 /// Validates `rules`; provider names are looked up in `names` (their indexes are the providers'

@@ -7,7 +7,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
+use shieldwall_core::authn::{
+    self, identity_from_claims, remove_owned_headers, route_decision, set_claim_headers,
+    RouteDecision,
+};
 use shieldwall_core::binding::{check_certificate_binding, BindingError};
 use shieldwall_core::budget::Charge;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
@@ -20,7 +23,7 @@ use shieldwall_core::{
 
 use crate::cache::{TokenCache, TokenHash, Verified};
 use crate::claims::{validate, ClaimRules};
-use crate::config::{Budget, Config, KeySource, NonJwtTokens, Provider, Requirement, Unmatched};
+use crate::config::{Budget, Config, KeySource, NonJwtTokens, Provider, Requirement};
 use crate::keys::{self, FetchReason, FetchResult};
 use shieldwall_jose::{candidate_keys, parse_compact, Header, Jwks, JwsError};
 
@@ -554,47 +557,20 @@ impl JwtStream {
                 return self.deny(host, worker, Reply::bad_request(e.code(), e.description()))
             }
         };
-        let Some(rule) = config
-            .rules
-            .iter()
-            .find(|r| r.route.matches(&line).is_some())
-        else {
-            return match config.unmatched {
-                Unmatched::Allow => {
-                    worker.metrics.inc(host, "allowed.unmatched");
-                    Action::Continue
-                }
-                Unmatched::Deny => self.deny(
-                    host,
-                    worker,
-                    Reply::forbidden(
-                        "no_matching_rule",
-                        "no rule of the gateway allows this request",
-                    ),
-                ),
-            };
-        };
-        let Some(requirement) = &rule.requires else {
-            worker.metrics.inc(host, "allowed.public");
-            return Action::Continue;
+        let requirement = match route_decision(&config.rules, config.unmatched, &line) {
+            RouteDecision::Allow(event) => {
+                worker.metrics.inc(host, event);
+                return Action::Continue;
+            }
+            RouteDecision::Deny(reply) => return self.deny(host, worker, reply),
+            RouteDecision::Check(requirement) => requirement,
         };
 
         let mut cred =
             match extract_from_request(host, &config.locations, config.authorization_only, &line) {
                 Extracted::None => None,
                 Extracted::Several => {
-                    let reply = Reply::bad_request(
-                        "invalid_request",
-                        "the request carries more than one credential",
-                    )
-                    .with_header(
-                        "www-authenticate",
-                        format!(
-                            "Bearer realm=\"{}\", error=\"invalid_request\"",
-                            config.realm
-                        ),
-                    );
-                    return self.deny(host, worker, reply);
+                    return self.deny(host, worker, authn::several_credentials(&config.realm));
                 }
                 Extracted::One { token, location } => {
                     // Not a JWT at all: left to the next authenticator when configured so. The

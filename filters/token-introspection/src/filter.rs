@@ -8,7 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use shieldwall_core::authn::{self, identity_from_claims, remove_owned_headers, set_claim_headers};
+use shieldwall_core::authn::{
+    self, identity_from_claims, remove_owned_headers, route_decision, set_claim_headers,
+    RouteDecision,
+};
 use shieldwall_core::budget::{self, Charge};
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::identity::IDENTITY_PROPERTY;
@@ -22,7 +25,7 @@ use shieldwall_core::{
 
 use crate::answer::{self, active_ttl_s, classify, description, Answer};
 use crate::cache::{random_secret, Keyer, Table, TokenKey, FILTER};
-use crate::config::{form_encode, Config, Provider, Requirement, Unmatched};
+use crate::config::{form_encode, Config, Provider, Requirement};
 use crate::flight::{self, Claim, State, MARGIN_MS};
 
 /// How often each worker looks again for the answers its waiting requests wait for.
@@ -640,47 +643,22 @@ impl IntrospectionStream {
                 )
             }
         };
-        let Some(rule) = config
-            .rules
-            .iter()
-            .find(|r| r.route.matches(&line).is_some())
-        else {
-            return match config.unmatched {
-                Unmatched::Allow => {
-                    worker.metrics.inc(host, "allowed.unmatched");
-                    Action::Continue
-                }
-                Unmatched::Deny => self.deny(
-                    host,
-                    worker,
-                    Reply::forbidden(
-                        "no_matching_rule",
-                        "no rule of the gateway allows this request",
-                    ),
-                    "no_matching_rule",
-                ),
-            };
-        };
-        let Some(requirement) = &rule.requires else {
-            worker.metrics.inc(host, "allowed.public");
-            return Action::Continue;
+        let requirement = match route_decision(&config.rules, config.unmatched, &line) {
+            RouteDecision::Allow(event) => {
+                worker.metrics.inc(host, event);
+                return Action::Continue;
+            }
+            RouteDecision::Deny(reply) => {
+                return self.deny(host, worker, reply, "no_matching_rule");
+            }
+            RouteDecision::Check(requirement) => requirement,
         };
 
         let mut cred =
             match extract_from_request(host, &config.locations, config.authorization_only, &line) {
                 Extracted::None => None,
                 Extracted::Several => {
-                    let reply = Reply::bad_request(
-                        "invalid_request",
-                        "the request carries more than one credential",
-                    )
-                    .with_header(
-                        "www-authenticate",
-                        format!(
-                            "Bearer realm=\"{}\", error=\"invalid_request\"",
-                            config.realm
-                        ),
-                    );
+                    let reply = authn::several_credentials(&config.realm);
                     return self.deny(host, worker, reply, "several_credentials");
                 }
                 Extracted::One { token, location } => {
