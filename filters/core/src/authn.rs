@@ -98,6 +98,19 @@ pub fn route_decision<'a>(
     }
 }
 
+/// The `realm` of `WWW-Authenticate` (default `shieldwall`): quoted in a header, so no quote,
+/// backslash or control character.
+pub fn realm(configured: Option<String>) -> Result<String, ConfigError> {
+    let realm = configured.unwrap_or_else(|| "shieldwall".to_string());
+    if realm.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
+        return Err(ConfigError::new(
+            "realm",
+            "must not contain quotes, backslashes or control characters",
+        ));
+    }
+    Ok(realm)
+}
+
 /// 400 `invalid_request` for a request that carries more than one credential (RFC 6750 §2: a
 /// client uses exactly one method).
 pub fn several_credentials(realm: &str) -> Reply {

@@ -239,13 +239,7 @@ impl Config {
             providers.push(provider);
         }
         let rules = build_rules(file.rules, &names)?;
-        let realm = file.realm.unwrap_or_else(|| "shieldwall".to_string());
-        if realm.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
-            return Err(ConfigError::new(
-                "realm",
-                "must not contain quotes, backslashes or control characters",
-            ));
-        }
+        let realm = shieldwall_core::authn::realm(file.realm)?;
         let max_token_bytes = providers
             .iter()
             .map(|p| p.max_token_bytes)

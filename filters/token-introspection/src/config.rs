@@ -251,13 +251,7 @@ impl Config {
             );
         }
         let rules = build_rules(file.rules, &names)?;
-        let realm = file.realm.unwrap_or_else(|| "shieldwall".to_string());
-        if realm.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
-            return Err(ConfigError::new(
-                "realm",
-                "must not contain quotes, backslashes or control characters",
-            ));
-        }
+        let realm = shieldwall_core::authn::realm(file.realm)?;
         for (i, method) in file.skip_if_verified_by.iter().enumerate() {
             if method.is_empty() || method == "introspection" {
                 return Err(ConfigError::new(
