@@ -300,3 +300,54 @@ fn a_configuration_that_cannot_work_is_refused_at_load() {
     let text = format!("{err:#}");
     assert!(text.contains("rules[0].require.tenant"), "{text}");
 }
+
+/// One request; the decisions the two modules recorded in filter state, as JSON.
+fn decisions(worker: &Worker, path: &str, token: Option<&str>) -> (Value, Value) {
+    let mut req = Request::new("GET", path);
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    let mut s = worker.stream(req);
+    let _ = s.send_request();
+    let read = |filter: &str| {
+        s.filter_state(&format!("shieldwall.decision.{filter}"))
+            .map(|b| serde_json::from_slice::<Value>(&b).expect("a JSON decision"))
+            .unwrap_or(Value::Null)
+    };
+    let both = (read("jwt_auth"), read("scope_authz"));
+    s.finish();
+    both
+}
+
+#[test]
+fn each_module_records_its_decision_in_filter_state() {
+    let envoy = Envoy::new();
+    let w = chain(&envoy, &policy());
+    let a = token(&envoy, "orders:read", Some("a"), json!({}));
+    assert_eq!(
+        decisions(&w, "/tenants/a/orders/1", Some(&a)),
+        (json!({"decision": "allow"}), json!({"decision": "allow"}))
+    );
+    assert_eq!(
+        decisions(&w, "/tenants/b/orders/1", Some(&a)),
+        (
+            json!({"decision": "allow"}),
+            json!({"decision": "deny", "reason": "tenant_mismatch", "status": 403})
+        )
+    );
+    // jwt-auth refuses a bad token: scope-authz never saw the request and recorded nothing.
+    let (jwt, authz) = decisions(&w, "/tenants/a/orders/1", Some("a.b.c"));
+    assert_eq!(
+        (jwt["decision"].as_str(), jwt["status"].as_u64()),
+        (Some("deny"), Some(401))
+    );
+    assert_eq!(authz, Value::Null);
+
+    let mut config = policy();
+    config["shadow"] = json!(true);
+    let w = chain(&envoy, &config);
+    assert_eq!(
+        decisions(&w, "/tenants/b/orders/1", Some(&a)).1,
+        json!({"decision": "shadow_deny", "reason": "tenant_mismatch", "status": 403})
+    );
+}

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 use crate::identity::IDENTITY_PROPERTY;
@@ -79,6 +80,8 @@ struct Routing {
     /// Per stage: the local-reply details naming it (`shieldwall_jwt_auth`), made once when the
     /// stage is added, so the access log names the filter that answered, as with separate modules.
     details: Vec<&'static str>,
+    /// Per stage: its name in decision records (`jwt_auth`).
+    names: Vec<&'static str>,
 }
 
 impl Routing {
@@ -110,6 +113,8 @@ struct StageHost<'a> {
     /// The stream's identity context, as last written (streams only).
     identity: Option<&'a mut Option<Vec<u8>>>,
     replied: bool,
+    /// The stage recorded its decision in this callback.
+    decided: bool,
 }
 
 impl<'a> StageHost<'a> {
@@ -120,6 +125,7 @@ impl<'a> StageHost<'a> {
             routing,
             identity: None,
             replied: false,
+            decided: false,
         }
     }
 
@@ -194,6 +200,19 @@ impl Host for StageHost<'_> {
                 .inner
                 .send_local_reply_as(details, status, headers, body),
             None => self.inner.send_local_reply(status, headers, body),
+        }
+    }
+    fn filter_name(&self) -> &'static str {
+        self.routing
+            .try_borrow()
+            .ok()
+            .and_then(|r| r.names.get(self.stage).copied())
+            .unwrap_or("")
+    }
+    fn record_decision(&mut self, decision: &Decision) {
+        if let Some((key, value)) = decision::encoded(self.filter_name(), decision) {
+            self.decided = true;
+            let _ = self.inner.set_property(&[&key], &value);
         }
     }
     fn wake_stream(&mut self, context_id: u32) {
@@ -332,6 +351,7 @@ impl ChainBuilder {
                 Box::leak(format!("shieldwall_{}", stage.name()).into_boxed_str());
             if let Ok(mut r) = routing.try_borrow_mut() {
                 r.details.push(details);
+                r.names.push(stage.name());
             }
             self.chain.stages.push(stage)
         }))
@@ -377,6 +397,7 @@ impl Chain {
             replied: false,
             end_of_stream: false,
             identity: None,
+            decided: 0,
         }
     }
 
@@ -459,6 +480,8 @@ pub struct ChainStream {
     end_of_stream: bool,
     /// The identity context as the stages last wrote it in this request.
     identity: Option<Vec<u8>>,
+    /// Bit i: stage i's decision is recorded (by the stage, or as `allow` by the chain).
+    decided: u64,
 }
 
 /// Which callback a stage gets.
@@ -470,10 +493,13 @@ enum Call {
 
 impl ChainStream {
     /// Runs one stage's stream callback with its host; returns its action and whether it replied.
+    /// In the request phase (`request`), a stage that lets the request go on without having
+    /// recorded a decision is recorded as `allow`, once, as the adapter does for a module.
     fn run(
         &mut self,
         host: &mut dyn Host,
         i: usize,
+        request: bool,
         f: impl FnOnce(&mut dyn StreamFilter, &mut dyn Host) -> Action,
     ) -> (Action, bool) {
         let routing = self.routing.clone();
@@ -483,6 +509,14 @@ impl ChainStream {
         let mut h = StageHost::new(host, i, &routing);
         h.identity = Some(&mut self.identity);
         let action = f(stream.as_mut(), &mut h);
+        let bit = Routing::wake_mask(i);
+        if h.decided {
+            self.decided |= bit;
+        }
+        if request && action == Action::Continue && !h.replied && self.decided & bit == 0 {
+            self.decided |= bit;
+            h.record_decision(&Decision::allow(""));
+        }
         (action, h.replied)
     }
 
@@ -516,7 +550,7 @@ impl ChainStream {
             let i = self.seen;
             self.seen += 1;
             let eos = self.end_of_stream;
-            let (action, replied) = self.run(host, i, |s, h| s.on_request_headers(h, eos));
+            let (action, replied) = self.run(host, i, true, |s, h| s.on_request_headers(h, eos));
             if replied || action == Action::Pause {
                 return self.step(host, action, replied);
             }
@@ -530,7 +564,7 @@ impl ChainStream {
             return Action::Pause;
         }
         let waiting_here = self.paused && self.seen == i.saturating_add(1);
-        let (action, replied) = self.run(host, i, |s, h| match call {
+        let (action, replied) = self.run(host, i, true, |s, h| match call {
             Call::Wake => s.on_wake(h),
             Call::Http(token, r) => s.on_http_call_response(h, token, r),
             Call::Grpc(token, r) => s.on_grpc_call_response(h, token, r),
@@ -566,7 +600,7 @@ impl StreamFilter for ChainStream {
             self.seen
         };
         for i in 0..passed {
-            let (action, replied) = self.run(host, i, |s, h| {
+            let (action, replied) = self.run(host, i, true, |s, h| {
                 s.on_request_body(h, body_size, end_of_stream)
             });
             if replied {
@@ -582,7 +616,9 @@ impl StreamFilter for ChainStream {
 
     fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         for i in (0..self.seen).rev() {
-            let _ = self.run(host, i, |s, h| s.on_response_headers(h, end_of_stream));
+            let _ = self.run(host, i, false, |s, h| {
+                s.on_response_headers(h, end_of_stream)
+            });
         }
         Action::Continue
     }
@@ -629,7 +665,7 @@ impl StreamFilter for ChainStream {
 
     fn on_log(&mut self, host: &mut dyn Host) {
         for i in 0..self.streams.len() {
-            let _ = self.run(host, i, |s, h| {
+            let _ = self.run(host, i, false, |s, h| {
                 s.on_log(h);
                 Action::Continue
             });
@@ -638,7 +674,7 @@ impl StreamFilter for ChainStream {
 
     fn on_done(&mut self, host: &mut dyn Host) {
         for i in 0..self.streams.len() {
-            let _ = self.run(host, i, |s, h| {
+            let _ = self.run(host, i, false, |s, h| {
                 s.on_done(h);
                 Action::Continue
             });

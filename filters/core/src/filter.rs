@@ -18,6 +18,9 @@ pub trait RootFilter: Sized + 'static {
     type Stream: StreamFilter;
     /// The filter's name in metric names, shared-data keys and logs (`jwt_auth`).
     const NAME: &'static str;
+    /// Whether the adapter records this filter's decisions (`shieldwall.decision.<NAME>`). Off
+    /// only for a filter that runs others and records for each of them (the one-module chain).
+    const RECORDS_DECISIONS: bool = true;
 
     /// Parses and validates the plugin configuration. An error makes `on_configure` return false
     /// and is logged with the field path.

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::decision::Decision;
+
 /// Log levels, as proxy-wasm numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -143,6 +145,20 @@ pub trait Host {
     /// here instead of the plugin configuration.
     fn env_var(&self, _name: &str) -> Option<String> {
         None
+    }
+
+    // ---- decisions (for the audit log and access logs)
+    /// The filter's name in decision records (`jwt_auth`); empty where decisions are not
+    /// recorded (the one-module chain's outer context, which records per stage instead).
+    fn filter_name(&self) -> &'static str {
+        ""
+    }
+    /// Records this filter's decision about the current request as filter state
+    /// `shieldwall.decision.<filter>` (see [`crate::decision`]).
+    fn record_decision(&mut self, decision: &Decision) {
+        if let Some((key, value)) = crate::decision::encoded(self.filter_name(), decision) {
+            let _ = self.set_property(&[&key], &value);
+        }
     }
 
     // ---- metrics

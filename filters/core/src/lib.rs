@@ -11,6 +11,7 @@
 //! - [`memo`]: a per-worker memo of exact tokens, bounded and expiring;
 //! - [`identity`]: the identity context filters pass to each other;
 //! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
+//! - [`decision`]: each filter's decision (allow, deny, shadow deny) recorded for the audit log;
 //! - [`route`]: path normalisation and route matching;
 //! - [`shared`]: shared-data keys, the bounded CAS loop and the background-work lease;
 //! - [`metrics`]: one metric naming scheme;
@@ -28,6 +29,7 @@ pub mod claims;
 pub mod client_ip;
 pub mod config;
 pub mod credential;
+pub mod decision;
 pub mod filter;
 pub mod host;
 pub mod identity;
@@ -45,6 +47,7 @@ pub mod wasm;
 pub mod wire;
 
 pub use config::ConfigError;
+pub use decision::Decision;
 pub use filter::{Action, RootFilter, StreamFilter};
 pub use host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 pub use identity::Identity;

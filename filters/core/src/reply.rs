@@ -2,6 +2,9 @@
 //! a small JSON body `{"error": "<stable code>", "error_description": "<human text>"}`.
 //! Nothing from the request is ever echoed back.
 
+use std::borrow::Cow;
+
+use crate::decision::Decision;
 use crate::host::Host;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +15,9 @@ pub struct Reply {
     /// Human text written by the filter (never client input).
     pub description: String,
     pub headers: Vec<(String, String)>,
+    /// The reason recorded in the filter's decision when it is more precise than `error`
+    /// (`tenant_mismatch` behind a client-facing `access_denied`); `None` records `error`.
+    pub reason: Option<Cow<'static, str>>,
 }
 
 /// Makes a string safe inside an RFC 7235 quoted-string: drops `"` `\` and control characters.
@@ -28,7 +34,15 @@ impl Reply {
             error,
             description: description.into(),
             headers: Vec::new(),
+            reason: None,
         }
+    }
+
+    /// Records `reason` as the decision's reason instead of the error code (see
+    /// [`crate::decision`]); the client still sees only the error code.
+    pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Reply {
+        self.reason = Some(reason.into());
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -98,8 +112,11 @@ impl Reply {
         bytes
     }
 
-    /// Sends the reply; the stream then stops at this filter.
+    /// Sends the reply; the stream then stops at this filter. The filter's decision is recorded
+    /// as a deny with the reply's reason (or error code) (see [`crate::decision`]).
     pub fn send(&self, host: &mut dyn Host) {
+        let reason = self.reason.clone().unwrap_or(Cow::Borrowed(self.error));
+        host.record_decision(&Decision::deny(reason, self.status));
         let mut headers: Vec<(&str, &str)> = vec![
             ("content-type", "application/json"),
             ("cache-control", "no-store"),

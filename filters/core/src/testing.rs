@@ -77,6 +77,8 @@ pub struct MockHost {
     pub tick_period: Option<Duration>,
     /// The VM's environment variables (`Host::env_var`).
     pub env: HashMap<String, String>,
+    /// The filter name decisions are recorded under (`Host::filter_name`); empty records none.
+    pub filter_name: &'static str,
     metrics: Vec<(String, MetricKind, u64, usize)>,
 }
 
@@ -240,6 +242,9 @@ impl Host for MockHost {
     fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>> {
         let end = start.saturating_add(max).min(self.request_body.len());
         self.request_body.get(start..end).map(<[u8]>::to_vec)
+    }
+    fn filter_name(&self) -> &'static str {
+        self.filter_name
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.properties.get(&path.join("\0")).cloned()

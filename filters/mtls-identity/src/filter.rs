@@ -173,7 +173,7 @@ impl MtlsIdentityStream {
     fn deny(&self, host: &mut dyn Host, reply: Reply, reason: &str, log: &str) -> Action {
         self.count(host, &format!("denied.{reason}"));
         (host as &dyn Host).info(&format!("mtls-identity: refused ({reason}): {log}"));
-        reply.send(host);
+        reply.with_reason(reason.to_string()).send(host);
         Action::Pause
     }
 

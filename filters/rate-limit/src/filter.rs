@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use shieldwall_core::decision::Decision as Recorded;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     shared, Action, ConfigError, GrpcResponse, Host, Identity, LogLevel, Reply, RequestLine,
@@ -209,6 +210,7 @@ impl RateLimitStream {
                 .map(|v| v.rule)
                 .collect();
             if config.shadow {
+                host.record_decision(&Recorded::shadow_deny("rate_limited", 429));
                 for &i in &refusing {
                     if let Some(rule) = self.rule(i) {
                         worker.metrics.inc(host, &metric(rule, "shadow_limited"));
@@ -313,6 +315,7 @@ impl RateLimitStream {
             .map(|g| g.failure_mode)
             .unwrap_or_default();
         if mode == FailureMode::Allow || config.shadow {
+            host.record_decision(&Recorded::allow("rate_limit_service_unavailable"));
             self.admitted(host, &mut worker);
             return Action::Continue;
         }
@@ -360,6 +363,7 @@ impl RateLimitStream {
                     }
                 }
                 if config.shadow {
+                    host.record_decision(&Recorded::shadow_deny("rate_limited", 429));
                     self.admitted(host, &mut worker);
                     return Action::Continue;
                 }

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use shieldwall_core::decision::Decision as Recorded;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     Action, ConfigError, Host, Identity, LogLevel, Reply, RequestLine, RootFilter, StreamFilter,
@@ -111,6 +112,7 @@ impl ScopeAuthzStream {
     /// Refuses (or, in shadow mode, logs and lets through) a request that cannot be decided on.
     fn bad_request(&self, host: &mut dyn Host, bad: BadRequest) -> Action {
         if self.config.shadow {
+            host.record_decision(&Recorded::shadow_deny(bad.code, 400));
             self.count(host, &format!("shadow.denied.{}", bad.code));
             (host as &dyn Host).info(&format!(
                 "scope-authz: shadow: would refuse with 400 ({})",
@@ -212,6 +214,8 @@ impl ScopeAuthzStream {
         };
         let reason = denial.reason();
         if self.config.shadow {
+            let status = self.reply_for(denial).status;
+            host.record_decision(&Recorded::shadow_deny(reason, status));
             self.count(host, &format!("shadow.denied.{reason}"));
             (host as &dyn Host).log(
                 LogLevel::Info,
@@ -225,7 +229,7 @@ impl ScopeAuthzStream {
         (host as &dyn Host).info(&format!(
             "scope-authz: denied {method} {path} by {rule}: {reason}{detail}"
         ));
-        self.reply_for(denial).send(host);
+        self.reply_for(denial).with_reason(reason).send(host);
         Action::Pause
     }
 

@@ -39,6 +39,8 @@ impl Shieldwall {
 impl RootFilter for Shieldwall {
     type Stream = ChainStream;
     const NAME: &'static str = "chain";
+    // Each stage records its own decision under its own name.
+    const RECORDS_DECISIONS: bool = false;
 
     fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
         let chain = config::build(host, config)?;

@@ -438,3 +438,57 @@ fn validate_agrees_with_configure() {
         assert_eq!(e, error(&bad));
     }
 }
+
+#[test]
+fn each_stage_records_its_own_decision() {
+    use shieldwall_core::decision::{read, Decision};
+    let key = EcKey::new();
+    let mut host = MockHost::new();
+    let mut root = configure(
+        &mut host,
+        &chain(&[
+            ("jwt-auth", jwt(key.jwks())),
+            ("scope-authz", authz()),
+            ("rate-limit", limit(5)),
+        ]),
+    )
+    .unwrap();
+
+    // A scope-authz deny: jwt-auth allowed, scope-authz refused, rate-limit never decided.
+    let auth = key.bearer(json!({"tenant": "b"}));
+    let (action, _) = request(
+        &mut root,
+        &mut host,
+        1,
+        "/tenants/a/orders",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(status(&host, action), 403);
+    assert_eq!(read(&host, "jwt_auth"), Some(Decision::allow("")));
+    let denied = read(&host, "scope_authz").unwrap();
+    assert_eq!(denied.outcome, shieldwall_core::decision::Outcome::Deny);
+    assert_eq!(denied.status, 403);
+    // The precise reason, behind the client-facing `access_denied`.
+    assert_eq!(denied.reason, "tenant_mismatch");
+    assert_eq!(
+        host.local_reply.as_ref().unwrap().json()["error"],
+        "access_denied"
+    );
+    assert_eq!(read(&host, "rate_limit"), None);
+    // The chain itself records nothing under its own name.
+    assert_eq!(read(&host, "chain"), None);
+
+    // Allowed through every stage: three allows.
+    let auth = key.bearer(json!({}));
+    let (action, _) = request(
+        &mut root,
+        &mut host,
+        2,
+        "/tenants/a/orders",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(status(&host, action), 200);
+    for stage in ["jwt_auth", "scope_authz", "rate_limit"] {
+        assert_eq!(read(&host, stage), Some(Decision::allow("")), "{stage}");
+    }
+}

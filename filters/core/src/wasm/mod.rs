@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 
@@ -43,18 +44,25 @@ fn lossy(bytes: Vec<u8>) -> String {
 struct WasmHost {
     /// Local-reply details (`shieldwall_<filter>`), visible in Envoy's access log.
     details: &'static str,
+    /// The filter's name in decision records; empty for the one-module chain (its stages
+    /// record their own).
+    name: &'static str,
     wake: Vec<u32>,
     replied: bool,
+    /// The filter recorded its decision in this callback.
+    decided: bool,
     /// Callouts started during this callback (HTTP and gRPC tokens).
     tokens: Vec<u32>,
 }
 
 impl WasmHost {
-    fn new(details: &'static str) -> WasmHost {
+    fn new(details: &'static str, name: &'static str) -> WasmHost {
         WasmHost {
             details,
+            name,
             wake: Vec::new(),
             replied: false,
+            decided: false,
             tokens: Vec::new(),
         }
     }
@@ -181,6 +189,15 @@ impl Host for WasmHost {
     fn set_tick_period(&mut self, period: Duration) {
         let _ = abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
     }
+    fn filter_name(&self) -> &'static str {
+        self.name
+    }
+    fn record_decision(&mut self, decision: &Decision) {
+        if let Some((key, value)) = decision::encoded(self.name, decision) {
+            self.decided = true;
+            let _ = self.set_property(&[&key], &value);
+        }
+    }
     fn env_var(&self, name: &str) -> Option<String> {
         // WASI `environ_get`: Envoy hands the VM the variables of `vm_config.environment_variables`.
         std::env::var(name).ok()
@@ -207,6 +224,8 @@ struct StreamState<S> {
     filter: Option<S>,
     paused: bool,
     replied: bool,
+    /// The filter's decision is recorded (by the filter, or as `allow` by [`apply`]).
+    decided: bool,
 }
 
 /// What the VM-wide dispatcher holds, type-erased over the filter.
@@ -228,6 +247,8 @@ type Shared<T> = Rc<RefCell<T>>;
 struct Dispatcher<F: RootFilter> {
     /// Local-reply details, `shieldwall_<filter>`.
     details: &'static str,
+    /// The filter's name in decision records (empty: none are recorded).
+    name: &'static str,
     roots: RefCell<HashMap<u32, Shared<Option<F>>>>,
     streams: RefCell<HashMap<u32, Shared<StreamState<F::Stream>>>>,
     /// Callouts not yet answered → the context that started them. Envoy runs every callout on
@@ -268,7 +289,7 @@ impl<F: RootFilter> Dispatcher<F> {
             if !state.paused || state.replied {
                 continue;
             }
-            let mut h = WasmHost::new(self.details);
+            let mut h = WasmHost::new(self.details, self.name);
             let action = match state.filter.as_mut() {
                 Some(f) => f.on_wake(&mut h),
                 None => Action::Pause,
@@ -316,7 +337,7 @@ impl<F: RootFilter> Dispatcher<F> {
         let Some(root) = self.root(root_id) else {
             return;
         };
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         if let Ok(mut slot) = root.try_borrow_mut() {
             if let Some(filter) = slot.as_mut() {
                 f(filter, &mut host);
@@ -335,7 +356,7 @@ impl<F: RootFilter> Dispatcher<F> {
         let Some(stream) = self.stream(id) else {
             return ACTION_CONTINUE;
         };
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         let result = {
             let borrowed = stream.try_borrow_mut();
             let Ok(mut state) = borrowed else {
@@ -359,14 +380,25 @@ impl<F: RootFilter> Dispatcher<F> {
 }
 
 fn deny_unconfigured(host: &mut WasmHost) {
+    host.record_decision(&Decision::deny("filter_unconfigured", 503));
     let body = br#"{"error":"filter_unconfigured","error_description":"the gateway filter has no valid configuration"}"#;
     host.send_local_reply(503, &[("content-type", "application/json")], body);
 }
 
 /// Applies a callback's answer; returns the action for the host.
+///
+/// A filter that lets the request go on without having recorded a decision is recorded as
+/// `allow`, once per stream; a later deny (a refused body) replaces it.
 fn apply<S>(state: &mut StreamState<S>, host: &mut WasmHost, action: Action, resume: bool) -> u32 {
     if host.replied {
         state.replied = true;
+    }
+    if host.decided {
+        state.decided = true;
+    }
+    if action == Action::Continue && !state.replied && !state.decided {
+        state.decided = true;
+        host.record_decision(&Decision::allow(""));
     }
     if state.replied {
         state.paused = false;
@@ -395,7 +427,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
                 .insert(id, Rc::new(RefCell::new(None)));
             return;
         }
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         let filter = self.root(root_id).and_then(|root| {
             let mut slot = root.try_borrow_mut().ok()?;
             Some(slot.as_mut()?.new_stream(&mut host, id))
@@ -404,6 +436,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             filter,
             paused: false,
             replied: false,
+            decided: false,
         };
         self.streams
             .borrow_mut()
@@ -419,7 +452,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         let ok = match F::configure(&mut host, &config) {
             Ok(filter) => match root.try_borrow_mut() {
                 Ok(mut slot) => {
@@ -444,7 +477,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         let Some(root) = self.root(root_id) else {
             return;
         };
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         if let Ok(mut slot) = root.try_borrow_mut() {
             if let Some(filter) = slot.as_mut() {
                 filter.on_tick(&mut host);
@@ -466,7 +499,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         let Some(stream) = self.stream(id) else {
             return ACTION_CONTINUE;
         };
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         if let Ok(mut state) = stream.try_borrow_mut() {
             if let Some(f) = state.filter.as_mut() {
                 let _ = f.on_response_headers(&mut host, eos);
@@ -480,7 +513,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         let Some(stream) = self.stream(id) else {
             return;
         };
-        let mut host = WasmHost::new(self.details);
+        let mut host = WasmHost::new(self.details, self.name);
         if let Ok(mut state) = stream.try_borrow_mut() {
             if let Some(f) = state.filter.as_mut() {
                 f.on_log(&mut host);
@@ -492,7 +525,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
     fn done(&self, id: u32) {
         if let Some(stream) = self.streams.borrow_mut().remove(&id) {
             if let Ok(mut state) = stream.try_borrow_mut() {
-                let mut host = WasmHost::new(self.details);
+                let mut host = WasmHost::new(self.details, self.name);
                 if let Some(f) = state.filter.as_mut() {
                     f.on_done(&mut host);
                 }
@@ -545,6 +578,7 @@ pub fn initialize<F: RootFilter>() {
         let details: &'static str = Box::leak(format!("shieldwall_{}", F::NAME).into_boxed_str());
         let _ = d.set(Box::new(Dispatcher::<F> {
             details,
+            name: if F::RECORDS_DECISIONS { F::NAME } else { "" },
             roots: RefCell::new(HashMap::new()),
             streams: RefCell::new(HashMap::new()),
             callouts: RefCell::new(HashMap::new()),
