@@ -329,8 +329,17 @@ fn fenced_blocks(text: &str) -> Vec<(String, String)> {
     blocks
 }
 
+/// The `source` line and the lines that set a shell variable (`TOKEN=$(curl …)`): run before every
+/// command, answering nothing of their own.
+fn is_prelude(line: &str) -> bool {
+    line.starts_with("source ")
+        || line.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        })
+}
+
 /// The commands a user runs in these sections, each with what the README says it answers. The
-/// `source` line and the token command are the prelude of every command; `scripts/gateway.sh`
+/// `source` line and the token commands are the prelude of every command; `scripts/gateway.sh`
 /// lines are the test's own business. Every other command must document its answer.
 fn readme_commands(text: &str) -> (Vec<String>, Vec<(String, Expect)>) {
     let blocks = fenced_blocks(text);
@@ -350,7 +359,7 @@ fn readme_commands(text: &str) -> (Vec<String>, Vec<(String, Expect)>) {
             .filter(|(lang, _)| lang == "text")
             .map(|(_, body)| body.clone());
         for line in &lines {
-            if line.starts_with("source ") || line.starts_with("TOKEN=") {
+            if is_prelude(line) {
                 prelude.push(line.to_string());
                 continue;
             }
@@ -367,7 +376,7 @@ fn readme_commands(text: &str) -> (Vec<String>, Vec<(String, Expect)>) {
                 }
             } else {
                 assert_eq!(
-                    lines.iter().filter(|l| !l.starts_with("source ") && !l.starts_with("TOKEN=")).count(),
+                    lines.iter().filter(|l| !is_prelude(l)).count(),
                     1,
                     "README: a block of several commands needs a `# STATUS error` comment on each: {body}"
                 );
@@ -515,17 +524,18 @@ fn check_readme_samples(source_cmd: &str) {
     let mut checked = 0;
     for heading in ["Quick start", "Metrics"] {
         let (prelude, commands) = readme_commands(section(&readme, heading));
-        // The token command runs once, as a user runs it once: the commands after it share the
-        // token (and no token request slows them down between two rate-limited calls).
-        let token_cmd = prelude
-            .iter()
-            .find(|l| l.starts_with("TOKEN="))
-            .cloned()
-            .unwrap_or_default();
-        let token = bash(&format!(
-            "set -euo pipefail\n{source_cmd}\n{token_cmd}\nprintf %s \"${{TOKEN:-}}\""
-        ));
-        let head = format!("set -euo pipefail\n{source_cmd}\nTOKEN='{token}'\n");
+        // Each variable command (`TOKEN=$(curl …)`) runs once, as a user runs it once: the
+        // commands after it share its value (and no token request slows them down between two
+        // rate-limited calls).
+        let mut head = format!("set -euo pipefail\n{source_cmd}\n");
+        for line in prelude.iter().filter(|l| !l.starts_with("source ")) {
+            let name = line.split_once('=').map_or("", |(n, _)| n);
+            let value = bash(&format!(
+                "set -euo pipefail\n{source_cmd}\n{line}\nprintf %s \"${{{name}:-}}\""
+            ));
+            assert!(!value.contains('\''), "README: `{line}` gave {value}");
+            head.push_str(&format!("{name}='{value}'\n"));
+        }
         for (command, expect) in commands {
             let answer = bash(&format!("{head}{command}"));
             match expect {
