@@ -48,7 +48,14 @@ const DEMO_CLIENTS = [
   { client_id: 'admin', scope: 'admin', tier: 'gold', token_endpoint_auth_method: 'client_secret_post' },
   // The gateway itself, for token introspection; it asks for no tokens of its own.
   { client_id: 'gateway', scope: '', token_endpoint_auth_method: 'client_secret_basic' },
+  // Its access tokens are bound to the client certificate it presents (RFC 8705 §3).
+  { client_id: 'orders-bound', scope: 'orders:read', tenant: 'a', tier: 'free', token_endpoint_auth_method: 'client_secret_basic', certificate_bound: true },
 ];
+
+// The header carrying the client certificate of a token request, URL-encoded PEM. This IdP speaks
+// plain HTTP on loopback; like an IdP behind a TLS-terminating proxy, it learns the certificate
+// the client presented from the proxy (Envoy: `set_current_client_cert_details` / XFCC `Cert`).
+const CLIENT_CERT_HEADER = 'x-client-cert';
 
 function fail(message) {
   process.stderr.write(`idp: ${message}\n`);
@@ -147,6 +154,7 @@ function loadClients(file) {
       token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
       resource: c.resource,
       access_token_ttl: c.access_token_ttl,
+      certificate_bound: c.certificate_bound === true,
       // Claims added to every access token of this client.
       claims: {
         ...(c.tenant !== undefined ? { tenant: c.tenant } : {}),
@@ -180,6 +188,7 @@ async function main() {
       response_types: [],
       redirect_uris: [],
       token_endpoint_auth_method: c.token_endpoint_auth_method,
+      tls_client_certificate_bound_access_tokens: c.certificate_bound,
       // No `scope` metadata: oidc-provider only accepts its static (OpenID) scopes there. Which
       // resource scopes a client may have is checked in getResourceServerInfo below.
     })),
@@ -190,6 +199,14 @@ async function main() {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate: (ctx) => {
+          const value = ctx.get(CLIENT_CERT_HEADER);
+          return value ? decodeURIComponent(value) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: async (ctx, client) => byId.get(client.clientId)?.resource ?? DEFAULT_RESOURCE,

@@ -334,22 +334,28 @@ impl Idp {
         resource: Option<&str>,
         auth: ClientAuth,
     ) -> Result<String, TokenError> {
-        let resp = self.token_response(client_id, secret, scope, resource, auth);
-        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-        match body["access_token"].as_str() {
-            Some(token) if resp.status == 200 => Ok(token.to_owned()),
-            _ => Err(TokenError {
-                status: resp.status,
-                error: body["error"]
-                    .as_str()
-                    .unwrap_or("(no error field)")
-                    .to_owned(),
-                description: body["error_description"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| resp.text()),
-            }),
-        }
+        token_of(self.token_response(client_id, secret, scope, resource, auth))
+    }
+
+    /// A token of a client registered as certificate-bound (`orders-bound`): the request carries
+    /// `cert_pem` as the IdP's proxy would (`x-client-cert`, URL-encoded), and the token is bound
+    /// to that certificate (`cnf.x5t#S256`). HTTP Basic client authentication.
+    pub fn bound_token(
+        &self,
+        client_id: &str,
+        resource: Option<&str>,
+        cert_pem: &str,
+    ) -> Result<String, TokenError> {
+        let secret = format!("{client_id}-secret");
+        let resp = self.token_request(
+            client_id,
+            &secret,
+            None,
+            resource,
+            ClientAuth::Basic,
+            &[("x-client-cert", &form_encode(cert_pem))],
+        );
+        token_of(resp)
     }
 
     /// The raw token endpoint response (for assertions on `expires_in`, `scope`, `token_type`).
@@ -360,6 +366,18 @@ impl Idp {
         scope: Option<&str>,
         resource: Option<&str>,
         auth: ClientAuth,
+    ) -> Response {
+        self.token_request(client_id, secret, scope, resource, auth, &[])
+    }
+
+    fn token_request(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+        auth: ClientAuth,
+        extra_headers: &[(&str, &str)],
     ) -> Response {
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(scope) = scope {
@@ -391,6 +409,11 @@ impl Idp {
             .map(|(k, v)| format!("{k}={}", form_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
+        headers.extend(
+            extra_headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
         let headers: Vec<(&str, &str)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -414,5 +437,24 @@ impl Drop for Idp {
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// The access token of a token endpoint response, or its error.
+fn token_of(resp: Response) -> Result<String, TokenError> {
+    let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    match body["access_token"].as_str() {
+        Some(token) if resp.status == 200 => Ok(token.to_owned()),
+        _ => Err(TokenError {
+            status: resp.status,
+            error: body["error"]
+                .as_str()
+                .unwrap_or("(no error field)")
+                .to_owned(),
+            description: body["error_description"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| resp.text()),
+        }),
     }
 }

@@ -1,15 +1,19 @@
 //! token-introspection in a real Envoy with the real OpenID Provider: opaque access tokens are
 //! introspected at the IdP's `/token/introspection` as the `gateway` client, an unknown token is
 //! refused, a token revoked at `/token/revocation` is refused within `max_ttl_s` and a tick, and
-//! while the IdP is stopped new tokens get 503 and cached ones are still served.
+//! while the IdP is stopped new tokens get 503 and cached ones are still served. A token the IdP
+//! bound to a client certificate (RFC 8705) passes only on a TLS connection with that certificate.
 
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
 use serde_json::{json, Value};
 use shieldwall_e2e::http::{self, form_encode};
 use shieldwall_e2e::jwt::base64_encode;
-use shieldwall_e2e::{wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter};
+use shieldwall_e2e::{
+    wasm_path, Cluster, DownstreamTls, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter,
+};
 
 const OPAQUE: &str = "urn:shieldwall:orders-api:opaque";
 
@@ -324,4 +328,100 @@ fn one_route_takes_a_jwt_or_an_opaque_token() {
         error_of(&envoy.get("/orders/1", &[])),
         (401, "missing_token".into())
     );
+}
+
+/// An HTTPS GET through curl with the test CA and, if given, a client certificate; the status and
+/// the body's `error` (empty for a 200).
+fn tls_get(envoy: &Envoy, ca: &TestCa, client: Option<&TestCert>, token: &str) -> (u16, String) {
+    let port = envoy.port();
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(&ca.cert)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-H", &format!("authorization: Bearer {token}")]);
+    if let Some(c) = client {
+        cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
+    }
+    cmd.arg(format!("https://localhost:{port}/orders/1"));
+    let out = cmd.output().expect("curl runs");
+    assert!(out.status.success(), "curl: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let error = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status.trim().parse().unwrap_or(0), error)
+}
+
+#[test]
+fn a_certificate_bound_opaque_token_passes_only_with_its_certificate() {
+    let ca = TestCa::new("e2e-introspection-bound");
+    let leaf = |file: &str, subject: &str, sans: &[&str]| {
+        ca.leaf(
+            file,
+            &LeafSpec {
+                subject,
+                sans,
+                ca: false,
+            },
+        )
+    };
+    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
+    let owner = leaf("owner", "/CN=orders-bound", &["DNS:orders-bound.example"]);
+    let other = leaf("other", "/CN=someone-else", &["DNS:other.example"]);
+
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let token = idp
+        .bound_token("orders-bound", Some(OPAQUE), &owner.pem)
+        .expect("the IdP issues a bound token");
+    assert_eq!(token.split('.').count(), 1, "an opaque token, not a JWT");
+    // Without the certificate the IdP refuses to issue one at all.
+    let refused = idp.try_token(
+        "orders-bound",
+        "orders-bound-secret",
+        None,
+        Some(OPAQUE),
+        shieldwall_e2e::ClientAuth::Basic,
+    );
+    assert!(refused.is_err(), "{refused:?}");
+
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .tls(DownstreamTls::new(&server.cert, &server.key).client_ca(&ca.cert, false))
+            .cluster(Cluster::new("idp", idp.port()))
+            .filter(WasmFilter::new(
+                wasm_path("token-introspection"),
+                "token-introspection",
+                config(&idp, 30),
+            ))
+            .concurrency(2),
+    );
+    assert_eq!(
+        tls_get(&envoy, &ca, Some(&owner), &token),
+        (200, String::new()),
+        "{}",
+        envoy.log()
+    );
+    // The cached answer is checked against each connection again.
+    assert_eq!(tls_get(&envoy, &ca, Some(&owner), &token).0, 200);
+    assert_eq!(
+        tls_get(&envoy, &ca, Some(&other), &token),
+        (401, "cnf_mismatch".to_string())
+    );
+    assert_eq!(
+        tls_get(&envoy, &ca, None, &token),
+        (401, "cnf_no_certificate".to_string())
+    );
+    assert_eq!(
+        idp.stats()["/token/introspection"],
+        1,
+        "one introspection; the other requests were served from the cache"
+    );
+    // An unbound opaque token of another client still works on any of these connections.
+    let plain = opaque_token(&idp);
+    assert_eq!(tls_get(&envoy, &ca, Some(&other), &plain).0, 200);
+    assert_eq!(tls_get(&envoy, &ca, None, &plain).0, 200);
 }
