@@ -131,6 +131,99 @@ impl Identity {
     }
 }
 
+/// Where a deciding filter (scope-authz, rate-limit, …) takes the caller's identity from; its
+/// configuration field `identity_from`:
+/// - `"shieldwall"` (the default): the identity context shieldwall's authenticators wrote;
+/// - `"jwt_authn"`, or `{"jwt_authn": {"payload_in_metadata": "jwt_payload", "tenant_claim":
+///   "tenant"}}`: the payload of the JWT that Envoy's own `jwt_authn` filter verified, which it
+///   writes to dynamic metadata when its provider sets `payload_in_metadata` (Istio's
+///   RequestAuthentication does the same), merged over the identity context if there is one
+///   (mtls-identity's SPIFFE ID). `auth` then names `jwt_authn`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Value")]
+pub enum IdentityFrom {
+    #[default]
+    Shieldwall,
+    JwtAuthn {
+        /// The key the provider's `payload_in_metadata` names (default `jwt_payload`).
+        payload_in_metadata: String,
+        /// The claim that holds the tenant (default `tenant`).
+        tenant_claim: String,
+    },
+}
+
+impl TryFrom<Value> for IdentityFrom {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        const DEFAULT_KEY: &str = "jwt_payload";
+        let jwt_authn = |key: &str, tenant: &str| IdentityFrom::JwtAuthn {
+            payload_in_metadata: key.to_string(),
+            tenant_claim: tenant.to_string(),
+        };
+        let usage = "must be \"shieldwall\", \"jwt_authn\" or {\"jwt_authn\": {\"payload_in_metadata\": \"…\", \"tenant_claim\": \"…\"}}";
+        match &value {
+            Value::String(s) if s == "shieldwall" => Ok(IdentityFrom::Shieldwall),
+            Value::String(s) if s == "jwt_authn" => Ok(jwt_authn(DEFAULT_KEY, "tenant")),
+            Value::Object(outer) if outer.len() == 1 => {
+                let Some(Value::Object(inner)) = outer.get("jwt_authn") else {
+                    return Err(usage.to_string());
+                };
+                if let Some(unknown) = inner
+                    .keys()
+                    .find(|k| *k != "payload_in_metadata" && *k != "tenant_claim")
+                {
+                    return Err(format!("jwt_authn: unknown field `{unknown}`"));
+                }
+                let field = |name: &str, default: &str| -> Result<String, String> {
+                    match inner.get(name) {
+                        None => Ok(default.to_string()),
+                        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                        Some(_) => Err(format!("jwt_authn.{name}: must be a non-empty string")),
+                    }
+                };
+                Ok(jwt_authn(
+                    &field("payload_in_metadata", DEFAULT_KEY)?,
+                    &field("tenant_claim", "tenant")?,
+                ))
+            }
+            _ => Err(usage.to_string()),
+        }
+    }
+}
+
+impl IdentityFrom {
+    /// The caller's identity on the current stream, from where this says.
+    pub fn read(&self, host: &dyn Host) -> Option<Identity> {
+        match self {
+            IdentityFrom::Shieldwall => Identity::read(host),
+            IdentityFrom::JwtAuthn {
+                payload_in_metadata,
+                tenant_claim,
+            } => {
+                let bytes = host.property(&[
+                    "metadata",
+                    "filter_metadata",
+                    crate::metadata::JWT_AUTHN_NAMESPACE,
+                    payload_in_metadata,
+                ]);
+                let from_jwt = bytes
+                    .and_then(|b| crate::metadata::jwt_payload_claims(&b))
+                    .map(|claims| {
+                        crate::authn::identity_from_claims(&claims, "jwt_authn", tenant_claim)
+                    });
+                match (Identity::read(host), from_jwt) {
+                    (Some(mut context), Some(jwt)) => {
+                        context.merge(jwt);
+                        Some(context)
+                    }
+                    (context, jwt) => jwt.or(context),
+                }
+            }
+        }
+    }
+}
+
 /// Scopes from a token's claims: `scope` as a space-separated string (RFC 8693/9068), or `scp` as
 /// a string or an array of strings. Anything else yields no scopes (never a guess).
 pub fn scopes_from_claims(claims: &Map<String, Value>) -> Vec<String> {
@@ -164,6 +257,82 @@ mod tests {
     use super::*;
     use crate::testing::MockHost;
     use serde_json::json;
+
+    #[test]
+    fn identity_from_accepts_its_three_forms_and_nothing_else() {
+        let parse = |v: Value| IdentityFrom::try_from(v);
+        assert_eq!(parse(json!("shieldwall")), Ok(IdentityFrom::Shieldwall));
+        let default_jwt = IdentityFrom::JwtAuthn {
+            payload_in_metadata: "jwt_payload".into(),
+            tenant_claim: "tenant".into(),
+        };
+        assert_eq!(parse(json!("jwt_authn")), Ok(default_jwt.clone()));
+        assert_eq!(parse(json!({"jwt_authn": {}})), Ok(default_jwt));
+        assert_eq!(
+            parse(json!({"jwt_authn": {"payload_in_metadata": "p", "tenant_claim": "org"}})),
+            Ok(IdentityFrom::JwtAuthn {
+                payload_in_metadata: "p".into(),
+                tenant_claim: "org".into()
+            })
+        );
+        assert!(parse(json!("jwt")).is_err());
+        assert!(parse(json!({"jwt_authn": {"payload": "p"}}))
+            .unwrap_err()
+            .contains("unknown field `payload`"));
+        assert!(parse(json!({"jwt_authn": {"tenant_claim": ""}})).is_err());
+        assert!(parse(json!({"other": {}})).is_err());
+    }
+
+    #[test]
+    fn identity_from_jwt_authn_reads_the_metadata_and_merges_over_the_context() {
+        // A payload map as Envoy encodes it: {"sub": "alice", "tenant": "a", "scope": "r w"}.
+        fn pairs(entries: &[(&str, &str)]) -> Vec<u8> {
+            let mut out = (entries.len() as u32).to_le_bytes().to_vec();
+            for (k, v) in entries {
+                out.extend((k.len() as u32).to_le_bytes());
+                out.extend((v.len() as u32).to_le_bytes());
+            }
+            for (k, v) in entries {
+                out.extend(k.as_bytes());
+                out.push(0);
+                out.extend(v.as_bytes());
+                out.push(0);
+            }
+            out
+        }
+        let from = IdentityFrom::try_from(json!("jwt_authn")).unwrap();
+        let mut h = MockHost::new();
+        assert_eq!(from.read(&h), None);
+        h.set_property(
+            &[
+                "metadata",
+                "filter_metadata",
+                "envoy.filters.http.jwt_authn",
+                "jwt_payload",
+            ],
+            &pairs(&[("sub", "alice"), ("tenant", "a"), ("scope", "r w")]),
+        )
+        .unwrap();
+        let id = from.read(&h).unwrap();
+        assert_eq!(id.sub.as_deref(), Some("alice"));
+        assert_eq!(id.tenant.as_deref(), Some("a"));
+        assert_eq!(id.scopes, ["r", "w"]);
+        assert_eq!(id.auth, ["jwt_authn"]);
+        // mtls-identity's context is kept under it.
+        Identity {
+            spiffe_id: Some("spiffe://bank-a/gw".into()),
+            auth: vec!["mtls".into()],
+            ..Default::default()
+        }
+        .merge_and_write(&mut h)
+        .unwrap();
+        let id = from.read(&h).unwrap();
+        assert_eq!(id.spiffe_id.as_deref(), Some("spiffe://bank-a/gw"));
+        assert_eq!(id.sub.as_deref(), Some("alice"));
+        assert_eq!(id.auth, ["mtls", "jwt_authn"]);
+        // The default source ignores the metadata.
+        assert_eq!(IdentityFrom::Shieldwall.read(&h).unwrap().sub, None);
+    }
 
     #[test]
     fn merge_keeps_what_earlier_authenticators_set() {

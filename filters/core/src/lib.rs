@@ -9,7 +9,8 @@
 //! - [`budget`]: the per-client budget of failed verifications;
 //! - [`claims`]: the registered claims (`iss`, `aud`, `exp`, `nbf`, `iat`) and their checks;
 //! - [`memo`]: a per-worker memo of exact tokens, bounded and expiring;
-//! - [`identity`]: the identity context filters pass to each other;
+//! - [`identity`]: the identity context filters pass to each other, and where a deciding filter
+//!   takes it from (`identity_from`: ours, or Envoy's `jwt_authn` through [`metadata`]);
 //! - [`reply`]: RFC 6750 deny replies with small JSON bodies;
 //! - [`decision`]: each filter's decision (allow, deny, shadow deny) recorded for the audit log;
 //! - [`route`]: path normalisation and route matching;
@@ -34,6 +35,7 @@ pub mod filter;
 pub mod host;
 pub mod identity;
 pub mod memo;
+pub mod metadata;
 pub mod metrics;
 pub mod reply;
 pub mod route;
@@ -50,6 +52,6 @@ pub use config::ConfigError;
 pub use decision::Decision;
 pub use filter::{Action, RootFilter, StreamFilter};
 pub use host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
-pub use identity::Identity;
+pub use identity::{Identity, IdentityFrom};
 pub use reply::Reply;
 pub use route::{PathOptions, RequestLine, RouteMatch, RouteMatchConfig};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use shieldwall_core::config::{parse_json, Within};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
-use shieldwall_core::{ConfigError, Identity};
+use shieldwall_core::{ConfigError, Identity, IdentityFrom};
 
 use crate::bucket::{limit_from_config, Limit};
 
@@ -27,6 +27,10 @@ pub struct ConfigFile {
     pub headers: HeadersMode,
     #[serde(default)]
     pub shadow: bool,
+    /// Where identity keys and tiers come from: shieldwall's authenticators (the default) or
+    /// Envoy's own `jwt_authn` (`"jwt_authn"`, see `shieldwall_core::IdentityFrom`).
+    #[serde(default)]
+    pub identity_from: IdentityFrom,
     /// Slots per rule in the shared table (each rule may override).
     #[serde(default)]
     pub slots: Option<u64>,
@@ -159,6 +163,7 @@ pub struct Config {
     pub global: Option<Global>,
     pub headers: HeadersMode,
     pub shadow: bool,
+    pub identity_from: IdentityFrom,
     pub path: PathOptions,
 }
 
@@ -314,6 +319,7 @@ impl Config {
             global,
             headers: file.headers,
             shadow: file.shadow,
+            identity_from: file.identity_from.clone(),
             path: file.path,
         })
     }

@@ -102,7 +102,9 @@ impl RateLimitStream {
         identity: &mut Option<Option<Identity>>,
     ) -> Option<(String, Limit)> {
         let mut ident = |host: &dyn Host| -> Option<Identity> {
-            identity.get_or_insert_with(|| Identity::read(host)).clone()
+            identity
+                .get_or_insert_with(|| self.config.identity_from.read(host))
+                .clone()
         };
         let key = match &rule.key {
             // Envoy always knows the peer; if a host did not, every such request shares one bucket.

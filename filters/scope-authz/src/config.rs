@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shieldwall_core::config::Within;
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
-use shieldwall_core::ConfigError;
+use shieldwall_core::{ConfigError, IdentityFrom};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +19,10 @@ pub struct ConfigFile {
     /// Log and count what would be refused, and let it through.
     #[serde(default)]
     pub shadow: bool,
+    /// Where the caller's identity comes from: shieldwall's authenticators (the default) or
+    /// Envoy's own `jwt_authn` (`"jwt_authn"`, see `shieldwall_core::IdentityFrom`).
+    #[serde(default)]
+    pub identity_from: IdentityFrom,
     /// The `realm` of `WWW-Authenticate` (default `shieldwall`).
     #[serde(default)]
     pub realm: Option<String>,
@@ -130,6 +134,7 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub default: DefaultAction,
     pub shadow: bool,
+    pub identity_from: IdentityFrom,
     pub realm: String,
     pub method_override_header: Option<String>,
     pub rewrite_path: bool,
@@ -179,6 +184,7 @@ impl Config {
             rules,
             default: file.default,
             shadow: file.shadow,
+            identity_from: file.identity_from,
             realm,
             method_override_header,
             rewrite_path: file.rewrite_path,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use shieldwall_core::decision::Decision as Recorded;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
-    Action, ConfigError, Host, Identity, LogLevel, Reply, RequestLine, RootFilter, StreamFilter,
+    Action, ConfigError, Host, LogLevel, Reply, RequestLine, RootFilter, StreamFilter,
 };
 
 use crate::config::{Config, KNOWN_OVERRIDE_HEADERS};
@@ -168,7 +168,7 @@ impl ScopeAuthzStream {
             Ok(m) => m.filter(|m| *m != line.method),
             Err(bad) => return self.bad_request(host, bad),
         };
-        let identity = Identity::read(host);
+        let identity = self.config.identity_from.read(host);
 
         // The upstream may run either method: both must be allowed.
         let mut outcome = decide(&config, &line.method, &line, identity.as_ref());
