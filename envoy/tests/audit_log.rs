@@ -1,0 +1,338 @@
+//! audit-log in a real Envoy with two workers, first in the chain audit-log → jwt-auth →
+//! scope-authz → rate-limit, with real tokens from the OpenID Provider: a mixed run (allowed, 401
+//! from jwt-auth and from scope-authz, 403, 429, 400) with card numbers, e-mail addresses, an IBAN,
+//! a password and tokens planted in query strings and headers. Envoy prints each record through
+//! `%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%` into a file of its own; the test checks that every
+//! request has exactly one record, with the decision and reason of the filter that answered (so
+//! audit-log's `on_log` runs for requests a later filter refused, and sees that filter's
+//! decision), that no planted value appears anywhere in that file or in Envoy's log, and that
+//! `scripts/audit-verify` accepts the chains and rejects them after a line is deleted or edited.
+//!
+//! Needs the modules: `cargo build --release --target wasm32-wasip1 -p audit-log -p jwt-auth -p scope-authz -p rate-limit`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shieldwall_e2e::{
+    repo_root, scratch_dir, wasm_path, yaml_str, Cluster, Echo, Envoy, EnvoyConfig, Idp,
+    IdpOptions, WasmFilter,
+};
+
+const CHAIN_KEY: &str = "e2e audit chain key, 32 bytes or more";
+
+/// A file access logger that prints the record and nothing else, one per line.
+fn audit_access_log(path: &Path) -> String {
+    format!(
+        "- name: envoy.access_loggers.file
+  typed_config:
+    \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+    path: {}
+    log_format:
+      text_format_source:
+        inline_string: \"%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%\\n\"
+",
+        yaml_str(&path.to_string_lossy())
+    )
+}
+
+fn audit_log() -> WasmFilter {
+    WasmFilter::new(
+        wasm_path("audit-log"),
+        "audit-log",
+        json!({
+            "sinks": {"access_log": true},
+            "mask": {"json_fields": ["password", "ssn"], "query_params": ["access_token", "api_key"],
+                     "patterns": [{"name": "account", "regex": "ACC-[0-9]{8}"}],
+                     "hash_key_env": "AUDIT_CHAIN_KEY"},
+            "include": {"request_headers": ["user-agent", "x-note", "x-api-key"]},
+            "chain": {"key_env": "AUDIT_CHAIN_KEY"}
+        })
+        .to_string(),
+    )
+    .env("AUDIT_CHAIN_KEY", CHAIN_KEY)
+}
+
+fn chain(echo: &Echo, idp: &Idp, audit_file: &Path) -> Envoy {
+    let jwt = json!({
+        "realm": "orders",
+        "providers": {"idp": {
+            "issuer": idp.issuer(), "audiences": ["orders-api"],
+            "remote_jwks": {"cluster": "idp", "uri": format!("http://{}{}", idp.authority(), idp.jwks_path())}}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"allow_missing": {"provider": "idp"}}}]
+    });
+    let policy = json!({"rules": [
+        {"match": {"prefix": "/limited/"}, "public": true},
+        {"match": {"methods": ["GET"], "template": "/tenants/{tenant}/orders/{id}"},
+         "require": {"scopes": ["orders:read"], "tenant": "{tenant}"}}],
+        "default": "deny", "realm": "orders"});
+    let limits = json!({"rules": [{"name": "limited", "match": {"prefix": "/limited/"},
+        "key": {"source": "client_ip"}, "limit": {"requests": 2, "per": "minute", "burst": 2}}]});
+    let config = EnvoyConfig::new(echo.port())
+        .concurrency(2)
+        .cluster(Cluster::new("idp", idp.port()))
+        .access_log(audit_access_log(audit_file))
+        .filter(audit_log())
+        .filter(WasmFilter::new(
+            wasm_path("jwt-auth"),
+            "jwt-auth",
+            jwt.to_string(),
+        ))
+        .filter(WasmFilter::new(
+            wasm_path("scope-authz"),
+            "scope-authz",
+            policy.to_string(),
+        ))
+        .filter(WasmFilter::new(
+            wasm_path("rate-limit"),
+            "rate-limit",
+            limits.to_string(),
+        ));
+    Envoy::start(config)
+}
+
+/// The audit records in the file (lines that are JSON objects).
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+fn wait_for_records(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = records(path);
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `scripts/audit-verify FILE` with the chain key; (exit code, output).
+fn audit_verify(file: &Path) -> (i32, String) {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts").join("audit-verify"))
+        .arg(file)
+        .env("AUDIT_CHAIN_KEY", CHAIN_KEY)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn error_of(resp: &shieldwall_e2e::Response) -> String {
+    serde_json::from_slice::<Value>(&resp.body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_mixed_run_gives_one_masked_chained_record_per_request() {
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let dir = scratch_dir("audit-log");
+    let audit_file = dir.join("audit.log");
+    let envoy = chain(&echo, &idp, &audit_file);
+    let reader = idp.demo_token("orders-reader"); // orders:read, tenant a
+    let bearer = format!("Bearer {reader}");
+    // A JWT-shaped token no key of the IdP signed.
+    let forged = "eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vLXN1Y2gta2V5In0.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJlLW9mLW5vLW9uZQ";
+    let forged_bearer = format!("Bearer {forged}");
+    let note = "card 5555-5555-5555-4444, mail bob@example.org, ref ACC-12345678, {\"password\":\"hunter2\"}";
+    let ua = "audit-test/1.0 (carol@example.net)";
+
+    // (n, method, path and query, headers, expected status, the filter expected to answer)
+    let mut planted: Vec<String> = vec![
+        "4111111111111111".into(),
+        "4111 1111 1111 1111".into(),
+        "4111%201111".into(),
+        "5555-5555-5555-4444".into(),
+        "alice@example.com".into(),
+        "alice%40example.com".into(),
+        "bob@example.org".into(),
+        "carol@example.net".into(),
+        "DE89370400440532013000".into(),
+        "ACC-12345678".into(),
+        "hunter2".into(),
+        "k-7f3a9c".into(),
+        forged.into(),
+        reader.clone(),
+    ];
+    planted.sort();
+    let path2 = format!("/tenants/a/orders/2?n=2&access_token={forged}&c=4111+1111+1111+1111");
+    type Case<'a> = (u32, &'a str, Vec<(&'a str, &'a str)>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (1, "/tenants/a/orders/1?n=1&card=4111111111111111&email=alice%40example.com&iban=DE89370400440532013000",
+         vec![("authorization", &bearer), ("x-note", note), ("user-agent", ua), ("x-api-key", "k-7f3a9c")], 200, None),
+        (2, &path2,
+         vec![("authorization", &forged_bearer), ("user-agent", ua)], 401, Some("jwt_auth")),
+        (3, "/tenants/a/orders/3?n=3&password=hunter2", vec![("x-note", note)], 401, Some("scope_authz")),
+        (4, "/tenants/b/orders/4?n=4&mail=alice@example.com", vec![("authorization", &bearer)], 403, Some("scope_authz")),
+        (5, "/limited/5?n=5", vec![], 200, None),
+        (6, "/limited/6?n=6", vec![], 200, None),
+        (7, "/limited/7?n=7&card=4111%201111%201111%201111", vec![], 429, Some("rate_limit")),
+        (8, "/tenants/a%2Forders/8?n=8", vec![("authorization", &bearer), ("x-note", note)], 400, Some("jwt_auth")),
+    ];
+    let paths: Vec<String> = cases.iter().map(|c| c.1.to_string()).collect();
+    let mut errors = Vec::new();
+    for ((n, _, headers, status, _), path) in cases.iter().zip(&paths) {
+        let resp = envoy.request("GET", path, headers, b"");
+        assert_eq!(resp.status, *status, "request {n}: {resp}\n{}", envoy.log());
+        errors.push(error_of(&resp));
+    }
+
+    let got = wait_for_records(&audit_file, cases.len());
+    assert_eq!(
+        got.len(),
+        cases.len(),
+        "one record per request:\n{got:#?}\n{}",
+        envoy.log()
+    );
+    for ((n, _, _, status, by), error) in cases.iter().zip(&errors) {
+        let mine: Vec<&Value> = got
+            .iter()
+            .filter(|r| {
+                r["url"]["query"]
+                    .as_str()
+                    .is_some_and(|q| q.split('&').any(|p| p == format!("n={n}")))
+            })
+            .collect();
+        assert_eq!(mine.len(), 1, "request {n}: {got:#?}");
+        let r = mine[0];
+        assert_eq!(r["http"]["response"]["status_code"], *status, "{r}");
+        assert_eq!(r["ecs"]["version"], "8.11.0");
+        assert_eq!(r["event"]["kind"], "event");
+        assert_eq!(r["client"]["ip"], "127.0.0.1");
+        assert!(
+            r["event"]["id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{r}"
+        );
+        assert!(r["event"]["duration"].as_u64().is_some(), "{r}");
+        match by {
+            None => {
+                assert_eq!(r["event"]["outcome"], "success", "{r}");
+                assert!(r["shieldwall"].get("denied_by").is_none(), "{r}");
+            }
+            Some(filter) => {
+                assert_eq!(r["event"]["outcome"], "failure", "{r}");
+                assert_eq!(r["shieldwall"]["denied_by"], *filter, "request {n}: {r}");
+                let d = &r["shieldwall"]["decisions"][filter];
+                assert_eq!(d["decision"], "deny", "{r}");
+                assert_eq!(d["status"], *status, "{r}");
+                // The reason the filter recorded is the error code its reply carried.
+                assert_eq!(d["reason"], error.as_str(), "request {n}: {r}");
+                assert_eq!(r["event"]["reason"], format!("{filter}: {error}"), "{r}");
+            }
+        }
+    }
+    // The allowed request: the caller, masked values that still correlate.
+    let allowed = got
+        .iter()
+        .find(|r| r["url"]["query"].as_str().unwrap().starts_with("n=1&"))
+        .unwrap();
+    assert_eq!(allowed["user"]["id"], "orders-reader", "{allowed}");
+    assert_eq!(allowed["shieldwall"]["client_id"], "orders-reader");
+    assert_eq!(allowed["shieldwall"]["tenant"], "a");
+    assert_eq!(allowed["shieldwall"]["auth"], json!(["jwt"]));
+    assert_eq!(
+        allowed["shieldwall"]["decisions"]["jwt_auth"]["decision"], "allow",
+        "{allowed}"
+    );
+    let query = allowed["url"]["query"].as_str().unwrap();
+    assert!(query.contains("card=411111******1111"), "{query}");
+    assert!(query.contains("iban=DE****************3000"), "{query}");
+    assert!(query.contains("email=[email:"), "{query}");
+    let note_logged = allowed["http"]["request"]["headers"]["x-note"]
+        .as_str()
+        .unwrap();
+    assert!(
+        note_logged.contains("555555******4444") && note_logged.contains("[account:"),
+        "{note_logged}"
+    );
+    // The same address in another request, as another parameter, gives the same tag.
+    let tag = &query[query.find("[email:").unwrap()..][..16];
+    assert!(
+        got.iter()
+            .any(|r| r["url"]["query"].as_str().unwrap().starts_with("n=4&")
+                && r["url"]["query"].as_str().unwrap().contains(tag)),
+        "{got:#?}"
+    );
+
+    // No planted value anywhere: not in the audit file, not in Envoy's own log.
+    let raw = std::fs::read_to_string(&audit_file).unwrap();
+    let log = envoy.log();
+    for p in &planted {
+        assert!(!raw.contains(p.as_str()), "{p} in the audit log:\n{raw}");
+        assert!(!log.contains(p.as_str()), "{p} in Envoy's log");
+    }
+    assert!(
+        !raw.contains("Bearer ") && !raw.to_ascii_lowercase().contains("authorization"),
+        "{raw}"
+    );
+
+    // The chains verify; a deleted or an edited line is found.
+    let (code, out) = audit_verify(&audit_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("intact: {} records", cases.len())),
+        "{out}"
+    );
+    let lines: Vec<&str> = raw.lines().collect();
+    // A record with a successor in its chain (its deletion must break the successor's link).
+    let chain_of = |l: &str| serde_json::from_str::<Value>(l).unwrap()["audit"]["chain"].clone();
+    let victim = (0..lines.len())
+        .find(|&i| (i + 1..lines.len()).any(|j| chain_of(lines[j]) == chain_of(lines[i])))
+        .unwrap();
+    let deleted: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, l)| *l)
+        .collect();
+    let file = dir.join("deleted.log");
+    std::fs::write(&file, deleted.join("\n") + "\n").unwrap();
+    let (code, out) = audit_verify(&file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("missing") || out.contains("does not match"),
+        "{out}"
+    );
+
+    let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let target = edited
+        .iter()
+        .position(|l| l.contains("\"status_code\":403"))
+        .unwrap();
+    edited[target] = edited[target].replace("\"status_code\":403", "\"status_code\":200");
+    let file = dir.join("edited.log");
+    std::fs::write(&file, edited.join("\n") + "\n").unwrap();
+    let (code, out) = audit_verify(&file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("edited.log:{}:", target + 1)),
+        "{out}"
+    );
+    assert!(out.contains("does not match"), "{out}");
+
+    let stats = envoy.stats_prometheus();
+    assert!(stats.contains("shieldwall_audit_log_records"), "{stats}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
