@@ -159,7 +159,8 @@ fn a_mixed_run_gives_one_masked_chained_record_per_request() {
     let note = "card 5555-5555-5555-4444, mail bob@example.org, ref ACC-12345678, {\"password\":\"hunter2\"}";
     let ua = "audit-test/1.0 (carol@example.net)";
 
-    // (n, method, path and query, headers, expected status, the filter expected to answer)
+    // (n, path and query, headers, expected status, the filter expected to answer and the reason
+    // it records: `None` for the error code of its reply)
     let mut planted: Vec<String> = vec![
         "4111111111111111".into(),
         "4111 1111 1111 1111".into(),
@@ -178,18 +179,24 @@ fn a_mixed_run_gives_one_masked_chained_record_per_request() {
     ];
     planted.sort();
     let path2 = format!("/tenants/a/orders/2?n=2&access_token={forged}&c=4111+1111+1111+1111");
-    type Case<'a> = (u32, &'a str, Vec<(&'a str, &'a str)>, u16, Option<&'a str>);
+    type Case<'a> = (
+        u32,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        u16,
+        Option<(&'a str, Option<&'a str>)>,
+    );
     let cases: Vec<Case> = vec![
         (1, "/tenants/a/orders/1?n=1&card=4111111111111111&email=alice%40example.com&iban=DE89370400440532013000",
          vec![("authorization", &bearer), ("x-note", note), ("user-agent", ua), ("x-api-key", "k-7f3a9c")], 200, None),
         (2, &path2,
-         vec![("authorization", &forged_bearer), ("user-agent", ua)], 401, Some("jwt_auth")),
-        (3, "/tenants/a/orders/3?n=3&password=hunter2", vec![("x-note", note)], 401, Some("scope_authz")),
-        (4, "/tenants/b/orders/4?n=4&mail=alice@example.com", vec![("authorization", &bearer)], 403, Some("scope_authz")),
+         vec![("authorization", &forged_bearer), ("user-agent", ua)], 401, Some(("jwt_auth", None))),
+        (3, "/tenants/a/orders/3?n=3&password=hunter2", vec![("x-note", note)], 401, Some(("scope_authz", Some("missing_identity")))),
+        (4, "/tenants/b/orders/4?n=4&mail=alice@example.com", vec![("authorization", &bearer)], 403, Some(("scope_authz", Some("tenant_mismatch")))),
         (5, "/limited/5?n=5", vec![], 200, None),
         (6, "/limited/6?n=6", vec![], 200, None),
-        (7, "/limited/7?n=7&card=4111%201111%201111%201111", vec![], 429, Some("rate_limit")),
-        (8, "/tenants/a%2Forders/8?n=8", vec![("authorization", &bearer), ("x-note", note)], 400, Some("jwt_auth")),
+        (7, "/limited/7?n=7&card=4111%201111%201111%201111", vec![], 429, Some(("rate_limit", None))),
+        (8, "/tenants/a%2Forders/8?n=8", vec![("authorization", &bearer), ("x-note", note)], 400, Some(("jwt_auth", None))),
     ];
     let paths: Vec<String> = cases.iter().map(|c| c.1.to_string()).collect();
     let mut errors = Vec::new();
@@ -231,15 +238,16 @@ fn a_mixed_run_gives_one_masked_chained_record_per_request() {
                 assert_eq!(r["event"]["outcome"], "success", "{r}");
                 assert!(r["shieldwall"].get("denied_by").is_none(), "{r}");
             }
-            Some(filter) => {
+            Some((filter, reason)) => {
+                let reason = reason.unwrap_or(error.as_str());
                 assert_eq!(r["event"]["outcome"], "failure", "{r}");
                 assert_eq!(r["shieldwall"]["denied_by"], *filter, "request {n}: {r}");
                 let d = &r["shieldwall"]["decisions"][filter];
                 assert_eq!(d["decision"], "deny", "{r}");
                 assert_eq!(d["status"], *status, "{r}");
                 // The reason the filter recorded is the error code its reply carried.
-                assert_eq!(d["reason"], error.as_str(), "request {n}: {r}");
-                assert_eq!(r["event"]["reason"], format!("{filter}: {error}"), "{r}");
+                assert_eq!(d["reason"], reason, "request {n}: {r}");
+                assert_eq!(r["event"]["reason"], format!("{filter}: {reason}"), "{r}");
             }
         }
     }
@@ -334,5 +342,125 @@ fn a_mixed_run_gives_one_masked_chained_record_per_request() {
 
     let stats = envoy.stats_prometheus();
     assert!(stats.contains("shieldwall_audit_log_records"), "{stats}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shipping path a SIEM receives: Envoy's audit file → syslog-ng (tailing it, forwarding
+/// RFC 5424 over TCP) → a second syslog-ng as the SIEM's collector, writing a file. Every record
+/// arrives once, masked, and the collected file (syslog header before each record) verifies.
+#[test]
+fn records_reach_a_syslog_collector_once_and_still_verify() {
+    if shieldwall_e2e::SyslogNg::binary().is_none() {
+        eprintln!(
+            "\n*** SKIPPED: syslog-ng is not installed (Debian package syslog-ng-core); \
+             the audit-log shipping path was NOT tested ***\n"
+        );
+        return;
+    }
+    let echo = Echo::start();
+    let dir = scratch_dir("audit-syslog");
+    let audit_file = dir.join("audit.log");
+    let collected = dir.join("collected.log");
+    let policy =
+        json!({"rules": [{"match": {"prefix": "/public/"}, "public": true}], "default": "deny"});
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .concurrency(2)
+            .access_log(audit_access_log(&audit_file))
+            .filter(audit_log())
+            .filter(WasmFilter::new(
+                wasm_path("scope-authz"),
+                "scope-authz",
+                policy.to_string(),
+            )),
+    );
+    // The SIEM's collector: RFC 5424 (octet-counted framing) on TCP, one line per message.
+    let port = shieldwall_e2e::free_port();
+    let mut collector = shieldwall_e2e::SyslogNg::start(
+        "collector",
+        &format!(
+            "@version: 3.35
+options {{ flush_lines(0); log_msg_size(262144); }};
+source s_net {{ syslog(ip(\"127.0.0.1\") port({port}) transport(\"tcp\") max-connections(4) log-msg-size(262144)); }};
+destination d_file {{ file(\"{}\" template(\"${{ISODATE}} ${{HOST}} ${{PROGRAM}}: ${{MSG}}\\n\")); }};
+log {{ source(s_net); destination(d_file); }};
+",
+            collected.display()
+        ),
+    );
+    collector.wait_listening(port);
+    // The node's shipper: follows Envoy's audit file, one record per line, forwards as RFC 5424.
+    let shipper = shieldwall_e2e::SyslogNg::start(
+        "shipper",
+        &format!(
+            "@version: 3.35
+options {{ log_msg_size(262144); }};
+source s_audit {{ file(\"{}\" follow-freq(0.1) flags(no-parse) program-override(\"envoy-audit\") log-msg-size(262144)); }};
+filter f_records {{ message(\"^\\\\{{\"); }};
+destination d_siem {{ syslog(\"127.0.0.1\" port({port}) transport(\"tcp\")); }};
+log {{ source(s_audit); filter(f_records); destination(d_siem); }};
+",
+            audit_file.display()
+        ),
+    );
+
+    let n = 40;
+    let mut threads = Vec::new();
+    let envoy = std::sync::Arc::new(envoy);
+    for t in 0..4 {
+        let envoy = envoy.clone();
+        threads.push(std::thread::spawn(move || {
+            for i in 0..n / 4 {
+                let k = t * 100 + i;
+                let path = if i % 3 == 0 {
+                    format!("/private/{k}?card=4111111111111111")
+                } else {
+                    format!("/public/{k}?mail=dora{k}%40example.com")
+                };
+                let resp = envoy.request("GET", &path, &[], b"");
+                assert!(resp.status == 200 || resp.status == 403, "{resp}");
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let text = std::fs::read_to_string(&collected).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        lines.len(),
+        n,
+        "every record once at the collector:\n{}\nshipper:\n{}\ncollector:\n{}",
+        lines.join("\n"),
+        shipper.output(),
+        collector.output()
+    );
+    let mut paths: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            assert!(l.contains(" envoy-audit: {"), "{l}");
+            let record: Value = serde_json::from_str(&l[l.find('{').unwrap()..]).unwrap();
+            record["url"]["path"].as_str().unwrap().to_string()
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), n, "each request's record exactly once");
+    let raw = std::fs::read_to_string(&collected).unwrap();
+    assert!(
+        !raw.contains("4111111111111111") && !raw.contains("example.com"),
+        "{raw}"
+    );
+    let (code, out) = audit_verify(&collected);
+    assert_eq!(code, 0, "{out}");
+    drop(shipper);
+    drop(collector);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -373,7 +373,8 @@ impl WorkerInner {
         for slot in s.req.iter_mut().chain(s.resp.iter_mut()) {
             *slot = Slot::default();
         }
-        s.local = Some(details);
+        s.local = Some(details.clone());
+        s.data.borrow_mut().local_reply_details = Some(details);
         s.response_started = true;
         let mut h = vec![(":status".to_string(), status.to_string())];
         if !body.is_empty() {

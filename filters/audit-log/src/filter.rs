@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use shieldwall_core::client_ip::{parse_ip, resolve};
+use shieldwall_core::decision;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::shared::worker_id;
 use shieldwall_core::{Action, ConfigError, Host, Identity, RootFilter, StreamFilter};
@@ -20,9 +21,6 @@ use crate::record::{trace_id, Facts, FilterDecision, Outcome};
 /// The property the record is written to: Envoy's filter state `wasm.shieldwall.audit`, which an
 /// access log prints with `%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%`.
 pub const AUDIT_PROPERTY: &str = "shieldwall.audit";
-
-/// The property prefix of the decisions filters record (`shieldwall.decision.jwt_auth`).
-pub const DECISION_PREFIX: &str = "shieldwall.decision.";
 
 pub struct AuditLog {
     config: Rc<Config>,
@@ -241,16 +239,11 @@ impl StreamFilter for AuditStream {
             facts.request_id = str_property(h, &["request", "id"]);
         }
         facts.identity = Identity::read(h);
-        let mut key = String::with_capacity(DECISION_PREFIX.len() + 24);
         for filter in &self.config.decisions {
-            key.clear();
-            key.push_str(DECISION_PREFIX);
-            key.push_str(filter);
-            if let Some(d) = h
-                .property(&[key.as_str()])
-                .and_then(|b| FilterDecision::parse(filter, &b))
-            {
-                facts.decisions.push(d);
+            if let Some(d) = decision::read(h, filter) {
+                facts
+                    .decisions
+                    .push(FilterDecision::from_recorded(filter, &d));
             }
         }
         for name in &self.config.response_headers {

@@ -5,6 +5,7 @@
 //! values the filter or Envoy produced (status, sizes, durations, decisions) are written as is.
 
 use serde_json::{json, Map, Value};
+use shieldwall_core::decision::Decision;
 use shieldwall_core::Identity;
 
 use crate::mask::{Hits, Masker};
@@ -23,26 +24,14 @@ pub struct FilterDecision {
 }
 
 impl FilterDecision {
-    /// Parses a recorded decision: `{"decision":"deny","reason":"expired","status":401}`.
-    pub fn parse(filter: &str, bytes: &[u8]) -> Option<FilterDecision> {
-        let v: Value = serde_json::from_slice(bytes).ok()?;
-        let decision = v.get("decision")?.as_str()?;
-        if !matches!(decision, "allow" | "deny" | "shadow_deny") {
-            return None;
-        }
-        Some(FilterDecision {
+    /// What core's decision reader found for `filter`.
+    pub fn from_recorded(filter: &str, d: &Decision) -> FilterDecision {
+        FilterDecision {
             filter: filter.to_string(),
-            decision: decision.to_string(),
-            reason: v
-                .get("reason")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-                .map(str::to_string),
-            status: v
-                .get("status")
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok()),
-        })
+            decision: d.outcome.as_str().to_string(),
+            reason: (!d.reason.is_empty()).then(|| d.reason.to_string()),
+            status: (d.status != 0).then_some(d.status),
+        }
     }
 
     fn denied(&self) -> bool {
