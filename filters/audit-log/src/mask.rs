@@ -62,6 +62,47 @@ const KEY_PREFIXES: &[&str] = &[
     "AKIA",
 ];
 
+/// What one pass over a text found, to skip the detectors that cannot match.
+struct Shape {
+    len: usize,
+    digits: usize,
+    upper: usize,
+    at: bool,
+    space: bool,
+    /// `=` or `:` (a `name=value` pair or a JSON member).
+    assign: bool,
+    /// `eyJ` and two dots.
+    jwt: bool,
+}
+
+impl Shape {
+    fn of(b: &[u8]) -> Shape {
+        let mut s = Shape {
+            len: b.len(),
+            digits: 0,
+            upper: 0,
+            at: false,
+            space: false,
+            assign: false,
+            jwt: false,
+        };
+        let mut dots = 0usize;
+        for c in b {
+            match c {
+                b'0'..=b'9' => s.digits += 1,
+                b'A'..=b'Z' => s.upper += 1,
+                b'@' => s.at = true,
+                b' ' => s.space = true,
+                b'=' | b':' => s.assign = true,
+                b'.' => dots += 1,
+                _ => {}
+            }
+        }
+        s.jwt = dots >= 2 && b.windows(3).any(|w| w == b"eyJ");
+        s
+    }
+}
+
 /// What a detector says at one position: nothing here, skip to an index (nothing to mask up to
 /// there), or replace up to an index.
 enum Found {
@@ -324,29 +365,32 @@ impl Masker {
                 }
             }
         }
+        // One pass to see which detectors could match at all: most values (a parameter name,
+        // `shoes`, `2`, a user agent) need none of the passes below.
+        let shape = Shape::of(out.as_bytes());
         if self.config.tokens {
-            apply(&mut out, |t| replace_all(t, |b, i| self.jwt_at(b, i, hits)));
-            apply(&mut out, |t| {
-                replace_all(t, |b, i| self.credential_at(b, i, hits))
-            });
-            apply(&mut out, |t| {
-                replace_all(t, |b, i| self.api_key_at(b, i, hits))
-            });
+            if shape.jwt {
+                apply(&mut out, |t| replace_all(t, |b, i| self.jwt_at(b, i, hits)));
+            }
+            if shape.space {
+                apply(&mut out, |t| {
+                    replace_all(t, |b, i| self.credential_at(b, i, hits))
+                });
+            }
+            if shape.len >= 20 {
+                apply(&mut out, |t| replace_all(t, |b, i| self.api_key_at(b, i, hits)));
+            }
         }
-        if !self.config.json_fields.is_empty() {
-            apply(&mut out, |t| {
-                replace_all(t, |b, i| self.field_at(b, i, hits))
-            });
+        if !self.config.json_fields.is_empty() && shape.assign {
+            apply(&mut out, |t| replace_all(t, |b, i| self.field_at(b, i, hits)));
         }
-        if self.config.emails {
-            apply(&mut out, |t| {
-                replace_all(t, |b, i| self.email_at(b, i, hits))
-            });
+        if self.config.emails && shape.at {
+            apply(&mut out, |t| replace_all(t, |b, i| self.email_at(b, i, hits)));
         }
-        if self.config.ibans {
+        if self.config.ibans && shape.upper >= 2 && shape.digits >= 2 && shape.len >= 15 {
             apply(&mut out, |t| replace_all(t, |b, i| iban_at(b, i, hits)));
         }
-        if self.config.card_numbers {
+        if self.config.card_numbers && shape.digits >= 13 {
             apply(&mut out, |t| {
                 replace_all(t, |b, i| {
                     let found = card_at(b, i);
