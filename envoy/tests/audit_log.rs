@@ -61,6 +61,11 @@ fn audit_log() -> WasmFilter {
     .env("AUDIT_CHAIN_KEY", CHAIN_KEY)
 }
 
+/// The same filter state printed without `:PLAIN`, to pin what Envoy makes of it then.
+fn audit_access_log_without_plain(path: &Path) -> String {
+    audit_access_log(path).replace(":PLAIN", "")
+}
+
 fn chain(echo: &Echo, idp: &Idp, audit_file: &Path) -> Envoy {
     let jwt = json!({
         "realm": "orders",
@@ -80,6 +85,9 @@ fn chain(echo: &Echo, idp: &Idp, audit_file: &Path) -> Envoy {
         .concurrency(2)
         .cluster(Cluster::new("idp", idp.port()))
         .access_log(audit_access_log(audit_file))
+        .access_log(audit_access_log_without_plain(
+            &audit_file.with_extension("raw"),
+        ))
         .filter(audit_log())
         .filter(WasmFilter::new(
             wasm_path("jwt-auth"),
@@ -340,6 +348,22 @@ fn a_mixed_run_gives_one_masked_chained_record_per_request() {
     );
     assert!(out.contains("does not match"), "{out}");
 
+    // Without `:PLAIN` Envoy prints the value as a protobuf `BytesValue` (JSON, base64 value), not
+    // the record: the access-log format must say `:PLAIN`.
+    let unplain = std::fs::read_to_string(audit_file.with_extension("raw")).unwrap();
+    assert_eq!(unplain.lines().count(), cases.len(), "{unplain}");
+    for line in unplain.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v["@type"], "type.googleapis.com/google.protobuf.BytesValue",
+            "{line}"
+        );
+        assert!(
+            v.get("ecs").is_none() && v["value"].as_str().unwrap().starts_with("eyJ"),
+            "{line}"
+        );
+    }
+
     let stats = envoy.stats_prometheus();
     assert!(stats.contains("shieldwall_audit_log_records"), "{stats}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -462,5 +486,53 @@ log {{ source(s_audit); filter(f_records); destination(d_siem); }};
     assert_eq!(code, 0, "{out}");
     drop(shipper);
     drop(collector);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The example configuration loads in Envoy with the chain key in Envoy's environment, and Envoy
+/// refuses it without: the filter never runs with a chain it cannot key.
+#[test]
+fn the_example_takes_its_chain_key_from_the_environment() {
+    let example = shieldwall_e2e::crate_dir()
+        .join("examples")
+        .join("audit-log.yaml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let text = text
+        .replace(
+            "target/wasm32-wasip1/release/audit_log.wasm",
+            &wasm_path("audit-log").to_string_lossy(),
+        )
+        .replace(
+            "target/wasm32-wasip1/release/scope_authz.wasm",
+            &wasm_path("scope-authz").to_string_lossy(),
+        );
+    let dir = scratch_dir("audit-example");
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, text).unwrap();
+    let validate = |key: Option<&str>| {
+        let mut cmd = Command::new(shieldwall_e2e::envoy_binary());
+        cmd.args(["--mode", "validate", "-c"]).arg(&config);
+        cmd.env_remove("AUDIT_CHAIN_KEY");
+        if let Some(k) = key {
+            cmd.env("AUDIT_CHAIN_KEY", k);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, log) = validate(Some(CHAIN_KEY));
+    assert!(ok, "{log}");
+    let (ok, log) = validate(None);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("chain.key_env: the VM has no environment variable `AUDIT_CHAIN_KEY`"),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
