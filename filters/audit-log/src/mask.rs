@@ -378,14 +378,20 @@ impl Masker {
                 });
             }
             if shape.len >= 20 {
-                apply(&mut out, |t| replace_all(t, |b, i| self.api_key_at(b, i, hits)));
+                apply(&mut out, |t| {
+                    replace_all(t, |b, i| self.api_key_at(b, i, hits))
+                });
             }
         }
         if !self.config.json_fields.is_empty() && shape.assign {
-            apply(&mut out, |t| replace_all(t, |b, i| self.field_at(b, i, hits)));
+            apply(&mut out, |t| {
+                replace_all(t, |b, i| self.field_at(b, i, hits))
+            });
         }
         if self.config.emails && shape.at {
-            apply(&mut out, |t| replace_all(t, |b, i| self.email_at(b, i, hits)));
+            apply(&mut out, |t| {
+                replace_all(t, |b, i| self.email_at(b, i, hits))
+            });
         }
         if self.config.ibans && shape.upper >= 2 && shape.digits >= 2 && shape.len >= 15 {
             apply(&mut out, |t| replace_all(t, |b, i| iban_at(b, i, hits)));

@@ -4,11 +4,10 @@
 //! Every string that came from the request or the caller goes through the [`Masker`] here; the
 //! values the filter or Envoy produced (status, sizes, durations, decisions) are written as is.
 
-use serde_json::{json, Map, Value};
 use shieldwall_core::decision::Decision;
 use shieldwall_core::Identity;
 
-use crate::mask::{Hits, Masker};
+use crate::mask::{hex_digit, Hits, Masker};
 
 /// The ECS version whose field names the record uses.
 pub const ECS_VERSION: &str = "8.11.0";
@@ -111,190 +110,285 @@ impl Facts {
         }
     }
 
-    /// The record as a JSON object text, without the chain's `audit` member.
+    /// The record as a JSON object text, without the chain's `audit` member. Written directly as
+    /// text (no value tree): it is on every request's path.
     pub fn to_json(&self, masker: &Masker, hits: &mut Hits) -> String {
-        let mut record = Map::new();
-        record.insert("@timestamp".into(), json!(rfc3339_millis(self.start_ns)));
-        record.insert("ecs".into(), json!({"version": ECS_VERSION}));
+        let mut w = Writer::with_capacity(1024);
+        w.open(None);
+        w.string("@timestamp", &rfc3339_millis(self.start_ns));
+        w.open(Some("ecs"));
+        w.string("version", ECS_VERSION);
+        w.close();
 
-        let denied_by = self.denied_by().map(str::to_string);
-        let outcome = self.outcome();
-        let mut event = Map::new();
-        event.insert("kind".into(), json!("event"));
-        event.insert("category".into(), json!(["web"]));
-        let verdict = if denied_by.is_some() {
-            "denied"
-        } else {
-            "allowed"
-        };
-        event.insert("type".into(), json!(["access", verdict]));
-        event.insert("outcome".into(), json!(outcome.as_str()));
+        let denied_by = self.denied_by();
+        w.open(Some("event"));
+        w.string("kind", "event");
+        w.raw("category", "[\"web\"]");
+        w.raw(
+            "type",
+            if denied_by.is_some() {
+                "[\"access\",\"denied\"]"
+            } else {
+                "[\"access\",\"allowed\"]"
+            },
+        );
+        w.string("outcome", self.outcome().as_str());
         if let Some(id) = &self.request_id {
-            event.insert("id".into(), json!(masker.text(id, hits)));
+            w.string("id", &masker.text(id, hits));
         }
         if let Some(d) = self.duration_ns {
-            event.insert("duration".into(), json!(d));
+            w.number("duration", d);
         }
-        if let Some(filter) = &denied_by {
+        if let Some(filter) = denied_by {
             let reason = self
                 .decisions
                 .iter()
-                .find(|d| &d.filter == filter)
-                .and_then(|d| d.reason.clone());
-            event.insert(
-                "reason".into(),
-                json!(match reason {
-                    Some(r) => format!("{filter}: {r}"),
-                    None => filter.clone(),
-                }),
-            );
+                .find(|d| d.filter == filter)
+                .and_then(|d| d.reason.as_deref());
+            match reason {
+                Some(r) => w.string("reason", &format!("{filter}: {r}")),
+                None => w.string("reason", filter),
+            }
         }
-        record.insert("event".into(), Value::Object(event));
+        w.close();
 
         if let Some(t) = &self.trace_id {
-            record.insert("trace".into(), json!({"id": t}));
+            w.open(Some("trace"));
+            w.string("id", t);
+            w.close();
         }
         if let Some(ip) = &self.client_ip {
-            record.insert("client".into(), json!({"ip": ip}));
+            w.open(Some("client"));
+            w.string("ip", ip);
+            w.close();
         }
         if let Some(ip) = &self.source_ip {
-            record.insert("source".into(), json!({"ip": ip}));
+            w.open(Some("source"));
+            w.string("ip", ip);
+            w.close();
         }
 
-        let mut request = Map::new();
+        w.open(Some("http"));
+        w.open(Some("request"));
         if let Some(method) = &self.method {
-            request.insert("method".into(), json!(masker.text(method, hits)));
+            w.string("method", &masker.text(method, hits));
         }
         if let Some(b) = self.request_bytes {
-            request.insert("bytes".into(), json!(b));
+            w.number("bytes", b);
         }
         if !self.request_headers.is_empty() {
-            let headers: Map<String, Value> = self
-                .request_headers
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(masker.header(k, v, hits))))
-                .collect();
-            request.insert("headers".into(), Value::Object(headers));
+            w.open(Some("headers"));
+            for (k, v) in &self.request_headers {
+                w.string(k, &masker.header(k, v, hits));
+            }
+            w.close();
         }
-        let mut response = Map::new();
+        w.close();
+        w.open(Some("response"));
         if let Some(s) = self.status {
-            response.insert("status_code".into(), json!(s));
+            w.number("status_code", u64::from(s));
         }
         if let Some(b) = self.response_bytes {
-            response.insert("bytes".into(), json!(b));
+            w.number("bytes", b);
         }
         if !self.response_headers.is_empty() {
-            let headers: Map<String, Value> = self
-                .response_headers
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(masker.header(k, v, hits))))
-                .collect();
-            response.insert("headers".into(), Value::Object(headers));
+            w.open(Some("headers"));
+            for (k, v) in &self.response_headers {
+                w.string(k, &masker.header(k, v, hits));
+            }
+            w.close();
         }
-        record.insert(
-            "http".into(),
-            json!({"request": Value::Object(request), "response": Value::Object(response)}),
-        );
+        w.close();
+        w.close();
 
-        let mut url = Map::new();
-        if let Some(p) = &self.path {
-            url.insert("path".into(), json!(masker.path(p, hits)));
-        }
-        if let Some(q) = self.query.as_deref().filter(|q| !q.is_empty()) {
-            url.insert("query".into(), json!(masker.query(q, hits)));
-        }
-        if !url.is_empty() {
-            record.insert("url".into(), Value::Object(url));
+        let query = self.query.as_deref().filter(|q| !q.is_empty());
+        if self.path.is_some() || query.is_some() {
+            w.open(Some("url"));
+            if let Some(p) = &self.path {
+                w.string("path", &masker.path(p, hits));
+            }
+            if let Some(q) = query {
+                w.string("query", &masker.query(q, hits));
+            }
+            w.close();
         }
 
         if let Some(ua) = &self.user_agent {
-            record.insert(
-                "user_agent".into(),
-                json!({"original": masker.text(ua, hits)}),
-            );
+            w.open(Some("user_agent"));
+            w.string("original", &masker.text(ua, hits));
+            w.close();
         }
 
-        let mut tls = Map::new();
-        if let Some(v) = &self.tls_version {
-            let (protocol, version) = split_tls_version(v);
-            tls.insert("version_protocol".into(), json!(protocol));
-            tls.insert("version".into(), json!(version));
-        }
         let cert = self
             .identity
             .as_ref()
-            .and_then(|i| i.cert_sha256.clone())
-            .or_else(|| self.peer_cert_sha256.clone());
-        if let Some(c) = cert {
-            // ECS writes certificate hashes in upper-case hex.
-            tls.insert(
-                "client".into(),
-                json!({"hash": {"sha256": c.to_ascii_uppercase()}}),
-            );
-        }
-        if !tls.is_empty() {
-            record.insert("tls".into(), Value::Object(tls));
+            .and_then(|i| i.cert_sha256.as_deref())
+            .or(self.peer_cert_sha256.as_deref());
+        if self.tls_version.is_some() || cert.is_some() {
+            w.open(Some("tls"));
+            if let Some(v) = &self.tls_version {
+                let (protocol, version) = split_tls_version(v);
+                w.string("version_protocol", &protocol);
+                w.string("version", &version);
+            }
+            if let Some(c) = cert {
+                // ECS writes certificate hashes in upper-case hex.
+                w.open(Some("client"));
+                w.open(Some("hash"));
+                w.string("sha256", &c.to_ascii_uppercase());
+                w.close();
+                w.close();
+            }
+            w.close();
         }
 
-        let mut sw = Map::new();
+        if let Some(sub) = self.identity.as_ref().and_then(|i| i.sub.as_deref()) {
+            w.open(Some("user"));
+            w.string("id", &masker.text(sub, hits));
+            w.close();
+        }
+
+        w.open(Some("shieldwall"));
         if let Some(id) = &self.identity {
-            if let Some(sub) = &id.sub {
-                record.insert("user".into(), json!({"id": masker.text(sub, hits)}));
-            }
-            if let Some(c) = &id.client_id {
-                sw.insert("client_id".into(), json!(masker.text(c, hits)));
-            }
-            if let Some(t) = &id.tenant {
-                sw.insert("tenant".into(), json!(masker.text(t, hits)));
-            }
-            if let Some(s) = &id.spiffe_id {
-                sw.insert("spiffe_id".into(), json!(masker.text(s, hits)));
+            for (name, value) in [
+                ("client_id", &id.client_id),
+                ("tenant", &id.tenant),
+                ("spiffe_id", &id.spiffe_id),
+            ] {
+                if let Some(v) = value {
+                    w.string(name, &masker.text(v, hits));
+                }
             }
             if !id.auth.is_empty() {
-                sw.insert("auth".into(), json!(id.auth));
-            }
-        }
-        let mut decisions = Map::new();
-        for d in &self.decisions {
-            let mut one = Map::new();
-            one.insert("decision".into(), json!(d.decision));
-            if let Some(r) = &d.reason {
-                one.insert("reason".into(), json!(r));
-            }
-            if let Some(s) = d.status {
-                one.insert("status".into(), json!(s));
-            }
-            decisions.insert(d.filter.clone(), Value::Object(one));
-        }
-        if let Some(filter) = &denied_by {
-            if !decisions.contains_key(filter) {
-                // The filter answered but recorded nothing (an older module): what Envoy knows.
-                let mut one = Map::new();
-                one.insert("decision".into(), json!("deny"));
-                if let Some(s) = self.status {
-                    one.insert("status".into(), json!(s));
+                w.key("auth");
+                w.out.push('[');
+                for (i, a) in id.auth.iter().enumerate() {
+                    if i > 0 {
+                        w.out.push(',');
+                    }
+                    json_string(&mut w.out, a);
                 }
-                decisions.insert(filter.clone(), Value::Object(one));
+                w.out.push(']');
             }
-            sw.insert("denied_by".into(), json!(filter));
         }
-        if !decisions.is_empty() {
-            sw.insert("decisions".into(), Value::Object(decisions));
+        let unrecorded = denied_by.filter(|f| !self.decisions.iter().any(|d| d.filter == *f));
+        if !self.decisions.is_empty() || unrecorded.is_some() {
+            w.open(Some("decisions"));
+            for d in &self.decisions {
+                w.open(Some(&d.filter));
+                w.string("decision", &d.decision);
+                if let Some(r) = &d.reason {
+                    w.string("reason", r);
+                }
+                if let Some(s) = d.status {
+                    w.number("status", u64::from(s));
+                }
+                w.close();
+            }
+            if let Some(filter) = unrecorded {
+                // The filter answered but recorded nothing (an older module): what Envoy knows.
+                w.open(Some(filter));
+                w.string("decision", "deny");
+                if let Some(s) = self.status {
+                    w.number("status", u64::from(s));
+                }
+                w.close();
+            }
+            w.close();
+        }
+        if let Some(filter) = denied_by {
+            w.string("denied_by", filter);
         }
         if let Some(r) = &self.route {
-            sw.insert("route".into(), json!(r));
+            w.string("route", r);
         }
         if let Some(c) = &self.cluster {
-            sw.insert("cluster".into(), json!(c));
+            w.string("cluster", c);
         }
         if let Some(d) = &self.code_details {
-            sw.insert("response_code_details".into(), json!(d));
+            w.string("response_code_details", d);
         }
-        if !sw.is_empty() {
-            record.insert("shieldwall".into(), Value::Object(sw));
-        }
-        Value::Object(record).to_string()
+        w.close();
+        w.close();
+        w.out
     }
+}
+
+/// A JSON object written as text: members in the order written, strings escaped.
+struct Writer {
+    out: String,
+    /// Per open object: whether a member was written yet.
+    first: Vec<bool>,
+}
+
+impl Writer {
+    fn with_capacity(n: usize) -> Writer {
+        Writer {
+            out: String::with_capacity(n),
+            first: Vec::with_capacity(6),
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        if let Some(first) = self.first.last_mut() {
+            if !*first {
+                self.out.push(',');
+            }
+            *first = false;
+        }
+        json_string(&mut self.out, key);
+        self.out.push(':');
+    }
+
+    fn open(&mut self, key: Option<&str>) {
+        if let Some(k) = key {
+            self.key(k);
+        }
+        self.out.push('{');
+        self.first.push(true);
+    }
+
+    fn close(&mut self) {
+        self.out.push('}');
+        self.first.pop();
+    }
+
+    fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        json_string(&mut self.out, value);
+    }
+
+    fn number(&mut self, key: &str, value: u64) {
+        self.key(key);
+        self.out.push_str(&value.to_string());
+    }
+
+    /// A value that is already JSON text.
+    fn raw(&mut self, key: &str, json: &str) {
+        self.key(key);
+        self.out.push_str(json);
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(hex_digit((u32::from(c) >> 4) as u8));
+                out.push(hex_digit((u32::from(c) & 15) as u8));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// `TLSv1.3` → (`tls`, `1.3`), as ECS splits it.

@@ -599,3 +599,25 @@ fn timestamps_and_trace_ids() {
     );
     assert_eq!(trace_id("garbage"), None);
 }
+
+#[test]
+fn values_with_quotes_backslashes_and_control_characters_stay_valid_json() {
+    let mut host = MockHost::new();
+    let mut r = root(
+        &mut host,
+        json!({"include": {"request_headers": ["x-note"]}}),
+    );
+    let note = "say \"hi\" \\ tab\there\u{1}end";
+    let line = run(
+        &mut r,
+        &mut host,
+        "/q?a=%22x%22",
+        &[("x-note", note)],
+        200,
+        &[],
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["http"]["request"]["headers"]["x-note"], note);
+    assert_eq!(v["url"]["query"], "a=%22x%22");
+}
