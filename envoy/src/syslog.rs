@@ -2,8 +2,8 @@
 //! scratch directory, killed on drop. The audit-log tests ship Envoy's access log through one
 //! syslog-ng (RFC 5424 over TCP) to a second one, as a SIEM's collector would receive it.
 //!
-//! syslog-ng is a Debian package (`syslog-ng-core`); [`SyslogNg::binary`] is `None` when it is not
-//! installed, so a test can say loudly that it did not run.
+//! syslog-ng is a Debian package (`syslog-ng-core`, installed by `scripts/setup.sh`);
+//! [`SyslogNg::binary`] is `None` when it is not installed, and a test then fails saying so.
 
 use std::fs;
 use std::net::TcpStream;
