@@ -40,6 +40,8 @@ pub struct WasmFilter {
     pub vm_id: String,
     /// The root context id the module registered. Default: empty (the module's only root).
     pub root_id: String,
+    /// The VM's environment (`vm_config.environment_variables.key_values`), read through WASI.
+    pub env: Vec<(String, String)>,
 }
 
 impl WasmFilter {
@@ -55,7 +57,14 @@ impl WasmFilter {
             plugin_name,
             configuration: configuration.into(),
             root_id: String::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable of the VM (a secret the filter reads with `Host::env_var`).
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
     }
 
     pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
@@ -71,6 +80,13 @@ impl WasmFilter {
     /// This filter as an `http_filters` list entry.
     pub fn to_yaml(&self) -> String {
         let module = absolute(&self.module);
+        let mut environment = String::new();
+        if !self.env.is_empty() {
+            environment.push_str("environment_variables:\n  key_values:\n");
+            for (name, value) in &self.env {
+                environment.push_str(&format!("    {}: {}\n", yaml_str(name), yaml_str(value)));
+            }
+        }
         render(
             WASM_FILTER_TEMPLATE,
             &[
@@ -79,6 +95,7 @@ impl WasmFilter {
                 ("VM_ID", &yaml_str(&self.vm_id)),
                 ("MODULE", &yaml_str(&module.to_string_lossy())),
                 ("CONFIGURATION", &yaml_str(&self.configuration)),
+                ("VM_ENVIRONMENT", &environment),
             ],
         )
     }
@@ -395,6 +412,9 @@ pub struct EnvoyConfig {
     /// `set_current_client_cert_details` under `SANITIZE_SET` or `APPEND_FORWARD`, as a YAML flow
     /// map; `None`: `{ subject: true, uri: true, dns: true }`.
     pub set_current_client_cert_details: Option<String>,
+    /// Access loggers after the default file log, each a raw YAML list entry at column 0
+    /// (`- name: envoy.access_loggers.file ...`), e.g. one that prints a filter-state value.
+    pub access_logs: Vec<String>,
 }
 
 impl EnvoyConfig {
@@ -415,7 +435,14 @@ impl EnvoyConfig {
             tls: None,
             forward_client_cert_details: None,
             set_current_client_cert_details: None,
+            access_logs: Vec::new(),
         }
+    }
+
+    /// Adds an access logger (a raw YAML list entry) after the default one.
+    pub fn access_log(mut self, yaml: impl Into<String>) -> Self {
+        self.access_logs.push(yaml.into());
+        self
     }
 
     /// Serves the listener over TLS.
@@ -512,6 +539,7 @@ impl EnvoyConfig {
                 ("CLUSTERS", &clusters),
                 ("TRANSPORT_SOCKET", &transport_socket),
                 ("CONNECTION_MANAGER_EXTRA", &manager_extra),
+                ("EXTRA_ACCESS_LOGS", &self.access_logs.concat()),
             ],
         )
     }

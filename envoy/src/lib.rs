@@ -11,6 +11,7 @@
 //! - [`Echo`] is an upstream that answers every request with what it received.
 //! - [`Idp`] runs the OpenID Provider of `envoy/idp/` and fetches tokens from it.
 //! - [`http`] is a tiny HTTP/1.1 client; [`jwt`] decodes tokens for assertions.
+//! - [`SyslogNg`] runs syslog-ng with a test's configuration (the audit-log shipping path).
 //!
 //! Helpers here panic with a message that says what to do (build the module, run the setup script)
 //! rather than return errors: they are test support, and a missing Envoy must fail a test, never
@@ -22,12 +23,14 @@ pub mod envoy;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod syslog;
 
 pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
 pub use echo::Echo;
 pub use envoy::{envoy_binary, Envoy, StartError};
 pub use http::Response;
 pub use idp::{ClientAuth, Idp, IdpOptions, TokenError};
+pub use syslog::SyslogNg;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -125,6 +125,8 @@ pub(crate) struct StreamData {
     pub filter_state: HashMap<Vec<u8>, Vec<u8>>,
     pub conn: Connection,
     pub start_nanos: u64,
+    /// The `details` of the local reply that answered this stream (Envoy's `response.code_details`).
+    pub local_reply_details: Option<String>,
 }
 
 /// Which of a stream's maps and buffers a context may touch right now.

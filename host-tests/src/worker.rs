@@ -373,7 +373,8 @@ impl WorkerInner {
         for slot in s.req.iter_mut().chain(s.resp.iter_mut()) {
             *slot = Slot::default();
         }
-        s.local = Some(details);
+        s.local = Some(details.clone());
+        s.data.borrow_mut().local_reply_details = Some(details);
         s.response_started = true;
         let mut h = vec![(":status".to_string(), status.to_string())];
         if !body.is_empty() {
@@ -763,6 +764,8 @@ impl Worker {
             id,
             request: Some(req),
             finished: false,
+            logged_key: None,
+            logged: None,
         }
     }
 
@@ -826,6 +829,9 @@ pub struct Stream {
     id: u64,
     request: Option<Request>,
     finished: bool,
+    /// The filter state [`Stream::finish_logged`] reads after on_log, and what it read.
+    logged_key: Option<String>,
+    logged: Option<Vec<u8>>,
 }
 
 impl Stream {
@@ -940,12 +946,24 @@ impl Stream {
         self.try_finish_inner()
     }
 
+    /// Ends the stream as [`Stream::finish`] does and returns the filter state `key` as Envoy's
+    /// access loggers see it: after every filter's on_log (`%FILTER_STATE(wasm.<key>:PLAIN)%`).
+    pub fn finish_logged(mut self, key: &str) -> Option<Vec<u8>> {
+        self.logged_key = Some(key.to_string());
+        if let Err(t) = self.try_finish_inner() {
+            panic!("{t}");
+        }
+        self.logged.take()
+    }
+
     fn try_finish_inner(&mut self) -> Result<(), GuestTrap> {
         if self.finished {
             return Ok(());
         }
         self.finished = true;
         let id = self.id;
+        let logged_key = self.logged_key.take();
+        let mut logged = None;
         self.worker.run(|w| {
             let n = w.vms.len();
             for vi in 0..n {
@@ -958,6 +976,10 @@ impl Stream {
                     });
                     let _ = w.call(vi, ctx, "proxy_on_log", &[ctx as i32]);
                 }
+            }
+            // The connection manager's access loggers run here, after the filters' on_log.
+            if let (Some(key), Some(s)) = (&logged_key, w.streams.get(&id)) {
+                logged = s.data.borrow().filter_state.get(key.as_bytes()).cloned();
             }
             for vi in 0..n {
                 let ctx = w.streams.get(&id).and_then(|s| s.ctx[vi]);
@@ -973,6 +995,8 @@ impl Stream {
                 }
             }
             w.streams.remove(&id);
-        })
+        })?;
+        self.logged = logged;
+        Ok(())
     }
 }

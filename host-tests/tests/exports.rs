@@ -126,3 +126,8 @@ fn shieldwall_exports_the_union_of_its_filters() {
         ],
     );
 }
+
+#[test]
+fn audit_log_exports_the_log_callback_only() {
+    expect("audit-log", &["proxy_on_log"]);
+}

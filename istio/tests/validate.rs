@@ -440,6 +440,10 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
         "mtls-identity" => mtls_identity::config::Config::parse(config)
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        // As for token-introspection: the chain key stands in for the proxy's variable (32 bytes).
+        "audit-log" => audit_log::config::Config::parse(config, &|_| Some("k".repeat(32)))
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         "shieldwall" => shieldwall::config::validate(config)
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -457,6 +461,7 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "token-introspection",
         "mtls-identity",
         "shieldwall",
+        "audit-log",
     ] {
         let dir = istio_dir().join(filter);
         if !dir.exists() {
@@ -492,4 +497,5 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
     );
     assert!(checked.iter().any(|f| f == "mtls-identity"), "{checked:?}");
     assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
+    assert!(checked.iter().any(|f| f == "audit-log"), "{checked:?}");
 }

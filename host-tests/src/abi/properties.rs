@@ -57,6 +57,11 @@ fn stream_property(s: &StreamData, path: &[&str]) -> Option<Vec<u8>> {
         ["response", "code"] => get(&s.response_headers, ":status")
             .and_then(|c| c.parse::<i64>().ok())
             .map(int),
+        // Envoy: the local reply's details, or `via_upstream` once the upstream answered.
+        ["response", "code_details"] => match &s.local_reply_details {
+            Some(d) => Some(d.as_bytes().to_vec()),
+            None => get(&s.response_headers, ":status").map(|_| b"via_upstream".to_vec()),
+        },
         ["response", "headers"] => (!s.response_headers.is_empty())
             .then(|| serialize_pairs(&header_map(&s.response_headers))),
         ["response", "headers", name] => header_map(&s.response_headers)
