@@ -44,19 +44,22 @@ fn audit_access_log(path: &Path) -> String {
     )
 }
 
+fn audit_config() -> Value {
+    json!({
+        "sinks": {"access_log": true},
+        "mask": {"json_fields": ["password", "ssn"], "query_params": ["access_token", "api_key"],
+                 "patterns": [{"name": "account", "regex": "ACC-[0-9]{8}"}],
+                 "hash_key_env": "AUDIT_CHAIN_KEY"},
+        "include": {"request_headers": ["user-agent", "x-note", "x-api-key"]},
+        "chain": {"key_env": "AUDIT_CHAIN_KEY"}
+    })
+}
+
 fn audit_log() -> WasmFilter {
     WasmFilter::new(
         wasm_path("audit-log"),
         "audit-log",
-        json!({
-            "sinks": {"access_log": true},
-            "mask": {"json_fields": ["password", "ssn"], "query_params": ["access_token", "api_key"],
-                     "patterns": [{"name": "account", "regex": "ACC-[0-9]{8}"}],
-                     "hash_key_env": "AUDIT_CHAIN_KEY"},
-            "include": {"request_headers": ["user-agent", "x-note", "x-api-key"]},
-            "chain": {"key_env": "AUDIT_CHAIN_KEY"}
-        })
-        .to_string(),
+        audit_config().to_string(),
     )
     .env("AUDIT_CHAIN_KEY", CHAIN_KEY)
 }
@@ -66,7 +69,8 @@ fn audit_access_log_without_plain(path: &Path) -> String {
     audit_access_log(path).replace(":PLAIN", "")
 }
 
-fn chain(echo: &Echo, idp: &Idp, audit_file: &Path) -> Envoy {
+/// The four filters as separate modules, or (`one_module`) as the stages of shieldwall.wasm.
+fn chain(echo: &Echo, idp: &Idp, audit_file: &Path, one_module: bool) -> Envoy {
     let jwt = json!({
         "realm": "orders",
         "providers": {"idp": {
@@ -87,7 +91,22 @@ fn chain(echo: &Echo, idp: &Idp, audit_file: &Path) -> Envoy {
         .access_log(audit_access_log(audit_file))
         .access_log(audit_access_log_without_plain(
             &audit_file.with_extension("raw"),
-        ))
+        ));
+    if one_module {
+        let stages = json!({"chain": [
+            {"filter": "audit-log", "config": audit_config()},
+            {"filter": "jwt-auth", "config": jwt},
+            {"filter": "scope-authz", "config": policy},
+            {"filter": "rate-limit", "config": limits}
+        ]});
+        return Envoy::start(
+            config.filter(
+                WasmFilter::new(wasm_path("shieldwall"), "shieldwall", stages.to_string())
+                    .env("AUDIT_CHAIN_KEY", CHAIN_KEY),
+            ),
+        );
+    }
+    let config = config
         .filter(audit_log())
         .filter(WasmFilter::new(
             wasm_path("jwt-auth"),
@@ -154,11 +173,24 @@ fn error_of(resp: &shieldwall_e2e::Response) -> String {
 
 #[test]
 fn a_mixed_run_gives_one_masked_chained_record_per_request() {
+    mixed_run(false);
+}
+
+#[test]
+fn the_one_module_gives_the_same_records() {
+    mixed_run(true);
+}
+
+fn mixed_run(one_module: bool) {
     let echo = Echo::start();
     let idp = Idp::start(IdpOptions::default());
-    let dir = scratch_dir("audit-log");
+    let dir = scratch_dir(if one_module {
+        "audit-log-one"
+    } else {
+        "audit-log"
+    });
     let audit_file = dir.join("audit.log");
-    let envoy = chain(&echo, &idp, &audit_file);
+    let envoy = chain(&echo, &idp, &audit_file, one_module);
     let reader = idp.demo_token("orders-reader"); // orders:read, tenant a
     let bearer = format!("Bearer {reader}");
     // A JWT-shaped token no key of the IdP signed.

@@ -123,6 +123,7 @@ fn shieldwall_exports_the_union_of_its_filters() {
             "proxy_on_response_headers",
             "proxy_on_grpc_receive",
             "proxy_on_grpc_close",
+            "proxy_on_log",
         ],
     );
 }

@@ -15,6 +15,7 @@ pub enum FilterKind {
     RateLimit,
     MtlsIdentity,
     TokenIntrospection,
+    AuditLog,
 }
 
 impl FilterKind {
@@ -26,6 +27,7 @@ impl FilterKind {
             FilterKind::RateLimit => "rate-limit",
             FilterKind::MtlsIdentity => "mtls-identity",
             FilterKind::TokenIntrospection => "token-introspection",
+            FilterKind::AuditLog => "audit-log",
         }
     }
 
@@ -44,6 +46,7 @@ impl FilterKind {
             FilterKind::TokenIntrospection => {
                 boxed::<token_introspection::filter::TokenIntrospection>(host, config)
             }
+            FilterKind::AuditLog => boxed::<audit_log::filter::AuditLog>(host, config),
         }
     }
 }
@@ -251,6 +254,11 @@ pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
                 })
                 .map(drop)
             }
+            // The same for the chain key's variable.
+            FilterKind::AuditLog => audit_log::config::Config::parse(text, &|_| {
+                Some("(from the environment)".to_string())
+            })
+            .map(drop),
         };
         parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
     }

@@ -162,8 +162,8 @@ fn errors_name_the_entry_and_the_filters_own_path() {
 
     // The module's own fields.
     assert!(
-        error(r#"{"chain": [{"filter": "payload-guard"}]}"#)
-            .starts_with("chain[0].filter: unknown variant `payload-guard`, expected one of `jwt-auth`, `scope-authz`, `rate-limit`"),
+        error(r#"{"chain": [{"filter": "jwt-authz"}]}"#)
+            .starts_with("chain[0].filter: unknown variant `jwt-authz`, expected one of `jwt-auth`, `scope-authz`, `rate-limit`"),
     );
     assert!(
         error(r#"{"chain": [{"filter": "scope-authz", "conf": {}}]}"#)
