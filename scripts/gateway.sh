@@ -12,12 +12,16 @@
 #
 # State, in SHIELDWALL_GATEWAY_DIR (.gateway by default):
 #   env                 `source` it: GATEWAY, IDP, ADMIN, UPSTREAM as http://127.0.0.1:PORT, MTLS as
-#                       https://127.0.0.1:PORT, PKI the directory of the demo certificates
+#                       https://127.0.0.1:PORT, PKI the directory of the demo certificates,
+#                       AUDIT_LOG the audit records' file, AUDIT_CHAIN_KEY their chain key
 #   pki/                a demo CA, Envoy's server certificate and two client certificates with
 #                       SPIFFE IDs (openssl, made by `up`, remade when they near their expiry)
-#   logs/<step>.log     one log per step (setup, build, render, idp, echo, envoy); each run appends
+#   logs/<step>.log     one log per step (setup, build, render, idp, echo, syslog, envoy); each run appends
 #                       to it under a dated header, so an earlier run's output stays
 #   access.log          Envoy's access log; envoy.yaml, the rendered config; idp-keys.json; *.pid
+#   audit-envoy.log     audit-log's records as Envoy's access logger writes them
+#   audit.log           the same records as syslog-ng ships them (the SIEM's view)
+#   audit-chain.key     audit-log's chain key (made once; records stay verifiable across runs)
 #
 # Environment (defaults in brackets):
 #   SHIELDWALL_GATEWAY_PORT [8080]   the gateway (Envoy's listener)
@@ -44,13 +48,13 @@ modules="$target/wasm32-wasip1/release"
 logs="$state/logs"
 env_file="$state/env"
 
-components=(idp echo envoy) # start order; stopped in reverse
+components=(idp echo syslog envoy) # start order; stopped in reverse
 
 # ------------------------------------------------------------------------------------ helpers
 
 say() { printf '%s\n' "$*"; }
 step_no=0
-step_total=8
+step_total=9
 step() {
   step_no=$((step_no + 1))
   printf '[%d/%d] %s\n' "$step_no" "$step_total" "$*"
@@ -84,6 +88,12 @@ write_env_file() {
     echo "export UPSTREAM=http://127.0.0.1:$upstream_port"
     echo "export MTLS=https://127.0.0.1:$mtls_port"
     printf 'export PKI=%q\n' "$state/pki"
+    printf 'export AUDIT_LOG=%q\n' "$state/audit.log"
+    # audit-log's chain key, for scripts/audit-verify (a demo key made by `up`; in production it
+    # would come from a secret store).
+    if [ -f "$state/audit-chain.key" ]; then
+      printf 'export AUDIT_CHAIN_KEY=%q\n' "$(cat "$state/audit-chain.key")"
+    fi
   } >"$env_file"
 }
 
@@ -107,6 +117,7 @@ port_of() {
   case "$1" in
     idp) echo "$idp_port" ;;
     echo) echo "$upstream_port" ;;
+    syslog) echo "-" ;;
     envoy) echo "$gateway_port" ;;
   esac
 }
@@ -117,6 +128,7 @@ marker_of() {
   case "$1" in
     idp) echo "$state/idp-keys.json" ;;
     echo) echo "echo --port $upstream_port" ;;
+    syslog) echo "$state/syslog-ng.conf" ;;
     envoy) echo "$state/envoy.yaml" ;;
   esac
 }
@@ -337,6 +349,7 @@ print_summary() {
   say "  Upstream (echo)  http://127.0.0.1:$upstream_port  (answers with what the gateway passed on)"
   say "  Envoy admin      http://127.0.0.1:$admin_port  (stats, config dump)"
   say "  mTLS listener    https://127.0.0.1:$mtls_port  (client certificates of the demo CA in $state/pki)"
+  say "  Audit records    $state/audit.log  (audit-log's masked, chained records, shipped by syslog-ng)"
   say "  Logs and config  $state (logs in $logs)"
   say ""
   say "Gateway: http://127.0.0.1:$gateway_port"
@@ -486,14 +499,21 @@ cmd_up() {
   step "config: render envoy/gateway.yaml into $state/envoy.yaml"
   render_log="$(log_of render)"
   : >"$state/access.log"
+  : >"$state/audit-envoy.log"
+  : >"$state/audit.log"
+  # audit-log's chain key: made once, kept (records of earlier runs still verify with it).
+  if [ ! -s "$state/audit-chain.key" ]; then
+    (umask 077 && openssl rand -hex 32 >"$state/audit-chain.key") 2>>"$render_log" ||
+      fail "making audit-log's chain key failed" "$render_log"
+  fi
   GATEWAY_PORT="$gateway_port" ADMIN_PORT="$admin_port" IDP_PORT="$idp_port" \
     UPSTREAM_PORT="$upstream_port" MTLS_PORT="$mtls_port" MODULE_DIR="$modules" \
-    STATE_DIR="$state" PKI_DIR="$state/pki" \
+    STATE_DIR="$state" PKI_DIR="$state/pki" AUDIT_CHAIN_KEY="$(cat "$state/audit-chain.key")" \
     python3 - envoy/gateway.yaml "$state/envoy.yaml" 2>>"$render_log" <<'PY' || fail "rendering envoy/gateway.yaml failed" "$render_log"
 import os, re, sys
 src, dst = sys.argv[1], sys.argv[2]
 names = ["GATEWAY_PORT", "ADMIN_PORT", "IDP_PORT", "UPSTREAM_PORT", "MTLS_PORT", "MODULE_DIR",
-         "STATE_DIR", "PKI_DIR"]
+         "STATE_DIR", "PKI_DIR", "AUDIT_CHAIN_KEY"]
 text = open(src).read()
 for name in names:
     text = text.replace("{{" + name + "}}", os.environ[name])
@@ -529,6 +549,28 @@ PY
   wait_for echo 15 "$echo_log" "answer" \
     status_is 200 "http://127.0.0.1:$upstream_port/"
   ok "pid $(pid_of echo)"
+
+  step "start syslog-ng: audit records from Envoy's audit file to $state/audit.log"
+  local syslog_log syslog_bin
+  syslog_log="$(log_of syslog)"
+  syslog_bin="$(command -v syslog-ng || echo /usr/sbin/syslog-ng)"
+  [ -x "$syslog_bin" ] || fail "syslog-ng is not installed: run scripts/setup.sh (Debian syslog-ng-core)"
+  # Follows Envoy's audit file (one JSON record a line) and writes each record to audit.log as it
+  # is, the way a node's log shipper forwards the lines to a SIEM's collector.
+  cat >"$state/syslog-ng.conf" <<CONF
+@version: 3.35
+options { log_msg_size(262144); };
+source s_envoy_audit { file("$state/audit-envoy.log" follow-freq(0.2) flags(no-parse) log-msg-size(262144)); };
+filter f_records { message("{" type(string) flags(prefix)); };
+destination d_audit { file("$state/audit.log" template("\${MSG}\\n")); };
+log { source(s_envoy_audit); filter(f_records); destination(d_audit); };
+CONF
+  "$syslog_bin" --foreground --stderr --no-caps --cfgfile="$state/syslog-ng.conf" \
+    --persist-file="$state/syslog-ng.persist" --pidfile="$state/syslog-ng.run.pid" \
+    --control="$state/syslog-ng.ctl" </dev/null >>"$syslog_log" 2>&1 &
+  echo $! >"$state/syslog.pid"
+  wait_for syslog 10 "$syslog_log" "its control socket" test -S "$state/syslog-ng.ctl"
+  ok "pid $(pid_of syslog), $state/audit-envoy.log → $state/audit.log"
 
   step "start Envoy: gateway on 127.0.0.1:$gateway_port, admin on 127.0.0.1:$admin_port"
   # The base id names Envoy's shared memory; derived from the admin port (unique per stack) and

@@ -67,7 +67,7 @@ impl Stack {
     }
 
     fn pids(&self) -> Vec<(String, u32)> {
-        ["idp", "echo", "envoy"]
+        ["idp", "echo", "syslog", "envoy"]
             .iter()
             .filter_map(|name| {
                 let text = fs::read_to_string(self.dir.join(format!("{name}.pid"))).ok()?;
@@ -239,7 +239,7 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
     let status = stack.run("status");
     assert!(status.status.success(), "status:\n{}", text(&status));
     let status_out = String::from_utf8_lossy(&status.stdout);
-    for name in ["idp", "echo", "envoy"] {
+    for name in ["idp", "echo", "syslog", "envoy"] {
         assert!(
             status_out
                 .lines()
@@ -248,7 +248,7 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
         );
     }
     let pids = stack.pids();
-    assert_eq!(pids.len(), 3, "pid files: {pids:?}");
+    assert_eq!(pids.len(), 4, "pid files: {pids:?}");
     let again = stack.run("up");
     assert!(again.status.success(), "second up:\n{}", text(&again));
     assert!(
@@ -267,7 +267,7 @@ fn gateway_up_prints_three_commands_that_work_and_down_stops_everything() {
         "{}",
         text(&conflict)
     );
-    for name in ["idp", "echo", "envoy"] {
+    for name in ["idp", "echo", "syslog", "envoy"] {
         assert!(!other_dir.join(format!("{name}.pid")).exists());
     }
 
@@ -566,8 +566,8 @@ fn check_readme_samples(source_cmd: &str) {
             checked += 1;
         }
     }
-    // The allowed and refused calls, the two mTLS calls, four tour calls, the loop and its 429,
-    // the metrics.
+    // The allowed and refused calls, the two mTLS calls, the tour's calls, the loop and its 429,
+    // the audit record and its chain, the metrics.
     assert!(checked >= 11, "only {checked} README commands found");
 }
 

@@ -628,6 +628,7 @@ impl IntrospectionStream {
             });
             if verified {
                 worker.metrics.inc(host, "skipped.verified_before");
+                host.record_decision(&shieldwall_core::Decision::allow("verified_before"));
                 return Action::Continue;
             }
         }
