@@ -44,7 +44,8 @@ ISSUER = "https://idp.bench.example"
 AUDIENCE = "orders-api"
 ALGS = ["RS256", "ES256", "EdDSA"]
 MODULES = {"jwt-auth": "jwt_auth.wasm", "scope-authz": "scope_authz.wasm", "rate-limit": "rate_limit.wasm",
-           "token-introspection": "token_introspection.wasm", "shieldwall": "shieldwall.wasm"}
+           "token-introspection": "token_introspection.wasm", "shieldwall": "shieldwall.wasm",
+           "audit-log": "audit_log.wasm"}
 # Not a shieldwall filter: the smallest wasm filter there is, for the floor of any wasm filter.
 NOOP_MODULE = "noop.wasm"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -246,6 +247,10 @@ LISTENERS = {
     "ours-introspection-cached": [ours_introspection("introspection-cached", 30)],
     "ours-introspection-miss": [ours_introspection("introspection-miss", 0)],
     "fake-idp": [],
+    # audit-log with the access-log sink: its record in filter state, printed by a file access
+    # logger (to /dev/null: the write is Envoy's own cost either way), masking on, no chain key.
+    "ours-audit": [wasm("audit-log", "audit", {"sinks": {"access_log": True},
+                                                "include": {"request_headers": ["user-agent"]}})],
     # Diagnostics: what a module costs when it has almost nothing to do.
     "ours-jwt-public": [ours_jwt_public("jwt-public")],
     "ours-ratelimit-nomatch": [ours_ratelimit("rl-nomatch", prefix="/never/")],
@@ -256,7 +261,13 @@ LISTENERS = {
 
 # Connection-manager settings beyond the common ones. The budget listener stands behind one
 # trusted proxy, so each wrk can present its own client address in x-forwarded-for.
-HCM_EXTRA = {"ours-jwt-budget": {"xff_num_trusted_hops": 1}}
+HCM_EXTRA = {"ours-jwt-budget": {"xff_num_trusted_hops": 1},
+             "ours-audit": {"access_log": [{
+                 "name": "envoy.access_loggers.file",
+                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                  "path": "/dev/null",
+                                  "log_format": {"text_format_source": {
+                                      "inline_string": "%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%\n"}}}}]}}
 
 # (row, label, [(side, listener, token source)]). Token source: "warm" (the same token on every
 # request) or an algorithm (a different token on every request, from cold-<alg>.txt).
@@ -279,6 +290,8 @@ DIAGNOSTICS = [
      [("only", "ours-introspection-cached", "warm")]),
     ("diag-introspection-miss", "token-introspection, every request introspected (max_ttl_s 0; the fake IdP's "
      "direct response runs in the same Envoy and is counted too)", [("only", "ours-introspection-miss", "warm")]),
+    ("diag-audit", "audit-log, one masked record per request into the access log (no chain key)",
+     [("only", "ours-audit", "warm")]),
 ]
 ROWS.extend(DIAGNOSTICS)
 
