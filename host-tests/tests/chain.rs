@@ -334,10 +334,10 @@ fn a_bad_entry_is_refused_with_its_path() {
         text.contains("chain[1].config.rules[0].limit.requests"),
         "{text}"
     );
-    let config = json!({"chain": [{"filter": "audit-log", "config": {}}]});
+    let config = json!({"chain": [{"filter": "jwt-authz", "config": {}}]});
     let err = envoy
         .worker(&[Plugin::new(wasm_path("shieldwall")).json(&config)])
         .err()
         .expect("unknown filter");
-    assert!(format!("{err:#}").contains("chain[0].filter: unknown variant `audit-log`"));
+    assert!(format!("{err:#}").contains("chain[0].filter: unknown variant `jwt-authz`"));
 }

@@ -14,6 +14,8 @@
 //!   delivered only to the stage whose root (or stream) asked for it, and only while the walk
 //!   is paused at that stage.
 //! - Ticks: each stage keeps its own period; the chain ticks at their greatest common divisor.
+//! - Request headers are read from the proxy once per request: the stages share what one of them
+//!   read, and their own writes (set, remove) update that copy.
 //! - The identity context (`shieldwall.identity`) a stage writes is still written to the proxy
 //!   (access logs, later modules), and kept in memory for the later stages of the same request,
 //!   which then read it without a call to the proxy.
@@ -112,6 +114,8 @@ struct StageHost<'a> {
     routing: &'a RefCell<Routing>,
     /// The stream's identity context, as last written (streams only).
     identity: Option<&'a mut Option<Vec<u8>>>,
+    /// The stream's request headers as the stages read and wrote them (streams only).
+    headers: Option<&'a RefCell<HashMap<String, Option<String>>>>,
     replied: bool,
     /// The stage recorded its decision in this callback.
     decided: bool,
@@ -124,6 +128,7 @@ impl<'a> StageHost<'a> {
             stage,
             routing,
             identity: None,
+            headers: None,
             replied: false,
             decided: false,
         }
@@ -148,16 +153,36 @@ impl Host for StageHost<'_> {
         self.inner.log(level, message)
     }
     fn request_header(&self, name: &str) -> Option<String> {
-        self.inner.request_header(name)
+        // Each header is asked of the proxy once per request, whichever stages read it; the
+        // stages' own writes keep the copy current (every write of the chain passes here).
+        let Some(cache) = self.headers else {
+            return self.inner.request_header(name);
+        };
+        let key = name.to_ascii_lowercase();
+        if let Some(known) = cache.try_borrow().ok().and_then(|c| c.get(&key).cloned()) {
+            return known;
+        }
+        let value = self.inner.request_header(name);
+        if let Ok(mut c) = cache.try_borrow_mut() {
+            c.insert(key, value.clone());
+        }
+        value
     }
     fn request_headers(&self) -> Vec<(String, String)> {
         self.inner.request_headers()
     }
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
-        self.inner.set_request_header(name, value)
+        self.inner.set_request_header(name, value);
+        if let Some(Ok(mut c)) = self.headers.map(RefCell::try_borrow_mut) {
+            c.insert(name.to_ascii_lowercase(), value.map(str::to_string));
+        }
     }
     fn add_request_header(&mut self, name: &str, value: &str) {
-        self.inner.add_request_header(name, value)
+        self.inner.add_request_header(name, value);
+        // Several values now: the next read asks the proxy how it joins them.
+        if let Some(Ok(mut c)) = self.headers.map(RefCell::try_borrow_mut) {
+            c.remove(&name.to_ascii_lowercase());
+        }
     }
     fn response_header(&self, name: &str) -> Option<String> {
         self.inner.response_header(name)
@@ -398,6 +423,7 @@ impl Chain {
             end_of_stream: false,
             identity: None,
             decided: 0,
+            headers: RefCell::new(HashMap::new()),
         }
     }
 
@@ -482,6 +508,9 @@ pub struct ChainStream {
     identity: Option<Vec<u8>>,
     /// Bit i: stage i's decision is recorded (by the stage, or as `allow` by the chain).
     decided: u64,
+    /// Request headers read or written by the stages in this request (name → value, `None`:
+    /// absent), so that each is read from the proxy once, not once per stage.
+    headers: RefCell<HashMap<String, Option<String>>>,
 }
 
 /// Which callback a stage gets.
@@ -508,6 +537,7 @@ impl ChainStream {
         };
         let mut h = StageHost::new(host, i, &routing);
         h.identity = Some(&mut self.identity);
+        h.headers = Some(&self.headers);
         let action = f(stream.as_mut(), &mut h);
         let bit = Routing::wake_mask(i);
         if h.decided {

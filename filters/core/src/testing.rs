@@ -79,6 +79,8 @@ pub struct MockHost {
     pub env: HashMap<String, String>,
     /// The filter name decisions are recorded under (`Host::filter_name`); empty records none.
     pub filter_name: &'static str,
+    /// Every `request_header` call's name, in order (to count what is asked of the proxy).
+    pub header_reads: RefCell<Vec<String>>,
     metrics: Vec<(String, MetricKind, u64, usize)>,
 }
 
@@ -211,6 +213,7 @@ impl Host for MockHost {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
     fn request_header(&self, name: &str) -> Option<String> {
+        self.header_reads.borrow_mut().push(name.to_string());
         self.request_headers
             .iter()
             .find(|(k, _)| k == name)

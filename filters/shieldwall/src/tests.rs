@@ -492,3 +492,36 @@ fn each_stage_records_its_own_decision() {
         assert_eq!(read(&host, stage), Some(Decision::allow("")), "{stage}");
     }
 }
+
+#[test]
+fn each_request_header_is_read_from_the_proxy_once_per_request() {
+    let key = EcKey::new();
+    let mut host = MockHost::new();
+    let mut root = configure(
+        &mut host,
+        &chain(&[
+            ("jwt-auth", jwt(key.jwks())),
+            ("scope-authz", authz()),
+            ("rate-limit", limit(5)),
+        ]),
+    )
+    .unwrap();
+    let auth = key.bearer(json!({}));
+    host.header_reads.borrow_mut().clear();
+    let (action, _) = request(
+        &mut root,
+        &mut host,
+        1,
+        "/tenants/a/orders",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(status(&host, action), 200, "{:?}", host.local_reply);
+    let reads = host.header_reads.borrow().clone();
+    let mut names = reads.clone();
+    names.sort();
+    names.dedup();
+    assert_eq!(reads.len(), names.len(), "read more than once: {reads:?}");
+    assert!(reads.iter().any(|n| n == ":path"), "{reads:?}");
+    // jwt-auth removed the token; a later read sees that, not the proxy's first answer.
+    assert_eq!(host.request_header("authorization"), None);
+}
