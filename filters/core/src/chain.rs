@@ -18,7 +18,8 @@
 //!   read, and their own writes (set, remove) update that copy.
 //! - The identity context (`shieldwall.identity`) a stage writes is still written to the proxy
 //!   (access logs, later modules), and kept in memory for the later stages of the same request,
-//!   which then read it without a call to the proxy.
+//!   which then read it without a call to the proxy, and, when written as a value
+//!   (`Identity::merge_and_write`), without parsing it either.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,7 @@ use std::time::Duration;
 use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
-use crate::identity::IDENTITY_PROPERTY;
+use crate::identity::{Identity, IDENTITY_PROPERTY};
 
 /// The root side of one stage, object-safe; every [`RootFilter`] is one.
 pub trait Stage {
@@ -106,6 +107,13 @@ fn gcd(a: u128, b: u128) -> u128 {
     }
 }
 
+/// The identity context a stage wrote in this request: its bytes (also written to the proxy) and,
+/// when it was written as a value, that value, which later stages get without parsing the bytes.
+struct StageIdentity {
+    bytes: Vec<u8>,
+    parsed: Option<Identity>,
+}
+
 /// `Host` for one stage: records its callouts, wake-ups and tick period in the chain's routing,
 /// notices its local reply, and keeps the identity context in memory for later stages.
 struct StageHost<'a> {
@@ -113,7 +121,7 @@ struct StageHost<'a> {
     stage: usize,
     routing: &'a RefCell<Routing>,
     /// The stream's identity context, as last written (streams only).
-    identity: Option<&'a mut Option<Vec<u8>>>,
+    identity: Option<&'a mut Option<StageIdentity>>,
     /// The stream's request headers as the stages read and wrote them (streams only).
     headers: Option<&'a RefCell<HashMap<String, Option<String>>>>,
     replied: bool,
@@ -198,8 +206,8 @@ impl Host for StageHost<'_> {
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         if Self::is_identity(path) {
-            if let Some(Some(bytes)) = self.identity.as_deref() {
-                return Some(bytes.clone());
+            if let Some(Some(kept)) = self.identity.as_deref() {
+                return Some(kept.bytes.clone());
             }
         }
         self.inner.property(path)
@@ -208,7 +216,11 @@ impl Host for StageHost<'_> {
         self.inner.set_property(path, value)?;
         if Self::is_identity(path) {
             if let Some(slot) = self.identity.as_deref_mut() {
-                *slot = Some(value.to_vec());
+                // Written as bytes: a later reader parses them.
+                *slot = Some(StageIdentity {
+                    bytes: value.to_vec(),
+                    parsed: None,
+                });
             }
         }
         Ok(())
@@ -226,6 +238,19 @@ impl Host for StageHost<'_> {
                 .send_local_reply_as(details, status, headers, body),
             None => self.inner.send_local_reply(status, headers, body),
         }
+    }
+    fn known_identity(&self) -> Option<Identity> {
+        self.identity.as_deref()?.as_ref()?.parsed.clone()
+    }
+    fn write_identity(&mut self, identity: &Identity, bytes: &[u8]) -> Result<(), HostError> {
+        self.inner.set_property(&[IDENTITY_PROPERTY], bytes)?;
+        if let Some(slot) = self.identity.as_deref_mut() {
+            *slot = Some(StageIdentity {
+                bytes: bytes.to_vec(),
+                parsed: Some(identity.clone()),
+            });
+        }
+        Ok(())
     }
     fn filter_name(&self) -> &'static str {
         self.routing
@@ -505,7 +530,7 @@ pub struct ChainStream {
     replied: bool,
     end_of_stream: bool,
     /// The identity context as the stages last wrote it in this request.
-    identity: Option<Vec<u8>>,
+    identity: Option<StageIdentity>,
     /// Bit i: stage i's decision is recorded (by the stage, or as `allow` by the chain).
     decided: u64,
     /// Request headers read or written by the stages in this request (name → value, `None`:

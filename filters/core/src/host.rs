@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::decision::Decision;
+use crate::identity::{Identity, IDENTITY_PROPERTY};
 
 /// Log levels, as proxy-wasm numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,6 +146,19 @@ pub trait Host {
     /// here instead of the plugin configuration.
     fn env_var(&self, _name: &str) -> Option<String> {
         None
+    }
+
+    // ---- the identity context, where a host keeps it as a value
+    /// The identity context of this stream when the host holds it as a value (the one-module
+    /// chain keeps what an earlier stage wrote); `None`: read the property.
+    fn known_identity(&self) -> Option<Identity> {
+        None
+    }
+    /// Writes the identity context: its JSON as the property (for access logs and later
+    /// modules), and, where the host keeps it, the value itself.
+    fn write_identity(&mut self, identity: &Identity, bytes: &[u8]) -> Result<(), HostError> {
+        let _ = identity;
+        self.set_property(&[IDENTITY_PROPERTY], bytes)
     }
 
     // ---- decisions (for the audit log and access logs)

@@ -45,6 +45,9 @@ impl Identity {
     /// Reads the identity context of the current stream. `None` when no authenticator wrote one,
     /// or when it cannot be parsed (which only a bug can cause: clients cannot write it).
     pub fn read(host: &dyn Host) -> Option<Identity> {
+        if let Some(known) = host.known_identity() {
+            return Some(known);
+        }
         let bytes = host.property(&[IDENTITY_PROPERTY])?;
         if bytes.is_empty() {
             return None;
@@ -62,7 +65,7 @@ impl Identity {
             None => self,
         };
         let bytes = serde_json::to_vec(&merged).map_err(|_| HostError::Failed)?;
-        host.set_property(&[IDENTITY_PROPERTY], &bytes)?;
+        host.write_identity(&merged, &bytes)?;
         Ok(merged)
     }
 

@@ -728,8 +728,7 @@ impl JwtStream {
             .property(&[IDENTITY_PROPERTY])
             .is_some_and(|b| !b.is_empty());
         let written = if verified.len() == 1 && !earlier && !first.identity_json.is_empty() {
-            host.set_property(&[IDENTITY_PROPERTY], &first.identity_json)
-                .map(|_| ())
+            host.write_identity(&first.identity, &first.identity_json)
         } else {
             let mut identity = first.identity.clone();
             for v in verified.iter().skip(1) {

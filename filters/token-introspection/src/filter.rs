@@ -761,9 +761,9 @@ impl IntrospectionStream {
             .property(&[IDENTITY_PROPERTY])
             .is_some_and(|b| !b.is_empty());
         let written = match accepted {
-            [(_, only)] if !earlier && !only.identity_json.is_empty() => host
-                .set_property(&[IDENTITY_PROPERTY], &only.identity_json)
-                .map(|_| ()),
+            [(_, only)] if !earlier && !only.identity_json.is_empty() => {
+                host.write_identity(&only.identity, &only.identity_json)
+            }
             _ => {
                 let mut identity = Identity::default();
                 for (_, known) in accepted {
