@@ -640,9 +640,12 @@ mod tests {
             "not a ES256 key",
         );
         refused(
-            |v| v["token"]["keys"][1]["public_jwk"]["x"] = json!("AAAA"),
+            |v| {
+                v["token"]["keys"][1]["public_jwk"]["y"] =
+                    v["token"]["keys"][1]["public_jwk"]["x"].clone()
+            },
             "token.keys[1].public_jwk",
-            "not a usable public key",
+            "not a point of P-256",
         );
         refused(
             |v| v["token"]["keys"][1] = json!({"kid": "b", "private_key": P256_PEM}),
