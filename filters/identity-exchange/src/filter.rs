@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use shieldwall_core::decision::Decision;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     Action, ConfigError, Host, Identity, Reply, RequestLine, RootFilter, StreamFilter,
@@ -77,14 +78,22 @@ impl IdentityExchangeStream {
         }
     }
 
-    fn deny(&self, host: &mut dyn Host, event: &str, reply: Reply) -> Action {
-        self.count(host, &format!("denied.{event}"));
+    /// Refuses: the reply (which records the decision with `reason`), a metric and a log line.
+    fn deny(&self, host: &mut dyn Host, reason: &'static str, reply: Reply) -> Action {
+        self.count(host, &format!("denied.{reason}"));
         (host as &dyn Host).info(&format!(
-            "identity-exchange: refused with {} ({event})",
+            "identity-exchange: refused with {} ({reason})",
             reply.status
         ));
-        reply.send(host);
+        reply.with_reason(reason).send(host);
         Action::Pause
+    }
+
+    /// Lets the request go on, recording why.
+    fn allow(&self, host: &mut dyn Host, reason: &'static str) -> Action {
+        self.count(host, reason);
+        host.record_decision(&Decision::allow(reason));
+        Action::Continue
     }
 
     /// Answers `GET`/`HEAD` of `jwks_path` with the public keys, if this is that request.
@@ -114,6 +123,7 @@ impl IdentityExchangeStream {
             body,
         );
         self.count(host, "jwks_served");
+        host.record_decision(&Decision::allow("jwks_served"));
         true
     }
 
@@ -147,13 +157,11 @@ impl IdentityExchangeStream {
             );
         };
         if rule.exchange == Exchange::Skip {
-            self.count(host, "skipped");
-            return Action::Continue;
+            return self.allow(host, "skipped");
         }
         let Some(identity) = Identity::read(host) else {
             if rule.exchange == Exchange::Optional {
-                self.count(host, "passed_without_identity");
-                return Action::Continue;
+                return self.allow(host, "passed_without_identity");
             }
             return self.deny(
                 host,
@@ -181,11 +189,8 @@ impl IdentityExchangeStream {
             .try_borrow_mut()
             .ok()
             .and_then(|mut c| c.get(&key, &subject, now_s));
-        let minted = match cached {
-            Some(m) => {
-                self.count(host, "cache_hit");
-                m
-            }
+        let (minted, reason) = match cached {
+            Some(m) => (m, "cache_hit"),
             None => {
                 let made = new_jti()
                     .and_then(|jti| mint(&config, &self.header_b64, &subject, now_s, ttl_s, jti));
@@ -194,8 +199,7 @@ impl IdentityExchangeStream {
                         if let Ok(mut c) = self.cache.try_borrow_mut() {
                             c.insert(&key, &m);
                         }
-                        self.count(host, "minted");
-                        m
+                        (m, "minted")
                     }
                     Err(e) => return self.refuse(host, &e),
                 }
@@ -204,7 +208,7 @@ impl IdentityExchangeStream {
         let value = format!("{}{}", config.value_prefix, minted.token);
         host.set_request_header(&config.header_name, Some(&value));
         host.set_request_header(&config.spiffe_header, Some(&subject.spiffe_id));
-        Action::Continue
+        self.allow(host, reason)
     }
 
     fn refuse(&self, host: &mut dyn Host, e: &MintError) -> Action {

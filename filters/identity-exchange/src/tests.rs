@@ -35,6 +35,7 @@ fn config() -> Value {
 
 fn root(config: &Value) -> (IdentityExchange, MockHost) {
     let mut host = MockHost::new();
+    host.filter_name = "identity_exchange";
     let root = IdentityExchange::configure(&mut host, config.to_string().as_bytes()).unwrap();
     (root, host)
 }
@@ -656,4 +657,58 @@ fn every_mint_has_a_new_jti() {
         );
         assert!(seen.insert(part(&bearer(&host), 1)["jti"].as_str().unwrap().to_string()));
     }
+}
+
+fn decision(host: &MockHost) -> Value {
+    let raw = host
+        .property_value("shieldwall.decision.identity_exchange")
+        .expect("a decision was recorded");
+    serde_json::from_slice(&raw).unwrap()
+}
+
+#[test]
+fn every_request_records_what_was_decided_and_why() {
+    let (mut r, mut host) = root(&config());
+    run(
+        &mut r,
+        &mut host,
+        "GET",
+        "/tenants/bank-a/x",
+        &[],
+        Some(&alice()),
+    );
+    assert_eq!(decision(&host)["decision"], "allow");
+    assert_eq!(decision(&host)["reason"], "minted");
+    run(
+        &mut r,
+        &mut host,
+        "GET",
+        "/tenants/bank-a/x",
+        &[],
+        Some(&alice()),
+    );
+    assert_eq!(decision(&host)["reason"], "cache_hit");
+    run(&mut r, &mut host, "GET", "/healthz", &[], None);
+    assert_eq!(decision(&host)["reason"], "skipped");
+    run(&mut r, &mut host, "GET", JWKS_PATH, &[], None);
+    assert_eq!(decision(&host)["reason"], "jwks_served");
+    let mut id = alice();
+    id["sub"] = json!("../admin");
+    run(
+        &mut r,
+        &mut host,
+        "GET",
+        "/tenants/bank-a/x",
+        &[],
+        Some(&id),
+    );
+    assert_eq!(
+        decision(&host),
+        json!({"decision": "deny", "reason": "unmappable_value", "status": 403})
+    );
+    run(&mut r, &mut host, "GET", "/tenants/bank-a/x", &[], None);
+    assert_eq!(
+        decision(&host),
+        json!({"decision": "deny", "reason": "missing_identity", "status": 401})
+    );
 }
