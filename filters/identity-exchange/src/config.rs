@@ -357,9 +357,12 @@ impl Config {
         })
     }
 
-    /// The first rule that matches, by index.
-    pub fn rule_for(&self, line: &shieldwall_core::RequestLine) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.route.matches(line).is_some())
+    /// The first rule that matches, and its index.
+    pub fn rule_for(&self, line: &shieldwall_core::RequestLine) -> Option<(usize, &Rule)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.route.matches(line).is_some())
     }
 }
 

@@ -6,13 +6,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use shieldwall_core::decision::Decision;
+use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     Action, ConfigError, Host, Identity, Reply, RequestLine, RootFilter, StreamFilter,
 };
 
 use crate::config::{Config, Exchange};
-use crate::token::{encoded_header, mint, new_jti, subject, MintError, TokenCache};
+use crate::token::{encoded_header, mint, new_jti, subject, MintError, Minted, TokenCache};
 
 /// The root context: the parsed configuration, the worker's cache of minted tokens and metric ids.
 pub struct IdentityExchange {
@@ -146,7 +147,7 @@ impl IdentityExchangeStream {
                 )
             }
         };
-        let Some(rule) = config.rule_for(&line) else {
+        let Some((rule_index, rule)) = config.rule_for(&line) else {
             return self.deny(
                 host,
                 "no_matching_rule",
@@ -159,7 +160,14 @@ impl IdentityExchangeStream {
         if rule.exchange == Exchange::Skip {
             return self.allow(host, "skipped");
         }
-        let Some(identity) = Identity::read(host) else {
+        // The identity context as the authenticators wrote it: the cache key, parsed only on a miss.
+        let raw = host
+            .property(&[IDENTITY_PROPERTY])
+            .filter(|b| !b.is_empty());
+        let identity = raw
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<Identity>(b).ok());
+        let (Some(raw), Some(identity)) = (raw, identity) else {
             if rule.exchange == Exchange::Optional {
                 return self.allow(host, "passed_without_identity");
             }
@@ -172,9 +180,18 @@ impl IdentityExchangeStream {
                 ),
             );
         };
+        let now_s = (host as &dyn Host).now_secs();
+        let key = TokenCache::key(rule_index, &raw);
+        let cached = self
+            .cache
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.get(&key, now_s));
+        if let Some(hit) = cached {
+            return self.forward(host, &hit, "cache_hit");
+        }
         let audience_template = rule.audience.as_ref().unwrap_or(&config.audience);
         let ttl_s = rule.ttl_s.unwrap_or(config.ttl_s);
-        let now_s = (host as &dyn Host).now_secs();
         let made = audience_template
             .render_audience(&identity)
             .map_err(MintError::from)
@@ -183,31 +200,24 @@ impl IdentityExchangeStream {
             Ok(s) => s,
             Err(e) => return self.refuse(host, &e),
         };
-        let key = TokenCache::key(&subject, ttl_s);
-        let cached = self
-            .cache
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut c| c.get(&key, &subject, now_s));
-        let (minted, reason) = match cached {
-            Some(m) => (m, "cache_hit"),
-            None => {
-                let made = new_jti()
-                    .and_then(|jti| mint(&config, &self.header_b64, &subject, now_s, ttl_s, jti));
-                match made {
-                    Ok(m) => {
-                        if let Ok(mut c) = self.cache.try_borrow_mut() {
-                            c.insert(&key, &m);
-                        }
-                        (m, "minted")
-                    }
-                    Err(e) => return self.refuse(host, &e),
+        let made =
+            new_jti().and_then(|jti| mint(&config, &self.header_b64, &subject, now_s, ttl_s, jti));
+        match made {
+            Ok(m) => {
+                if let Ok(mut c) = self.cache.try_borrow_mut() {
+                    c.insert(&key, &m);
                 }
+                self.forward(host, &m, "minted")
             }
-        };
-        let value = format!("{}{}", config.value_prefix, minted.token);
-        host.set_request_header(&config.header_name, Some(&value));
-        host.set_request_header(&config.spiffe_header, Some(&subject.spiffe_id));
+            Err(e) => self.refuse(host, &e),
+        }
+    }
+
+    /// Puts the internal token and the SPIFFE ID on the request and lets it go on.
+    fn forward(&self, host: &mut dyn Host, minted: &Minted, reason: &'static str) -> Action {
+        let value = format!("{}{}", self.config.value_prefix, minted.token);
+        host.set_request_header(&self.config.header_name, Some(&value));
+        host.set_request_header(&self.config.spiffe_header, Some(&minted.spiffe_id));
         self.allow(host, reason)
     }
 

@@ -146,6 +146,7 @@ pub fn subject(config: &Config, identity: &Identity, audience: &str) -> Result<S
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Minted {
     pub token: std::rc::Rc<str>,
+    pub spiffe_id: std::rc::Rc<str>,
     pub iat: u64,
     pub exp: u64,
 }
@@ -199,14 +200,17 @@ pub fn mint(
     token.push_str(&b64url_encode(&signature));
     Ok(Minted {
         token: token.into(),
+        spiffe_id: subject.spiffe_id.as_str().into(),
         iat: now_s,
         exp,
     })
 }
 
-/// Minted tokens per worker, by what they say (subject and audience), bounded: the oldest entry
-/// leaves first. An entry is reused until `reuse_percent` of its token's lifetime has passed, and
-/// only while the token would not outlive the identity presented now.
+/// Minted tokens per worker, by the identity context they were minted from (its whole JSON, as
+/// the authenticators wrote it) and the rule that chose audience and lifetime: a hit costs a hash
+/// and a comparison, no parsing. The identity's `exp` is part of the key, so a token never outlives
+/// the identity it is reused for. Bounded: the oldest entry leaves first. An entry is reused
+/// until `reuse_percent` of its token's lifetime has passed.
 pub struct TokenCache {
     memo: TokenMemo<Minted>,
     reuse_percent: u64,
@@ -228,21 +232,16 @@ impl TokenCache {
         self.memo.is_empty()
     }
 
-    /// The cache key: the claims' JSON (whole, so no two subjects can share an entry) and the
-    /// lifetime asked for.
-    pub fn key(subject: &Subject, ttl_s: u64) -> String {
-        let mut key = serde_json::to_string(&subject.claims).unwrap_or_default();
+    /// The cache key: the rule's index and the identity context's bytes.
+    pub fn key(rule_index: usize, identity_json: &[u8]) -> String {
+        let mut key = rule_index.to_string();
         key.push('\n');
-        key.push_str(&ttl_s.to_string());
+        key.push_str(&String::from_utf8_lossy(identity_json));
         key
     }
 
-    pub fn get(&mut self, key: &str, subject: &Subject, now_s: u64) -> Option<Minted> {
-        let hit = self.memo.get(key, now_s)?;
-        if subject.not_after.is_some_and(|limit| hit.exp > limit) {
-            return None;
-        }
-        Some(hit)
+    pub fn get(&mut self, key: &str, now_s: u64) -> Option<Minted> {
+        self.memo.get(key, now_s)
     }
 
     pub fn insert(&mut self, key: &str, minted: &Minted) {
