@@ -390,3 +390,56 @@ fn the_bank_flow_through_the_gateway_and_the_mesh_ingress() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The example configuration loads in Envoy with the signing key in Envoy's environment
+/// (`host_env_keys`, read by `private_key_env` through WASI), and Envoy refuses it, naming the
+/// field, when the variable is missing: the filter never runs without its key.
+#[test]
+fn the_example_takes_its_signing_key_from_the_environment() {
+    let dir = scratch_dir("identity-exchange-example");
+    let (pem, _) = openssl_p256_key(&dir, "signing");
+    let text = std::fs::read_to_string(
+        shieldwall_e2e::crate_dir().join("examples/identity-exchange.yaml"),
+    )
+    .unwrap();
+    let mut text = text;
+    for module in ["jwt_auth", "scope_authz", "identity_exchange"] {
+        let name = module.replace('_', "-");
+        text = text.replace(
+            &format!("target/wasm32-wasip1/release/{module}.wasm"),
+            &wasm_path(&name).to_string_lossy(),
+        );
+    }
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, text).unwrap();
+    let validate = |key: Option<&str>| {
+        let mut cmd = Command::new(shieldwall_e2e::envoy_binary());
+        cmd.args(["--mode", "validate", "-c"]).arg(&config);
+        cmd.env_remove(KEY_ENV);
+        if let Some(k) = key {
+            cmd.env(KEY_ENV, k);
+        }
+        let out = cmd.output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), log)
+    };
+    let (ok, log) = validate(Some(&pem));
+    assert!(ok, "{log}");
+    let (ok, log) = validate(None);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("token.keys[0].private_key_env: the VM has no environment variable `SHIELDWALL_SIGNING_KEY`"),
+        "{log}"
+    );
+    let (ok, log) = validate(Some("not a key"));
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("token.keys[0].private_key_env: neither"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
