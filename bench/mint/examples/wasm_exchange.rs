@@ -79,7 +79,9 @@ fn main() -> Result<()> {
             }))
     };
     let mut token_claims: Value = claims(0, now, 86_400);
-    token_claims["tenant"] = json!("bank-a");
+    if let Some(c) = token_claims.as_object_mut() {
+        c.insert("tenant".into(), json!("bank-a"));
+    }
     let token = keys.token(Alg::Es256, &token_claims)?;
     let rng = SystemRandom::new();
     let p256 = pem(
