@@ -114,6 +114,11 @@ fn token_introspection_exports_the_tick_and_http_callouts_only() {
 }
 
 #[test]
+fn identity_exchange_exports_request_headers_only() {
+    expect("identity-exchange", &[]);
+}
+
+#[test]
 fn shieldwall_exports_the_union_of_its_filters() {
     expect(
         "shieldwall",

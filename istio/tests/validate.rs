@@ -416,6 +416,14 @@ fn int_or_string_and_preserved_fields() {
     );
 }
 
+/// A P-256 key made for these tests (`openssl genpkey`), standing in for a signing key that a
+/// cluster keeps in a Secret.
+const STAND_IN_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVAyZFplD8++7hOZg
+63sSer07dU+3LlR16H3g+sw+htyhRANCAAReXd2FKCjsCDRTZ3mnWllYLGkrFj5q
+QEGoUPQHKbv/MOh5mkp0S39bMcCt9d4N78tF75ppHmIpblCDh3p6lqCR
+-----END PRIVATE KEY-----";
+
 /// The pluginConfig of each jwt-auth WasmPlugin is a configuration the filter itself accepts: the
 /// CRD does not look inside pluginConfig, the filter's own parser does.
 /// Parses a plugin configuration with the filter's own parser, by the folder the manifest is in.
@@ -444,6 +452,13 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
         "audit-log" => audit_log::config::Config::parse(config, &|_| Some("k".repeat(32)))
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        // The signing key comes from the proxy's environment in the cluster; a throwaway P-256
+        // key stands in for it, so a manifest naming a variable is accepted.
+        "identity-exchange" => {
+            identity_exchange::Config::parse(config, &|_| Some(STAND_IN_SIGNING_KEY.into()))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
         "shieldwall" => shieldwall::config::validate(config)
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -460,6 +475,7 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "rate-limit",
         "token-introspection",
         "mtls-identity",
+        "identity-exchange",
         "shieldwall",
         "audit-log",
     ] {
@@ -498,4 +514,8 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
     assert!(checked.iter().any(|f| f == "mtls-identity"), "{checked:?}");
     assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
     assert!(checked.iter().any(|f| f == "audit-log"), "{checked:?}");
+    assert!(
+        checked.iter().any(|f| f == "identity-exchange"),
+        "{checked:?}"
+    );
 }

@@ -1,0 +1,445 @@
+//! The bank flow in two real Envoys. The gateway Envoy runs jwt-auth (tokens of the real OpenID
+//! Provider) → scope-authz → identity-exchange, whose signing key comes from the VM's environment;
+//! it forwards to a second Envoy playing the mesh ingress, which verifies the internal token with
+//! Envoy's native `jwt_authn` (remote JWKS fetched from the gateway's `jwks_path`) and lets only
+//! bank-a's SPIFFE IDs with tenant `bank-a` reach `/tenants/bank-a/` with native `rbac`; the echo
+//! sits behind it.
+//!
+//! A bank-a caller gets through and the echo shows the internal token's claims and `x-spiffe-id`;
+//! a bank-b caller passes the gateway but is refused by the mesh's RBAC; a client-sent
+//! `x-spiffe-id` or internal token never passes; an internal token presented at the edge is
+//! refused by jwt-auth; after a key rotation (publish the new key, then switch the active kid)
+//! the mesh keeps verifying.
+//!
+//! Build first: cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p identity-exchange
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+use shieldwall_e2e::{
+    free_port, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions,
+    Response, WasmFilter,
+};
+
+const GATEWAY_ISSUER: &str = "https://gateway.bank.example";
+const JWKS_PATH: &str = "/.well-known/internal-jwks.json";
+const KEY_ENV: &str = "SHIELDWALL_SIGNING_KEY";
+
+fn b64url_decode(text: &str) -> Vec<u8> {
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url: {text}"),
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+fn b64url_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= u32::from(*b) << (16 - 8 * i);
+        }
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A P-256 key made by openssl: its PKCS#8 PEM and its public JWK (without kid).
+fn openssl_p256_key(dir: &std::path::Path, name: &str) -> (String, Value) {
+    let key = dir.join(format!("{name}.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&key)
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl");
+    assert!(der.status.success());
+    // The SubjectPublicKeyInfo of a P-256 key ends with the uncompressed point 04 || x || y.
+    let point = &der.stdout[der.stdout.len() - 65..];
+    assert_eq!(point[0], 4);
+    let jwk = json!({"kty": "EC", "crv": "P-256",
+                     "x": b64url_encode(&point[1..33]), "y": b64url_encode(&point[33..])});
+    (std::fs::read_to_string(&key).unwrap(), jwk)
+}
+
+/// Two bank clients of the IdP: tenant bank-a and tenant bank-b, both with `orders:read`.
+fn bank_clients(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("bank-clients.json");
+    let clients = json!([
+        {"client_id": "bank-a-app", "client_secret": "bank-a-app-secret", "scope": "orders:read",
+         "tenant": "bank-a", "token_endpoint_auth_method": "client_secret_basic"},
+        {"client_id": "bank-b-app", "client_secret": "bank-b-app-secret", "scope": "orders:read",
+         "tenant": "bank-b", "token_endpoint_auth_method": "client_secret_basic"}
+    ]);
+    std::fs::write(&file, clients.to_string()).unwrap();
+    file
+}
+
+fn jwt_auth_config(idp: &Idp) -> String {
+    json!({
+        "realm": "bank",
+        "providers": {"idp": {
+            "issuer": idp.issuer(),
+            "audiences": ["orders-api"],
+            "remote_jwks": {"cluster": "idp", "uri": format!("http://{}{}", idp.authority(), idp.jwks_path()),
+                            "timeout_ms": 1000, "cache_duration_s": 300}}},
+        "rules": [
+            {"match": {"path": JWKS_PATH}},
+            {"match": {"prefix": "/healthz"}},
+            {"match": {"prefix": "/tenants/"}, "requires": {"provider": "idp"}}
+        ]
+    })
+    .to_string()
+}
+
+/// The gateway checks the scope; the tenant boundary is left to the mesh here, so that its RBAC
+/// is what refuses bank-b on bank-a's path.
+fn scope_authz_config() -> String {
+    json!({"realm": "bank", "rules": [
+        {"match": {"path": JWKS_PATH}, "public": true},
+        {"match": {"prefix": "/healthz"}, "public": true},
+        {"match": {"prefix": "/tenants/"}, "require": {"scopes": ["orders:read"]}}
+    ]})
+    .to_string()
+}
+
+/// identity-exchange with `keys` (the active one reads its PEM from the environment).
+fn exchange_config(keys: Value) -> String {
+    json!({
+        "spiffe_id": "spiffe://{tenant}.bank.example/user/{sub}",
+        "token": {"issuer": GATEWAY_ISSUER, "audience": "{tenant}", "ttl_s": 300, "alg": "ES256",
+                  "keys": keys, "act": true},
+        "jwks_path": JWKS_PATH,
+        "rules": [{"match": {"prefix": "/healthz"}, "exchange": "skip"},
+                  {"match": {"prefix": "/tenants/"}}]
+    })
+    .to_string()
+}
+
+fn start_gateway(port: u16, mesh: &Envoy, idp: &Idp, keys: Value, pem: &str) -> Envoy {
+    let config = EnvoyConfig::new(mesh.port())
+        .listener_port(port)
+        .cluster(Cluster::new("idp", idp.port()))
+        .filter(WasmFilter::new(
+            wasm_path("jwt-auth"),
+            "jwt-auth",
+            jwt_auth_config(idp),
+        ))
+        .filter(WasmFilter::new(
+            wasm_path("scope-authz"),
+            "scope-authz",
+            scope_authz_config(),
+        ))
+        .filter(
+            WasmFilter::new(
+                wasm_path("identity-exchange"),
+                "identity-exchange",
+                exchange_config(keys),
+            )
+            .env(KEY_ENV, pem),
+        );
+    Envoy::start(config)
+}
+
+/// The mesh ingress: native jwt_authn with the gateway's JWKS, native rbac on SPIFFE ID and tenant.
+fn start_mesh(echo: &Echo, gateway_port: u16) -> Envoy {
+    let jwt_authn = format!(
+        r#"- name: envoy.filters.http.jwt_authn
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+    providers:
+      gateway:
+        issuer: "{GATEWAY_ISSUER}"
+        audiences: ["bank-a", "bank-b"]
+        forward: true
+        forward_payload_header: x-internal-claims
+        payload_in_metadata: jwt_payload
+        from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
+        remote_jwks:
+          http_uri:
+            uri: "http://127.0.0.1:{gateway_port}{JWKS_PATH}"
+            cluster: gateway
+            timeout: 2s
+          cache_duration: 300s
+    rules:
+      - match: {{ prefix: "/" }}
+        requires: {{ provider_name: gateway }}
+"#
+    );
+    let sub_under = |tenant: &str| {
+        format!(
+            "{{ metadata: {{ filter: envoy.filters.http.jwt_authn, path: [{{ key: jwt_payload }}, {{ key: sub }}], value: {{ string_match: {{ prefix: \"spiffe://{tenant}.bank.example/\" }} }} }} }}"
+        )
+    };
+    let tenant_is = |tenant: &str| {
+        format!(
+            "{{ metadata: {{ filter: envoy.filters.http.jwt_authn, path: [{{ key: jwt_payload }}, {{ key: tenant }}], value: {{ string_match: {{ exact: \"{tenant}\" }} }} }} }}"
+        )
+    };
+    let rbac = format!(
+        r#"- name: envoy.filters.http.rbac
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+    rules:
+      action: ALLOW
+      policies:
+        bank-a-users:
+          permissions: [{{ url_path: {{ path: {{ prefix: "/tenants/bank-a/" }} }} }}]
+          principals: [{{ and_ids: {{ ids: [{}, {}] }} }}]
+"#,
+        sub_under("bank-a"),
+        tenant_is("bank-a")
+    );
+    let config = EnvoyConfig::new(echo.port())
+        .cluster(Cluster::new("gateway", gateway_port))
+        .native_filter(jwt_authn)
+        .native_filter(rbac);
+    Envoy::start(config)
+}
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWS");
+    serde_json::from_slice(&b64url_decode(payload)).unwrap()
+}
+
+fn echoed(resp: &Response) -> Value {
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.json()["headers"].clone()
+}
+
+#[test]
+fn the_bank_flow_through_the_gateway_and_the_mesh_ingress() {
+    let dir = scratch_dir("identity-exchange");
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions {
+        clients_file: Some(bank_clients(&dir)),
+        ..Default::default()
+    });
+    let (old_pem, old_jwk) = openssl_p256_key(&dir, "2026-11");
+    let (new_pem, new_jwk) = openssl_p256_key(&dir, "2026-12");
+    let gateway_port = free_port();
+    let mesh = start_mesh(&echo, gateway_port);
+
+    // Rotation step 1: the current key signs, the next one is already published.
+    let step1 = json!([{"kid": "2026-11", "private_key_env": KEY_ENV},
+                       {"kid": "2026-12", "public_jwk": new_jwk}]);
+    let gateway = start_gateway(gateway_port, &mesh, &idp, step1, &old_pem);
+
+    let bank_a = idp.token("bank-a-app", "bank-a-app-secret", Some("orders:read"), None);
+    let bank_b = idp.token("bank-b-app", "bank-b-app-secret", Some("orders:read"), None);
+
+    // bank-a: through both Envoys; the echo shows the SPIFFE ID and the internal token.
+    let resp = gateway.get_with_token("/tenants/bank-a/accounts", &bank_a);
+    let headers = echoed(&resp);
+    assert_eq!(
+        headers["x-spiffe-id"],
+        "spiffe://bank-a.bank.example/user/bank-a-app"
+    );
+    let internal = headers["authorization"]
+        .as_str()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .expect("the internal token")
+        .to_string();
+    assert_ne!(
+        internal, bank_a,
+        "the external token does not travel inward"
+    );
+    let claims = claims_of(&internal);
+    assert_eq!(claims["iss"], GATEWAY_ISSUER);
+    assert_eq!(
+        claims["sub"],
+        "spiffe://bank-a.bank.example/user/bank-a-app"
+    );
+    assert_eq!(claims["aud"], "bank-a");
+    assert_eq!(claims["tenant"], "bank-a");
+    assert_eq!(claims["scope"], "orders:read");
+    assert_eq!(claims["client_id"], "bank-a-app");
+    assert_eq!(
+        claims["act"],
+        json!({"sub": "bank-a-app", "iss": idp.issuer()})
+    );
+    // The mesh's jwt_authn verified it and passed its payload on.
+    let verified: Value = serde_json::from_slice(&b64url_decode(
+        headers["x-internal-claims"]
+            .as_str()
+            .expect("jwt_authn's payload header"),
+    ))
+    .unwrap();
+    assert_eq!(verified["sub"], claims["sub"]);
+    let header: Value =
+        serde_json::from_slice(&b64url_decode(internal.split('.').next().unwrap())).unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "ES256", "kid": "2026-11", "typ": "JWT"})
+    );
+
+    // bank-b: the gateway mints its own identity; the mesh's RBAC refuses it on bank-a's path.
+    let resp = gateway.get_with_token("/tenants/bank-a/accounts", &bank_b);
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert_eq!(resp.text(), "RBAC: access denied");
+    // Even when the client claims a bank-a SPIFFE ID in the header.
+    let forged = "spiffe://bank-a.bank.example/user/bank-a-app";
+    let (auth_a, auth_b) = (format!("Bearer {bank_a}"), format!("Bearer {bank_b}"));
+    let resp = gateway.get(
+        "/tenants/bank-a/accounts",
+        &[("authorization", auth_b.as_str()), ("x-spiffe-id", forged)],
+    );
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    // bank-a with a forged header: the echo shows the verified one only.
+    let resp = gateway.get(
+        "/tenants/bank-a/accounts",
+        &[
+            ("authorization", auth_a.as_str()),
+            ("x-spiffe-id", "spiffe://bank-a.bank.example/user/admin"),
+        ],
+    );
+    assert_eq!(echoed(&resp)["x-spiffe-id"], forged);
+    // A skipped route with a client-sent internal token and SPIFFE ID: both removed at the
+    // gateway, so the mesh sees no token at all.
+    let auth_internal = format!("Bearer {internal}");
+    let resp = gateway.get(
+        "/healthz",
+        &[
+            ("authorization", auth_internal.as_str()),
+            ("x-spiffe-id", forged),
+        ],
+    );
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(resp.text(), "Jwt is missing");
+    // The internal token presented at the edge: jwt-auth refuses it (another issuer, another key).
+    let resp = gateway.get_with_token("/tenants/bank-a/accounts", &internal);
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert!(resp
+        .header("www-authenticate")
+        .unwrap_or("")
+        .contains("invalid_token"));
+    assert_eq!(echo.hits(), 2, "only the two bank-a calls reached the echo");
+
+    // The JWKS as the gateway serves it: public keys only, both kids, with cache-control.
+    let resp = gateway.get(JWKS_PATH, &[]);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("cache-control"), Some("public, max-age=300"));
+    let kids: Vec<String> = resp.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kids, vec!["2026-11", "2026-12"]);
+    assert!(!resp.text().contains("\"d\""));
+    let stats = gateway.stats_prometheus();
+    for metric in [
+        "shieldwall_identity_exchange_minted",
+        "shieldwall_identity_exchange_cache_hit",
+        "shieldwall_identity_exchange_skipped",
+        "shieldwall_identity_exchange_jwks_served",
+    ] {
+        assert!(stats.contains(metric), "{metric} in\n{stats}");
+    }
+
+    // Rotation step 2: the new key signs, the old one stays published. The mesh verifies the
+    // new kid with the key set it fetched at step 1, without fetching again.
+    drop(gateway);
+    let step2 = json!([{"kid": "2026-12", "private_key_env": KEY_ENV},
+                       {"kid": "2026-11", "public_jwk": old_jwk}]);
+    let gateway = start_gateway(gateway_port, &mesh, &idp, step2, &new_pem);
+    let resp = gateway.get_with_token("/tenants/bank-a/accounts", &bank_a);
+    let headers = echoed(&resp);
+    let internal = headers["authorization"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
+    let header: Value =
+        serde_json::from_slice(&b64url_decode(internal.split('.').next().unwrap())).unwrap();
+    assert_eq!(header["kid"], "2026-12");
+    assert_eq!(
+        gateway.stat("shieldwall.identity_exchange.jwks_served"),
+        None
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The example configuration loads in Envoy with the signing key in Envoy's environment
+/// (`host_env_keys`, read by `private_key_env` through WASI), and Envoy refuses it, naming the
+/// field, when the variable is missing: the filter never runs without its key.
+#[test]
+fn the_example_takes_its_signing_key_from_the_environment() {
+    let dir = scratch_dir("identity-exchange-example");
+    let (pem, _) = openssl_p256_key(&dir, "signing");
+    let text = std::fs::read_to_string(
+        shieldwall_e2e::crate_dir().join("examples/identity-exchange.yaml"),
+    )
+    .unwrap();
+    let mut text = text;
+    for module in ["jwt_auth", "scope_authz", "identity_exchange"] {
+        let name = module.replace('_', "-");
+        text = text.replace(
+            &format!("target/wasm32-wasip1/release/{module}.wasm"),
+            &wasm_path(&name).to_string_lossy(),
+        );
+    }
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, text).unwrap();
+    let validate = |key: Option<&str>| {
+        let mut cmd = Command::new(shieldwall_e2e::envoy_binary());
+        cmd.args(["--mode", "validate", "-c"]).arg(&config);
+        cmd.env_remove(KEY_ENV);
+        if let Some(k) = key {
+            cmd.env(KEY_ENV, k);
+        }
+        let out = cmd.output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), log)
+    };
+    let (ok, log) = validate(Some(&pem));
+    assert!(ok, "{log}");
+    let (ok, log) = validate(None);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("token.keys[0].private_key_env: the VM has no environment variable `SHIELDWALL_SIGNING_KEY`"),
+        "{log}"
+    );
+    let (ok, log) = validate(Some("not a key"));
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("token.keys[0].private_key_env: neither"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
