@@ -147,10 +147,34 @@ fn exchange_config(keys: Value) -> String {
     .to_string()
 }
 
-fn start_gateway(port: u16, mesh: &Envoy, idp: &Idp, keys: Value, pem: &str) -> Envoy {
+/// The gateway: jwt-auth → scope-authz → identity-exchange, as three modules or (`one_module`) as
+/// the stages of shieldwall.wasm.
+fn start_gateway(
+    port: u16,
+    mesh: &Envoy,
+    idp: &Idp,
+    keys: Value,
+    pem: &str,
+    one_module: bool,
+) -> Envoy {
     let config = EnvoyConfig::new(mesh.port())
         .listener_port(port)
-        .cluster(Cluster::new("idp", idp.port()))
+        .cluster(Cluster::new("idp", idp.port()));
+    if one_module {
+        let parse = |text: String| serde_json::from_str::<Value>(&text).expect("a JSON config");
+        let stages = json!({"chain": [
+            {"filter": "jwt-auth", "config": parse(jwt_auth_config(idp))},
+            {"filter": "scope-authz", "config": parse(scope_authz_config())},
+            {"filter": "identity-exchange", "config": parse(exchange_config(keys))}
+        ]});
+        return Envoy::start(
+            config.filter(
+                WasmFilter::new(wasm_path("shieldwall"), "shieldwall", stages.to_string())
+                    .env(KEY_ENV, pem),
+            ),
+        );
+    }
+    let config = config
         .filter(WasmFilter::new(
             wasm_path("jwt-auth"),
             "jwt-auth",
@@ -240,7 +264,20 @@ fn echoed(resp: &Response) -> Value {
 
 #[test]
 fn the_bank_flow_through_the_gateway_and_the_mesh_ingress() {
-    let dir = scratch_dir("identity-exchange");
+    bank_flow(false);
+}
+
+#[test]
+fn the_bank_flow_with_the_gateway_as_one_module() {
+    bank_flow(true);
+}
+
+fn bank_flow(one_module: bool) {
+    let dir = scratch_dir(if one_module {
+        "identity-exchange-one"
+    } else {
+        "identity-exchange"
+    });
     let echo = Echo::start();
     let idp = Idp::start(IdpOptions {
         clients_file: Some(bank_clients(&dir)),
@@ -254,7 +291,7 @@ fn the_bank_flow_through_the_gateway_and_the_mesh_ingress() {
     // Rotation step 1: the current key signs, the next one is already published.
     let step1 = json!([{"kid": "2026-11", "private_key_env": KEY_ENV},
                        {"kid": "2026-12", "public_jwk": new_jwk}]);
-    let gateway = start_gateway(gateway_port, &mesh, &idp, step1, &old_pem);
+    let gateway = start_gateway(gateway_port, &mesh, &idp, step1, &old_pem, one_module);
 
     let bank_a = idp.token("bank-a-app", "bank-a-app-secret", Some("orders:read"), None);
     let bank_b = idp.token("bank-b-app", "bank-b-app-secret", Some("orders:read"), None);
@@ -373,7 +410,7 @@ fn the_bank_flow_through_the_gateway_and_the_mesh_ingress() {
     drop(gateway);
     let step2 = json!([{"kid": "2026-12", "private_key_env": KEY_ENV},
                        {"kid": "2026-11", "public_jwk": old_jwk}]);
-    let gateway = start_gateway(gateway_port, &mesh, &idp, step2, &new_pem);
+    let gateway = start_gateway(gateway_port, &mesh, &idp, step2, &new_pem, one_module);
     let resp = gateway.get_with_token("/tenants/bank-a/accounts", &bank_a);
     let headers = echoed(&resp);
     let internal = headers["authorization"]

@@ -16,6 +16,7 @@ pub enum FilterKind {
     MtlsIdentity,
     TokenIntrospection,
     AuditLog,
+    IdentityExchange,
 }
 
 impl FilterKind {
@@ -28,6 +29,7 @@ impl FilterKind {
             FilterKind::MtlsIdentity => "mtls-identity",
             FilterKind::TokenIntrospection => "token-introspection",
             FilterKind::AuditLog => "audit-log",
+            FilterKind::IdentityExchange => "identity-exchange",
         }
     }
 
@@ -47,6 +49,9 @@ impl FilterKind {
                 boxed::<token_introspection::filter::TokenIntrospection>(host, config)
             }
             FilterKind::AuditLog => boxed::<audit_log::filter::AuditLog>(host, config),
+            FilterKind::IdentityExchange => {
+                boxed::<identity_exchange::IdentityExchange>(host, config)
+            }
         }
     }
 }
@@ -259,6 +264,11 @@ pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
                 Some("(from the environment)".to_string())
             })
             .map(drop),
+            // Its signing key is read from the environment and parsed at load; without a proxy
+            // only the configuration's shape and fields are checked here.
+            FilterKind::IdentityExchange => {
+                parse_json::<identity_exchange::config::ConfigFile>(text).map(drop)
+            }
         };
         parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
     }
