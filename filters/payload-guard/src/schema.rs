@@ -94,7 +94,11 @@ pub fn prepare(
             continue;
         }
         let Some(schema) = at(doc, &ptr) else {
-            return Err(Fault::new(ptr, "no schema at this location"));
+            if role == Role::Use && seeds.contains(&ptr) {
+                return Err(Fault::new(ptr, "no schema at this location"));
+            }
+            // A pointer relative to an embedded `$id` resource: the validator resolves it.
+            continue;
         };
         let Value::Object(obj) = schema else {
             if !schema.is_boolean() {
@@ -164,16 +168,13 @@ fn children(
         let Value::String(r) = r else {
             return Err(Fault::new(format!("{ptr}/$ref"), "`$ref` must be a string"));
         };
+        // Other references (to an embedded `$id`, or outside the document) are left to the
+        // validator, whose loader refuses anything that is not in the document.
         if let Some(target) = r.strip_prefix('#') {
             if target.starts_with('/') || target.is_empty() {
                 let decoded = percent_decode(target);
                 todo.push((decoded, Role::Part));
             }
-        } else if r.contains("://") || dialect == Dialect::Oas30 {
-            return Err(Fault::new(
-                format!("{ptr}/$ref"),
-                "remote references are not supported: every `$ref` must point into the document",
-            ));
         }
         if dialect == Dialect::Oas30 {
             // 3.0: the siblings of `$ref` are ignored, so their subschemas are not walked.
