@@ -338,7 +338,7 @@ impl PayloadGuardStream {
                     // Injection first: a parameter that carries an attack is named as one.
                     if inj.sql || inj.xss {
                         for t in &texts {
-                            if !inject::reads(Some(&api.doc), t.schema.as_deref(), inj) {
+                            if !inject::reads(Some(&api.doc), &api.walk, t.schema.as_deref(), inj) {
                                 continue;
                             }
                             if let Some(check) = inject::scan_text(&t.value, inj) {
@@ -517,7 +517,9 @@ impl PayloadGuardStream {
             let doc = api.map(|a| &a.doc);
             let known = |k: &str| api.is_some_and(|a| a.known_names.contains(k));
             let ptr = json_schema.as_ref().map(|(_, p)| p.as_str());
-            if let Some(f) = inject::scan_body(&value, doc, ptr, inj, &known) {
+            let none = inject::WalkCache::default();
+            let cache = api.map_or(&none, |a| &a.walk);
+            if let Some(f) = inject::scan_body(&value, doc, cache, ptr, inj, &known) {
                 return self.refuse(host, settings.shadow, &what, injection("body", None, &f));
             }
         }

@@ -8,6 +8,9 @@
 //! it is not a string. Where the schema cannot tell (no document, a member matched only by
 //! `patternProperties`, a reference loop) the string is treated as free text: checked.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use crate::config::{Injection, Where};
@@ -138,45 +141,46 @@ fn expand_ptrs(doc: &Value, ptr: &str, hops: usize, out: &mut Vec<String>) -> bo
     true
 }
 
-/// Whether a string under the schema at `ptr` is constrained (not free text), and the formats
-/// it has.
-fn constrained(doc: &Value, ptr: &str, hops: usize, skip_formats: &[String]) -> (bool, bool) {
-    // Returns (constrained, skipped by format).
+/// What a schema says of the strings under it: whether it constrains them (`enum`, `const`,
+/// `pattern`, `format`, a non-string type; for alternatives, all of them), and the formats it
+/// names directly.
+#[derive(Clone, Debug, Default)]
+struct Facts {
+    constrained: bool,
+    formats: Vec<String>,
+}
+
+fn facts(doc: &Value, ptr: &str, hops: usize) -> Facts {
     if hops > MAX_SCHEMA_HOPS {
-        return (false, false);
+        return Facts::default();
     }
     let mut objs = Vec::new();
     if !expand(doc, ptr, hops, &mut objs) {
-        return (false, false);
+        return Facts::default();
     }
-    let mut is_constrained = false;
-    let mut skipped = false;
+    let mut out = Facts::default();
     for o in &objs {
         if let Some(Value::String(f)) = o.get("format") {
-            if skip_formats.iter().any(|s| s == f) {
-                skipped = true;
-            }
-            is_constrained = true;
+            out.formats.push(f.clone());
+            out.constrained = true;
         }
         if o.contains_key("enum") || o.contains_key("const") || o.contains_key("pattern") {
-            is_constrained = true;
+            out.constrained = true;
         }
         let not_string = match o.get("type") {
             Some(Value::String(t)) => t != "string",
             Some(Value::Array(ts)) => !ts.iter().any(|t| t == "string"),
             _ => false,
         };
-        if not_string {
-            is_constrained = true;
-        }
+        out.constrained |= not_string;
     }
-    if is_constrained || skipped {
-        return (is_constrained, skipped);
+    if out.constrained {
+        return out;
     }
     // Alternatives: constrained only if every alternative is.
     let mut ptrs = Vec::new();
     if !expand_ptrs(doc, ptr, hops, &mut ptrs) {
-        return (false, false);
+        return out;
     }
     let mut any_alt = false;
     for p in &ptrs {
@@ -187,16 +191,86 @@ fn constrained(doc: &Value, ptr: &str, hops: usize, skip_formats: &[String]) -> 
             if let Some(Value::Array(list)) = o.get(key) {
                 any_alt = true;
                 for i in 0..list.len() {
-                    let (c, s) =
-                        constrained(doc, &format!("{p}/{key}/{i}"), hops + 1, skip_formats);
-                    if !c && !s {
-                        return (false, false);
+                    if !facts(doc, &format!("{p}/{key}/{i}"), hops + 1).constrained {
+                        return out;
                     }
                 }
             }
         }
     }
-    (any_alt, false)
+    out.constrained = any_alt;
+    out
+}
+
+/// The schema walk's answers, kept per compiled document (they depend on the document only).
+/// Keys are schema locations and member names the document declares, so the cache is bounded by
+/// the document, whatever the bodies hold.
+#[derive(Debug, Default)]
+pub struct WalkCache {
+    facts: RefCell<HashMap<String, Facts>>,
+    children: RefCell<HashMap<ChildKey, Option<Vec<String>>>>,
+}
+
+/// The schemas of a value and the member name (`p:<name>`) or item index (`i:<n>`) of a child.
+type ChildKey = (Vec<String>, String);
+
+/// Entries per map at most (a safety net: the keys are bounded by the document anyway).
+const MAX_CACHED: usize = 16_384;
+
+impl WalkCache {
+    fn facts(&self, doc: &Value, ptr: &str) -> Facts {
+        if let Some(f) = self
+            .facts
+            .try_borrow()
+            .ok()
+            .and_then(|m| m.get(ptr).cloned())
+        {
+            return f;
+        }
+        let f = facts(doc, ptr, 0);
+        if let Ok(mut m) = self.facts.try_borrow_mut() {
+            if m.len() < MAX_CACHED {
+                m.insert(ptr.to_string(), f.clone());
+            }
+        }
+        f
+    }
+
+    fn child(
+        &self,
+        doc: &Value,
+        parent: &Applicable,
+        key: Option<&str>,
+        index: usize,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Applicable {
+        let Some(ptrs) = &parent.ptrs else {
+            return Applicable::unknown();
+        };
+        // A name the document does not declare is in no `properties`: one entry serves them all.
+        const UNDECLARED: &str = "\u{0}";
+        let (cache_key, lookup) = match key {
+            Some(k) if known(k) => (format!("p:{k}"), Some(k)),
+            Some(_) => (format!("p:{UNDECLARED}"), Some(UNDECLARED)),
+            None => (format!("i:{}", index.min(64)), None),
+        };
+        let k = (ptrs.clone(), cache_key);
+        if let Some(c) = self
+            .children
+            .try_borrow()
+            .ok()
+            .and_then(|m| m.get(&k).cloned())
+        {
+            return Applicable { ptrs: c };
+        }
+        let c = child(doc, parent, lookup, index.min(64));
+        if let Ok(mut m) = self.children.try_borrow_mut() {
+            if m.len() < MAX_CACHED {
+                m.insert(k, c.ptrs.clone());
+            }
+        }
+        c
+    }
 }
 
 /// The schemas that may apply to a member (`key`) or an item (`index`) of a value.
@@ -292,18 +366,23 @@ fn declared(doc: &Value, parent: &Applicable, key: &str) -> bool {
 }
 
 /// Decides for one string whether SQL/XSS checks read it.
-pub fn reads(doc: Option<&Value>, schema_ptr: Option<&str>, inj: &Injection) -> bool {
+pub fn reads(
+    doc: Option<&Value>,
+    cache: &WalkCache,
+    schema_ptr: Option<&str>,
+    inj: &Injection,
+) -> bool {
     match inj.where_ {
         Where::Off => false,
         Where::AllStrings | Where::FreeText => {
             let (Some(doc), Some(ptr)) = (doc, schema_ptr) else {
                 return true;
             };
-            let (c, skipped) = constrained(doc, ptr, 0, &inj.skip_formats);
-            if skipped {
+            let f = cache.facts(doc, ptr);
+            if f.formats.iter().any(|x| inj.skip_formats.contains(x)) {
                 return false;
             }
-            inj.where_ == Where::AllStrings || !c
+            inj.where_ == Where::AllStrings || !f.constrained
         }
     }
 }
@@ -312,6 +391,7 @@ pub fn reads(doc: Option<&Value>, schema_ptr: Option<&str>, inj: &Injection) -> 
 pub fn scan_body(
     body: &Value,
     doc: Option<&Value>,
+    cache: &WalkCache,
     schema: Option<&str>,
     inj: &Injection,
     known: &dyn Fn(&str) -> bool,
@@ -322,8 +402,14 @@ pub fn scan_body(
         },
         _ => Applicable::unknown(),
     };
+    let w = Walker {
+        doc,
+        cache,
+        inj,
+        known,
+    };
     let mut pointer = String::new();
-    walk(body, doc, &start, inj, known, &mut pointer)
+    w.walk(body, &start, &mut pointer)
 }
 
 fn token(pointer: &mut String, t: &str, known: &dyn Fn(&str) -> bool) {
@@ -335,82 +421,88 @@ fn token(pointer: &mut String, t: &str, known: &dyn Fn(&str) -> bool) {
     }
 }
 
-fn walk(
-    v: &Value,
-    doc: Option<&Value>,
-    here: &Applicable,
-    inj: &Injection,
-    known: &dyn Fn(&str) -> bool,
-    pointer: &mut String,
-) -> Option<Finding> {
-    match v {
-        Value::String(s) => {
-            if inj.where_ == Where::Off || !(inj.sql || inj.xss) {
-                return None;
-            }
-            let read = match (doc, &here.ptrs) {
-                (Some(d), Some(ptrs)) => {
-                    // Skipped by format under any applicable schema, or constrained by all.
-                    let mut skip = false;
-                    let mut all_constrained = true;
-                    for p in ptrs {
-                        let (c, s) = constrained(d, p, 0, &inj.skip_formats);
-                        skip |= s;
-                        all_constrained &= c;
+struct Walker<'a> {
+    doc: Option<&'a Value>,
+    cache: &'a WalkCache,
+    inj: &'a Injection,
+    known: &'a dyn Fn(&str) -> bool,
+}
+
+impl Walker<'_> {
+    fn sub(&self, here: &Applicable, key: Option<&str>, index: usize) -> Applicable {
+        match self.doc {
+            Some(d) => self.cache.child(d, here, key, index, self.known),
+            None => Applicable::unknown(),
+        }
+    }
+
+    fn walk(&self, v: &Value, here: &Applicable, pointer: &mut String) -> Option<Finding> {
+        let inj = self.inj;
+        match v {
+            Value::String(s) => {
+                if inj.where_ == Where::Off || !(inj.sql || inj.xss) {
+                    return None;
+                }
+                let read = match (self.doc, &here.ptrs) {
+                    (Some(d), Some(ptrs)) => {
+                        // Skipped by a format under any applicable schema, or constrained by all.
+                        let mut skip = false;
+                        let mut all_constrained = true;
+                        for p in ptrs {
+                            let f = self.cache.facts(d, p);
+                            skip |= f.formats.iter().any(|x| inj.skip_formats.contains(x));
+                            all_constrained &= f.constrained;
+                        }
+                        !skip && (inj.where_ == Where::AllStrings || !all_constrained)
                     }
-                    !skip && (inj.where_ == Where::AllStrings || !all_constrained)
-                }
-                _ => true,
-            };
-            if read {
-                if let Some(check) = scan_text(s, inj) {
-                    return Some(Finding {
-                        check,
-                        pointer: pointer.clone(),
-                    });
-                }
-            }
-            None
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let sub = match doc {
-                    Some(d) => child(d, here, None, i),
-                    None => Applicable::unknown(),
+                    _ => true,
                 };
-                let len = pointer.len();
-                pointer.push_str(&format!("/{i}"));
-                let found = walk(item, doc, &sub, inj, known, pointer);
-                pointer.truncate(len);
-                if found.is_some() {
-                    return found;
+                if read {
+                    if let Some(check) = scan_text(s, inj) {
+                        return Some(Finding {
+                            check,
+                            pointer: pointer.clone(),
+                        });
+                    }
                 }
+                None
             }
-            None
-        }
-        Value::Object(map) => {
-            for (k, item) in map {
-                if inj.nosql && nosql_key(k) && !doc.is_some_and(|d| declared(d, here, k)) {
-                    return Some(Finding {
-                        check: Check::NoSql,
-                        pointer: pointer.clone(),
-                    });
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let sub = self.sub(here, None, i);
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(&i.to_string());
+                    let found = self.walk(item, &sub, pointer);
+                    pointer.truncate(len);
+                    if found.is_some() {
+                        return found;
+                    }
                 }
-                let sub = match doc {
-                    Some(d) => child(d, here, Some(k), 0),
-                    None => Applicable::unknown(),
-                };
-                let len = pointer.len();
-                token(pointer, k, known);
-                let found = walk(item, doc, &sub, inj, known, pointer);
-                pointer.truncate(len);
-                if found.is_some() {
-                    return found;
-                }
+                None
             }
-            None
+            Value::Object(map) => {
+                for (k, item) in map {
+                    if inj.nosql && nosql_key(k) && !self.doc.is_some_and(|d| declared(d, here, k))
+                    {
+                        return Some(Finding {
+                            check: Check::NoSql,
+                            pointer: pointer.clone(),
+                        });
+                    }
+                    let sub = self.sub(here, Some(k), 0);
+                    let len = pointer.len();
+                    token(pointer, k, self.known);
+                    let found = self.walk(item, &sub, pointer);
+                    pointer.truncate(len);
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            }
+            _ => None,
         }
-        _ => None,
     }
 }
 
@@ -468,7 +560,10 @@ mod tests {
             "tag": {"type": "string", "pattern": "^.*$"}});
         let known = |k: &str| ["comment", "status", "password", "tags", "either"].contains(&k);
         let free = inj(Where::FreeText);
-        let scan = |body: Value, i: &Injection| scan_body(&body, Some(&doc), Some("/s"), i, &known);
+        let cache = WalkCache::default();
+        let scan = |body: Value, i: &Injection| {
+            scan_body(&body, Some(&doc), &cache, Some("/s"), i, &known)
+        };
         let f = scan(json!({"comment": "1' OR '1'='1"}), &free).unwrap();
         assert_eq!((f.check, f.pointer.as_str()), (Check::Sql, "/comment"));
         assert_eq!(scan(json!({"status": "1' OR '1'='1"}), &free), None);
@@ -504,18 +599,27 @@ mod tests {
             "password": {"type": "string"}, "$meta": {"type": "object"}}}});
         let known = |k: &str| k == "password";
         let i = inj(Where::FreeText);
+        let cache = WalkCache::default();
         let f = scan_body(
             &json!({"password": {"$ne": null}}),
             Some(&doc),
+            &cache,
             Some("/s"),
             &i,
             &known,
         )
         .unwrap();
         assert_eq!((f.check, f.pointer.as_str()), (Check::NoSql, "/password"));
-        assert!(scan_body(&json!({"a.b": 1}), None, None, &i, &known).is_some());
+        assert!(scan_body(&json!({"a.b": 1}), None, &cache, None, &i, &known).is_some());
         assert_eq!(
-            scan_body(&json!({"$meta": {}}), Some(&doc), Some("/s"), &i, &known),
+            scan_body(
+                &json!({"$meta": {}}),
+                Some(&doc),
+                &cache,
+                Some("/s"),
+                &i,
+                &known
+            ),
             None
         );
         assert!(nosql_query_name("user[$ne]"));

@@ -130,6 +130,8 @@ pub struct Api {
     pub schemas: Schemas,
     /// Property and parameter names the document declares: the only names a reply may print.
     pub known_names: HashSet<String>,
+    /// The injection checks' schema walk, remembered per schema location.
+    pub walk: crate::inject::WalkCache,
     base_paths: Vec<String>,
     paths: Vec<PathEntry>,
 }
@@ -677,6 +679,7 @@ impl Api {
             doc,
             schemas,
             known_names: known,
+            walk: crate::inject::WalkCache::default(),
             base_paths,
             paths: entries,
         })
