@@ -14,7 +14,7 @@ use payload_guard::PayloadGuard;
 const ORDERS: &str = include_str!("../../../envoy/openapi/orders.yaml");
 
 fn body() -> String {
-    let items: Vec<String> = (0..8)
+    let items: Vec<String> = (0..14)
         .map(|i| format!(r#"{{"sku":"BOOK-{i:03}","qty":{},"price":12.5}}"#, i + 1))
         .collect();
     format!(
