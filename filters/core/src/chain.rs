@@ -677,7 +677,7 @@ impl StreamFilter for ChainStream {
             self.seen
         };
         for i in 0..passed {
-            let (action, replied) = self.run(host, i, |s, h| s.on_request_trailers(h));
+            let (action, replied) = self.run(host, i, true, |s, h| s.on_request_trailers(h));
             if replied {
                 self.replied = true;
                 return Action::Pause;

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
+use shieldwall_core::decision::Decision;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     Action, ConfigError, Host, Identity, Reply, RequestLine, RootFilter, StreamFilter,
@@ -234,6 +235,7 @@ impl PayloadGuardStream {
             format!(" ({})", printable(&d.detail))
         };
         if shadow {
+            host.record_decision(&Decision::shadow_deny(code, d.reply.status));
             self.count(host, &format!("shadow.denied.{code}"));
             (host as &dyn Host).info(&format!(
                 "payload-guard: shadow: would refuse {what}{client} with {} {code}{detail}",

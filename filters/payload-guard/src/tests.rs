@@ -45,6 +45,7 @@ fn send(
         }
     }
     let mut host = MockHost::request(method, path, &hdrs);
+    host.filter_name = PayloadGuard::NAME;
     let mut s = root.new_stream(&mut host, 2);
     let header_action = s.on_request_headers(&mut host, body.is_none());
     if host.local_reply.is_none() {
@@ -86,6 +87,10 @@ fn a_valid_order_passes_and_is_counted() {
     assert_eq!(run.reply, None);
     assert_eq!(run.header_action, Action::Continue);
     assert_eq!(run.host.metric("shieldwall.payload_guard.allowed"), 1);
+    // A refusal is recorded as the decision, with its reply code as the reason.
+    let run = send(&mut r, "GET", "/nothing/here", &[], None);
+    let d = shieldwall_core::decision::read(&run.host, "payload_guard").unwrap();
+    assert_eq!((d.reason.as_ref(), d.status), ("unknown_operation", 404));
     let run = send(&mut r, "GET", "/tenants/a/orders/42", &[], None);
     assert_eq!(run.reply, None);
     let run = send(
