@@ -493,6 +493,14 @@ impl Vm {
         }
     }
 
+    /// The size of the guest's linear memory in bytes (what the module holds, high-water mark:
+    /// wasm memory only grows).
+    pub fn memory_bytes(&mut self) -> usize {
+        self.instance
+            .get_memory(&mut self.store, "memory")
+            .map_or(0, |m| m.data_size(&self.store))
+    }
+
     pub fn take_actions(&mut self) -> Vec<(u32, Deferred)> {
         std::mem::take(&mut self.store.data_mut().actions)
     }

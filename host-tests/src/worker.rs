@@ -809,6 +809,14 @@ impl Worker {
         &self.envoy
     }
 
+    /// The plugin's linear memory on this worker, in bytes (it only grows, so this is the most
+    /// the module has ever held).
+    pub fn memory_bytes(&self, plugin: &str) -> Option<usize> {
+        let mut w = self.inner.borrow_mut();
+        let vm = w.vms.iter_mut().find(|vm| vm.plugin.name == plugin)?;
+        Some(vm.memory_bytes())
+    }
+
     fn run<T>(&self, f: impl FnOnce(&mut WorkerInner) -> T) -> Result<T, GuestTrap> {
         let before = self.inner.borrow().traps.len();
         let out = f(&mut self.inner.borrow_mut());
@@ -872,6 +880,42 @@ impl Stream {
             w.pump(id);
         })?;
         Ok(self.outcome())
+    }
+
+    /// Sends only the request headers (the body is to follow with [`Stream::send_chunk`]), as a
+    /// client streaming a body of unknown length does. The request's own body and trailers are
+    /// not sent.
+    pub fn send_headers(&mut self) -> Outcome {
+        let req = self.request.take().expect("send_headers called twice");
+        let _ = req;
+        let id = self.id;
+        self.worker
+            .run(|w| {
+                if let Some(s) = w.streams.get_mut(&id) {
+                    s.req[0].inbox.push_back(Frame::Headers { end: false });
+                }
+                w.pump(id);
+            })
+            .unwrap_or_else(|t| panic!("{t}"));
+        self.outcome()
+    }
+
+    /// Sends one body chunk after [`Stream::send_headers`] (`end` ends the request). Once the
+    /// stream was answered locally or reset, the chunk is dropped, as Envoy stops decoding.
+    pub fn send_chunk(&mut self, bytes: Vec<u8>, end: bool) -> Outcome {
+        let id = self.id;
+        self.worker
+            .run(|w| {
+                if let Some(s) = w.streams.get_mut(&id) {
+                    if s.local.is_some() || s.reset {
+                        return;
+                    }
+                    s.req[0].inbox.push_back(Frame::Data { bytes, end });
+                }
+                w.pump(id);
+            })
+            .unwrap_or_else(|t| panic!("{t}"));
+        self.outcome()
     }
 
     /// The upstream answers; the response runs through the chain in reverse order.

@@ -137,3 +137,11 @@ fn shieldwall_exports_the_union_of_its_filters() {
 fn audit_log_exports_the_log_callback_only() {
     expect("audit-log", &["proxy_on_log"]);
 }
+
+#[test]
+fn payload_guard_exports_the_request_body_and_trailers() {
+    expect(
+        "payload-guard",
+        &["proxy_on_request_body", "proxy_on_request_trailers"],
+    );
+}

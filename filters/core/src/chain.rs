@@ -669,6 +669,26 @@ impl StreamFilter for ChainStream {
         self.state()
     }
 
+    fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        // As the body: the stages that passed the headers, in order, until one holds or replies.
+        let passed = if self.paused {
+            self.seen.saturating_sub(1)
+        } else {
+            self.seen
+        };
+        for i in 0..passed {
+            let (action, replied) = self.run(host, i, true, |s, h| s.on_request_trailers(h));
+            if replied {
+                self.replied = true;
+                return Action::Pause;
+            }
+            if action == Action::Pause {
+                return Action::Pause;
+            }
+        }
+        self.state()
+    }
+
     fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         for i in (0..self.seen).rev() {
             let _ = self.run(host, i, false, |s, h| {

@@ -60,6 +60,12 @@ pub trait StreamFilter: 'static {
     ) -> Action {
         Action::Continue
     }
+    /// The request's trailers arrived: the body (if any) ended without an `end_of_stream` chunk.
+    /// A filter that holds the body until its end must decide here too, or a request with
+    /// trailers would pass unchecked.
+    fn on_request_trailers(&mut self, _host: &mut dyn Host) -> Action {
+        Action::Continue
+    }
     fn on_response_headers(&mut self, _host: &mut dyn Host, _end_of_stream: bool) -> Action {
         Action::Continue
     }

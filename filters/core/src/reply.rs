@@ -18,6 +18,9 @@ pub struct Reply {
     /// The reason recorded in the filter's decision when it is more precise than `error`
     /// (`tenant_mismatch` behind a client-facing `access_denied`); `None` records `error`.
     pub reason: Option<Cow<'static, str>>,
+    /// Further members of the JSON body after `error` and `error_description` (payload-guard's
+    /// `violations`): written by the filter from its configuration, never from client input.
+    pub members: Vec<(&'static str, serde_json::Value)>,
 }
 
 /// Makes a string safe inside an RFC 7235 quoted-string: drops `"` `\` and control characters.
@@ -35,6 +38,7 @@ impl Reply {
             description: description.into(),
             headers: Vec::new(),
             reason: None,
+            members: Vec::new(),
         }
     }
 
@@ -42,6 +46,12 @@ impl Reply {
     /// [`crate::decision`]); the client still sees only the error code.
     pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Reply {
         self.reason = Some(reason.into());
+        self
+    }
+
+    /// Adds a member to the JSON body (after `error` and `error_description`).
+    pub fn with_member(mut self, name: &'static str, value: serde_json::Value) -> Reply {
+        self.members.push((name, value));
         self
     }
 
@@ -106,7 +116,12 @@ impl Reply {
     }
 
     pub fn body(&self) -> Vec<u8> {
-        let body = serde_json::json!({"error": self.error, "error_description": self.description});
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), self.error.into());
+        body.insert("error_description".into(), self.description.clone().into());
+        for (name, value) in &self.members {
+            body.insert((*name).into(), value.clone());
+        }
         let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
         bytes.push(b'\n');
         bytes
@@ -170,6 +185,18 @@ mod tests {
             Reply::insufficient_scope("api", &["orders:read".into(), "x".into()], "scope missing");
         assert_eq!(r.status, 403);
         assert!(r.headers[0].1.ends_with("scope=\"orders:read x\""));
+    }
+
+    #[test]
+    fn members_follow_error_and_description() {
+        let r = Reply::bad_request("invalid_request", "bad")
+            .with_member("violations", serde_json::json!([{"rule": "type"}]));
+        let body: serde_json::Value = serde_json::from_slice(&r.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "invalid_request", "error_description": "bad",
+                               "violations": [{"rule": "type"}]})
+        );
     }
 
     #[test]

@@ -235,6 +235,7 @@ trait Dispatch {
     fn tick(&self, root_id: u32);
     fn request_headers(&self, id: u32, eos: bool) -> u32;
     fn request_body(&self, id: u32, size: usize, eos: bool) -> u32;
+    fn request_trailers(&self, id: u32) -> u32;
     fn response_headers(&self, id: u32, eos: bool) -> u32;
     fn log(&self, id: u32);
     fn done(&self, id: u32);
@@ -494,6 +495,10 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         self.run_stream(id, false, |f, h| f.on_request_body(h, size, eos))
     }
 
+    fn request_trailers(&self, id: u32) -> u32 {
+        self.run_stream(id, false, |f, h| f.on_request_trailers(h))
+    }
+
     fn response_headers(&self, id: u32, eos: bool) -> u32 {
         // Runs for local replies too (Envoy encodes them through the filter chain).
         let Some(stream) = self.stream(id) else {
@@ -622,7 +627,7 @@ pub extern "C" fn proxy_on_done(id: u32) -> u32 {
 // The optional callbacks: plain functions here, exported only by the filters that ask for them
 // in `export_filter!`. The host skips a callback a module does not export, and every call into
 // the VM has a fixed cost, so a filter without response work does not pay for response
-// callbacks. Callbacks no filter needs (trailers, response body, queues, gRPC metadata,
+// callbacks. Callbacks no filter needs (response trailers, response body, queues, gRPC metadata,
 // `on_delete`: streams are dropped at `on_done`) are not exported at all.
 
 #[doc(hidden)]
@@ -635,6 +640,11 @@ pub fn on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
     with(ACTION_CONTINUE, |d| {
         d.request_body(id, size, end_of_stream != 0)
     })
+}
+
+#[doc(hidden)]
+pub fn on_request_trailers(id: u32) -> u32 {
+    with(ACTION_CONTINUE, |d| d.request_trailers(id))
 }
 
 #[doc(hidden)]
@@ -723,7 +733,7 @@ pub fn on_grpc_close(id: u32, token: u32, status: u32) {
 /// `wasm.rs`, with the optional callbacks it needs after the type, e.g.
 /// `export_filter!(crate::filter::JwtAuth, tick, http_call_response);`. Always exported: VM and
 /// plugin start, configuration, stream creation, request headers and stream end. Optional:
-/// `tick`, `request_body`, `response_headers`, `log`, `http_call_response`, `grpc` (a gRPC
+/// `tick`, `request_body`, `request_trailers`, `response_headers`, `log`, `http_call_response`, `grpc` (a gRPC
 /// call's message and close). A hook the filter implements but does not list here is never
 /// called: the host skips callbacks a module does not export.
 #[macro_export]
@@ -750,6 +760,12 @@ macro_rules! export_callback {
         #[no_mangle]
         pub extern "C" fn proxy_on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
             $crate::wasm::on_request_body(id, size, end_of_stream)
+        }
+    };
+    (request_trailers) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_request_trailers(id: u32, _trailers: usize) -> u32 {
+            $crate::wasm::on_request_trailers(id)
         }
     };
     (response_headers) => {

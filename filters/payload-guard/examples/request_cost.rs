@@ -1,0 +1,142 @@
+//! Native cost of one request through payload-guard: the orders API's `createOrder` with a valid
+//! body of about 1 KB (headers, operation lookup, parse, injection checks, schema), over the mock
+//! host. Prints the median of several rounds, in microseconds per request.
+//!
+//!   cargo run --release -p payload-guard --example request_cost
+
+use std::time::Instant;
+
+use shieldwall_core::testing::MockHost;
+use shieldwall_core::{RootFilter, StreamFilter};
+
+use payload_guard::PayloadGuard;
+
+const ORDERS: &str = include_str!("../../../envoy/openapi/orders.yaml");
+
+fn body() -> String {
+    let items: Vec<String> = (0..14)
+        .map(|i| format!(r#"{{"sku":"BOOK-{i:03}","qty":{},"price":12.5}}"#, i + 1))
+        .collect();
+    format!(
+        r#"{{"customer":{{"name":"Ada O'Brien","email":"ada@example.com","address":{{"street":"12 Rue de l'Eglise","city":"Paris","postcode":"75004","country":"FR"}}}},"items":[{}],"currency":"EUR","comment":"Please leave the parcel with the concierge if nobody answers; she knows us and will sign for it. The gate code is 1234 and the door is on the left, second floor, flat 2B. Many thanks, and see you next month for the next order of books and coffee."}}"#,
+        items.join(",")
+    )
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--parts") {
+        parts();
+        return;
+    }
+    let cfg = serde_json::to_vec(&serde_json::json!({"openapi": ORDERS})).unwrap_or_default();
+    let mut host = MockHost::new();
+    let Ok(mut root) = PayloadGuard::configure(&mut host, &cfg) else {
+        eprintln!("configuration refused");
+        return;
+    };
+    let body = body();
+    let len = body.len().to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+    ];
+    let mut host = MockHost::request("POST", "/tenants/a/orders", &headers);
+    host.request_body = body.clone().into_bytes();
+    let n = 20_000;
+    let mut rounds = Vec::new();
+    for _ in 0..7 {
+        let start = Instant::now();
+        for _ in 0..n {
+            host.local_reply = None;
+            let mut s = root.new_stream(&mut host, 2);
+            s.on_request_headers(&mut host, false);
+            s.on_request_body(&mut host, body.len(), true);
+        }
+        rounds.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+    }
+    if host.local_reply.is_some() {
+        eprintln!("the body was refused: {:?}", host.local_reply);
+        return;
+    }
+    rounds.sort_by(f64::total_cmp);
+    let median = rounds.get(rounds.len() / 2).copied().unwrap_or_default();
+    println!(
+        "payload-guard, createOrder with a {} byte valid body: {median:.1} µs per request (median of 7 rounds of {n})",
+        body.len()
+    );
+}
+
+#[allow(dead_code)]
+fn parts() {
+    let cfg = payload_guard::Config::parse(
+        &serde_json::to_vec(&serde_json::json!({"openapi": ORDERS})).unwrap_or_default(),
+    )
+    .ok()
+    .unwrap_or_else(|| std::process::exit(1));
+    let api = cfg.api.as_ref().unwrap_or_else(|| std::process::exit(1));
+    let b = body();
+    let n = 2000;
+    let t = Instant::now();
+    let mut v = serde_json::Value::Null;
+    for _ in 0..n {
+        v = payload_guard::json::parse(b.as_bytes(), &cfg.defaults.limits.json).unwrap_or_default();
+    }
+    println!(
+        "parse {:.1} µs",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+    let payload_guard::openapi::Lookup::Found(op, _) = api.lookup("POST", "/tenants/a/orders")
+    else {
+        return;
+    };
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = api.lookup("POST", "/tenants/a/orders");
+    }
+    println!(
+        "lookup {:.1} µs",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+    let schema = op
+        .body
+        .as_ref()
+        .and_then(|b| b.media.first())
+        .and_then(|m| m.schema.clone());
+    let Some((idx, ptr)) = schema else { return };
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = api.schemas.validate(&v, idx);
+    }
+    println!(
+        "validate {:.1} µs",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+    let known = |k: &str| api.known_names.contains(k);
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = payload_guard::inject::scan_body(
+            &v,
+            Some(&api.doc),
+            &api.walk,
+            Some(&ptr),
+            &cfg.defaults.injection,
+            &known,
+        );
+    }
+    println!(
+        "scan {:.1} µs",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+    for text in ["Ada O'Brien", "Paris", "Please leave the parcel with the concierge if nobody answers; she knows us and will sign for it."] {
+        let t = Instant::now();
+        for _ in 0..n {
+            let _ = libinjectionrs::detect_sqli(text.as_bytes());
+        }
+        let sq = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let t = Instant::now();
+        for _ in 0..n {
+            let _ = libinjectionrs::detect_xss(text.as_bytes());
+        }
+        println!("{} bytes: sqli {sq:.1} µs, xss {:.1} µs", text.len(), t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+    }
+}
