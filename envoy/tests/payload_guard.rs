@@ -12,15 +12,22 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use shieldwall_e2e::{repo_root, wasm_path, Echo, Envoy, EnvoyConfig, WasmFilter};
 
-fn start(echo: &Echo) -> Envoy {
+/// payload-guard as its own module or (`one_module`) as the one stage of shieldwall.wasm.
+fn start(echo: &Echo, one_module: bool) -> Envoy {
     let doc = std::fs::read_to_string(repo_root().join("envoy/openapi/orders.yaml"))
         .unwrap_or_else(|e| panic!("envoy/openapi/orders.yaml: {e}"));
     let config = json!({"openapi": doc, "limits": {"max_body_bytes": 8192}});
-    Envoy::start(EnvoyConfig::new(echo.port()).filter(WasmFilter::new(
-        wasm_path("payload-guard"),
-        "payload-guard",
-        config.to_string(),
-    )))
+    let filter = if one_module {
+        let chain = json!({"chain": [{"filter": "payload-guard", "config": config}]});
+        WasmFilter::new(wasm_path("shieldwall"), "shieldwall", chain.to_string())
+    } else {
+        WasmFilter::new(
+            wasm_path("payload-guard"),
+            "payload-guard",
+            config.to_string(),
+        )
+    };
+    Envoy::start(EnvoyConfig::new(echo.port()).filter(filter))
 }
 
 fn post(envoy: &Envoy, body: &str) -> shieldwall_e2e::Response {
@@ -40,8 +47,17 @@ const VALID: &str = r#"{"customer":{"name":"Ada O'Brien","email":"ada@example.co
 
 #[test]
 fn orders_api_in_envoy() {
+    orders_api(false);
+}
+
+#[test]
+fn orders_api_in_envoy_through_the_one_module() {
+    orders_api(true);
+}
+
+fn orders_api(one_module: bool) {
     let echo = Echo::start();
-    let envoy = start(&echo);
+    let envoy = start(&echo, one_module);
 
     // A valid order reaches the echo whole.
     let r = post(&envoy, VALID);
@@ -152,8 +168,17 @@ fn orders_api_in_envoy() {
 /// A body streamed without a length is counted as it arrives and refused once past the limit.
 #[test]
 fn a_chunked_body_past_the_limit_is_refused_while_streaming() {
+    chunked_past_the_limit(false);
+}
+
+#[test]
+fn the_one_module_refuses_a_chunked_body_past_the_limit_too() {
+    chunked_past_the_limit(true);
+}
+
+fn chunked_past_the_limit(one_module: bool) {
     let echo = Echo::start();
-    let envoy = start(&echo);
+    let envoy = start(&echo, one_module);
     let mut conn = TcpStream::connect(envoy.addr()).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

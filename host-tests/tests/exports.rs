@@ -129,6 +129,8 @@ fn shieldwall_exports_the_union_of_its_filters() {
             "proxy_on_grpc_receive",
             "proxy_on_grpc_close",
             "proxy_on_log",
+            "proxy_on_request_body",
+            "proxy_on_request_trailers",
         ],
     );
 }

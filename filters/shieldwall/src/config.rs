@@ -17,6 +17,7 @@ pub enum FilterKind {
     TokenIntrospection,
     AuditLog,
     IdentityExchange,
+    PayloadGuard,
 }
 
 impl FilterKind {
@@ -30,6 +31,7 @@ impl FilterKind {
             FilterKind::TokenIntrospection => "token-introspection",
             FilterKind::AuditLog => "audit-log",
             FilterKind::IdentityExchange => "identity-exchange",
+            FilterKind::PayloadGuard => "payload-guard",
         }
     }
 
@@ -52,6 +54,7 @@ impl FilterKind {
             FilterKind::IdentityExchange => {
                 boxed::<identity_exchange::IdentityExchange>(host, config)
             }
+            FilterKind::PayloadGuard => boxed::<payload_guard::PayloadGuard>(host, config),
         }
     }
 }
@@ -269,6 +272,7 @@ pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
             FilterKind::IdentityExchange => {
                 parse_json::<identity_exchange::config::ConfigFile>(text).map(drop)
             }
+            FilterKind::PayloadGuard => payload_guard::Config::parse(text).map(drop),
         };
         parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
     }
