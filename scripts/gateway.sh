@@ -517,6 +517,11 @@ names = ["GATEWAY_PORT", "ADMIN_PORT", "IDP_PORT", "UPSTREAM_PORT", "MTLS_PORT",
 text = open(src).read()
 for name in names:
     text = text.replace("{{" + name + "}}", os.environ[name])
+# payload-guard's OpenAPI document, as one JSON string inside the plugin configuration (which is
+# itself a YAML block scalar: the string's escapes keep it on one line).
+import json
+openapi = open(os.path.join(os.path.dirname(src), "openapi", "orders.yaml")).read()
+text = text.replace("{{ORDERS_OPENAPI_JSON}}", json.dumps(openapi))
 left = re.findall(r"\{\{[A-Z_]+\}\}", text)
 if left:
     sys.exit("unknown placeholders: " + ", ".join(sorted(set(left))))
