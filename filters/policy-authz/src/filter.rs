@@ -73,12 +73,23 @@ impl RootFilter for PolicyAuthz {
     }
 }
 
-/// A request whose policy reads the body: what was found at the headers.
+/// A request whose policy reads the body: what was found at the headers. The input is built
+/// there too: a proxy-wasm host lets a filter read request headers only in the headers callback.
 struct Waiting {
     line: RequestLine,
-    params: Params,
     rule: usize,
     limit: usize,
+    /// The media type says JSON: the body is parsed into `input.body`.
+    json: bool,
+    parts: Parts,
+}
+
+/// The input document but its body.
+struct Parts {
+    identity: RegoValue,
+    request: RegoValue,
+    source: RegoValue,
+    connection: RegoValue,
 }
 
 pub struct PolicyAuthzStream {
@@ -204,18 +215,38 @@ impl PolicyAuthzStream {
             // them and still receive the body); the body waits here for the decision, so a refused
             // request's body never reaches the upstream. The path is made the one decided on now,
             // while the headers can still change.
+            let parts = self.parts(host, &line, &params, index);
+            let json = is_json(host);
             if !config.shadow {
                 self.rewrite_path(host, &line);
             }
             self.waiting = Some(Waiting {
                 line,
-                params,
                 rule: index,
                 limit,
+                json,
+                parts,
             });
             return Action::Continue;
         }
-        self.evaluate(host, &line, &params, index, RegoValue::Undefined, true)
+        let parts = self.parts(host, &line, &params, index);
+        self.evaluate(host, &line, index, parts, RegoValue::Undefined, true)
+    }
+
+    /// The input document but its body, read while the request headers are readable.
+    fn parts(&self, host: &dyn Host, line: &RequestLine, params: &Params, index: usize) -> Parts {
+        let label = self
+            .config
+            .rules
+            .get(index)
+            .map(|r| r.label.as_str())
+            .unwrap_or_default();
+        Parts {
+            identity: input::identity(host),
+            request: input::request(host, &self.config.input, line, params, label),
+            source: input::source(host, &self.config.input),
+            connection: input::connection(host),
+        }
     }
 
     fn on_body(&mut self, host: &mut dyn Host, body_size: usize, end_of_stream: bool) -> Action {
@@ -232,7 +263,7 @@ impl PolicyAuthzStream {
         let Some(waiting) = self.waiting.take() else {
             return Action::Continue;
         };
-        let body = match read_json_body(host, body_size) {
+        let body = match read_json_body(host, waiting.json, body_size) {
             Ok(body) => body,
             Err(()) => {
                 return self.refuse(
@@ -248,8 +279,8 @@ impl PolicyAuthzStream {
         self.evaluate(
             host,
             &waiting.line,
-            &waiting.params,
             waiting.rule,
+            waiting.parts,
             body,
             false,
         )
@@ -261,8 +292,8 @@ impl PolicyAuthzStream {
         &mut self,
         host: &mut dyn Host,
         line: &RequestLine,
-        params: &Params,
         index: usize,
+        parts: Parts,
         body: RegoValue,
         at_headers: bool,
     ) -> Action {
@@ -274,10 +305,10 @@ impl PolicyAuthzStream {
             return Action::Continue;
         };
         let document = input::document(
-            input::identity(host),
-            input::request(host, &config.input, line, params, &rule.label),
-            input::source(host, &config.input),
-            input::connection(host),
+            parts.identity,
+            parts.request,
+            parts.source,
+            parts.connection,
             body,
         );
         let now = host.now_nanos();
@@ -427,10 +458,8 @@ fn body_too_large() -> Refusal {
     }
 }
 
-/// The buffered body parsed as JSON when the request says it is JSON (`application/json` or a
-/// `+json` type); undefined for an empty body or another media type. `Err` for a JSON body that
-/// does not parse.
-fn read_json_body(host: &dyn Host, size: usize) -> Result<RegoValue, ()> {
+/// Whether the request's media type is JSON (`application/json` or a `+json` type).
+fn is_json(host: &dyn Host) -> bool {
     let media = host
         .request_header("content-type")
         .unwrap_or_default()
@@ -439,8 +468,13 @@ fn read_json_body(host: &dyn Host, size: usize) -> Result<RegoValue, ()> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let is_json = media == "application/json" || media.ends_with("+json");
-    if !is_json || size == 0 {
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// The buffered body parsed as JSON when the request said it is JSON; undefined for an empty
+/// body or another media type. `Err` for a JSON body that does not parse.
+fn read_json_body(host: &dyn Host, json: bool, size: usize) -> Result<RegoValue, ()> {
+    if !json || size == 0 {
         return Ok(RegoValue::Undefined);
     }
     let bytes = host.request_body(0, size).unwrap_or_default();

@@ -145,6 +145,8 @@ fn run_on(root: &mut PolicyAuthz, r: Req) -> Run {
     let mut stream = root.new_stream(&mut host, 1);
     let mut action = stream.on_request_headers(&mut host, r.body.is_none());
     if let (Some(body), Action::Continue, None) = (r.body, action, &host.local_reply) {
+        // As in Envoy, the request headers cannot be read from the body callback.
+        host.request_headers.clear();
         host.request_body = body.as_bytes().to_vec();
         action = stream.on_request_body(&mut host, body.len(), true);
     }
@@ -602,6 +604,7 @@ fn the_body_waits_for_its_end_and_its_limit() {
         stream.on_request_headers(&mut host, false),
         Action::Continue
     );
+    host.request_headers.clear();
     host.request_body = body[..6].to_vec();
     assert_eq!(stream.on_request_body(&mut host, 6, false), Action::Pause);
     assert!(host.local_reply.is_none());
