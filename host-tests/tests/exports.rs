@@ -89,6 +89,11 @@ fn scope_authz_exports_request_headers_only() {
 }
 
 #[test]
+fn policy_authz_exports_the_request_body() {
+    expect("policy-authz", &["proxy_on_request_body"]);
+}
+
+#[test]
 fn mtls_identity_exports_request_headers_only() {
     expect("mtls-identity", &[]);
 }
