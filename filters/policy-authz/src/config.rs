@@ -24,7 +24,7 @@ pub const MAX_INPUT_HEADERS: usize = 32;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 10;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// The default and the greatest evaluation budget of one request, in milliseconds.
-pub const DEFAULT_EVAL_BUDGET_MS: u64 = 5;
+pub const DEFAULT_EVAL_BUDGET_MS: u64 = 50;
 pub const MAX_EVAL_BUDGET_MS: u64 = 1000;
 
 #[derive(Debug, Deserialize)]

@@ -728,10 +728,10 @@ fn the_issue_configuration_loads() {
     assert_eq!(c.rules[2].label, "rules[2]");
     assert_eq!(c.input.json_body_limit, Some(65536));
     assert_eq!(c.input.headers, vec!["x-request-id"]);
-    assert_eq!(c.eval_budget_ms, 5);
+    assert_eq!(c.eval_budget_ms, 50);
     let (_, host) = root(&bank_config());
     assert!(host
-        .logged("policy-authz: 1 policy modules, 3 rules, default deny, budget 5 ms, enforcing"));
+        .logged("policy-authz: 1 policy modules, 3 rules, default deny, budget 50 ms, enforcing"));
 }
 
 #[test]
