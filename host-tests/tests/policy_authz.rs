@@ -162,10 +162,7 @@ fn the_bank_policy_decides_on_identity_path_and_body() {
     let up = sent.outcome.upstream();
     assert_eq!(up.body_str(), r#"{"amount": 250}"#);
     assert_eq!(up.header("authorization"), None);
-    assert_eq!(
-        sent.decision, None,
-        "an allow is recorded by the adapter, not here"
-    );
+    assert_eq!(sent.decision, Some(json!({"decision": "allow"})));
 
     // Over the free tier's limit: refused with the policy's reason; the body never went on.
     let sent = send(

@@ -5,8 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::decision::{Decision, RecordDecision};
 use regorus::Value as RegoValue;
+use shieldwall_core::decision::Decision;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::route::Params;
 use shieldwall_core::{
@@ -403,7 +403,7 @@ impl PolicyAuthzStream {
                     line.method
                 ),
             );
-            host.record_decision(&Decision::shadow_deny(reason, status));
+            host.record_decision(&Decision::shadow_deny(reason.to_string(), status));
             return Action::Continue;
         }
         self.count(host, &format!("denied.{metric}"));
@@ -417,7 +417,7 @@ impl PolicyAuthzStream {
         }
         reply.send(host);
         // The reply recorded its error code; the audit record wants the policy's reason.
-        host.record_decision(&Decision::deny(reason, status));
+        host.record_decision(&Decision::deny(reason.to_string(), status));
         Action::Pause
     }
 

@@ -13,7 +13,6 @@
 //! (rules, body, replies, metrics, logs, shadow mode, the decision record).
 
 pub mod config;
-pub mod decision;
 pub mod filter;
 pub mod input;
 pub mod policy;

@@ -8,7 +8,6 @@ use shieldwall_core::testing::{LocalReply, MockHost};
 use shieldwall_core::{Action, Host, RootFilter, StreamFilter};
 
 use crate::config::Config;
-use crate::decision::DECISION_PROPERTY;
 use crate::filter::PolicyAuthz;
 
 const BANK: &str = include_str!("../policies/bank.rego");
@@ -71,7 +70,7 @@ impl Run {
         serde_json::from_slice(
             &self
                 .host
-                .property_value(DECISION_PROPERTY)
+                .property_value(&shieldwall_core::decision::property("policy_authz"))
                 .expect("a record"),
         )
         .unwrap()
@@ -136,6 +135,7 @@ fn run_on(root: &mut PolicyAuthz, r: Req) -> Run {
         headers.push(("content-length", l));
     }
     let mut host = MockHost::request(r.method, r.path, &headers);
+    host.filter_name = "policy_authz";
     host.properties
         .insert("source\0address".into(), b"192.0.2.10:43210".to_vec());
     if let Some(id) = r.identity {
