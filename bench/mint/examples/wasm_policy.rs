@@ -74,8 +74,10 @@ fn main() -> Result<()> {
     let alone = envoy.worker(&[jwt_auth()]).map_err(|e| e.to_string())?;
 
     let mut c = claims(0, now, 86_400);
-    c["scope"] = json!("payments:read payments:transfer");
-    c["tier"] = json!("free");
+    if let Some(map) = c.as_object_mut() {
+        map.insert("scope".into(), json!("payments:read payments:transfer"));
+        map.insert("tier".into(), json!("free"));
+    }
     let bearer = format!("Bearer {}", keys.token(Alg::Es256, &c)?);
     let body = r#"{"amount": 250, "to": "DE89370400440532013000", "reference": "invoice 42"}"#;
     let payment = || {
