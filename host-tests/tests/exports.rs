@@ -89,8 +89,11 @@ fn scope_authz_exports_request_headers_only() {
 }
 
 #[test]
-fn policy_authz_exports_the_request_body() {
-    expect("policy-authz", &["proxy_on_request_body"]);
+fn policy_authz_exports_the_request_body_and_trailers() {
+    expect(
+        "policy-authz",
+        &["proxy_on_request_body", "proxy_on_request_trailers"],
+    );
 }
 
 #[test]

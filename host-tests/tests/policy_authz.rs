@@ -269,6 +269,16 @@ fn a_body_in_chunks_is_decided_at_its_end() {
     let out = s.send_request();
     assert_eq!(out.local_reply().status(), 403);
     s.finish();
+    // A body ended by trailers is decided at the trailers, not passed on undecided.
+    let req = Request::new("POST", "/tenants/a/payments")
+        .header("content-type", "application/json")
+        .chunks(vec![b"{\"amount\": 5000}".to_vec()])
+        .trailer("x-checksum", "abc")
+        .header("authorization", &format!("Bearer {payer}"));
+    let mut s = w.stream(req);
+    let out = s.send_request();
+    assert_eq!(out.local_reply().status(), 403);
+    s.finish();
 }
 
 fn one_rule(rego: &str, rule: &str) -> Value {

@@ -495,4 +495,15 @@ impl StreamFilter for PolicyAuthzStream {
     ) -> Action {
         self.on_body(host, body_size, end_of_stream)
     }
+
+    /// A request can end with trailers rather than a last body chunk: the body held so far is
+    /// all there is, and it is decided on now (without this, the held body would go on
+    /// undecided with the trailers).
+    fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.waiting.is_none() {
+            return Action::Continue;
+        }
+        let size = host.request_body(0, usize::MAX).map_or(0, |b| b.len());
+        self.on_body(host, size, true)
+    }
 }

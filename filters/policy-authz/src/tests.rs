@@ -651,6 +651,35 @@ fn the_body_waits_for_its_end_and_its_limit() {
     );
 }
 
+#[test]
+fn a_body_ended_by_trailers_is_decided_at_the_trailers() {
+    let (mut root, _) = root(&bank_config());
+    let body = br#"{"amount": 5000}"#;
+    let mut host = MockHost::request(
+        "POST",
+        "/tenants/a/payments",
+        &[("content-type", "application/json")],
+    );
+    host.properties.insert(
+        IDENTITY_PROPERTY.into(),
+        serde_json::to_vec(&payer("a", "free")).unwrap(),
+    );
+    let mut stream = root.new_stream(&mut host, 1);
+    assert_eq!(
+        stream.on_request_headers(&mut host, false),
+        Action::Continue
+    );
+    host.request_headers.clear();
+    host.request_body = body.to_vec();
+    assert_eq!(
+        stream.on_request_body(&mut host, body.len(), false),
+        Action::Pause
+    );
+    // The trailers end the request: the held body is decided on, and refused.
+    assert_eq!(stream.on_request_trailers(&mut host), Action::Pause);
+    assert_eq!(host.local_reply.as_ref().unwrap().status, 403);
+}
+
 // ------------------------------------------------------------------ shadow mode
 
 #[test]
