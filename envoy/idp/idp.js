@@ -34,6 +34,8 @@ const RESOURCES = {
   'urn:shieldwall:orders-api:es256': { audience: 'orders-api', alg: 'ES256', scope: 'orders:read orders:write admin' },
   'urn:shieldwall:orders-api:eddsa': { audience: 'orders-api', alg: 'EdDSA', scope: 'orders:read orders:write admin' },
   'urn:shieldwall:admin-api': { audience: 'admin-api', alg: 'RS256', scope: 'admin' },
+  // The bank reference's payments API (policy-authz decides on its tokens).
+  'urn:shieldwall:payments-api': { audience: 'payments-api', alg: 'ES256', scope: 'payments:read payments:transfer' },
   // Opaque tokens, for the introspection endpoint (oidc-provider does not introspect JWTs).
   'urn:shieldwall:orders-api:opaque': { audience: 'orders-api', format: 'opaque', scope: 'orders:read orders:write admin' },
 };

@@ -89,6 +89,14 @@ fn scope_authz_exports_request_headers_only() {
 }
 
 #[test]
+fn policy_authz_exports_the_request_body_and_trailers() {
+    expect(
+        "policy-authz",
+        &["proxy_on_request_body", "proxy_on_request_trailers"],
+    );
+}
+
+#[test]
 fn mtls_identity_exports_request_headers_only() {
     expect("mtls-identity", &[]);
 }

@@ -459,6 +459,11 @@ fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
+        // The policies are compiled too, as the filter does at load.
+        "policy-authz" => policy_authz::Config::parse(config)
+            .and_then(|c| policy_authz::Policies::compile(&c))
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         "shieldwall" => shieldwall::config::validate(config)
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -476,6 +481,7 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "token-introspection",
         "mtls-identity",
         "identity-exchange",
+        "policy-authz",
         "shieldwall",
         "audit-log",
     ] {
@@ -512,6 +518,7 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "{checked:?}"
     );
     assert!(checked.iter().any(|f| f == "mtls-identity"), "{checked:?}");
+    assert!(checked.iter().any(|f| f == "policy-authz"), "{checked:?}");
     assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
     assert!(checked.iter().any(|f| f == "audit-log"), "{checked:?}");
     assert!(

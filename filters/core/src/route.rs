@@ -106,6 +106,23 @@ impl RequestLine {
     }
 }
 
+impl RequestLine {
+    /// Every query parameter in order, names and values percent-decoded (`+` is a space). A pair
+    /// that does not decode to UTF-8 is left out; a name without `=` has the empty value.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        let Some(q) = &self.query else {
+            return Vec::new();
+        };
+        q.split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((form_decode(k)?, form_decode(v)?))
+            })
+            .collect()
+    }
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -510,6 +527,22 @@ mod tests {
         assert_eq!(r.query_param("access_token").as_deref(), Some("x+y"));
         assert_eq!(r.query_params("access_token").len(), 2);
         assert_eq!(r.query_param("missing"), None);
+    }
+
+    #[test]
+    fn query_pairs_in_order_decoded() {
+        let r = req("GET", "/a?x=1&y=a%20b&x=2&flag&&bad=%zz&z=c+d");
+        assert_eq!(
+            r.query_pairs(),
+            vec![
+                ("x".to_string(), "1".to_string()),
+                ("y".to_string(), "a b".to_string()),
+                ("x".to_string(), "2".to_string()),
+                ("flag".to_string(), String::new()),
+                ("z".to_string(), "c d".to_string()),
+            ]
+        );
+        assert!(req("GET", "/a").query_pairs().is_empty());
     }
 
     #[test]
