@@ -85,8 +85,25 @@ fn bank_policy(shadow: bool) -> Value {
 }
 
 fn start(echo: &Echo, idp: &Idp, shadow: bool) -> Envoy {
-    let config = EnvoyConfig::new(echo.port())
-        .cluster(Cluster::new("idp", idp.port()))
+    start_as(echo, idp, shadow, false)
+}
+
+/// jwt-auth → policy-authz as two modules, or (`one_module`) as the stages of shieldwall.wasm.
+fn start_as(echo: &Echo, idp: &Idp, shadow: bool, one_module: bool) -> Envoy {
+    let config = EnvoyConfig::new(echo.port()).cluster(Cluster::new("idp", idp.port()));
+    if one_module {
+        let jwt: Value = serde_json::from_str(&jwt_config(idp)).expect("a JSON config");
+        let chain = json!({"chain": [
+            {"filter": "jwt-auth", "config": jwt},
+            {"filter": "policy-authz", "config": bank_policy(shadow)}
+        ]});
+        return Envoy::start(config.filter(WasmFilter::new(
+            wasm_path("shieldwall"),
+            "shieldwall",
+            chain.to_string(),
+        )));
+    }
+    let config = config
         .filter(WasmFilter::new(
             wasm_path("jwt-auth"),
             "jwt-auth",
@@ -138,9 +155,18 @@ fn stat(envoy: &Envoy, event: &str) -> Option<u64> {
 
 #[test]
 fn the_bank_policy_allows_and_refuses_payments_with_real_tokens() {
+    bank_policy_payments(false);
+}
+
+#[test]
+fn the_bank_policy_decides_the_same_in_the_one_module() {
+    bank_policy_payments(true);
+}
+
+fn bank_policy_payments(one_module: bool) {
     let echo = Echo::start();
     let idp = bank_idp();
-    let envoy = start(&echo, &idp, false);
+    let envoy = start_as(&echo, &idp, false, one_module);
     let payer = token(&idp, "a-payer"); // bank-a, free tier: up to 1000
     let gold = token(&idp, "a-gold"); // bank-a, gold tier: up to 100000
     let viewer = token(&idp, "a-viewer"); // bank-a, no transfer scope

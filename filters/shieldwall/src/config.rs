@@ -18,6 +18,7 @@ pub enum FilterKind {
     AuditLog,
     IdentityExchange,
     PayloadGuard,
+    PolicyAuthz,
 }
 
 impl FilterKind {
@@ -32,6 +33,7 @@ impl FilterKind {
             FilterKind::AuditLog => "audit-log",
             FilterKind::IdentityExchange => "identity-exchange",
             FilterKind::PayloadGuard => "payload-guard",
+            FilterKind::PolicyAuthz => "policy-authz",
         }
     }
 
@@ -55,6 +57,7 @@ impl FilterKind {
                 boxed::<identity_exchange::IdentityExchange>(host, config)
             }
             FilterKind::PayloadGuard => boxed::<payload_guard::PayloadGuard>(host, config),
+            FilterKind::PolicyAuthz => boxed::<policy_authz::PolicyAuthz>(host, config),
         }
     }
 }
@@ -273,6 +276,7 @@ pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
                 parse_json::<identity_exchange::config::ConfigFile>(text).map(drop)
             }
             FilterKind::PayloadGuard => payload_guard::Config::parse(text).map(drop),
+            FilterKind::PolicyAuthz => policy_authz::Config::parse(text).map(drop),
         };
         parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
     }
