@@ -5,6 +5,7 @@
 --   every request carries a different token (the cold path). BENCH_TOKEN_OFFSET is the line to
 --   start at (1-based), so consecutive runs continue the cycle instead of repeating its start.
 -- BENCH_XFF: an x-forwarded-for value sent on every request (the client address a proxy saw).
+-- BENCH_BODY_FILE: a JSON body to POST on every request (see below).
 -- BENCH_COUNT_429=1: count 429 replies (costs wrk a Lua call per response; off unless asked).
 -- At the end one line `BENCH {json}` reports the counts and the latency percentiles (µs).
 
@@ -16,6 +17,15 @@ if xff == "" then xff = nil end
 
 wrk.method = "GET"
 wrk.path = path
+-- BENCH_BODY_FILE: POST this file's content as a JSON body on every request (the static path).
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = "application/json"
+end
 if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
