@@ -37,9 +37,22 @@ fn gateway_config(name: &str, idp_port: u16) -> Value {
         .take_while(|l| l.trim().is_empty() || indent(l) > own)
         .copied()
         .collect();
+    // The placeholders scripts/gateway.sh fills: the IdP's port, and payload-guard's document as
+    // one JSON string.
+    let openapi = std::fs::read_to_string(
+        repo_root()
+            .join("envoy")
+            .join("openapi")
+            .join("orders.yaml"),
+    )
+    .unwrap();
     let json = block
         .join("\n")
-        .replace("{{IDP_PORT}}", &idp_port.to_string());
+        .replace("{{IDP_PORT}}", &idp_port.to_string())
+        .replace(
+            "{{ORDERS_OPENAPI_JSON}}",
+            &serde_json::to_string(&openapi).unwrap(),
+        );
     let chain: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
     chain["chain"]
         .as_array()
