@@ -12,6 +12,7 @@
 #   .cache/node/                     Node.js 22 LTS from npm, only when the system's Node is not one
 #                                    oidc-provider supports (see below; scripts/node-path.sh picks it)
 #   .cache/tools/bin/cargo-fuzz      cargo-fuzz, pinned, for scripts/fuzz.sh
+#   ~/.cargo/registry                the locked crates of the workspace and the fuzz projects
 # Cargo keeps the crates it downloads in its own cache (~/.cargo/registry), as for any build.
 # The benchmark's packages (wrk) are installed by scripts/bench.sh, not here.
 set -euo pipefail
@@ -108,4 +109,13 @@ if [ "$("$cargo_fuzz" --version 2>/dev/null || true)" != "cargo-fuzz $cargo_fuzz
   cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked --quiet --root "$root/.cache/tools"
 fi
 say "cargo-fuzz: $("$cargo_fuzz" --version)"
+
+# The crates the builds and the fuzz projects need, from their lock files, into cargo's download
+# cache: after this the test command needs no network. (A no-op when they are there already.)
+say "cargo: fetching the locked dependencies of the workspace and the fuzz projects"
+cargo fetch --locked --quiet
+for fuzz_dir in "$root"/filters/*/fuzz "$root"/crates/*/fuzz; do
+  [ -f "$fuzz_dir/Cargo.lock" ] || continue
+  (cd "$(dirname "$fuzz_dir")" && cargo fetch --locked --quiet --manifest-path "$fuzz_dir/Cargo.toml")
+done
 say "setup complete"
