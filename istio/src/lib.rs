@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 mod cel;
+pub mod plugins;
 
 /// One schema violation: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,50 +6,11 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use serde_json::{json, Value};
+mod common;
+
+use common::{crds, istio_dir};
+use shieldwall_istio::plugins::yaml_files;
 use shieldwall_istio::{parse_documents, Crds, Violation, PLAIN_KINDS};
-use std::path::{Path, PathBuf};
-
-fn istio_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `SHIELDWALL_SHARED` if set, else the `shared/` folder beside the repository.
-fn crds_path() -> PathBuf {
-    let shared = std::env::var_os("SHIELDWALL_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| istio_dir().join("../../shared"));
-    shared.join("testdata/istio/crds.yaml")
-}
-
-fn crds() -> Crds {
-    let path = crds_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the Istio CRDs at {} ({e}); set SHIELDWALL_SHARED to the shared folder",
-            path.display()
-        )
-    });
-    Crds::load(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') || name == "target" {
-            continue;
-        }
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.push(path);
-        }
-    }
-}
 
 fn validate_text(crds: &Crds, text: &str) -> Vec<(usize, Violation)> {
     let docs = parse_documents(text).expect("YAML parses");
@@ -75,8 +36,7 @@ fn assert_refused(found: &[Violation], path: &str, message_part: &str) {
 fn every_manifest_under_istio_matches_its_crd() {
     let crds = crds();
     let root = istio_dir();
-    let mut files = Vec::new();
-    yaml_files(&root, &mut files);
+    let files = yaml_files(&root).unwrap_or_else(|e| panic!("{e}"));
     let mut failures = Vec::new();
     let mut documents = 0;
     let mut kinds = std::collections::BTreeSet::new();
@@ -413,116 +373,5 @@ fn int_or_string_and_preserved_fields() {
         &violations(&crds, doc),
         "$.spec.pluginConfig",
         "must be of type object",
-    );
-}
-
-/// A P-256 key made for these tests (`openssl genpkey`), standing in for a signing key that a
-/// cluster keeps in a Secret.
-const STAND_IN_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVAyZFplD8++7hOZg
-63sSer07dU+3LlR16H3g+sw+htyhRANCAAReXd2FKCjsCDRTZ3mnWllYLGkrFj5q
-QEGoUPQHKbv/MOh5mkp0S39bMcCt9d4N78tF75ppHmIpblCDh3p6lqCR
------END PRIVATE KEY-----";
-
-/// The pluginConfig of each jwt-auth WasmPlugin is a configuration the filter itself accepts: the
-/// CRD does not look inside pluginConfig, the filter's own parser does.
-/// Parses a plugin configuration with the filter's own parser, by the folder the manifest is in.
-fn filter_accepts(filter: &str, config: &[u8]) -> Result<(), String> {
-    match filter {
-        "jwt-auth" => jwt_auth::config::Config::parse(config)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        "scope-authz" => scope_authz::config::Config::parse(config)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        "rate-limit" => rate_limit::config::Config::parse(config)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        // The secret comes from the proxy's environment in the cluster; here any value stands in
-        // for it, so a manifest naming a variable is accepted, one naming none is refused.
-        "token-introspection" => {
-            token_introspection::config::Config::parse(config, &|_| Some("secret".into()))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        "mtls-identity" => mtls_identity::config::Config::parse(config)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        // As for token-introspection: the chain key stands in for the proxy's variable (32 bytes).
-        "audit-log" => audit_log::config::Config::parse(config, &|_| Some("k".repeat(32)))
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        // The signing key comes from the proxy's environment in the cluster; a throwaway P-256
-        // key stands in for it, so a manifest naming a variable is accepted.
-        "identity-exchange" => {
-            identity_exchange::Config::parse(config, &|_| Some(STAND_IN_SIGNING_KEY.into()))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        // The policies are compiled too, as the filter does at load.
-        "policy-authz" => policy_authz::Config::parse(config)
-            .and_then(|c| policy_authz::Policies::compile(&c))
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        "shieldwall" => shieldwall::config::validate(config)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        other => Err(format!("no parser known for the filter `{other}`")),
-    }
-}
-
-#[test]
-fn every_wasm_plugin_config_is_accepted_by_its_filter() {
-    let mut checked: Vec<String> = Vec::new();
-    for filter in [
-        "jwt-auth",
-        "scope-authz",
-        "rate-limit",
-        "token-introspection",
-        "mtls-identity",
-        "identity-exchange",
-        "policy-authz",
-        "shieldwall",
-        "audit-log",
-    ] {
-        let dir = istio_dir().join(filter);
-        if !dir.exists() {
-            continue;
-        }
-        let mut files = Vec::new();
-        yaml_files(&dir, &mut files);
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("readable");
-            for (index, doc) in parse_documents(&text).expect("YAML") {
-                if doc["kind"] != "WasmPlugin" {
-                    continue;
-                }
-                let config = serde_json::to_vec(&doc["spec"]["pluginConfig"]).expect("JSON");
-                if let Err(e) = filter_accepts(filter, &config) {
-                    panic!(
-                        "{} document {index}: {filter} refuses its pluginConfig: {e}",
-                        file.display()
-                    );
-                }
-                checked.push(filter.to_string());
-            }
-        }
-    }
-    assert!(
-        checked.iter().filter(|f| *f == "jwt-auth").count() >= 2,
-        "expected the OCI and the file WasmPlugin of jwt-auth: {checked:?}"
-    );
-    assert!(checked.iter().any(|f| f == "scope-authz"), "{checked:?}");
-    assert!(
-        checked.iter().any(|f| f == "token-introspection"),
-        "{checked:?}"
-    );
-    assert!(checked.iter().any(|f| f == "mtls-identity"), "{checked:?}");
-    assert!(checked.iter().any(|f| f == "policy-authz"), "{checked:?}");
-    assert!(checked.iter().any(|f| f == "shieldwall"), "{checked:?}");
-    assert!(checked.iter().any(|f| f == "audit-log"), "{checked:?}");
-    assert!(
-        checked.iter().any(|f| f == "identity-exchange"),
-        "{checked:?}"
     );
 }
