@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packages one shieldwall filter as a Wasm OCI image that Istio's WasmPlugin (`url: oci://…`) pulls.
 #
-#   scripts/oci-package.sh <filter> [--wasm FILE] [--tag TAG] [--out DIR]
+#   scripts/oci-package.sh <filter> [--wasm FILE] [--tag TAG] [--out DIR] [--print-digest]
 #
 # <filter> is a directory under filters/ (jwt-auth, scope-authz, rate-limit, …). Without --wasm it
 # builds the release module (`cargo build --release --target wasm32-wasip1 -p <filter>`).
@@ -18,14 +18,19 @@
 # it (the media types are the ordinary image ones). The output is reproducible: same module, same
 # digests (fixed mtimes and owners, gzip without name or time).
 #
-# Pushing is for the user, e.g.:
+# Prints on stdout `manifest sha256:<hex>` (the digest a WasmPlugin pins: `oci://…@sha256:<hex>`,
+# or its `sha256` field) and `module   sha256:<hex>` (the .wasm itself). With --print-digest it
+# prints only `sha256:<hex>` of the manifest, for scripts: digest="$(scripts/oci-package.sh … --print-digest)".
+#
+# Pushing: scripts/oci-push.sh packages, pushes with skopeo and prints the `oci://…@sha256:` URL.
+# By hand, e.g.:
 #   oras cp --from-oci-layout DIR/layout:TAG registry.example.com/shieldwall/<filter>:TAG
 #   skopeo copy oci:DIR/layout:TAG docker://registry.example.com/shieldwall/<filter>:TAG
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="$(bash "$root/scripts/target-dir.sh")"
-usage() { echo "usage: $0 <filter> [--wasm FILE] [--tag TAG] [--out DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 <filter> [--wasm FILE] [--tag TAG] [--out DIR] [--print-digest]" >&2; exit 2; }
 say() { printf '==> %s\n' "$*" >&2; }
 
 [ $# -ge 1 ] || usage
@@ -34,11 +39,13 @@ shift
 wasm=""
 tag=""
 out=""
+print_digest=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --wasm) [ $# -ge 2 ] || usage; wasm="$2"; shift 2 ;;
     --tag) [ $# -ge 2 ] || usage; tag="$2"; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; out="$2"; shift 2 ;;
+    --print-digest) print_digest=1; shift ;;
     *) usage ;;
   esac
 done
@@ -58,7 +65,7 @@ out="${out:-$target/oci/$filter}"
 if [ -z "$wasm" ]; then
   [ -d "$root/filters/$filter" ] || { echo "no filter named $filter under filters/" >&2; exit 2; }
   say "building $filter (release, wasm32-wasip1)"
-  (cd "$root" && cargo build --release --target wasm32-wasip1 -p "$filter")
+  (cd "$root" && cargo build --release --target wasm32-wasip1 -p "$filter") >&2
   wasm="$target/wasm32-wasip1/release/${filter//-/_}.wasm"
 fi
 [ -f "$wasm" ] || { echo "no module at $wasm" >&2; exit 1; }
@@ -121,5 +128,9 @@ tar --format=ustar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
 say "OCI layout:  $out/layout (tag $tag)"
 say "OCI archive: $archive"
 # The manifest digest is what `oci://…@sha256:` and a WasmPlugin's `sha256` field pin for an OCI url.
-echo "manifest sha256:$manifest_digest"
-echo "module   sha256:$module_digest"
+if [ "$print_digest" -eq 1 ]; then
+  echo "sha256:$manifest_digest"
+else
+  echo "manifest sha256:$manifest_digest"
+  echo "module   sha256:$module_digest"
+fi

