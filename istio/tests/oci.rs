@@ -251,6 +251,15 @@ fn installed(program: &str, package: &str) -> PathBuf {
         })
 }
 
+/// The message a machine without the registry or skopeo gets: a failure naming the setup script.
+#[test]
+#[should_panic(
+    expected = "shieldwall-no-such-program is not installed: run scripts/setup.sh (it installs the Debian package no-such-package)"
+)]
+fn a_missing_program_fails_naming_the_setup_script() {
+    installed("shieldwall-no-such-program", "no-such-package");
+}
+
 /// The CNCF distribution registry (Debian `docker-registry`) on a free loopback port, plain HTTP,
 /// filesystem storage in a scratch directory; killed when dropped.
 struct Registry {
