@@ -19,6 +19,7 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{all_wasm_plugins, istio_dir, vm_env};
+use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
@@ -145,10 +146,29 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Outcome {
+        self.request_from(None, method, path, headers, body)
+    }
+
+    /// A request on a connection whose client certificate (verified by Envoy: the Gateway's
+    /// `tls.mode: MUTUAL`) is `certificate`, as Envoy exposes it to a filter.
+    fn request_from(
+        &mut self,
+        certificate: Option<&TestCert>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Outcome {
         let host = &mut self.host;
         host.new_stream(method, path, headers);
         host.set_property(&["source", "address"], b"203.0.113.7:40000")
             .expect("property");
+        if let Some(cert) = certificate {
+            host.set_property(&["connection", "mtls"], &[1])
+                .expect("property");
+            host.set_property(&["connection", "peer_certificate"], cert.pem.as_bytes())
+                .expect("property");
+        }
         let mut body_pending = match body {
             Some(b) => {
                 host.request_body = b.to_vec();
@@ -428,4 +448,60 @@ fn payments_are_checked_against_the_bank_apis_openapi_document() {
             .metric("shieldwall.payload_guard.denied.invalid_request"),
         1
     );
+}
+
+/// A service of bank-a with its X.509 SVID calls an internal route over mutual TLS: the
+/// certificate's SPIFFE ID is the caller (kept as the internal token's subject), its trust domain
+/// the tenant, and bank-a's mesh admits the token. Another tenant's service is refused.
+#[test]
+fn a_bank_a_service_certificate_calls_an_internal_route() {
+    let idp = Idp::new();
+    let mut gateway = Gateway::start(&idp);
+    let jwks: Value = serde_json::from_slice(
+        &gateway
+            .request("GET", "/.well-known/internal-jwks.json", &[], None)
+            .body,
+    )
+    .expect("JWKS");
+    let ca = TestCa::new("bank-flow");
+    let settlement = ca.leaf(
+        "settlement",
+        &LeafSpec {
+            subject: "/O=bank-a/CN=settlement",
+            sans: &["URI:spiffe://bank-a.bank.example/ns/payments/sa/settlement"],
+            ca: false,
+        },
+    );
+    let out = gateway.request_from(Some(&settlement), "GET", "/internal/settlements", &[], None);
+    assert_eq!(out.status, 200, "{}", String::from_utf8_lossy(&out.body));
+    assert_eq!(
+        out.header("x-spiffe-id"),
+        Some("spiffe://bank-a.bank.example/ns/payments/sa/settlement")
+    );
+    let internal = out
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .expect("an internal token");
+    let claims = verified_claims(internal, &jwks);
+    assert_eq!(
+        claims["sub"],
+        "spiffe://bank-a.bank.example/ns/payments/sa/settlement"
+    );
+    assert_eq!(claims["tenant"], "bank-a");
+    assert!(mesh_admits("bank-a", &claims), "bank-a refuses {claims}");
+    assert!(!mesh_admits("bank-b", &claims), "bank-b admits {claims}");
+
+    let other = ca.leaf(
+        "bank-b-settlement",
+        &LeafSpec {
+            subject: "/O=bank-b/CN=settlement",
+            sans: &["URI:spiffe://bank-b.bank.example/ns/payments/sa/settlement"],
+            ca: false,
+        },
+    );
+    let out = gateway.request_from(Some(&other), "GET", "/internal/settlements", &[], None);
+    assert_eq!(out.status, 403);
+    // Without a certificate, the internal route is closed too.
+    let out = gateway.request("GET", "/internal/settlements", &[], None);
+    assert_eq!(out.status, 401);
 }
