@@ -36,6 +36,9 @@ const RESOURCES = {
   'urn:shieldwall:admin-api': { audience: 'admin-api', alg: 'RS256', scope: 'admin' },
   // The bank reference's payments API (policy-authz decides on its tokens).
   'urn:shieldwall:payments-api': { audience: 'payments-api', alg: 'ES256', scope: 'payments:read payments:transfer' },
+  // The bank reference's accounts and payments API (scripts/gateway.sh up, docs/bank-reference.md).
+  'urn:shieldwall:bank-api': { audience: 'bank-api', alg: 'ES256', scope: 'accounts:read payments:write statements:read' },
+  'urn:shieldwall:bank-api:opaque': { audience: 'bank-api', format: 'opaque', scope: 'accounts:read payments:write statements:read' },
   // Opaque tokens, for the introspection endpoint (oidc-provider does not introspect JWTs).
   'urn:shieldwall:orders-api:opaque': { audience: 'orders-api', format: 'opaque', scope: 'orders:read orders:write admin' },
 };
@@ -51,6 +54,9 @@ const DEMO_CLIENTS = [
   // The gateway itself, for token introspection; it asks for no tokens of its own.
   { client_id: 'gateway', scope: '', token_endpoint_auth_method: 'client_secret_basic' },
   // Its access tokens are bound to the client certificate it presents (RFC 8705 §3).
+  // The bank reference's tellers, one per tenant; their tokens are for the bank API by default.
+  { client_id: 'bank-a-teller', scope: 'accounts:read payments:write statements:read', tenant: 'bank-a', tier: 'gold', token_endpoint_auth_method: 'client_secret_basic', resource: 'urn:shieldwall:bank-api' },
+  { client_id: 'bank-b-teller', scope: 'accounts:read statements:read', tenant: 'bank-b', tier: 'free', token_endpoint_auth_method: 'client_secret_basic', resource: 'urn:shieldwall:bank-api' },
   { client_id: 'orders-bound', scope: 'orders:read', tenant: 'a', tier: 'free', token_endpoint_auth_method: 'client_secret_basic', certificate_bound: true },
 ];
 
