@@ -202,7 +202,7 @@ marker_of() {
     idp) echo "$state/idp-keys.json" ;;
     echo | echo-a) echo "echo --port $upstream_port" ;;
     echo-b) echo "echo --port $upstream2_port" ;;
-    redis) echo "127.0.0.1:$redis_port" ;;
+    redis) echo "$state/redis.conf" ;;
     rls) echo "--listen 127.0.0.1:$rls_port" ;;
     syslog) echo "$state/syslog-ng.conf" ;;
     envoy) echo "$state/envoy.yaml" ;;
@@ -802,8 +802,10 @@ up_reference() {
   step "start Redis on 127.0.0.1:$redis_port and rls-redis (the global rate limit) on 127.0.0.1:$rls_port"
   local redis_log rls_log
   redis_log="$(log_of redis)"
-  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-    --dir "$state" </dev/null >>"$redis_log" 2>&1 &
+  # Redis renames its process to its title; the config file's path stays in it (the marker).
+  printf '%s\n' "bind 127.0.0.1" "port $redis_port" 'save ""' "appendonly no" "dir $state" \
+    'proc-title-template "{title} {listen-addr} {config-file}"' >"$state/redis.conf"
+  redis-server "$state/redis.conf" </dev/null >>"$redis_log" 2>&1 &
   echo $! >"$state/redis.pid"
   wait_for redis 10 "$redis_log" "PONG" redis_pong
   rls_log="$(log_of rls)"
@@ -844,6 +846,8 @@ up_reference() {
   step "start Prometheus on 127.0.0.1:$prometheus_port: the three Envoys, shieldwall's alert rules"
   local prom_log
   prom_log="$(log_of prometheus)"
+  # A fresh time-series store per run: counters of an earlier run would add up in sums.
+  rm -rf "$state/prometheus-data"
   mkdir -p "$state/prometheus-data"
   prometheus --config.file="$state/prometheus.yml" --storage.tsdb.path="$state/prometheus-data" \
     --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$prometheus_port" \
