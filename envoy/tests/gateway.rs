@@ -161,6 +161,15 @@ fn status_of(curl_i: &str) -> u16 {
         .unwrap_or_else(|| panic!("no HTTP status line in: {curl_i}"))
 }
 
+/// The line `up` printed that starts with `prefix` and contains `part`.
+fn printed_line(up: &Output, prefix: &str, part: &str) -> String {
+    String::from_utf8_lossy(&up.stdout)
+        .lines()
+        .find(|l| l.starts_with(prefix) && l.contains(part))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("`up` printed no `{prefix}…{part}…` line\n{}", text(up)))
+}
+
 /// A process that is gone: no /proc entry, or a zombie waiting for its reaper.
 fn gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -217,16 +226,8 @@ fn gateway_up_minimal_prints_three_commands_that_work_and_down_stops_everything(
         ),
         "the env file's addresses"
     );
-    let token_cmd = stdout
-        .lines()
-        .find(|l| l.starts_with("TOKEN=$("))
-        .unwrap_or_else(|| panic!("no token command\n{up_text}"));
-    let curl_line = |tenant: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with("curl -i") && l.contains(&format!("/tenants/{tenant}/")))
-            .unwrap_or_else(|| panic!("no curl command for tenant {tenant}\n{up_text}"))
-    };
+    let token_cmd = printed_line(&up, "TOKEN=$(", "");
+    let curl_line = |tenant: &str| printed_line(&up, "curl -i", &format!("/tenants/{tenant}/"));
     let allowed_cmd = curl_line("a");
     let refused_cmd = curl_line("b");
     assert!(allowed_cmd.contains("$GATEWAY/") && refused_cmd.contains("$GATEWAY/"));
@@ -371,16 +372,8 @@ fn gateway_up_runs_the_bank_reference_and_every_documented_step_works() {
         "the env file's addresses"
     );
     // The commands `up` prints: a token, an allowed and a refused call.
-    let token_cmd = stdout
-        .lines()
-        .find(|l| l.starts_with("TOKEN_A=$("))
-        .unwrap_or_else(|| panic!("no token command\n{up_text}"));
-    let curl_line = |tenant: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with("curl -i") && l.contains(&format!("/tenants/{tenant}/")))
-            .unwrap_or_else(|| panic!("no curl command for {tenant}\n{up_text}"))
-    };
+    let token_cmd = printed_line(&up, "TOKEN_A=$(", "");
+    let curl_line = |tenant: &str| printed_line(&up, "curl -i", &format!("/tenants/{tenant}/"));
     let allowed = bash(&format!(
         "set -euo pipefail\n{source_cmd}\n{token_cmd}\n{}",
         curl_line("bank-a")
