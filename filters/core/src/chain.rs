@@ -281,6 +281,18 @@ impl Host for StageHost<'_> {
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
         self.inner.shared_set(key, value, cas)
     }
+    fn queue_register(&mut self, name: &str) -> Result<u32, HostError> {
+        self.inner.queue_register(name)
+    }
+    fn queue_resolve(&self, vm_id: &str, name: &str) -> Result<Option<u32>, HostError> {
+        self.inner.queue_resolve(vm_id, name)
+    }
+    fn queue_enqueue(&mut self, queue: u32, value: &[u8]) -> Result<(), HostError> {
+        self.inner.queue_enqueue(queue, value)
+    }
+    fn queue_dequeue(&mut self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        self.inner.queue_dequeue(queue)
+    }
     fn http_call(
         &mut self,
         cluster: &str,

@@ -117,6 +117,25 @@ pub trait Host {
     /// Sets the value if `cas` still matches (0 sets unconditionally).
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
 
+    // ---- shared queues (one set per vm_id, shared by all workers)
+    /// Registers the queue `name` of this plugin's vm_id (or finds it, if registered already)
+    /// and returns its id. Registering makes this VM the one the host notifies of new items.
+    fn queue_register(&mut self, _name: &str) -> Result<u32, HostError> {
+        Err(HostError::Failed)
+    }
+    /// The id of the queue `name` of `vm_id`, `Ok(None)` when nobody registered it yet.
+    fn queue_resolve(&self, _vm_id: &str, _name: &str) -> Result<Option<u32>, HostError> {
+        Err(HostError::Failed)
+    }
+    /// Appends an item; any worker may enqueue.
+    fn queue_enqueue(&mut self, _queue: u32, _value: &[u8]) -> Result<(), HostError> {
+        Err(HostError::Failed)
+    }
+    /// Takes the oldest item, `Ok(None)` when the queue is empty; any worker may dequeue.
+    fn queue_dequeue(&mut self, _queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        Err(HostError::Failed)
+    }
+
     // ---- callouts
     /// Starts an HTTP call to an upstream cluster; the answer arrives in `on_http_call_response`.
     fn http_call(

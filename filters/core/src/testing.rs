@@ -3,7 +3,7 @@
 //! is tested by host-tests and in Envoy.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::host::{Host, HostError, LogLevel, MetricKind};
@@ -66,6 +66,8 @@ pub struct MockHost {
     pub local_reply: Option<LocalReply>,
     pub woken: Vec<u32>,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
+    /// Shared queues by name (one vm_id); a queue's id is its index + 1.
+    pub queues: Vec<(String, VecDeque<Vec<u8>>)>,
     next_cas: u32,
     /// Makes the next N conditional sets fail with CasMismatch, as if another worker wrote first.
     pub interfere_with_cas: Option<usize>,
@@ -128,6 +130,25 @@ impl MockHost {
             }
         }
         h
+    }
+
+    fn queue_mut(&mut self, queue: u32) -> Result<&mut VecDeque<Vec<u8>>, HostError> {
+        let index = usize::try_from(queue)
+            .ok()
+            .and_then(|q| q.checked_sub(1))
+            .ok_or(HostError::NotFound)?;
+        self.queues
+            .get_mut(index)
+            .map(|(_, q)| q)
+            .ok_or(HostError::NotFound)
+    }
+
+    /// The items waiting in the queue `name`.
+    pub fn queue_len(&self, name: &str) -> usize {
+        self.queues
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, q)| q.len())
     }
 
     pub fn advance_ms(&mut self, ms: u64) {
@@ -294,6 +315,31 @@ impl Host for MockHost {
         }
         self.shared.insert(key.to_string(), (value.to_vec(), next));
         Ok(())
+    }
+    fn queue_register(&mut self, name: &str) -> Result<u32, HostError> {
+        let index = match self.queues.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.queues.push((name.to_string(), VecDeque::new()));
+                self.queues.len() - 1
+            }
+        };
+        u32::try_from(index + 1).map_err(|_| HostError::Failed)
+    }
+    fn queue_resolve(&self, _vm_id: &str, name: &str) -> Result<Option<u32>, HostError> {
+        Ok(self
+            .queues
+            .iter()
+            .position(|(n, _)| n == name)
+            .and_then(|i| u32::try_from(i + 1).ok()))
+    }
+    fn queue_enqueue(&mut self, queue: u32, value: &[u8]) -> Result<(), HostError> {
+        let q = self.queue_mut(queue)?;
+        q.push_back(value.to_vec());
+        Ok(())
+    }
+    fn queue_dequeue(&mut self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self.queue_mut(queue)?.pop_front())
     }
     fn http_call(
         &mut self,

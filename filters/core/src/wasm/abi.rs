@@ -13,6 +13,8 @@ pub use crate::wire::{deserialize_pairs, serialize_pairs};
 pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
 pub const BAD_ARGUMENT: u32 = 2;
+/// A shared queue had nothing to dequeue.
+pub const EMPTY: u32 = 7;
 pub const CAS_MISMATCH: u32 = 8;
 
 pub const MAP_REQUEST_HEADERS: u32 = 0;
@@ -120,6 +122,16 @@ extern "C" {
         token: *mut u32,
     ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_register_shared_queue(name: *const u8, name_size: usize, token: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id: *const u8,
+        vm_id_size: usize,
+        name: *const u8,
+        name_size: usize,
+        token: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(token: u32, v: *const u8, v_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(token: u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_record_metric(id: u32, value: u64) -> u32;
@@ -344,6 +356,47 @@ pub fn grpc_call(
 pub fn set_effective_context(id: u32) -> Result<(), u32> {
     // SAFETY: no pointers.
     result(unsafe { proxy_set_effective_context(id) })
+}
+
+pub fn register_shared_queue(name: &str) -> Result<u32, u32> {
+    let mut token = 0u32;
+    // SAFETY: name is live; token is a valid out-pointer.
+    result(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut token) })
+        .map(|()| token)
+}
+
+pub fn resolve_shared_queue(vm_id: &str, name: &str) -> Result<Option<u32>, u32> {
+    let mut token = 0u32;
+    // SAFETY: both strings are live; token is a valid out-pointer.
+    let status = unsafe {
+        proxy_resolve_shared_queue(
+            vm_id.as_ptr(),
+            vm_id.len(),
+            name.as_ptr(),
+            name.len(),
+            &mut token,
+        )
+    };
+    match status {
+        OK => Ok(Some(token)),
+        NOT_FOUND => Ok(None),
+        s => Err(s),
+    }
+}
+
+pub fn enqueue_shared_queue(token: u32, value: &[u8]) -> Result<(), u32> {
+    // SAFETY: value is live with its size.
+    result(unsafe { proxy_enqueue_shared_queue(token, value.as_ptr(), value.len()) })
+}
+
+/// The next item, or `Ok(None)` when the queue is empty.
+pub fn dequeue_shared_queue(token: u32) -> Result<Option<Vec<u8>>, u32> {
+    // SAFETY: out-pointers are valid for the call.
+    match fetch(|p, s| unsafe { proxy_dequeue_shared_queue(token, p, s) }) {
+        Err(EMPTY) => Ok(None),
+        Ok(None) => Err(NOT_FOUND),
+        other => other,
+    }
 }
 
 pub fn define_metric(kind: u32, name: &str) -> Result<u32, u32> {

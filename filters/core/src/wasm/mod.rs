@@ -158,6 +158,18 @@ impl Host for WasmHost {
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
         abi::shared_set(key, value, cas).map_err(host_error)
     }
+    fn queue_register(&mut self, name: &str) -> Result<u32, HostError> {
+        abi::register_shared_queue(name).map_err(host_error)
+    }
+    fn queue_resolve(&self, vm_id: &str, name: &str) -> Result<Option<u32>, HostError> {
+        abi::resolve_shared_queue(vm_id, name).map_err(host_error)
+    }
+    fn queue_enqueue(&mut self, queue: u32, value: &[u8]) -> Result<(), HostError> {
+        abi::enqueue_shared_queue(queue, value).map_err(host_error)
+    }
+    fn queue_dequeue(&mut self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        abi::dequeue_shared_queue(queue).map_err(host_error)
+    }
     fn http_call(
         &mut self,
         cluster: &str,
