@@ -144,8 +144,15 @@ fn shieldwall_exports_the_union_of_its_filters() {
 }
 
 #[test]
-fn audit_log_exports_the_log_callback_only() {
-    expect("audit-log", &["proxy_on_log"]);
+fn audit_log_exports_the_log_callback_and_the_http_sinks_tick_and_replies() {
+    expect(
+        "audit-log",
+        &[
+            "proxy_on_log",
+            "proxy_on_tick",
+            "proxy_on_http_call_response",
+        ],
+    );
 }
 
 #[test]

@@ -116,6 +116,10 @@ pub struct HttpSinkFile {
     pub buffer_max_records: Option<u64>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub retry_initial_backoff_ms: Option<u64>,
+    #[serde(default)]
+    pub retry_max_backoff_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -223,10 +227,48 @@ pub struct ClientIpFile {
     pub xff_trusted_hops: u32,
 }
 
+/// Defaults of `sinks.http`.
+pub const DEFAULT_BATCH_MAX_RECORDS: u64 = 200;
+pub const DEFAULT_BATCH_MAX_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_BUFFER_MAX_RECORDS: u64 = 20_000;
+pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_RETRY_INITIAL_BACKOFF_MS: u64 = 500;
+pub const DEFAULT_RETRY_MAX_BACKOFF_MS: u64 = 30_000;
+
+/// Headers the sink writes itself (or the proxy does), which a configured header may not replace.
+const SINK_OWN_HEADERS: &[&str] = &[
+    "content-length",
+    "content-type",
+    "host",
+    "transfer-encoding",
+    "connection",
+];
+
+/// The HTTP sink, validated.
+#[derive(Debug, Clone)]
+pub struct HttpSink {
+    pub cluster: String,
+    /// `:authority` and `:path` of the callout, from `uri`.
+    pub authority: String,
+    pub path: String,
+    pub format: HttpFormat,
+    /// Extra headers, their values read from the environment where configured so.
+    pub headers: Vec<(String, String)>,
+    pub batch_max_records: usize,
+    pub batch_max_bytes: usize,
+    pub flush_interval_ms: u64,
+    pub buffer_max_records: usize,
+    pub timeout_ms: u64,
+    pub retry_initial_backoff_ms: u64,
+    pub retry_max_backoff_ms: u64,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub access_log: bool,
+    pub http: Option<HttpSink>,
     pub mask: MaskConfig,
     pub request_headers: Vec<String>,
     pub response_headers: Vec<String>,
@@ -360,15 +402,11 @@ impl Config {
         file: ConfigFile,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        if let Some(http) = &file.sinks.http {
-            validate_http(http)?;
-            return Err(ConfigError::new(
-                "sinks.http",
-                "this build ships records through Envoy's access log only (sinks.access_log); \
-                 the HTTP sink is not available yet",
-            ));
-        }
-        if !file.sinks.access_log {
+        let http = match &file.sinks.http {
+            Some(h) => Some(validate_http(h, env)?),
+            None => None,
+        };
+        if !file.sinks.access_log && http.is_none() {
             return Err(ConfigError::new(
                 "sinks",
                 "no sink is enabled: records would go nowhere",
@@ -446,6 +484,7 @@ impl Config {
         )?;
         Ok(Config {
             access_log: file.sinks.access_log,
+            http,
             mask,
             request_headers: included("include.request_headers", &file.include.request_headers)?,
             response_headers: included("include.response_headers", &file.include.response_headers)?,
@@ -457,12 +496,19 @@ impl Config {
     }
 }
 
-fn validate_http(http: &HttpSinkFile) -> Result<(), ConfigError> {
-    if http.cluster.is_empty() {
-        return Err(ConfigError::new("sinks.http.cluster", "empty cluster name"));
+fn validate_http(
+    http: &HttpSinkFile,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HttpSink, ConfigError> {
+    if http.cluster.is_empty() || http.cluster.chars().any(char::is_control) {
+        return Err(ConfigError::new(
+            "sinks.http.cluster",
+            "empty, or holds control characters",
+        ));
     }
-    shieldwall_core::config::split_http_uri(&http.uri)
+    let (authority, path) = shieldwall_core::config::split_http_uri(&http.uri)
         .map_err(|e| ConfigError::new("sinks.http.uri", e))?;
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(http.headers.len());
     for (i, h) in http.headers.iter().enumerate() {
         let at = format!("sinks.http.headers[{i}]");
         if !valid_header_name(&h.name) {
@@ -471,26 +517,120 @@ fn validate_http(http: &HttpSinkFile) -> Result<(), ConfigError> {
                 "not a lower-case header name",
             ));
         }
-        if h.value.is_some() == h.value_env.is_some() {
+        if SINK_OWN_HEADERS.contains(&h.name.as_str()) {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                "the sink or the proxy sets this header",
+            ));
+        }
+        if headers.iter().any(|(n, _)| *n == h.name) {
+            return Err(ConfigError::new(format!("{at}.name"), "given twice"));
+        }
+        let value = match (&h.value, &h.value_env) {
+            (Some(v), None) => v.clone(),
+            (None, Some(var)) => {
+                if var.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{at}.value_env"),
+                        "empty variable name",
+                    ));
+                }
+                env(var).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{at}.value_env"),
+                        format!(
+                            "the VM has no environment variable `{var}` (set it in vm_config.environment_variables)"
+                        ),
+                    )
+                })?
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    at,
+                    "exactly one of `value` and `value_env`",
+                ))
+            }
+        };
+        if value.is_empty() || value.chars().any(char::is_control) {
             return Err(ConfigError::new(
                 at,
-                "exactly one of `value` and `value_env`",
+                "the value is empty or holds control characters",
             ));
         }
+        headers.push((h.name.clone(), value));
     }
-    for (field, value) in [
-        ("batch_max_records", http.batch_max_records),
-        ("batch_max_bytes", http.batch_max_bytes),
-        ("flush_interval_ms", http.flush_interval_ms),
-        ("buffer_max_records", http.buffer_max_records),
-        ("timeout_ms", http.timeout_ms),
-    ] {
-        if value == Some(0) {
+    let field = |name: &str, value: Option<u64>, default: u64, max: u64| {
+        let v = value.unwrap_or(default);
+        if v == 0 || v > max {
             return Err(ConfigError::new(
-                format!("sinks.http.{field}"),
-                "must be at least 1",
+                format!("sinks.http.{name}"),
+                format!("between 1 and {max}"),
             ));
         }
+        Ok(v)
+    };
+    let batch_max_records = field(
+        "batch_max_records",
+        http.batch_max_records,
+        DEFAULT_BATCH_MAX_RECORDS,
+        100_000,
+    )?;
+    let batch_max_bytes = field(
+        "batch_max_bytes",
+        http.batch_max_bytes,
+        DEFAULT_BATCH_MAX_BYTES,
+        64 * 1024 * 1024,
+    )?;
+    let flush_interval_ms = field(
+        "flush_interval_ms",
+        http.flush_interval_ms,
+        DEFAULT_FLUSH_INTERVAL_MS,
+        3_600_000,
+    )?;
+    let buffer_max_records = field(
+        "buffer_max_records",
+        http.buffer_max_records,
+        DEFAULT_BUFFER_MAX_RECORDS,
+        10_000_000,
+    )?;
+    let timeout_ms = field("timeout_ms", http.timeout_ms, DEFAULT_TIMEOUT_MS, 600_000)?;
+    let retry_initial_backoff_ms = field(
+        "retry_initial_backoff_ms",
+        http.retry_initial_backoff_ms,
+        DEFAULT_RETRY_INITIAL_BACKOFF_MS,
+        3_600_000,
+    )?;
+    let retry_max_backoff_ms = field(
+        "retry_max_backoff_ms",
+        http.retry_max_backoff_ms,
+        DEFAULT_RETRY_MAX_BACKOFF_MS.max(retry_initial_backoff_ms),
+        3_600_000,
+    )?;
+    if retry_max_backoff_ms < retry_initial_backoff_ms {
+        return Err(ConfigError::new(
+            "sinks.http.retry_max_backoff_ms",
+            "less than retry_initial_backoff_ms",
+        ));
     }
-    Ok(())
+    if batch_max_records > buffer_max_records {
+        return Err(ConfigError::new(
+            "sinks.http.batch_max_records",
+            "more than buffer_max_records: a batch could never fill",
+        ));
+    }
+    let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    Ok(HttpSink {
+        cluster: http.cluster.clone(),
+        authority,
+        path,
+        format: http.format,
+        headers,
+        batch_max_records: size(batch_max_records),
+        batch_max_bytes: size(batch_max_bytes),
+        flush_interval_ms,
+        buffer_max_records: size(buffer_max_records),
+        timeout_ms,
+        retry_initial_backoff_ms,
+        retry_max_backoff_ms,
+    })
 }

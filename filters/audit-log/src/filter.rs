@@ -11,12 +11,15 @@ use shieldwall_core::client_ip::{parse_ip, resolve};
 use shieldwall_core::decision;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::shared::worker_id;
-use shieldwall_core::{Action, ConfigError, Host, Identity, RootFilter, StreamFilter};
+use shieldwall_core::{
+    Action, CalloutResponse, ConfigError, Host, Identity, RootFilter, StreamFilter,
+};
 
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::mask::{hex_digit, Hits, Masker};
 use crate::record::{trace_id, Facts, FilterDecision, Outcome};
+use crate::sink::{encode_item, tick_ms, Shipper};
 
 /// The property the record is written to: Envoy's filter state `wasm.shieldwall.audit`, which an
 /// access log prints with `%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%`.
@@ -29,6 +32,8 @@ pub struct AuditLog {
     metrics: Rc<RefCell<Metrics>>,
     /// xorshift64 state for sampling allowed requests (statistical, not secret).
     rng: Rc<Cell<u64>>,
+    /// The HTTP sink's side in this worker (`None` without `sinks.http`).
+    shipper: Option<Shipper>,
 }
 
 /// 32 random bytes from the host (WASI `random_get`).
@@ -65,13 +70,13 @@ impl RootFilter for AuditLog {
             .map(|k| Chain::new(name.clone(), k));
         let masker = Masker::new(config.mask.clone(), random.get(8..).unwrap_or(&random));
         let h: &dyn Host = host;
+        let sinks = match (config.access_log, &config.http) {
+            (true, Some(_)) => "access_log, http",
+            (false, Some(_)) => "http",
+            _ => "access_log",
+        };
         h.info(&format!(
-            "audit-log: sinks: {}; chain {}; allowed requests sampled at {}%",
-            if config.access_log {
-                "access_log"
-            } else {
-                "none"
-            },
+            "audit-log: sinks: {sinks}; chain {}; allowed requests sampled at {}%",
             if chain.is_some() {
                 name.as_str()
             } else {
@@ -82,13 +87,44 @@ impl RootFilter for AuditLog {
         if config.mask.hash_key.is_none() {
             h.info("audit-log: mask.hash_key_env is not set: masked values correlate within one worker only");
         }
+        let shipper = match &config.http {
+            Some(sink) => {
+                let plugin = h.plugin_name();
+                let shipper = Shipper::new(host, Rc::new(sink.clone()), &plugin, worker_id());
+                host.set_tick_period(std::time::Duration::from_millis(tick_ms(sink)));
+                Some(shipper)
+            }
+            None => None,
+        };
         Ok(AuditLog {
             config: Rc::new(config),
             masker: Rc::new(masker),
             chain: Rc::new(RefCell::new(chain)),
             metrics: Rc::new(RefCell::new(Metrics::new(Self::NAME))),
             rng: Rc::new(Cell::new(worker_id() | 1)),
+            shipper,
         })
+    }
+
+    fn on_tick(&mut self, host: &mut dyn Host) {
+        if let (Some(shipper), Ok(mut metrics)) =
+            (self.shipper.as_mut(), self.metrics.try_borrow_mut())
+        {
+            shipper.on_tick(host, &mut metrics);
+        }
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CalloutResponse,
+    ) {
+        if let (Some(shipper), Ok(mut metrics)) =
+            (self.shipper.as_mut(), self.metrics.try_borrow_mut())
+        {
+            shipper.on_response(host, &mut metrics, token, &response);
+        }
     }
 
     fn new_stream(&mut self, _host: &mut dyn Host, _context_id: u32) -> AuditStream {
@@ -98,6 +134,7 @@ impl RootFilter for AuditLog {
             chain: self.chain.clone(),
             metrics: self.metrics.clone(),
             rng: self.rng.clone(),
+            queue: self.shipper.as_ref().and_then(Shipper::queue),
             facts: None,
         }
     }
@@ -109,6 +146,8 @@ pub struct AuditStream {
     chain: Rc<RefCell<Option<Chain>>>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
+    /// The HTTP sink's shared queue (`None` without `sinks.http`, or if it could not be registered).
+    queue: Option<u32>,
     facts: Option<Facts>,
 }
 
@@ -264,15 +303,34 @@ impl StreamFilter for AuditStream {
             },
             Err(_) => body,
         };
+        let mut delivered = false;
         if self.config.access_log {
             match host.set_property(&[AUDIT_PROPERTY], line.as_bytes()) {
-                Ok(()) => self.count(host, "records", 1),
+                Ok(()) => delivered = true,
                 Err(_) => {
                     let h: &dyn Host = host;
                     h.warn("audit-log: the record could not be written to filter state");
                     self.count(host, "errors.filter_state", 1);
                 }
             }
+        }
+        if self.config.http.is_some() {
+            let queued = self.queue.is_some_and(|q| {
+                host.queue_enqueue(q, &encode_item(facts.start_ns, &line))
+                    .is_ok()
+            });
+            if queued {
+                delivered = true;
+            } else {
+                // Lost before the sender saw it: counted as dropped, never silent.
+                let h: &dyn Host = host;
+                h.warn("audit-log: the record could not be put in the HTTP sink's queue");
+                self.count(host, "errors.queue", 1);
+                self.count(host, "dropped", 1);
+            }
+        }
+        if delivered {
+            self.count(host, "records", 1);
         }
         self.count_hits(host, &hits);
     }

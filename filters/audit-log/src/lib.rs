@@ -16,6 +16,9 @@ pub mod config;
 pub mod filter;
 pub mod mask;
 pub mod record;
+pub mod sink;
+#[cfg(test)]
+mod sink_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "wasm32")]

@@ -6,7 +6,7 @@ use shieldwall_core::testing::MockHost;
 use shieldwall_core::{Host, RootFilter, StreamFilter};
 
 use crate::chain::verify;
-use crate::config::Config;
+use crate::config::{Config, HttpFormat};
 use crate::filter::{AuditLog, AUDIT_PROPERTY};
 use crate::mask::{Hits, Masker};
 
@@ -16,6 +16,7 @@ fn env(name: &str) -> Option<String> {
     match name {
         "AUDIT_CHAIN_KEY" => Some(KEY.into()),
         "SHORT" => Some("short".into()),
+        "SIEM_TOKEN" => Some("Splunk 0000-test-token".into()),
         _ => None,
     }
 }
@@ -35,10 +36,15 @@ fn mask(m: &Masker, text: &str) -> String {
 }
 
 #[test]
-fn the_issue_example_loads_but_the_http_sink_is_refused_with_its_path() {
-    // The example of the issue, without the HTTP sink this build does not have.
+fn the_issue_example_loads_with_its_http_sink() {
     let c = config(json!({
-        "sinks": {"access_log": true},
+        "sinks": {
+            "access_log": true,
+            "http": {"cluster": "siem", "uri": "https://siem.example.com/services/collector/event",
+                     "format": "splunk_hec", "headers": [{"name": "authorization", "value_env": "SIEM_TOKEN"}],
+                     "batch_max_records": 200, "batch_max_bytes": 1048576, "flush_interval_ms": 1000,
+                     "buffer_max_records": 20000, "timeout_ms": 2000}
+        },
         "mask": {"card_numbers": true, "emails": true, "tokens": true, "ibans": true,
                  "json_fields": ["password", "ssn"], "query_params": ["token", "api_key"],
                  "patterns": [{"name": "account", "regex": "ACC-[0-9]{8}"}]},
@@ -50,20 +56,120 @@ fn the_issue_example_loads_but_the_http_sink_is_refused_with_its_path() {
     assert_eq!(c.chain_key.as_deref(), Some(KEY.as_bytes()));
     assert_eq!(c.mask.query_params, vec!["token", "api_key"]);
     assert_eq!(c.sample_allowed_ppm, 1_000_000);
-    let e = config(json!({"sinks": {"http": {"cluster": "siem", "uri": "https://siem.example.com/services/collector/event",
-        "format": "splunk_hec", "headers": [{"name": "authorization", "value_env": "SIEM_TOKEN"}]}}}))
-    .unwrap_err();
-    assert_eq!(e.path, "sinks.http");
-    // Its fields are still validated first.
-    let e = config(json!({"sinks": {"http": {"cluster": "siem", "uri": "ftp://x/"}}})).unwrap_err();
-    assert_eq!(e.path, "sinks.http.uri");
-    let e = config(
-        json!({"sinks": {"http": {"cluster": "siem", "uri": "https://x/", "format": "csv"}}}),
+    let http = c.http.unwrap();
+    assert_eq!(http.cluster, "siem");
+    assert_eq!(http.authority, "siem.example.com");
+    assert_eq!(http.path, "/services/collector/event");
+    assert_eq!(http.format, HttpFormat::SplunkHec);
+    assert_eq!(
+        http.headers,
+        vec![(
+            "authorization".to_string(),
+            "Splunk 0000-test-token".to_string()
+        )]
+    );
+    assert_eq!(
+        (
+            http.batch_max_records,
+            http.batch_max_bytes,
+            http.flush_interval_ms
+        ),
+        (200, 1_048_576, 1000)
+    );
+    assert_eq!((http.buffer_max_records, http.timeout_ms), (20_000, 2000));
+    assert_eq!(
+        (http.retry_initial_backoff_ms, http.retry_max_backoff_ms),
+        (500, 30_000)
+    );
+    // The HTTP sink alone is a sink.
+    let c = config(
+        json!({"sinks": {"access_log": false, "http": {"cluster": "s", "uri": "http://s/logs"}}}),
     )
-    .unwrap_err();
-    assert_eq!(e.path, "sinks.http.format");
-    let e = config(json!({"sinks": {"http": {"cluster": "s", "uri": "https://x/", "headers": [{"name": "a", "value": "1", "value_env": "B"}]}}})).unwrap_err();
-    assert_eq!(e.path, "sinks.http.headers[0]");
+    .unwrap();
+    assert!(!c.access_log);
+    assert_eq!(c.http.unwrap().format, HttpFormat::JsonLines);
+}
+
+#[test]
+fn http_sink_errors_name_the_field() {
+    let cases = [
+        (
+            json!({"cluster": "", "uri": "https://x/"}),
+            "sinks.http.cluster",
+        ),
+        (
+            json!({"cluster": "siem", "uri": "ftp://x/"}),
+            "sinks.http.uri",
+        ),
+        (
+            json!({"cluster": "siem", "uri": "https://x/", "format": "csv"}),
+            "sinks.http.format",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "a", "value": "1", "value_env": "B"}]}),
+            "sinks.http.headers[0]",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "a"}]}),
+            "sinks.http.headers[0]",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "A", "value": "1"}]}),
+            "sinks.http.headers[0].name",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "content-length", "value": "1"}]}),
+            "sinks.http.headers[0].name",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "x-a", "value": "1"}, {"name": "x-a", "value": "2"}]}),
+            "sinks.http.headers[1].name",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "x-a", "value": "a\nb"}]}),
+            "sinks.http.headers[0]",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "headers": [{"name": "x-a", "value_env": "NOT_SET"}]}),
+            "sinks.http.headers[0].value_env",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "batch_max_records": 0}),
+            "sinks.http.batch_max_records",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "batch_max_bytes": 0}),
+            "sinks.http.batch_max_bytes",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "flush_interval_ms": 0}),
+            "sinks.http.flush_interval_ms",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "buffer_max_records": 0}),
+            "sinks.http.buffer_max_records",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "timeout_ms": 0}),
+            "sinks.http.timeout_ms",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "batch_max_records": 50, "buffer_max_records": 10}),
+            "sinks.http.batch_max_records",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "retry_initial_backoff_ms": 1000, "retry_max_backoff_ms": 10}),
+            "sinks.http.retry_max_backoff_ms",
+        ),
+        (
+            json!({"cluster": "s", "uri": "https://x/", "batch_size": 10}),
+            "sinks.http.batch_size",
+        ),
+    ];
+    for (http, path) in cases {
+        let e = config(json!({"sinks": {"http": http}})).unwrap_err();
+        assert_eq!(e.path, path, "{http}: {e}");
+    }
 }
 
 #[test]
