@@ -12,6 +12,7 @@
 //! - [`Idp`] runs the OpenID Provider of `envoy/idp/` and fetches tokens from it.
 //! - [`http`] is a tiny HTTP/1.1 client; [`jwt`] decodes tokens for assertions.
 //! - [`SyslogNg`] runs syslog-ng with a test's configuration (the audit-log shipping path).
+//! - [`SiemReceiver`] is a loopback SIEM for audit-log's HTTP sink that can be slow, failing or down.
 //!
 //! Helpers here panic with a message that says what to do (build the module, run the setup script)
 //! rather than return errors: they are test support, and a missing Envoy must fail a test, never
@@ -23,6 +24,7 @@ pub mod envoy;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod siem;
 pub mod syslog;
 
 pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
@@ -30,6 +32,7 @@ pub use echo::Echo;
 pub use envoy::{envoy_binary, Envoy, StartError};
 pub use http::Response;
 pub use idp::{ClientAuth, Idp, IdpOptions, TokenError};
+pub use siem::{SiemMode, SiemReceiver};
 pub use syslog::SyslogNg;
 
 use std::net::TcpListener;
