@@ -463,3 +463,85 @@ fn the_http_sink_without_its_token_refuses_the_configuration() {
         "{refused:#}"
     );
 }
+
+/// The cost of a request through audit-log with the access-log sink on this harness (wasmtime),
+/// against the same request through the empty module: a timing loop, not a pass/fail check (run
+/// with `--ignored --nocapture`; the figures depend on the machine and its load). With
+/// `AUDIT_LOG_BASELINE_WASM` naming another build of the module (the one before a change), that
+/// build is timed in the same interleaved passes, so the two are compared under the same load.
+#[test]
+#[ignore]
+fn timing_loop_access_log_sink_against_the_empty_module() {
+    const N: usize = 1000;
+    let envoy = Envoy::new();
+    let bench_config = json!({"sinks": {"access_log": true},
+                              "include": {"request_headers": ["user-agent"]}});
+    let variants: Vec<(&str, Plugin)> = vec![
+        (
+            "noop",
+            Plugin::new(wasm_path("noop")).name("noop").json(&json!({})),
+        ),
+        (
+            "audit-log (the benchmark's configuration)",
+            Plugin::new(wasm_path("audit-log"))
+                .name("audit")
+                .json(&bench_config),
+        ),
+        (
+            "audit-log, the benchmark's configuration without decisions to read",
+            Plugin::new(wasm_path("audit-log"))
+                .name("audit-nodec")
+                .json(&json!({"sinks": {"access_log": true}, "decisions": [],
+                        "include": {"request_headers": ["user-agent"]}})),
+        ),
+        (
+            "audit-log, chained (key from the environment)",
+            audit(&json!({"chain": {"key_env": "AUDIT_CHAIN_KEY"},
+                          "include": {"request_headers": ["user-agent"]}})),
+        ),
+    ];
+    let mut variants = variants;
+    if let Some(path) = std::env::var_os("AUDIT_LOG_BASELINE_WASM") {
+        variants.push((
+            "baseline module, the benchmark's configuration",
+            Plugin::new(std::path::PathBuf::from(path))
+                .name("baseline")
+                .json(&bench_config),
+        ));
+    }
+    let workers: Vec<(&str, Worker)> = variants
+        .into_iter()
+        .map(|(name, plugin)| (name, envoy.worker(&[plugin]).unwrap()))
+        .collect();
+    let run = |worker: &Worker, n: usize| {
+        for i in 0..n {
+            let mut s = worker.stream(
+                Request::get(&format!("/orders/{i}?page=2&q=shoes"))
+                    .header("user-agent", "wrk/4.2")
+                    .source("198.51.100.7:4000"),
+            );
+            if let Outcome::Upstream(_) = s.send_request() {
+                s.send_response(Response::ok());
+            }
+            s.finish();
+        }
+    };
+    // Interleaved passes, the fastest of each kept: the machine is shared.
+    let mut best = vec![f64::MAX; workers.len()];
+    for _ in 0..7 {
+        for (i, (_, worker)) in workers.iter().enumerate() {
+            run(worker, 100);
+            let start = std::time::Instant::now();
+            run(worker, N);
+            let us = start.elapsed().as_secs_f64() * 1e6 / N as f64;
+            best[i] = best[i].min(us);
+        }
+    }
+    for (i, (name, _)) in workers.iter().enumerate() {
+        println!(
+            "timing: {name}: {:.1} µs per request ({:+.1} over the empty module)",
+            best[i],
+            best[i] - best[0]
+        );
+    }
+}

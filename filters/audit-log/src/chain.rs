@@ -31,15 +31,6 @@ pub struct Chain {
     key: hmac::Key,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(hex_digit(b >> 4));
-        out.push(hex_digit(b & 15));
-    }
-    out
-}
-
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
@@ -55,15 +46,19 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The `audit` object up to (not including) its `hash` member.
-fn audit_head(body: &str, name: &str, seq: u64) -> String {
-    let open = body.strip_suffix('}').unwrap_or(body);
-    let comma = if open.trim_end().ends_with('{') {
-        ""
-    } else {
-        ","
-    };
-    format!("{open}{comma}\"audit\":{{\"chain\":\"{name}\",\"seq\":{seq}")
+/// Turns `body` (a JSON object) in place into the record up to (not including) the `hash`
+/// member of its `audit` object.
+fn open_audit(body: &mut String, name: &str, seq: u64) {
+    if body.ends_with('}') {
+        body.pop();
+    }
+    if !body.trim_end().ends_with('{') {
+        body.push(',');
+    }
+    body.push_str("\"audit\":{\"chain\":\"");
+    body.push_str(name);
+    body.push_str("\",\"seq\":");
+    body.push_str(&seq.to_string());
 }
 
 impl Chain {
@@ -89,15 +84,27 @@ impl Chain {
     /// Seals a record: `body` is the record as a JSON object without `audit`; the result is the
     /// line with `audit.chain`, `audit.seq` and `audit.hash` as its last member.
     pub fn seal(&mut self, body: &str) -> String {
+        self.seal_owned(body.to_string())
+    }
+
+    /// [`Chain::seal`] that appends to the record's own buffer instead of copying it.
+    pub fn seal_owned(&mut self, mut line: String) -> String {
         self.seq += 1;
-        let head = audit_head(body, &self.name, self.seq);
+        open_audit(&mut line, &self.name, self.seq);
         let mut ctx = hmac::Context::with_key(&self.key);
         ctx.update(self.prev.as_bytes());
-        ctx.update(head.as_bytes());
+        ctx.update(line.as_bytes());
         ctx.update(b"}}");
-        let hash = hex(ctx.sign().as_ref());
-        let line = format!("{head},\"hash\":\"{hash}\"}}}}");
-        self.prev = hash;
+        let tag = ctx.sign();
+        self.prev.clear();
+        for b in tag.as_ref() {
+            self.prev.push(hex_digit(b >> 4));
+            self.prev.push(hex_digit(b & 15));
+        }
+        line.reserve(14 + self.prev.len());
+        line.push_str(",\"hash\":\"");
+        line.push_str(&self.prev);
+        line.push_str("\"}}");
         line
     }
 }

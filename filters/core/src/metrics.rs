@@ -18,6 +18,7 @@ pub fn name(filter: &str, event: &str) -> String {
 #[derive(Default)]
 pub struct Metrics {
     filter: &'static str,
+    /// Metric ids by event name.
     ids: HashMap<String, u32>,
 }
 
@@ -30,12 +31,12 @@ impl Metrics {
     }
 
     fn id(&mut self, host: &mut dyn Host, kind: MetricKind, event: &str) -> Option<u32> {
-        let full = name(self.filter, event);
-        if let Some(id) = self.ids.get(&full) {
+        // Keyed by the event: the filter is fixed, and a hit (every request) formats no name.
+        if let Some(id) = self.ids.get(event) {
             return Some(*id);
         }
-        let id = host.define_metric(kind, &full).ok()?;
-        self.ids.insert(full, id);
+        let id = host.define_metric(kind, &name(self.filter, event)).ok()?;
+        self.ids.insert(event.to_string(), id);
         Some(id)
     }
 
