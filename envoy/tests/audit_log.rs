@@ -519,10 +519,11 @@ log {{ source(s_audit); filter(f_records); destination(d_siem); }};
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The example configuration loads in Envoy with the chain key in Envoy's environment, and Envoy
-/// refuses it without: the filter never runs with a chain it cannot key.
+/// The example configuration loads in Envoy with the chain key and the SIEM token in Envoy's
+/// environment, and Envoy refuses it without either: the filter never runs with a chain it cannot
+/// key, nor ships to a SIEM without its token.
 #[test]
-fn the_example_takes_its_chain_key_from_the_environment() {
+fn the_example_takes_its_chain_key_and_siem_token_from_the_environment() {
     let example = shieldwall_e2e::crate_dir()
         .join("examples")
         .join("audit-log.yaml");
@@ -539,12 +540,16 @@ fn the_example_takes_its_chain_key_from_the_environment() {
     let dir = scratch_dir("audit-example");
     let config = dir.join("envoy.yaml");
     std::fs::write(&config, text).unwrap();
-    let validate = |key: Option<&str>| {
+    let validate = |key: Option<&str>, token: Option<&str>| {
         let mut cmd = Command::new(shieldwall_e2e::envoy_binary());
         cmd.args(["--mode", "validate", "-c"]).arg(&config);
         cmd.env_remove("AUDIT_CHAIN_KEY");
+        cmd.env_remove("SIEM_TOKEN");
         if let Some(k) = key {
             cmd.env("AUDIT_CHAIN_KEY", k);
+        }
+        if let Some(t) = token {
+            cmd.env("SIEM_TOKEN", t);
         }
         let out = cmd.output().unwrap();
         (
@@ -556,12 +561,21 @@ fn the_example_takes_its_chain_key_from_the_environment() {
             ),
         )
     };
-    let (ok, log) = validate(Some(CHAIN_KEY));
+    let token = Some("Bearer example-token");
+    let (ok, log) = validate(Some(CHAIN_KEY), token);
     assert!(ok, "{log}");
-    let (ok, log) = validate(None);
+    let (ok, log) = validate(None, token);
     assert!(!ok, "{log}");
     assert!(
         log.contains("chain.key_env: the VM has no environment variable `AUDIT_CHAIN_KEY`"),
+        "{log}"
+    );
+    let (ok, log) = validate(Some(CHAIN_KEY), None);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains(
+            "sinks.http.headers[0].value_env: the VM has no environment variable `SIEM_TOKEN`"
+        ),
         "{log}"
     );
     let _ = std::fs::remove_dir_all(&dir);
