@@ -346,6 +346,15 @@ LISTENERS = {
     # logger (to /dev/null: the write is Envoy's own cost either way), masking on, no chain key.
     "ours-audit": [wasm("audit-log", "audit", {"sinks": {"access_log": True},
                                                 "include": {"request_headers": ["user-agent"]}})],
+    # audit-log with the HTTP sink only: records batched to `fake-siem` (a direct response in the
+    # same Envoy, so the SIEM's side is counted in Envoy's CPU too). The buffer holds more than a
+    # run brings, so a sink that falls behind shows as a backlog, not as drops.
+    "ours-audit-http": [wasm("audit-log", "audit-http", {
+        "sinks": {"access_log": False, "http": {"cluster": "fake-siem", "uri": "http://fake-siem/ingest",
+                                                "batch_max_records": 500, "flush_interval_ms": 100,
+                                                "buffer_max_records": 1000000, "timeout_ms": 2000}},
+        "include": {"request_headers": ["user-agent"]}})],
+    "fake-siem": [],
     # Diagnostics: what a module costs when it has almost nothing to do.
     "ours-jwt-public": [ours_jwt_public("jwt-public")],
     "ours-ratelimit-nomatch": [ours_ratelimit("rl-nomatch", prefix="/never/")],
@@ -387,6 +396,8 @@ DIAGNOSTICS = [
      "direct response runs in the same Envoy and is counted too)", [("only", "ours-introspection-miss", "warm")]),
     ("diag-audit", "audit-log, one masked record per request into the access log (no chain key)",
      [("only", "ours-audit", "warm")]),
+    ("diag-audit-http", "audit-log, the HTTP sink: records batched to a loopback SIEM (a direct response in the "
+     "same Envoy, counted too)", [("only", "ours-audit-http", "warm")]),
     ("diag-exchange-cached", "jwt-auth (warm) + identity-exchange, the internal token from its cache",
      [("only", "ours-exchange-cached", "warm")]),
     ("diag-policy", "jwt-auth (warm) + policy-authz, a five-rule Rego policy", [("only", "ours-jwt-policy", "warm")]),
@@ -414,12 +425,14 @@ def fake_idp_route():
 def bootstrap(listeners, admin_port):
     out = []
     clusters = []
-    if "fake-idp" in listeners:
-        clusters.append({
-            "name": "fake-idp", "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "fake-idp", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                "socket_address": {"address": "127.0.0.1", "port_value": listeners["fake-idp"][0]}}}}]}]},
-        })
+    # Listeners that stand for a remote service, reached by the modules through a cluster.
+    for fake in ("fake-idp", "fake-siem"):
+        if fake in listeners:
+            clusters.append({
+                "name": fake, "type": "STATIC", "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": fake, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                    "socket_address": {"address": "127.0.0.1", "port_value": listeners[fake][0]}}}}]}]},
+            })
     for name, (port, filters) in listeners.items():
         hcm = {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
