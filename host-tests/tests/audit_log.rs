@@ -5,9 +5,10 @@
 //! module with two workers and a scripted SIEM cluster: records batched and received once each,
 //! retried with backoff while the SIEM fails, dropped and counted exactly when it is down longer
 //! than the buffer lasts, shipping resumed when it is back, and the sender lease taken over by
-//! the other worker when the sender's worker goes away.
+//! the other worker when the sender's worker goes away; and the sink as a stage of the one module.
 //!
-//! Build first: cargo build --release --target wasm32-wasip1 -p audit-log -p scope-authz
+//! Build first: cargo build --release --target wasm32-wasip1 -p audit-log -p scope-authz -p shieldwall
+//! (and `-p noop` for the ignored timing loop)
 
 #![allow(
     clippy::unwrap_used,
@@ -544,4 +545,62 @@ fn timing_loop_access_log_sink_against_the_empty_module() {
             best[i] - best[0]
         );
     }
+}
+
+/// The HTTP sink as a stage of the one module (`shieldwall.wasm`): the chain forwards the queue
+/// calls, the tick and the batches' answers to audit-log's stage, and scope-authz's refusals are
+/// shipped like the rest.
+#[test]
+fn the_http_sink_works_inside_the_one_module() {
+    let envoy = Envoy::new();
+    let siem = Rc::new(RefCell::new(Siem::default()));
+    envoy.cluster("siem", siem_cluster(&siem));
+    let chain = json!({"chain": [
+        {"filter": "audit-log", "config": {
+            "sinks": {"access_log": false, "http": {
+                "cluster": "siem", "uri": "http://siem.test/ingest",
+                "headers": [{"name": "authorization", "value_env": "SIEM_TOKEN"}],
+                "batch_max_records": 4, "flush_interval_ms": 100}},
+            "chain": {"key_env": "AUDIT_CHAIN_KEY"}}},
+        {"filter": "scope-authz", "config": {
+            "rules": [{"match": {"prefix": "/public/"}, "public": true}], "default": "deny"}}
+    ]});
+    let plugin = || {
+        Plugin::new(wasm_path("shieldwall"))
+            .name("gw")
+            .vm_id("gw")
+            .env("AUDIT_CHAIN_KEY", KEY)
+            .env("SIEM_TOKEN", "Bearer siem-token")
+            .json(&chain)
+    };
+    let workers: Vec<Worker> = (0..2).map(|_| envoy.worker(&[plugin()]).unwrap()).collect();
+    for i in 0..6 {
+        pass(&workers[i % 2], &format!("/public/{i}"));
+        let mut s = workers[i % 2].stream(Request::get(&format!("/private/{i}")));
+        match s.send_request() {
+            Outcome::LocalReply(r) => assert_eq!(r.status(), 403),
+            other => panic!("unexpected {other:?}"),
+        }
+        s.finish();
+    }
+    envoy.advance(Duration::from_millis(1000));
+    let s = siem.borrow();
+    let mut got = paths_of(&s.accepted);
+    got.sort();
+    let mut want: Vec<String> = (0..6)
+        .flat_map(|i| [format!("/public/{i}"), format!("/private/{i}")])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(s.attempts.iter().all(|(n, _)| *n <= 4));
+    let summary = verify(s.accepted.iter().map(String::as_str), KEY.as_bytes(), false).unwrap();
+    assert_eq!((summary.records, summary.chains.len()), (12, 2));
+    let refused = s
+        .accepted
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["shieldwall"]["denied_by"] == "scope_authz")
+        .count();
+    assert_eq!(refused, 6);
+    assert_eq!(metric(&envoy, "shipped"), 12);
 }
