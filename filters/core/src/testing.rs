@@ -83,6 +83,8 @@ pub struct MockHost {
     pub filter_name: &'static str,
     /// Every `request_header` call's name, in order (to count what is asked of the proxy).
     pub header_reads: RefCell<Vec<String>>,
+    /// Every `property` call's path (segments joined by `.`), in order.
+    pub property_reads: RefCell<Vec<String>>,
     metrics: Vec<(String, MetricKind, u64, usize)>,
 }
 
@@ -271,6 +273,7 @@ impl Host for MockHost {
         self.filter_name
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.property_reads.borrow_mut().push(path.join("."));
         self.properties.get(&path.join("\0")).cloned()
     }
     fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
