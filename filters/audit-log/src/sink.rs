@@ -110,66 +110,80 @@ pub fn content_type(format: HttpFormat) -> &'static str {
     }
 }
 
-/// The bytes one record adds to a batch, beside its own text (an estimate for `batch_max_bytes`).
-fn framing(format: HttpFormat) -> usize {
-    match format {
-        HttpFormat::JsonLines => 1,
-        HttpFormat::EcsBulk => 14,
-        HttpFormat::SplunkHec => 64,
-        HttpFormat::OtlpJson => 160,
-    }
-}
+const OTLP_HEAD: &str = "{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"shieldwall\"}}]},\"scopeLogs\":[{\"scope\":{\"name\":\"shieldwall.audit_log\"},\"logRecords\":[";
+const OTLP_TAIL: &str = "]}]}]}";
 
-/// A batch's body. The record's text is carried unchanged (as the event, the log body or the
-/// document), so a SIEM that keeps it can still verify the chain.
-pub fn batch_body<'a>(format: HttpFormat, items: impl Iterator<Item = &'a Item>) -> Vec<u8> {
-    let mut out = String::new();
+/// Appends one record to a batch in `format` (`first`: no record before it in this batch).
+fn push_record(out: &mut String, format: HttpFormat, item: &Item, first: bool) {
     match format {
         HttpFormat::JsonLines => {
-            for item in items {
-                out.push_str(&item.line);
-                out.push('\n');
-            }
+            out.push_str(&item.line);
+            out.push('\n');
         }
         HttpFormat::EcsBulk => {
             // `create`: data streams accept only it; the index comes from the URI path.
-            for item in items {
-                out.push_str("{\"create\":{}}\n");
-                out.push_str(&item.line);
-                out.push('\n');
-            }
+            out.push_str("{\"create\":{}}\n");
+            out.push_str(&item.line);
+            out.push('\n');
         }
         HttpFormat::SplunkHec => {
             // HEC takes several event objects one after the other in one request.
-            for item in items {
-                let secs = item.time_ns / 1_000_000_000;
-                let millis = (item.time_ns / 1_000_000) % 1000;
-                out.push_str(&format!(
-                    "{{\"time\":{secs}.{millis:03},\"sourcetype\":\"_json\",\"source\":\"shieldwall:audit_log\",\"event\":"
-                ));
-                out.push_str(&item.line);
-                out.push_str("}\n");
-            }
+            let secs = item.time_ns / 1_000_000_000;
+            let millis = (item.time_ns / 1_000_000) % 1000;
+            out.push_str(&format!(
+                "{{\"time\":{secs}.{millis:03},\"sourcetype\":\"_json\",\"source\":\"shieldwall:audit_log\",\"event\":"
+            ));
+            out.push_str(&item.line);
+            out.push_str("}\n");
         }
         HttpFormat::OtlpJson => {
-            // OTLP/HTTP logs, JSON encoding: one resource, one scope, a log record per record,
-            // the record's text as the body (a string, so its bytes stay as sealed).
-            out.push_str("{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"shieldwall\"}}]},\"scopeLogs\":[{\"scope\":{\"name\":\"shieldwall.audit_log\"},\"logRecords\":[");
-            for (i, item) in items.enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&format!(
-                    "{{\"timeUnixNano\":\"{t}\",\"observedTimeUnixNano\":\"{t}\",\"severityNumber\":9,\"severityText\":\"INFO\",\"eventName\":\"shieldwall.audit\",\"body\":{{\"stringValue\":",
-                    t = item.time_ns
-                ));
-                json_string(&mut out, &item.line);
-                out.push_str("}}");
+            // One log record per record, the record's text as a string body (its bytes stay as
+            // sealed).
+            if !first {
+                out.push(',');
             }
-            out.push_str("]}]}]}");
+            out.push_str(&format!(
+                "{{\"timeUnixNano\":\"{t}\",\"observedTimeUnixNano\":\"{t}\",\"severityNumber\":9,\"severityText\":\"INFO\",\"eventName\":\"shieldwall.audit\",\"body\":{{\"stringValue\":",
+                t = item.time_ns
+            ));
+            json_string(out, &item.line);
+            out.push_str("}}");
         }
     }
-    out.into_bytes()
+}
+
+/// A batch of at most `max_records` records from the head of `items` whose body, envelope
+/// included, is at most `max_bytes` (but always at least one record): the body and the number of
+/// records it carries.
+pub fn build_batch<'a>(
+    format: HttpFormat,
+    items: impl Iterator<Item = &'a Item>,
+    max_records: usize,
+    max_bytes: usize,
+) -> (Vec<u8>, usize) {
+    let (head, tail) = match format {
+        HttpFormat::OtlpJson => (OTLP_HEAD, OTLP_TAIL),
+        _ => ("", ""),
+    };
+    let mut out = String::from(head);
+    let mut n = 0usize;
+    for item in items.take(max_records) {
+        let before = out.len();
+        push_record(&mut out, format, item, n == 0);
+        if n > 0 && out.len() + tail.len() > max_bytes {
+            out.truncate(before);
+            break;
+        }
+        n += 1;
+    }
+    out.push_str(tail);
+    (out.into_bytes(), n)
+}
+
+/// A batch's body with every record of `items`. The record's text is carried unchanged (as the
+/// event, the log body or the document), so a SIEM that keeps it can still verify the chain.
+pub fn batch_body<'a>(format: HttpFormat, items: impl Iterator<Item = &'a Item>) -> Vec<u8> {
+    build_batch(format, items, usize::MAX, usize::MAX).0
 }
 
 /// What the sender does with a callout's answer.
@@ -351,22 +365,6 @@ impl Shipper {
         }
     }
 
-    /// How many records of the buffer's head the next batch takes.
-    fn batch_len(&self) -> usize {
-        let extra = framing(self.sink.format);
-        let mut bytes = 0usize;
-        let mut n = 0usize;
-        for item in self.buffer.iter().take(self.sink.batch_max_records) {
-            let size = item.line.len() + extra;
-            if n > 0 && bytes + size > self.sink.batch_max_bytes {
-                break;
-            }
-            bytes += size;
-            n += 1;
-        }
-        n
-    }
-
     fn send_if_due(&mut self, host: &mut dyn Host, metrics: &mut Metrics) {
         if self.in_flight.is_some() || self.buffer.is_empty() {
             return;
@@ -375,13 +373,24 @@ impl Shipper {
         if now < self.next_try_ms {
             return;
         }
-        let n = self.batch_len();
-        let full = n < self.buffer.len() || n >= self.sink.batch_max_records;
         let due = now.saturating_sub(self.last_send_ms) >= self.sink.flush_interval_ms;
+        if !due && self.failures == 0 && self.buffer.len() < self.sink.batch_max_records {
+            // Maybe full by bytes: only then is the batch built before its time.
+            let bytes: usize = self.buffer.iter().map(|i| i.line.len()).sum();
+            if bytes < self.sink.batch_max_bytes {
+                return;
+            }
+        }
+        let (body, n) = build_batch(
+            self.sink.format,
+            self.buffer.iter(),
+            self.sink.batch_max_records,
+            self.sink.batch_max_bytes,
+        );
+        let full = n < self.buffer.len() || n >= self.sink.batch_max_records;
         if !(full || due || self.failures > 0) {
             return;
         }
-        let body = batch_body(self.sink.format, self.buffer.iter().take(n));
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()

@@ -479,3 +479,38 @@ fn denied_requests_are_never_sampled_away_from_the_http_sink() {
     assert_eq!(host.queue_len(QUEUE), 2);
     assert_eq!(host.metric("shieldwall.audit_log.sampled_out"), 2);
 }
+
+#[test]
+fn otlp_batches_stay_under_batch_max_bytes_with_their_escapes() {
+    let mut host = MockHost::new();
+    let mut r = root(
+        &mut host,
+        json!({"cluster": "siem", "uri": "http://siem/v1/logs", "format": "otlp_json",
+               "batch_max_bytes": 2500, "flush_interval_ms": 100}),
+    );
+    for i in 0..8 {
+        request(&mut r, &mut host, i);
+    }
+    let mut seen = 0;
+    let mut total = 0;
+    for _ in 0..20 {
+        tick(&mut r, &mut host, 100);
+        while host.callouts.len() > seen {
+            let body = host.callouts[seen].body.clone().unwrap();
+            seen += 1;
+            assert!(body.len() <= 2500, "{}", body.len());
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            total += v["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+                .as_array()
+                .unwrap()
+                .len();
+            answer(&mut r, &mut host, Some(200));
+        }
+    }
+    assert!(seen >= 2);
+    assert_eq!(total, 8);
+    assert_eq!(
+        host.callouts[0].header("content-type"),
+        Some("application/json")
+    );
+}
