@@ -262,7 +262,7 @@ impl Shipper {
         let held = self.lease.try_acquire(host, ttl);
         if !held {
             if self.sender {
-                self.step_down(host);
+                self.step_down(host, metrics);
             }
             return;
         }
@@ -276,7 +276,7 @@ impl Shipper {
     }
 
     /// Gives the buffer back to the queue (another worker holds the lease now).
-    fn step_down(&mut self, host: &mut dyn Host) {
+    fn step_down(&mut self, host: &mut dyn Host, metrics: &mut Metrics) {
         if self.in_flight.is_some() {
             // Its answer decides what happens to the batch; the rest goes back then.
             return;
@@ -292,12 +292,19 @@ impl Shipper {
                 lost += 1;
             }
         }
-        let h: &dyn Host = host;
         if lost > 0 {
+            metrics.add(host, "dropped", i64::try_from(lost).unwrap_or(i64::MAX));
+            metrics.add(
+                host,
+                "errors.queue",
+                i64::try_from(lost).unwrap_or(i64::MAX),
+            );
+            let h: &dyn Host = host;
             h.warn(&format!(
-                "audit-log: lost the sender lease and could not give {lost} record(s) back to the queue"
+                "audit-log: lost the sender lease and could not give {lost} record(s) back to the queue (counted as dropped)"
             ));
         } else {
+            let h: &dyn Host = host;
             h.info("audit-log: another worker holds the HTTP sink's lease; records handed back to the queue");
         }
     }
@@ -467,7 +474,7 @@ impl Shipper {
             if self.lease.is_held_by_me(host) {
                 self.send_if_due(host, metrics);
             } else {
-                self.step_down(host);
+                self.step_down(host, metrics);
             }
         }
         true

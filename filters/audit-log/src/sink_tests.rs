@@ -514,3 +514,23 @@ fn otlp_batches_stay_under_batch_max_bytes_with_their_escapes() {
         Some("application/json")
     );
 }
+
+#[test]
+fn records_a_stepping_down_sender_cannot_hand_back_are_counted_as_dropped() {
+    let mut host = MockHost::new();
+    let http = json!({"cluster": "siem", "uri": "http://siem/", "flush_interval_ms": 100,
+                      "retry_initial_backoff_ms": 100000});
+    let mut a = root(&mut host, http.clone());
+    let mut b = root(&mut host, http);
+    request(&mut a, &mut host, 0);
+    request(&mut a, &mut host, 1);
+    tick(&mut a, &mut host, 100);
+    answer(&mut a, &mut host, Some(500));
+    tick(&mut b, &mut host, 2100);
+    // The proxy's queue is gone (as if the plugin's vm_id changed under it).
+    host.queues.clear();
+    tick(&mut a, &mut host, 0);
+    assert_eq!(host.metric("shieldwall.audit_log.dropped"), 2);
+    assert_eq!(host.metric("shieldwall.audit_log.errors.queue"), 2);
+    assert!(host.logged("could not give 2 record(s) back to the queue"));
+}
