@@ -13,6 +13,8 @@
 //! - [`http`] is a tiny HTTP/1.1 client; [`jwt`] decodes tokens for assertions.
 //! - [`SyslogNg`] runs syslog-ng with a test's configuration (the audit-log shipping path).
 //! - [`SiemReceiver`] is a loopback SIEM for audit-log's HTTP sink that can be slow, failing or down.
+//! - [`Prometheus`] runs Prometheus scraping a test's Envoy; [`prometheus`] also reads Envoy's
+//!   `/stats/prometheus` and the metric selectors of the rules and the dashboard.
 //!
 //! Helpers here panic with a message that says what to do (build the module, run the setup script)
 //! rather than return errors: they are test support, and a missing Envoy must fail a test, never
@@ -25,6 +27,7 @@ pub mod http;
 pub mod idp;
 pub mod jwt;
 pub mod siem;
+pub mod prometheus;
 pub mod syslog;
 
 pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
@@ -33,6 +36,7 @@ pub use envoy::{envoy_binary, Envoy, StartError};
 pub use http::Response;
 pub use idp::{ClientAuth, Idp, IdpOptions, TokenError};
 pub use siem::{SiemMode, SiemReceiver};
+pub use prometheus::Prometheus;
 pub use syslog::SyslogNg;
 
 use std::net::TcpListener;
