@@ -13,6 +13,7 @@
 //! - [`http`] is a tiny HTTP/1.1 client; [`jwt`] decodes tokens for assertions.
 //! - [`SyslogNg`] runs syslog-ng with a test's configuration (the audit-log shipping path).
 //! - [`SiemReceiver`] is a loopback SIEM for audit-log's HTTP sink that can be slow, failing or down.
+//! - [`gateway_chain()`] reads the one-module chain of `envoy/gateway.yaml` as the gateway runs it.
 //! - [`Prometheus`] runs Prometheus scraping a test's Envoy; [`prometheus`] also reads Envoy's
 //!   `/stats/prometheus` and the metric selectors of the rules and the dashboard.
 //!
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod echo;
 pub mod envoy;
+pub mod gateway_chain;
 pub mod http;
 pub mod idp;
 pub mod jwt;
@@ -33,6 +35,7 @@ pub mod syslog;
 pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
 pub use echo::Echo;
 pub use envoy::{envoy_binary, Envoy, StartError};
+pub use gateway_chain::gateway_chain;
 pub use http::Response;
 pub use idp::{ClientAuth, Idp, IdpOptions, TokenError};
 pub use siem::{SiemMode, SiemReceiver};

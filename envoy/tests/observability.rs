@@ -30,8 +30,8 @@ use shieldwall_e2e::prometheus::{
     Selector, Series,
 };
 use shieldwall_e2e::{
-    free_port, http, render, repo_root, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig,
-    Idp, IdpOptions, Prometheus, WasmFilter,
+    free_port, gateway_chain, http, render, scratch_dir, wasm_path, Cluster, Echo, Envoy,
+    EnvoyConfig, Idp, IdpOptions, Prometheus, WasmFilter,
 };
 
 const PREFIXES: [&str; 2] = ["shieldwall_", "envoy_"];
@@ -190,45 +190,6 @@ fn matches(selector: &Selector, series: &[Series]) -> bool {
                 .filter(|(_, op, _)| op == "=")
                 .all(|(label, _, value)| s.label(label) == Some(value.as_str()))
     })
-}
-
-/// The chain of envoy/gateway.yaml's shieldwall plugin, with its placeholders filled as
-/// scripts/gateway.sh fills them.
-fn gateway_chain(idp_port: u16) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo_root().join("envoy").join("gateway.yaml")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.trim() == "name: shieldwall")
-        .expect("gateway.yaml has a shieldwall plugin");
-    let value = at
-        + lines[at..]
-            .iter()
-            .position(|l| l.trim() == "value: |")
-            .expect("the shieldwall plugin has a configuration block");
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let own = indent(lines[value]);
-    let block: Vec<&str> = lines[value + 1..]
-        .iter()
-        .take_while(|l| l.trim().is_empty() || indent(l) > own)
-        .copied()
-        .collect();
-    let openapi = std::fs::read_to_string(
-        repo_root()
-            .join("envoy")
-            .join("openapi")
-            .join("orders.yaml"),
-    )
-    .unwrap();
-    let json = block
-        .join("\n")
-        .replace("{{IDP_PORT}}", &idp_port.to_string())
-        .replace(
-            "{{ORDERS_OPENAPI_JSON}}",
-            &serde_json::to_string(&openapi).unwrap(),
-        );
-    let chain: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
-    chain["chain"].as_array().cloned().expect("a chain")
 }
 
 fn entry<'a>(chain: &'a mut [Value], filter: &str) -> &'a mut Value {
