@@ -28,8 +28,8 @@ pub mod gateway_chain;
 pub mod http;
 pub mod idp;
 pub mod jwt;
-pub mod siem;
 pub mod prometheus;
+pub mod siem;
 pub mod syslog;
 
 pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
@@ -38,8 +38,8 @@ pub use envoy::{envoy_binary, Envoy, StartError};
 pub use gateway_chain::gateway_chain;
 pub use http::Response;
 pub use idp::{ClientAuth, Idp, IdpOptions, TokenError};
-pub use siem::{SiemMode, SiemReceiver};
 pub use prometheus::Prometheus;
+pub use siem::{SiemMode, SiemReceiver};
 pub use syslog::SyslogNg;
 
 use std::net::TcpListener;
