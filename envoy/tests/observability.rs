@@ -438,6 +438,35 @@ fn rules_and_dashboard_use_only_series_a_real_envoy_exports_and_prometheus_evalu
         })
         .collect();
     assert!(flat.is_empty(), "untagged names: {flat:?}");
+    // What README.md says of the names: no `envoy_` prefix and no `wasmcustom` on wasm metrics,
+    // counters, gauges and histograms with their Prometheus types, and wasm metrics tagged in
+    // /stats/prometheus keep their full names in /stats.
+    // A histogram's values are merged at Envoy's stats flush (every 5 s by default): it shows up
+    // in /stats/prometheus?usedonly after the first flush that follows its first value.
+    let histogram = "# TYPE shieldwall_token_introspection_callout_latency_ms histogram";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut text = scrape(&envoy);
+    while !text.lines().any(|l| l == histogram) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(500));
+        text = scrape(&envoy);
+    }
+    for line in [
+        "# TYPE shieldwall_jwt_auth_denied counter",
+        "# TYPE shieldwall_jwt_auth_jwks_keys gauge",
+        histogram,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(
+        !text.contains("envoy_shieldwall") && !text.contains("wasmcustom"),
+        "wasm metrics with a prefix"
+    );
+    assert!(
+        envoy
+            .stat("wasmcustom.shieldwall.jwt_auth.denied.missing_token")
+            .is_some_and(|n| n >= 1),
+        "/stats keeps the full name"
+    );
 
     // Prometheus scraping this Envoy every second, with the rules: prometheus.yml rendered as
     // scripts/gateway.sh renders it, with this Envoy as both gateways and the mesh, and its 5 s
