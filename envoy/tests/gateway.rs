@@ -467,6 +467,19 @@ fn the_bank_reference_diagram_names_what_runs() {
     );
 }
 
+/// Both bank gateways export shieldwall's metrics with the stats tags the alert rules and the
+/// dashboard are written for: envoy/bank/gateway.yaml carries envoy/observability/stats-tags.yaml.
+#[test]
+fn the_bank_gateways_carry_the_observability_stats_tags() {
+    let read = |path: &str| fs::read_to_string(repo_root().join(path)).expect(path);
+    let tags = read("envoy/observability/stats-tags.yaml");
+    let block = &tags[tags.find("stats_config:").expect("stats_config")..];
+    assert!(
+        read("envoy/bank/gateway.yaml").contains(block),
+        "envoy/bank/gateway.yaml lacks the stats_config of envoy/observability/stats-tags.yaml"
+    );
+}
+
 // ------------------------------------------------------------------ the README's samples
 
 /// A command of the README and what it documents about its answer.

@@ -359,8 +359,16 @@ impl RateLimitStream {
                 } else {
                     "global_limited"
                 };
-                for v in &self.verdicts {
-                    if let Some(rule) = self.rule(v.rule) {
+                // The statuses answer the descriptors in order, one a rule that applied: count
+                // the rules the service refused (all of them when it named none).
+                let named = decoded.statuses.len() == self.verdicts.len();
+                for (i, v) in self.verdicts.iter().enumerate() {
+                    let refused = !named
+                        || decoded
+                            .statuses
+                            .get(i)
+                            .is_some_and(|s| s.code == rls::Code::OverLimit);
+                    if let Some(rule) = self.rule(v.rule).filter(|_| refused) {
                         worker.metrics.inc(host, &metric(rule, event));
                     }
                 }

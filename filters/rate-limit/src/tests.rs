@@ -625,6 +625,44 @@ fn ok(code: u8) -> GrpcResponse {
     }
 }
 
+/// Only the rules whose descriptor the service refused count `global_limited`: a request that two
+/// rules apply to, refused for the second one's descriptor, counts for that rule alone.
+#[test]
+fn global_limited_counts_the_rules_the_service_refused() {
+    let cfg = json!({"rules": [
+        {"name": "per-ip", "key": {"source": "client_ip"}, "limit": {"requests": 100, "per": "second"}},
+        {"name": "per-key", "key": {"header": "x-api-key"}, "limit": {"requests": 100, "per": "second"}}],
+        "global": {"cluster": "ratelimit", "domain": "edge", "timeout_ms": 50}});
+    let mut gw = Gw::new(cfg);
+    gw.host.new_stream("GET", "/", &[("x-api-key", "k1")]);
+    gw.host
+        .set_property(&["source", "address"], b"10.0.0.1:1")
+        .unwrap();
+    let mut s = gw.root.new_stream(&mut gw.host, 1);
+    assert_eq!(s.on_request_headers(&mut gw.host, true), Action::Pause);
+    let token = gw.host.grpc_callouts.last().unwrap().token;
+    // overall_code OVER_LIMIT; statuses [OK, OVER_LIMIT], in the order of the descriptors.
+    let reply = GrpcResponse {
+        status: 0,
+        message: Some(vec![0x08, 2, 0x12, 2, 0x08, 1, 0x12, 2, 0x08, 2]),
+    };
+    assert_eq!(
+        s.on_grpc_call_response(&mut gw.host, token, reply),
+        Action::Pause
+    );
+    assert_eq!(gw.host.local_reply.as_ref().map(|r| r.status), Some(429));
+    assert_eq!(
+        gw.host
+            .metric("shieldwall.rate_limit.rule.per-key.global_limited"),
+        1
+    );
+    assert_eq!(
+        gw.host
+            .metric("shieldwall.rate_limit.rule.per-ip.global_limited"),
+        0
+    );
+}
+
 #[test]
 fn the_rate_limit_service_decides_after_the_local_buckets() {
     let mut gw = Gw::new(global_cfg("deny"));
