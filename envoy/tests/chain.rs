@@ -10,53 +10,19 @@
 
 use serde_json::{json, Value};
 use shieldwall_e2e::{
-    repo_root, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, Response, WasmFilter,
+    gateway_chain, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, Response,
+    WasmFilter,
 };
 
 const PLUGINS: [&str; 3] = ["jwt-auth", "scope-authz", "rate-limit"];
 
 /// The configuration of filter `name` in `envoy/gateway.yaml`: the gateway runs the three
-/// filters as one `shieldwall` module, so it is that filter's entry of the module's `chain`
-/// (the plugin's `value: |` block), with the IdP's port filled in.
+/// filters as one `shieldwall` module, so it is that filter's entry of the module's `chain`,
+/// with the placeholders filled as scripts/gateway.sh fills them.
 fn gateway_config(name: &str, idp_port: u16) -> Value {
-    let text = std::fs::read_to_string(repo_root().join("envoy").join("gateway.yaml")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.trim() == "name: shieldwall")
-        .unwrap_or_else(|| panic!("gateway.yaml has no shieldwall plugin"));
-    let value = at
-        + lines[at..]
-            .iter()
-            .position(|l| l.trim() == "value: |")
-            .unwrap_or_else(|| panic!("the shieldwall plugin has no configuration block"));
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let own = indent(lines[value]);
-    let block: Vec<&str> = lines[value + 1..]
-        .iter()
-        .take_while(|l| l.trim().is_empty() || indent(l) > own)
-        .copied()
-        .collect();
-    // The placeholders scripts/gateway.sh fills: the IdP's port, and payload-guard's document as
-    // one JSON string.
-    let openapi = std::fs::read_to_string(
-        repo_root()
-            .join("envoy")
-            .join("openapi")
-            .join("orders.yaml"),
-    )
-    .unwrap();
-    let json = block
-        .join("\n")
-        .replace("{{IDP_PORT}}", &idp_port.to_string())
-        .replace(
-            "{{ORDERS_OPENAPI_JSON}}",
-            &serde_json::to_string(&openapi).unwrap(),
-        );
-    let chain: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
-    chain["chain"]
-        .as_array()
-        .and_then(|entries| entries.iter().find(|e| e["filter"] == name))
+    gateway_chain(idp_port)
+        .into_iter()
+        .find(|e| e["filter"] == name)
         .map(|e| e["config"].clone())
         .unwrap_or_else(|| panic!("gateway.yaml's chain has no {name}"))
 }
