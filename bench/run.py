@@ -46,7 +46,8 @@ ALGS = ["RS256", "ES256", "EdDSA"]
 MODULES = {"jwt-auth": "jwt_auth.wasm", "scope-authz": "scope_authz.wasm", "rate-limit": "rate_limit.wasm",
            "token-introspection": "token_introspection.wasm", "shieldwall": "shieldwall.wasm",
            "audit-log": "audit_log.wasm", "identity-exchange": "identity_exchange.wasm",
-           "payload-guard": "payload_guard.wasm", "policy-authz": "policy_authz.wasm"}
+           "payload-guard": "payload_guard.wasm", "policy-authz": "policy_authz.wasm",
+           "hostcalls": "hostcalls.wasm"}
 # Not a shieldwall filter: the smallest wasm filter there is, for the floor of any wasm filter.
 NOOP_MODULE = "noop.wasm"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -133,6 +134,21 @@ def native_ratelimit():
             "filter_enforced": {"runtime_key": "bench_rl_enforced", "default_value": percent},
         },
     }
+
+
+# The host calls the hostcalls guest measures (host-tests/guests/hostcalls), with what each does.
+HOSTCALL_KINDS = [
+    ("get_header", "read one request header (`:path`)"),
+    ("get_header_pairs", "read the whole request header map"),
+    ("replace_header", "set a request header"),
+    ("get_property", "read a property (`source.address`)"),
+    ("set_property", "write a filter-state property (a 20-byte JSON value, as a decision record)"),
+    ("get_shared", "read a 24-byte shared-data entry"),
+    ("set_shared", "write a 24-byte shared-data entry"),
+    ("metric", "increment a counter"),
+    ("clock", "read the clock"),
+]
+HOSTCALLS_PER_REQUEST = int(ENV.get("BENCH_HOSTCALLS_PER_REQUEST", "20"))
 
 
 def wasm(module, plugin, config):
@@ -359,6 +375,10 @@ LISTENERS = {
     "ours-jwt-public": [ours_jwt_public("jwt-public")],
     "ours-ratelimit-nomatch": [ours_ratelimit("rl-nomatch", prefix="/never/")],
     "wasm-noop": [wasm("noop", "noop", {})],
+    # What one host call of each kind costs: the hostcalls guest makes HOSTCALLS_PER_REQUEST of one
+    # kind on every request.
+    **{f"wasm-hc-{kind}": [wasm("hostcalls", f"hc-{kind}", f"{kind} {HOSTCALLS_PER_REQUEST}")]
+       for kind, _ in HOSTCALL_KINDS},
     # Under attack (a separate phase): jwt-auth with a budget of failed verifications per client.
     "ours-jwt-budget": [ours_jwt("jwt-budget", budget={"failures": 10, "per": "minute"})],
 }
@@ -406,6 +426,9 @@ DIAGNOSTICS = [
      [("only", "ours-payload", "body")]),
 ]
 ROWS.extend(DIAGNOSTICS)
+# Not in the diagnostics table: reported per call, in their own table.
+HOSTCALL_ROWS = [(f"diag-hc-{kind}", what, [("only", f"wasm-hc-{kind}", "warm")]) for kind, what in HOSTCALL_KINDS]
+ROWS.extend(HOSTCALL_ROWS)
 
 TARGETS = {"warm": 0.90, "cold-RS256": 0.50, "cold-ES256": 0.75, "cold-EdDSA": 0.70, "ratelimit": 0.90, "chain": 0.60,
            "chain-one": 0.85}
@@ -890,6 +913,21 @@ def report(samples, mem, mic, meta, atk):
         added[row] = (0.0, u - ceiling_us)
         w(f"| {label} | {fmt_rps(med(s, 'rps'))} | {med(s, 'p50'):.0f} / {med(s, 'p99'):.0f} µs | {u:.1f} ({u - ceiling_us:+.1f}) |")
     w("")
+    if "diag-noop" in added and all((row, "only") in samples for row, _, _ in HOSTCALL_ROWS):
+        noop_us = added["diag-noop"][1]
+        w(f"What one host call costs in this Envoy: a module that makes {HOSTCALLS_PER_REQUEST} calls of one kind on "
+          "every request (host-tests/guests/hostcalls), against the empty module; (its Envoy CPU per request − the "
+          f"empty module's) ÷ {HOSTCALLS_PER_REQUEST}. The call's work on Envoy's side and the crossing between V8 "
+          "and Envoy are both in it; a call that returns data also calls back into the module to allocate.")
+        w("")
+        w("| host call | µs per call |")
+        w("| --- | ---: |")
+        for row, what, _ in HOSTCALL_ROWS:
+            u = med(samples[(row, "only")], "cpu_us") - ceiling_us
+            per_call = (u - noop_us) / HOSTCALLS_PER_REQUEST
+            added[row] = (0.0, per_call)
+            w(f"| {what} | {per_call:.2f} |")
+        w("")
     if "diag-policy" in added and "warm" in added:
         pol = added["diag-policy"][1] - added["warm"][1]
         w(f"policy-authz with a five-rule policy adds {pol:.1f} µs of Envoy CPU per request (jwt-auth + policy-authz "

@@ -36,7 +36,7 @@ done
 target="$(bash "$root/scripts/target-dir.sh")"
 say "building the modules (release, wasm32-wasip1)"
 cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit \
-  -p token-introspection -p shieldwall -p audit-log -p identity-exchange -p payload-guard -p policy-authz -p noop
+  -p token-introspection -p shieldwall -p audit-log -p identity-exchange -p payload-guard -p policy-authz -p noop -p hostcalls
 say "building the benchmark helper"
 cargo build --quiet --release -p bench-mint --bin bench-mint
 cargo build --quiet -p bench-mint --example wasm_verify

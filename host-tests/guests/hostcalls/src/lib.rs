@@ -1,0 +1,266 @@
+//! A proxy-wasm HTTP filter (ABI 0.2.1) that, on every request's headers, makes one kind of host
+//! call a configured number of times and lets the request through. `scripts/bench.sh` runs it
+//! next to the empty module (`noop`) to measure what one host call of each kind costs in Envoy:
+//! (CPU per request with N calls − CPU per request of the empty module) ÷ N. Those figures are
+//! the floor under shieldwall's per-request work: a filter cannot cost less than the calls it
+//! makes.
+//!
+//! The plugin configuration is `KIND N`, e.g. `get_header 10` (also as a JSON string). Kinds:
+//! - `get_header`: `proxy_get_header_map_value(request headers, ":path")`
+//! - `get_header_pairs`: `proxy_get_header_map_pairs(request headers)` (the whole map)
+//! - `replace_header`: `proxy_replace_header_map_value(request headers, "x-bench", "1")`
+//! - `get_property`: `proxy_get_property("source.address")`
+//! - `set_property`: `proxy_set_property("bench.value", "{\"decision\":\"allow\"}")`
+//! - `get_shared`: `proxy_get_shared_data("bench")`
+//! - `set_shared`: `proxy_set_shared_data("bench", 24 bytes, cas 0)`
+//! - `metric`: `proxy_increment_metric` of a counter defined at configuration
+//! - `clock`: `proxy_get_current_time_nanoseconds`
+//! - `none`: no call (the module's own fixed cost, as `noop` with a configuration read)
+
+// The ABI is raw imports and exports: unsafe calls and unmangled names are the point of it.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_buffer_bytes(
+        kind: u32,
+        start: usize,
+        max: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_replace_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_property(
+        path: *const u8,
+        path_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key: *const u8,
+        key_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+        cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+}
+
+const MAP_REQUEST_HEADERS: u32 = 0;
+const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+const METRIC_COUNTER: u32 = 0;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    None,
+    GetHeader,
+    GetHeaderPairs,
+    ReplaceHeader,
+    GetProperty,
+    SetProperty,
+    GetShared,
+    SetShared,
+    Metric,
+    Clock,
+}
+
+thread_local! {
+    static PLAN: Cell<(Kind, u32)> = const { Cell::new((Kind::None, 0)) };
+    static METRIC: Cell<u32> = const { Cell::new(0) };
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+/// The host writes what it returns into memory the module hands out here.
+#[no_mangle]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    let mut buf: Vec<u8> = Vec::with_capacity(size);
+    let ptr = buf.as_mut_ptr();
+    std::mem::forget(buf);
+    ptr
+}
+
+/// Takes back (and frees) what the host returned through `proxy_on_memory_allocate`.
+fn take(ptr: *mut u8, size: usize) -> Vec<u8> {
+    if ptr.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the host filled `size` bytes of a buffer `proxy_on_memory_allocate` made with that
+    // capacity.
+    unsafe { Vec::from_raw_parts(ptr, size, size) }
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(_root_id: u32, _size: usize) -> u32 {
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
+    let mut ptr = std::ptr::null_mut();
+    let mut len = 0;
+    // SAFETY: out-pointers to locals.
+    let status =
+        unsafe { proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, size, &mut ptr, &mut len) };
+    let text = if status == 0 {
+        take(ptr, len)
+    } else {
+        Vec::new()
+    };
+    let text = String::from_utf8_lossy(&text);
+    // Plain text, or the same as one JSON string.
+    let mut words = text.trim().trim_matches('"').split_whitespace();
+    let kind = match words.next().unwrap_or("none") {
+        "none" => Kind::None,
+        "get_header" => Kind::GetHeader,
+        "get_header_pairs" => Kind::GetHeaderPairs,
+        "replace_header" => Kind::ReplaceHeader,
+        "get_property" => Kind::GetProperty,
+        "set_property" => Kind::SetProperty,
+        "get_shared" => Kind::GetShared,
+        "set_shared" => Kind::SetShared,
+        "metric" => Kind::Metric,
+        "clock" => Kind::Clock,
+        _ => return 0,
+    };
+    let Ok(count) = words.next().unwrap_or("0").parse::<u32>() else {
+        return 0;
+    };
+    PLAN.with(|p| p.set((kind, count)));
+    if kind == Kind::Metric {
+        let name = b"bench.hostcalls";
+        let mut id = 0;
+        // SAFETY: a static name and an out-pointer to a local.
+        if unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) } != 0 {
+            return 0;
+        }
+        METRIC.with(|m| m.set(id));
+    }
+    if kind == Kind::GetShared {
+        let (key, value) = (b"bench", [0u8; 24]);
+        // SAFETY: static buffers.
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0) };
+    }
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(_id: u32, _parent: u32) {}
+
+fn call(kind: Kind) {
+    let mut ptr = std::ptr::null_mut();
+    let mut len = 0;
+    // SAFETY (every arm): static inputs and out-pointers to locals; what the host returns is
+    // taken back and freed.
+    unsafe {
+        match kind {
+            Kind::None => {}
+            Kind::GetHeader => {
+                let key = b":path";
+                if proxy_get_header_map_value(
+                    MAP_REQUEST_HEADERS,
+                    key.as_ptr(),
+                    key.len(),
+                    &mut ptr,
+                    &mut len,
+                ) == 0
+                {
+                    drop(take(ptr, len));
+                }
+            }
+            Kind::GetHeaderPairs => {
+                if proxy_get_header_map_pairs(MAP_REQUEST_HEADERS, &mut ptr, &mut len) == 0 {
+                    drop(take(ptr, len));
+                }
+            }
+            Kind::ReplaceHeader => {
+                let (key, value) = (b"x-bench", b"1");
+                proxy_replace_header_map_value(
+                    MAP_REQUEST_HEADERS,
+                    key.as_ptr(),
+                    key.len(),
+                    value.as_ptr(),
+                    value.len(),
+                );
+            }
+            Kind::GetProperty => {
+                // A path is its segments, each followed by a NUL.
+                let path = b"source\0address\0";
+                if proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut len) == 0 {
+                    drop(take(ptr, len));
+                }
+            }
+            Kind::SetProperty => {
+                let (path, value) = (b"bench.value", br#"{"decision":"allow"}"#);
+                proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len());
+            }
+            Kind::GetShared => {
+                let key = b"bench";
+                let mut cas = 0;
+                if proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut len, &mut cas) == 0
+                {
+                    drop(take(ptr, len));
+                }
+            }
+            Kind::SetShared => {
+                let (key, value) = (b"bench", [7u8; 24]);
+                proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0);
+            }
+            Kind::Metric => {
+                proxy_increment_metric(METRIC.with(Cell::get), 1);
+            }
+            Kind::Clock => {
+                let mut t = 0;
+                proxy_get_current_time_nanoseconds(&mut t);
+            }
+        }
+    }
+}
+
+/// 0: continue.
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(_id: u32, _headers: usize, _end_of_stream: u32) -> u32 {
+    let (kind, count) = PLAN.with(Cell::get);
+    for _ in 0..count {
+        call(kind);
+    }
+    0
+}
+
+/// 1: the context may be deleted.
+#[no_mangle]
+pub extern "C" fn proxy_on_done(_id: u32) -> u32 {
+    1
+}
