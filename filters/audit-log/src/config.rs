@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use shieldwall_core::config::parse_json;
-use shieldwall_core::ConfigError;
+use shieldwall_core::{ConfigError, IdentityFrom};
 
 /// The shieldwall filters whose decisions a record carries when `decisions` is not set, in the
 /// order of the chain.
@@ -73,6 +73,10 @@ pub struct ConfigFile {
     /// The filters (their `NAME`s) whose decisions are read; the default lists every shieldwall filter.
     #[serde(default)]
     pub decisions: Option<Vec<String>>,
+    /// Where the caller's identity comes from: shieldwall's authenticators (the default) or
+    /// Envoy's own `jwt_authn` (`"jwt_authn"`, see `shieldwall_core::IdentityFrom`).
+    #[serde(default)]
+    pub identity_from: IdentityFrom,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +282,7 @@ pub struct Config {
     pub sample_allowed_ppm: u32,
     pub xff_trusted_hops: u32,
     pub decisions: Vec<String>,
+    pub identity_from: IdentityFrom,
 }
 
 /// What the masker needs, validated.
@@ -492,6 +497,7 @@ impl Config {
             sample_allowed_ppm,
             xff_trusted_hops: file.client_ip.xff_trusted_hops,
             decisions,
+            identity_from: file.identity_from,
         })
     }
 }

@@ -11,9 +11,7 @@ use shieldwall_core::client_ip::{parse_ip, resolve};
 use shieldwall_core::decision;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::shared::worker_id;
-use shieldwall_core::{
-    Action, CalloutResponse, ConfigError, Host, Identity, RootFilter, StreamFilter,
-};
+use shieldwall_core::{Action, CalloutResponse, ConfigError, Host, RootFilter, StreamFilter};
 
 use crate::chain::Chain;
 use crate::config::Config;
@@ -284,7 +282,7 @@ impl StreamFilter for AuditStream {
         if facts.request_id.is_none() {
             facts.request_id = str_property(h, &["request", "id"]);
         }
-        facts.identity = Identity::read(h);
+        facts.identity = self.config.identity_from.read(h);
         for filter in &self.config.decisions {
             if let Some(d) = decision::read(h, filter) {
                 facts

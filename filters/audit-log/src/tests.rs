@@ -809,3 +809,56 @@ fn a_record_reads_only_the_properties_it_needs() {
     assert_eq!(tls.len(), base.len() + 1);
     assert!(tls.contains(&"connection.sha256_peer_certificate_digest".to_string()));
 }
+
+/// Envoy's metadata encoding of a map (the proxy-wasm pairs encoding), as `jwt_authn`'s
+/// `payload_in_metadata` reads back in Envoy 1.40 (see core's `metadata` module).
+fn pairs(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = u32::try_from(entries.len()).unwrap().to_le_bytes().to_vec();
+    for (k, v) in entries {
+        out.extend(u32::try_from(k.len()).unwrap().to_le_bytes());
+        out.extend(u32::try_from(v.len()).unwrap().to_le_bytes());
+    }
+    for (k, v) in entries {
+        out.extend(k.as_bytes());
+        out.push(0);
+        out.extend(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+#[test]
+fn the_identity_can_come_from_envoys_jwt_authn() {
+    let payload = pairs(&[
+        ("iss", "https://idp.example"),
+        ("sub", "svc-7"),
+        ("client_id", "reports"),
+        ("tenant", "bank-b"),
+    ]);
+    let record = |config: Value| {
+        let mut host = MockHost::new();
+        let mut r = root(&mut host, config);
+        host.new_stream("GET", "/reports", &[]);
+        host.properties.insert(
+            "metadata\0filter_metadata\0envoy.filters.http.jwt_authn\0jwt_payload".into(),
+            payload.clone(),
+        );
+        host.properties
+            .insert("response\0code".into(), 200i64.to_le_bytes().to_vec());
+        let mut s = r.new_stream(&mut host, 2);
+        s.on_request_headers(&mut host, true);
+        s.on_log(&mut host);
+        let line = String::from_utf8(host.property_value(AUDIT_PROPERTY).unwrap()).unwrap();
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    let from_jwt_authn = record(json!({"identity_from": "jwt_authn", "decisions": []}));
+    assert_eq!(from_jwt_authn["user"]["id"], "svc-7", "{from_jwt_authn}");
+    assert_eq!(from_jwt_authn["shieldwall"]["client_id"], "reports");
+    assert_eq!(from_jwt_authn["shieldwall"]["tenant"], "bank-b");
+    // By default only shieldwall's own identity context counts: the metadata is not read.
+    let default = record(json!({"decisions": []}));
+    assert!(default.get("user").is_none(), "{default}");
+    // A misspelled source is refused with the field.
+    let err = config(json!({"identity_from": "jwt"})).unwrap_err();
+    assert!(err.to_string().contains("identity_from"), "{err}");
+}

@@ -142,8 +142,7 @@ impl Identity {
 ///   writes to dynamic metadata when its provider sets `payload_in_metadata` (Istio's
 ///   RequestAuthentication does the same), merged over the identity context if there is one
 ///   (mtls-identity's SPIFFE ID). `auth` then names `jwt_authn`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "Value")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum IdentityFrom {
     #[default]
     Shieldwall,
@@ -153,6 +152,35 @@ pub enum IdentityFrom {
         /// The claim that holds the tenant (default `tenant`).
         tenant_claim: String,
     },
+}
+
+/// Read through a visitor rather than `try_from = "Value"`: an error raised while the JSON text is
+/// being read carries its position, so the configuration error names the field
+/// (`rules[0].identity_from: must be …`) instead of the whole configuration.
+impl<'de> Deserialize<'de> for IdentityFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = IdentityFrom;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"shieldwall\", \"jwt_authn\" or {\"jwt_authn\": {…}}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdentityFrom, E> {
+                IdentityFrom::try_from(Value::String(v.to_string())).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IdentityFrom, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    object.insert(k, v);
+                }
+                IdentityFrom::try_from(Value::Object(object)).map_err(serde::de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 impl TryFrom<Value> for IdentityFrom {
