@@ -476,6 +476,10 @@ impl PayloadGuardStream {
             schema: media.and_then(|m| m.schema.clone()),
             what,
         });
+        // The headers go on: a proxy-wasm host hands no body to a filter that paused at the
+        // headers (Envoy turns that pause into "stop all iteration"), so the body is held chunk by
+        // chunk instead, and a buffer filter after this one keeps the headers from the upstream
+        // until the body is accepted (see the README).
         Action::Continue
     }
 
