@@ -10,7 +10,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
@@ -214,10 +213,12 @@ pub struct WalkCache {
     facts: RefCell<HashMap<String, Facts>>,
     sets: RefCell<Vec<SchemaSet>>,
     ids: RefCell<HashMap<Vec<String>, SetId>>,
-    /// Set → member name (a declared one, or [`UNDECLARED`]) → the member's set.
-    members: RefCell<HashMap<SetId, HashMap<String, SetId>>>,
-    /// (set, item index up to 64) → the item's set.
-    items: RefCell<HashMap<(SetId, usize), SetId>>,
+    /// By set number: member name (a declared one, or [`UNDECLARED`]) → the member's set. A short
+    /// list read by comparing names: a schema declares a handful of members, and a hit then
+    /// costs no hashing.
+    members: RefCell<Vec<Vec<(String, SetId)>>>,
+    /// By set number: item index (up to 64) → the item's set.
+    items: RefCell<Vec<Vec<(usize, SetId)>>>,
 }
 
 /// An interned set of schemas (its index in `WalkCache::sets`); [`UNKNOWN`] when the walk cannot
@@ -336,40 +337,62 @@ impl WalkCache {
         index: usize,
         known: &dyn Fn(&str) -> bool,
     ) -> SetId {
-        if parent == UNKNOWN {
+        let Some(at) = usize::try_from(parent).ok().filter(|_| parent != UNKNOWN) else {
             return UNKNOWN;
-        }
-        let index = index.min(64);
-        let member = key.map(|k| if known(k) { k } else { UNDECLARED });
-        let cached = match member {
-            Some(m) => self
-                .members
-                .try_borrow()
-                .ok()
-                .and_then(|c| c.get(&parent).and_then(|by| by.get(m)).copied()),
-            None => self
-                .items
-                .try_borrow()
-                .ok()
-                .and_then(|c| c.get(&(parent, index)).copied()),
         };
-        if let Some(id) = cached {
-            return id;
-        }
+        let index = index.min(64);
+        let member_of = |name: &str| -> Option<SetId> {
+            let m = self.members.try_borrow().ok()?;
+            m.get(at)?
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| *id)
+        };
+        let member = match key {
+            Some(k) => {
+                if let Some(id) = member_of(k) {
+                    return id;
+                }
+                let name = if known(k) { k } else { UNDECLARED };
+                if name != k {
+                    if let Some(id) = member_of(name) {
+                        return id;
+                    }
+                }
+                Some(name)
+            }
+            None => {
+                let cached = self.items.try_borrow().ok().and_then(|c| {
+                    c.get(at)?
+                        .iter()
+                        .find(|(i, _)| *i == index)
+                        .map(|(_, id)| *id)
+                });
+                if let Some(id) = cached {
+                    return id;
+                }
+                None
+            }
+        };
         let id = self.intern(doc, child(doc, &self.applicable(parent), member, index));
         match member {
             Some(m) => {
                 if let Ok(mut c) = self.members.try_borrow_mut() {
-                    let by = c.entry(parent).or_default();
-                    if by.len() < MAX_CACHED {
-                        by.insert(m.to_string(), id);
+                    if c.len() <= at {
+                        c.resize_with(at + 1, Vec::new);
+                    }
+                    if let Some(list) = c.get_mut(at).filter(|l| l.len() < MAX_CACHED) {
+                        list.push((m.to_string(), id));
                     }
                 }
             }
             None => {
                 if let Ok(mut c) = self.items.try_borrow_mut() {
-                    if c.len() < MAX_CACHED {
-                        c.insert((parent, index), id);
+                    if c.len() <= at {
+                        c.resize_with(at + 1, Vec::new);
+                    }
+                    if let Some(list) = c.get_mut(at) {
+                        list.push((index, id));
                     }
                 }
             }
@@ -516,21 +539,19 @@ pub fn scan_body(
         inj,
         known,
     };
-    let mut pointer = String::new();
-    w.walk(body, start, &mut pointer)
+    w.walk(body, start)
 }
 
-fn token(pointer: &mut String, t: &str, known: &dyn Fn(&str) -> bool) {
-    pointer.push('/');
-    if t.bytes().all(|b| b.is_ascii_digit()) || known(t) {
-        if t.contains(['~', '/']) {
-            pointer.push_str(&escape(t));
-        } else {
-            pointer.push_str(t);
-        }
+/// Puts a member's token in front of a finding's pointer (built on the way back up, so a body
+/// without findings builds none): the name when it is an index or one the document declares,
+/// else `*`.
+fn prepend_token(finding: &mut Finding, t: &str, known: &dyn Fn(&str) -> bool) {
+    let token = if t.bytes().all(|b| b.is_ascii_digit()) || known(t) {
+        format!("/{}", escape(t))
     } else {
-        pointer.push('*');
-    }
+        "/*".to_string()
+    };
+    finding.pointer.insert_str(0, &token);
 }
 
 struct Walker<'a> {
@@ -548,7 +569,8 @@ impl Walker<'_> {
         }
     }
 
-    fn walk(&self, v: &Value, here: SetId, pointer: &mut String) -> Option<Finding> {
+    /// The first finding in `v`, its pointer relative to `v`.
+    fn walk(&self, v: &Value, here: SetId) -> Option<Finding> {
         let inj = self.inj;
         match v {
             Value::String(s) => {
@@ -561,7 +583,7 @@ impl Walker<'_> {
                     if let Some(check) = scan_text(s, inj) {
                         return Some(Finding {
                             check,
-                            pointer: pointer.clone(),
+                            pointer: String::new(),
                         });
                     }
                 }
@@ -570,12 +592,9 @@ impl Walker<'_> {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let sub = self.sub(here, None, i);
-                    let len = pointer.len();
-                    let _ = write!(pointer, "/{i}");
-                    let found = self.walk(item, sub, pointer);
-                    pointer.truncate(len);
-                    if found.is_some() {
-                        return found;
+                    if let Some(mut found) = self.walk(item, sub) {
+                        found.pointer.insert_str(0, &format!("/{i}"));
+                        return Some(found);
                     }
                 }
                 None
@@ -590,16 +609,13 @@ impl Walker<'_> {
                     {
                         return Some(Finding {
                             check: Check::NoSql,
-                            pointer: pointer.clone(),
+                            pointer: String::new(),
                         });
                     }
                     let sub = self.sub(here, Some(k), 0);
-                    let len = pointer.len();
-                    token(pointer, k, self.known);
-                    let found = self.walk(item, sub, pointer);
-                    pointer.truncate(len);
-                    if found.is_some() {
-                        return found;
+                    if let Some(mut found) = self.walk(item, sub) {
+                        prepend_token(&mut found, k, self.known);
+                        return Some(found);
                     }
                 }
                 None
