@@ -803,3 +803,30 @@ fn the_istio_manifest_configures_the_filter() {
     let run = send(&mut r, "GET", "/tenants/a/invoices", &[], None);
     assert_eq!(run.reply.unwrap().0, 404);
 }
+
+/// A cookie array: the cookie repeated (form, exploded: the default) or one comma list.
+#[test]
+fn cookie_arrays() {
+    let ids = json!({"type": "array", "items": {"type": "integer"}, "maxItems": 2});
+    let doc = json!({"openapi": "3.1.0", "paths": {
+        "/a": {"get": {"parameters": [{"name": "id", "in": "cookie", "schema": ids}], "responses": {}}},
+        "/b": {"get": {"parameters": [{"name": "id", "in": "cookie", "explode": false, "schema": ids}], "responses": {}}}
+    }});
+    let mut r = root(&serde_json::to_vec(&json!({"openapi": doc})).unwrap());
+    let mut rule = |target: &str, cookie: &str| -> Option<String> {
+        send(&mut r, "GET", target, &[("cookie", cookie)], None)
+            .reply
+            .map(|(_, b)| {
+                b["violations"][0]["rule"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+    };
+    assert_eq!(rule("/a", "id=3; x=y; id=4"), None);
+    assert_eq!(rule("/a", "id=3; id=z").as_deref(), Some("type"));
+    assert_eq!(rule("/a", "id=1; id=2; id=3").as_deref(), Some("maxItems"));
+    assert_eq!(rule("/b", "id=3,4"), None);
+    assert_eq!(rule("/b", "id=3,4,5").as_deref(), Some("maxItems"));
+    assert_eq!(rule("/b", "id=3; id=4").as_deref(), Some("repeated"));
+}
