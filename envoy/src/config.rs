@@ -218,6 +218,9 @@ pub struct Route {
     pub host_rewrite: Option<String>,
     /// `prefix_rewrite`: replaces the matched prefix.
     pub prefix_rewrite: Option<String>,
+    /// `request_body_buffer_limit`: how much of a request body Envoy buffers for a filter that
+    /// holds it (Envoy's default is the listener's per-connection buffer limit, 1 MiB).
+    pub request_body_buffer_limit: Option<u64>,
 }
 
 impl Route {
@@ -228,6 +231,7 @@ impl Route {
             timeout: "15s".into(),
             host_rewrite: None,
             prefix_rewrite: None,
+            request_body_buffer_limit: None,
         }
     }
 
@@ -241,7 +245,16 @@ impl Route {
         self
     }
 
+    pub fn request_body_buffer_limit(mut self, bytes: u64) -> Self {
+        self.request_body_buffer_limit = Some(bytes);
+        self
+    }
+
     pub fn to_yaml(&self) -> String {
+        let entry = self
+            .request_body_buffer_limit
+            .map(|b| format!("request_body_buffer_limit: {b}"))
+            .unwrap_or_default();
         let mut rewrite = String::new();
         if let Some(h) = &self.host_rewrite {
             rewrite.push_str(&format!(", host_rewrite_literal: {}", yaml_str(h)));
@@ -256,6 +269,7 @@ impl Route {
                 ("CLUSTER", &yaml_str(&self.cluster)),
                 ("TIMEOUT", &self.timeout),
                 ("REWRITE", &rewrite),
+                ("ENTRY", &entry),
             ],
         )
     }

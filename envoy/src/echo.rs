@@ -9,11 +9,16 @@
 //! request headers steer the reply, for tests of upstream failures: `x-echo-status: 503` sets the
 //! status, `x-echo-delay-ms: 500` waits before answering. Runs in-process ([`Echo::start`]) or as
 //! the `echo` binary.
+//!
+//! Besides the requests it answered ([`Echo::hits`]), it records every request head (request line
+//! and headers) the moment it has read it, before any of the body ([`Echo::heads`]): a test of a
+//! filter that holds the headers until the body is decided asserts that a refused request left
+//! no trace upstream at all.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -26,6 +31,7 @@ pub struct Echo {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     hits: Arc<AtomicU64>,
+    heads: Arc<Mutex<Vec<String>>>,
     acceptor: Option<thread::JoinHandle<()>>,
 }
 
@@ -41,17 +47,20 @@ impl Echo {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicU64::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
             let stop = Arc::clone(&stop);
             let hits = Arc::clone(&hits);
+            let heads = Arc::clone(&heads);
             thread::Builder::new()
                 .name(format!("echo-{}", addr.port()))
-                .spawn(move || serve(listener, &stop, &hits))?
+                .spawn(move || serve_recording(listener, &stop, &hits, &heads))?
         };
         Ok(Echo {
             addr,
             stop,
             hits,
+            heads,
             acceptor: Some(acceptor),
         })
     }
@@ -68,6 +77,12 @@ impl Echo {
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
     }
+
+    /// Every request head received so far, as `METHOD path`, in order, recorded as soon as the
+    /// headers were read (a request whose body never completes is listed too).
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().map(|h| h.clone()).unwrap_or_default()
+    }
 }
 
 impl Drop for Echo {
@@ -83,21 +98,32 @@ impl Drop for Echo {
 
 /// Accepts connections until `stop` is set; each connection gets a thread (keep-alive).
 pub fn serve(listener: TcpListener, stop: &AtomicBool, hits: &Arc<AtomicU64>) {
+    serve_recording(listener, stop, hits, &Arc::new(Mutex::new(Vec::new())))
+}
+
+/// [`serve`], recording each request head in `heads` as it arrives.
+fn serve_recording(
+    listener: TcpListener,
+    stop: &AtomicBool,
+    hits: &Arc<AtomicU64>,
+    heads: &Arc<Mutex<Vec<String>>>,
+) {
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         let Ok(conn) = conn else { continue };
         let hits = Arc::clone(hits);
+        let heads = Arc::clone(heads);
         let _ = thread::Builder::new()
             .name("echo-conn".into())
             .spawn(move || {
-                let _ = handle(conn, &hits);
+                let _ = handle(conn, &hits, &heads);
             });
     }
 }
 
-fn handle(conn: TcpStream, hits: &AtomicU64) -> io::Result<()> {
+fn handle(conn: TcpStream, hits: &AtomicU64, heads: &Mutex<Vec<String>>) -> io::Result<()> {
     conn.set_nodelay(true)?;
     // Idle keep-alive connections from Envoy's pool end after a while; Envoy reconnects.
     conn.set_read_timeout(Some(Duration::from_secs(300)))?;
@@ -117,6 +143,9 @@ fn handle(conn: TcpStream, hits: &AtomicU64) -> io::Result<()> {
         let path = parts.next().unwrap_or("").to_owned();
         let version = parts.next().unwrap_or("HTTP/1.1").to_owned();
         let headers = read_headers(&mut reader)?;
+        if let Ok(mut h) = heads.lock() {
+            h.push(format!("{method} {path}"));
+        }
         let body = read_body(&mut reader, &headers, false)?;
         hits.fetch_add(1, Ordering::SeqCst);
 
@@ -195,5 +224,6 @@ mod tests {
         assert_eq!(v["body"], "hello");
         assert_eq!(v["body_len"], 5);
         assert_eq!(echo.hits(), 1);
+        assert_eq!(echo.heads(), vec!["POST /orders?id=7".to_string()]);
     }
 }

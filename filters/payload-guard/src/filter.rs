@@ -213,10 +213,12 @@ impl PayloadGuardStream {
         }
     }
 
-    fn settings(&self, rule: Option<usize>) -> &Settings {
-        match rule.and_then(|i| self.config.rules.get(i)) {
+    /// The settings of a rule (`None`: the top level's), borrowed from a handle on the
+    /// configuration so that the stream can still be changed while they are read.
+    fn settings(config: &Config, rule: Option<usize>) -> &Settings {
+        match rule.and_then(|i| config.rules.get(i)) {
             Some(r) => &r.settings,
-            None => &self.config.defaults,
+            None => &config.defaults,
         }
     }
 
@@ -275,7 +277,7 @@ impl PayloadGuardStream {
             .rules
             .iter()
             .position(|r| r.route.matches(&line).is_some());
-        let settings = self.settings(rule).clone();
+        let settings = Self::settings(&config, rule);
         let what = format!("{} {}", line.method, printable(&line.path));
         let shadow = settings.shadow;
 
@@ -476,6 +478,10 @@ impl PayloadGuardStream {
             schema: media.and_then(|m| m.schema.clone()),
             what,
         });
+        // The headers go on: a proxy-wasm host hands no body to a filter that paused at the
+        // headers (Envoy turns that pause into "stop all iteration"), so the body is held chunk by
+        // chunk instead, and a buffer filter after this one keeps the headers from the upstream
+        // until the body is accepted (see the README).
         Action::Continue
     }
 
@@ -483,7 +489,8 @@ impl PayloadGuardStream {
         let Some(p) = &self.pending else {
             return Action::Continue;
         };
-        let settings = self.settings(p.rule).clone();
+        let config = self.config.clone();
+        let settings = Self::settings(&config, p.rule);
         let limit = settings.limits.max_body_bytes;
         let what = p.what.clone();
         // Counted as it arrives: refused as soon as the held body passes the limit.
@@ -512,7 +519,6 @@ impl PayloadGuardStream {
             }
         };
         drop(bytes);
-        let config = self.config.clone();
         let api = config.api.as_ref().filter(|_| settings.openapi);
         let inj = &settings.injection;
         if inj.any() {

@@ -205,16 +205,42 @@ fn facts(doc: &Value, ptr: &str, hops: usize) -> Facts {
 /// The schema walk's answers, kept per compiled document (they depend on the document only).
 /// Keys are schema locations and member names the document declares, so the cache is bounded by
 /// the document, whatever the bodies hold.
+///
+/// The sets of schemas that may apply to a value are interned: a body's walk goes from set to set
+/// by number, and reads what a set says of strings without building a key or copying a pointer.
 #[derive(Debug, Default)]
 pub struct WalkCache {
     facts: RefCell<HashMap<String, Facts>>,
-    children: RefCell<HashMap<ChildKey, Option<Vec<String>>>>,
+    sets: RefCell<Vec<SchemaSet>>,
+    ids: RefCell<HashMap<Vec<String>, SetId>>,
+    /// By set number: member name (a declared one, or [`UNDECLARED`]) → the member's set. A short
+    /// list read by comparing names: a schema declares a handful of members, and a hit then
+    /// costs no hashing.
+    members: RefCell<Vec<Vec<(String, SetId)>>>,
+    /// By set number: item index (up to 64) → the item's set.
+    items: RefCell<Vec<Vec<(usize, SetId)>>>,
 }
 
-/// The schemas of a value and the member name (`p:<name>`) or item index (`i:<n>`) of a child.
-type ChildKey = (Vec<String>, String);
+/// An interned set of schemas (its index in `WalkCache::sets`); [`UNKNOWN`] when the walk cannot
+/// tell which schemas apply.
+type SetId = u32;
+const UNKNOWN: SetId = SetId::MAX;
 
-/// Entries per map at most (a safety net: the keys are bounded by the document anyway).
+/// A member name the document does not declare: it is in no `properties`, one entry serves all.
+const UNDECLARED: &str = "\u{0}";
+
+/// Schemas that may apply to one value, and what they say of a string there.
+#[derive(Debug)]
+struct SchemaSet {
+    ptrs: Vec<String>,
+    /// Every schema of the set constrains strings (see [`Facts`]).
+    all_constrained: bool,
+    /// The formats any of them names.
+    formats: Vec<String>,
+}
+
+/// Entries per map at most (a safety net: the keys are bounded by the document anyway). Past it,
+/// a new set is unknown: its strings are checked, which is the safe side.
 const MAX_CACHED: usize = 16_384;
 
 impl WalkCache {
@@ -236,40 +262,142 @@ impl WalkCache {
         f
     }
 
+    /// The number of a set of schemas, interning it the first time.
+    fn intern(&self, doc: &Value, applicable: Applicable) -> SetId {
+        let Some(ptrs) = applicable.ptrs else {
+            return UNKNOWN;
+        };
+        if let Some(id) = self
+            .ids
+            .try_borrow()
+            .ok()
+            .and_then(|m| m.get(&ptrs).copied())
+        {
+            return id;
+        }
+        let mut all_constrained = true;
+        let mut formats: Vec<String> = Vec::new();
+        for p in &ptrs {
+            let f = self.facts(doc, p);
+            all_constrained &= f.constrained;
+            for x in f.formats {
+                if !formats.contains(&x) {
+                    formats.push(x);
+                }
+            }
+        }
+        let (Ok(mut sets), Ok(mut ids)) = (self.sets.try_borrow_mut(), self.ids.try_borrow_mut())
+        else {
+            return UNKNOWN;
+        };
+        let Some(id) = SetId::try_from(sets.len())
+            .ok()
+            .filter(|id| *id != UNKNOWN && sets.len() < MAX_CACHED)
+        else {
+            return UNKNOWN;
+        };
+        ids.insert(ptrs.clone(), id);
+        sets.push(SchemaSet {
+            ptrs,
+            all_constrained,
+            formats,
+        });
+        id
+    }
+
+    /// The schemas of a set, as the slow path reads them.
+    fn applicable(&self, id: SetId) -> Applicable {
+        Applicable {
+            ptrs: self
+                .sets
+                .try_borrow()
+                .ok()
+                .and_then(|s| s.get(usize::try_from(id).ok()?).map(|s| s.ptrs.clone())),
+        }
+    }
+
+    /// Whether the SQL/XSS checks read a string whose schemas are `id`.
+    fn reads_string(&self, id: SetId, inj: &Injection) -> bool {
+        let Ok(sets) = self.sets.try_borrow() else {
+            return true;
+        };
+        let Some(set) = usize::try_from(id).ok().and_then(|i| sets.get(i)) else {
+            return true; // unknown: free text
+        };
+        let skip = set.formats.iter().any(|x| inj.skip_formats.contains(x));
+        !skip && (inj.where_ == Where::AllStrings || !set.all_constrained)
+    }
+
+    /// The set of a member (`key`) or an item (`index`) of a value whose set is `parent`.
     fn child(
         &self,
         doc: &Value,
-        parent: &Applicable,
+        parent: SetId,
         key: Option<&str>,
         index: usize,
         known: &dyn Fn(&str) -> bool,
-    ) -> Applicable {
-        let Some(ptrs) = &parent.ptrs else {
-            return Applicable::unknown();
+    ) -> SetId {
+        let Some(at) = usize::try_from(parent).ok().filter(|_| parent != UNKNOWN) else {
+            return UNKNOWN;
         };
-        // A name the document does not declare is in no `properties`: one entry serves them all.
-        const UNDECLARED: &str = "\u{0}";
-        let (cache_key, lookup) = match key {
-            Some(k) if known(k) => (format!("p:{k}"), Some(k)),
-            Some(_) => (format!("p:{UNDECLARED}"), Some(UNDECLARED)),
-            None => (format!("i:{}", index.min(64)), None),
+        let index = index.min(64);
+        let member_of = |name: &str| -> Option<SetId> {
+            let m = self.members.try_borrow().ok()?;
+            m.get(at)?
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| *id)
         };
-        let k = (ptrs.clone(), cache_key);
-        if let Some(c) = self
-            .children
-            .try_borrow()
-            .ok()
-            .and_then(|m| m.get(&k).cloned())
-        {
-            return Applicable { ptrs: c };
-        }
-        let c = child(doc, parent, lookup, index.min(64));
-        if let Ok(mut m) = self.children.try_borrow_mut() {
-            if m.len() < MAX_CACHED {
-                m.insert(k, c.ptrs.clone());
+        let member = match key {
+            Some(k) => {
+                if let Some(id) = member_of(k) {
+                    return id;
+                }
+                let name = if known(k) { k } else { UNDECLARED };
+                if name != k {
+                    if let Some(id) = member_of(name) {
+                        return id;
+                    }
+                }
+                Some(name)
+            }
+            None => {
+                let cached = self.items.try_borrow().ok().and_then(|c| {
+                    c.get(at)?
+                        .iter()
+                        .find(|(i, _)| *i == index)
+                        .map(|(_, id)| *id)
+                });
+                if let Some(id) = cached {
+                    return id;
+                }
+                None
+            }
+        };
+        let id = self.intern(doc, child(doc, &self.applicable(parent), member, index));
+        match member {
+            Some(m) => {
+                if let Ok(mut c) = self.members.try_borrow_mut() {
+                    if c.len() <= at {
+                        c.resize_with(at + 1, Vec::new);
+                    }
+                    if let Some(list) = c.get_mut(at).filter(|l| l.len() < MAX_CACHED) {
+                        list.push((m.to_string(), id));
+                    }
+                }
+            }
+            None => {
+                if let Ok(mut c) = self.items.try_borrow_mut() {
+                    if c.len() <= at {
+                        c.resize_with(at + 1, Vec::new);
+                    }
+                    if let Some(list) = c.get_mut(at) {
+                        list.push((index, id));
+                    }
+                }
             }
         }
-        c
+        id
     }
 }
 
@@ -397,10 +525,13 @@ pub fn scan_body(
     known: &dyn Fn(&str) -> bool,
 ) -> Option<Finding> {
     let start = match (doc, schema) {
-        (Some(_), Some(p)) => Applicable {
-            ptrs: Some(vec![p.to_string()]),
-        },
-        _ => Applicable::unknown(),
+        (Some(d), Some(p)) => cache.intern(
+            d,
+            Applicable {
+                ptrs: Some(vec![p.to_string()]),
+            },
+        ),
+        _ => UNKNOWN,
     };
     let w = Walker {
         doc,
@@ -408,17 +539,19 @@ pub fn scan_body(
         inj,
         known,
     };
-    let mut pointer = String::new();
-    w.walk(body, &start, &mut pointer)
+    w.walk(body, start)
 }
 
-fn token(pointer: &mut String, t: &str, known: &dyn Fn(&str) -> bool) {
-    pointer.push('/');
-    if t.bytes().all(|b| b.is_ascii_digit()) || known(t) {
-        pointer.push_str(&escape(t));
+/// Puts a member's token in front of a finding's pointer (built on the way back up, so a body
+/// without findings builds none): the name when it is an index or one the document declares,
+/// else `*`.
+fn prepend_token(finding: &mut Finding, t: &str, known: &dyn Fn(&str) -> bool) {
+    let token = if t.bytes().all(|b| b.is_ascii_digit()) || known(t) {
+        format!("/{}", escape(t))
     } else {
-        pointer.push('*');
-    }
+        "/*".to_string()
+    };
+    finding.pointer.insert_str(0, &token);
 }
 
 struct Walker<'a> {
@@ -429,39 +562,28 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn sub(&self, here: &Applicable, key: Option<&str>, index: usize) -> Applicable {
+    fn sub(&self, here: SetId, key: Option<&str>, index: usize) -> SetId {
         match self.doc {
             Some(d) => self.cache.child(d, here, key, index, self.known),
-            None => Applicable::unknown(),
+            None => UNKNOWN,
         }
     }
 
-    fn walk(&self, v: &Value, here: &Applicable, pointer: &mut String) -> Option<Finding> {
+    /// The first finding in `v`, its pointer relative to `v`.
+    fn walk(&self, v: &Value, here: SetId) -> Option<Finding> {
         let inj = self.inj;
         match v {
             Value::String(s) => {
                 if inj.where_ == Where::Off || !(inj.sql || inj.xss) {
                     return None;
                 }
-                let read = match (self.doc, &here.ptrs) {
-                    (Some(d), Some(ptrs)) => {
-                        // Skipped by a format under any applicable schema, or constrained by all.
-                        let mut skip = false;
-                        let mut all_constrained = true;
-                        for p in ptrs {
-                            let f = self.cache.facts(d, p);
-                            skip |= f.formats.iter().any(|x| inj.skip_formats.contains(x));
-                            all_constrained &= f.constrained;
-                        }
-                        !skip && (inj.where_ == Where::AllStrings || !all_constrained)
-                    }
-                    _ => true,
-                };
+                // Skipped by a format under any applicable schema, or constrained by all.
+                let read = self.doc.is_none() || self.cache.reads_string(here, inj);
                 if read {
                     if let Some(check) = scan_text(s, inj) {
                         return Some(Finding {
                             check,
-                            pointer: pointer.clone(),
+                            pointer: String::new(),
                         });
                     }
                 }
@@ -470,33 +592,30 @@ impl Walker<'_> {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let sub = self.sub(here, None, i);
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&i.to_string());
-                    let found = self.walk(item, &sub, pointer);
-                    pointer.truncate(len);
-                    if found.is_some() {
-                        return found;
+                    if let Some(mut found) = self.walk(item, sub) {
+                        found.pointer.insert_str(0, &format!("/{i}"));
+                        return Some(found);
                     }
                 }
                 None
             }
             Value::Object(map) => {
                 for (k, item) in map {
-                    if inj.nosql && nosql_key(k) && !self.doc.is_some_and(|d| declared(d, here, k))
+                    if inj.nosql
+                        && nosql_key(k)
+                        && !self
+                            .doc
+                            .is_some_and(|d| declared(d, &self.cache.applicable(here), k))
                     {
                         return Some(Finding {
                             check: Check::NoSql,
-                            pointer: pointer.clone(),
+                            pointer: String::new(),
                         });
                     }
                     let sub = self.sub(here, Some(k), 0);
-                    let len = pointer.len();
-                    token(pointer, k, self.known);
-                    let found = self.walk(item, &sub, pointer);
-                    pointer.truncate(len);
-                    if found.is_some() {
-                        return found;
+                    if let Some(mut found) = self.walk(item, sub) {
+                        prepend_token(&mut found, k, self.known);
+                        return Some(found);
                     }
                 }
                 None

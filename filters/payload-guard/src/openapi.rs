@@ -34,18 +34,40 @@ impl In {
     }
 }
 
-/// How a parameter's text becomes a value (OpenAPI's `style` and `explode`, the common cases).
+/// How a parameter's text becomes a value (OpenAPI's `style`; `explode` is kept beside it).
+/// Which styles a location takes is checked when the document is compiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    /// `form` with `explode: true` (the query default): an array is the parameter repeated.
-    FormExplode,
-    /// `form` with `explode: false`: an array is one comma-separated value.
+    /// Query and cookie: `name=a,b` (or, exploded, `name=a&name=b`; an exploded object is one
+    /// query parameter per property).
     Form,
-    /// `simple` (path and header default): comma-separated.
+    /// Query: `name=a%20b` (exploded: as `form`).
+    SpaceDelimited,
+    /// Query: `name=a|b` (exploded: as `form`).
+    PipeDelimited,
+    /// Query, objects: `name[key]=value`.
+    DeepObject,
+    /// Path and header: `a,b` (an exploded object `k=v,k2=v2`).
     Simple,
-    /// Other styles (`label`, `matrix`, `deepObject`, delimited): presence is checked, the value
-    /// is not.
-    Unsupported,
+    /// Path: `.a,b` (exploded `.a.b`).
+    Label,
+    /// Path: `;name=a,b` (exploded `;name=a;name=b`, an exploded object `;k=v;k2=v2`).
+    Matrix,
+}
+
+impl Style {
+    fn parse(name: &str) -> Option<Style> {
+        Some(match name {
+            "form" => Style::Form,
+            "spaceDelimited" => Style::SpaceDelimited,
+            "pipeDelimited" => Style::PipeDelimited,
+            "deepObject" => Style::DeepObject,
+            "simple" => Style::Simple,
+            "label" => Style::Label,
+            "matrix" => Style::Matrix,
+            _ => return None,
+        })
+    }
 }
 
 /// The JSON type a parameter's text is read as.
@@ -57,11 +79,14 @@ pub enum Scalar {
     Boolean,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shape {
     Scalar(Scalar),
     Array(Scalar),
-    /// An object (or no schema to tell): the text is checked as a string.
+    /// An object: its declared properties and the type each one's text is read as (others are
+    /// read as strings).
+    Object(Vec<(String, Scalar)>),
+    /// No schema, or one without a `type` to tell: the text is checked as a string.
     Other,
 }
 
@@ -71,6 +96,7 @@ pub struct Param {
     pub location: In,
     pub required: bool,
     pub style: Style,
+    pub explode: bool,
     pub shape: Shape,
     /// The compiled schema and its pointer in the document.
     pub schema: Option<(SchemaIndex, String)>,
@@ -363,7 +389,7 @@ fn parse_template(template: &str, ptr: &str) -> Result<Vec<Vec<Piece>>, ConfigEr
     Ok(segments)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -397,7 +423,7 @@ fn match_pieces(pieces: &[Piece], text: &str, out: &mut Vec<(String, String)>) -
                 if text.is_empty() {
                     return false;
                 }
-                out.push((name.clone(), percent_decode(text)));
+                out.push((name.clone(), text.to_string()));
                 return true;
             }
             // The longest value that lets the rest match (`{name}.{ext}` on `a.b.json`: `a.b`).
@@ -411,7 +437,7 @@ fn match_pieces(pieces: &[Piece], text: &str, out: &mut Vec<(String, String)>) -
                 let (value, after) = text.split_at(i);
                 let mark = out.len();
                 if match_pieces(rest, after, out) {
-                    out.insert(mark, (name.clone(), percent_decode(value)));
+                    out.insert(mark, (name.clone(), value.to_string()));
                     return true;
                 }
                 out.truncate(mark);
@@ -422,7 +448,8 @@ fn match_pieces(pieces: &[Piece], text: &str, out: &mut Vec<(String, String)>) -
 }
 
 impl PathEntry {
-    /// Captured variables when the path (below the base path) matches.
+    /// Captured variables when the path (below the base path) matches, as written (still
+    /// percent-encoded: their style's delimiters are found before decoding).
     fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
         let rest = path.strip_prefix('/')?;
         let parts: Vec<&str> = rest.split('/').collect();
@@ -466,6 +493,17 @@ fn scalar_of(t: Option<&Value>) -> Option<Scalar> {
     })
 }
 
+/// The type an object property's text is read as (following one local `$ref`).
+fn property_scalar(doc: &Value, schema: &Value) -> Scalar {
+    let target = match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => r.strip_prefix('#').and_then(|t| schema::at(doc, t)),
+        None => Some(schema),
+    };
+    target
+        .and_then(|t| scalar_of(t.get("type")))
+        .unwrap_or(Scalar::String)
+}
+
 /// Follows `$ref`s of a schema to read its `type` (for reading parameter text).
 fn schema_shape(doc: &Value, ptr: &str) -> Shape {
     let mut cur = ptr.to_string();
@@ -498,6 +536,24 @@ fn schema_shape(doc: &Value, ptr: &str) -> Shape {
             };
             return Shape::Array(item_type.unwrap_or(Scalar::String));
         }
+        let is_object = match s.get("type") {
+            Some(Value::String(t)) => t == "object",
+            Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+            _ => false,
+        };
+        if is_object {
+            let props = s
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(k, v)| (k.clone(), property_scalar(doc, v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Shape::Object(props);
+        }
         return match scalar_of(s.get("type")) {
             Some(sc) => Shape::Scalar(sc),
             None => Shape::Other,
@@ -507,12 +563,40 @@ fn schema_shape(doc: &Value, ptr: &str) -> Shape {
 }
 
 /// A parameter as declared, before its schema is compiled.
+#[derive(Clone)]
 struct ParamDecl {
     name: String,
     location: In,
     required: bool,
     style: Style,
+    explode: bool,
+    shape: Shape,
     schema_ptr: Option<String>,
+}
+
+/// Whether a location takes a style for a parameter of this shape; the reason when not.
+fn style_fits(location: In, style: Style, shape: &Shape) -> Result<(), &'static str> {
+    let object = matches!(shape, Shape::Object(_));
+    let scalar = matches!(shape, Shape::Scalar(_));
+    match (location, style) {
+        (In::Path, Style::Simple | Style::Label | Style::Matrix) => Ok(()),
+        (In::Path, _) => Err("a path parameter takes the styles simple, label and matrix"),
+        (In::Header, Style::Simple) => Ok(()),
+        (In::Header, _) => Err("a header parameter takes the style simple"),
+        (In::Cookie, Style::Form) if !object => Ok(()),
+        (In::Cookie, Style::Form) => Err("an object in a cookie parameter is not supported"),
+        (In::Cookie, _) => Err("a cookie parameter takes the style form"),
+        (In::Query, Style::Form) => Ok(()),
+        (In::Query, Style::SpaceDelimited | Style::PipeDelimited) if !scalar => Ok(()),
+        (In::Query, Style::SpaceDelimited | Style::PipeDelimited) => {
+            Err("spaceDelimited and pipeDelimited apply to arrays and objects")
+        }
+        (In::Query, Style::DeepObject) if object => Ok(()),
+        (In::Query, Style::DeepObject) => Err("deepObject applies to objects"),
+        (In::Query, _) => Err(
+            "a query parameter takes the styles form, spaceDelimited, pipeDelimited and deepObject",
+        ),
+    }
 }
 
 fn param_decl(doc: &Value, ptr: String) -> Result<ParamDecl, ConfigError> {
@@ -541,21 +625,40 @@ fn param_decl(doc: &Value, ptr: String) -> Result<ParamDecl, ConfigError> {
         .get("explode")
         .and_then(Value::as_bool)
         .unwrap_or(style_name == "form");
-    let style = match (style_name, explode) {
-        ("form", true) => Style::FormExplode,
-        ("form", false) => Style::Form,
-        ("simple", _) => Style::Simple,
-        _ => Style::Unsupported,
-    };
+    let style = Style::parse(style_name).ok_or_else(|| {
+        fault(
+            &format!("{ptr}/style"),
+            format!("unknown parameter style `{style_name}`"),
+        )
+    })?;
     let schema_ptr = if p.get("schema").is_some() {
         Some(format!("{ptr}/schema"))
-    } else if let Some(Value::Object(content)) = p.get("content") {
-        // A parameter described by `content` (a JSON value in a query parameter): unchecked text.
-        let _ = content;
-        None
+    } else if p.get("content").is_some() {
+        // A parameter described by `content` (a JSON value in a query parameter) would be
+        // checked as plain text: refused rather than half checked.
+        return Err(fault(
+            &format!("{ptr}/content"),
+            "parameters described by `content` are not supported; describe the value with `schema`",
+        ));
     } else {
         None
     };
+    let shape = schema_ptr
+        .as_deref()
+        .map_or(Shape::Other, |s| schema_shape(doc, s));
+    if let Err(why) = style_fits(location, style, &shape) {
+        return Err(fault(&format!("{ptr}/style"), why));
+    }
+    if style == Style::Form && explode && location == In::Query {
+        if let Shape::Object(props) = &shape {
+            if props.is_empty() {
+                return Err(fault(
+                    &format!("{ptr}/schema"),
+                    "an exploded form object is read from its properties' query parameters: declare its `properties`",
+                ));
+            }
+        }
+    }
     let name = if location == In::Header {
         name.to_ascii_lowercase()
     } else {
@@ -566,6 +669,8 @@ fn param_decl(doc: &Value, ptr: String) -> Result<ParamDecl, ConfigError> {
         location,
         required,
         style,
+        explode,
+        shape,
         schema_ptr,
     })
 }
@@ -642,17 +747,14 @@ impl Api {
                     .into_iter()
                     .map(|d| {
                         known.insert(d.name.clone());
-                        let shape = d
-                            .schema_ptr
-                            .as_deref()
-                            .map_or(Shape::Other, |p| schema_shape(&doc, p));
                         Param {
                             schema: index_of(&d.schema_ptr),
                             name: d.name,
                             location: d.location,
                             required: d.required,
                             style: d.style,
-                            shape,
+                            explode: d.explode,
+                            shape: d.shape,
                         }
                     })
                     .collect();
@@ -828,13 +930,7 @@ fn read_paths(doc: &Value) -> Result<(Vec<PathEntry>, Decls), ConfigError> {
                     .iter()
                     .any(|p| p.name == s.name && p.location == s.location)
                 {
-                    params.push(ParamDecl {
-                        name: s.name.clone(),
-                        location: s.location,
-                        required: s.required,
-                        style: s.style,
-                        schema_ptr: s.schema_ptr.clone(),
-                    });
+                    params.push(s.clone());
                 }
             }
             // Every path variable must be declared, or the template could never be checked.

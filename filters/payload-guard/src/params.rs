@@ -3,14 +3,16 @@
 
 use serde_json::{Number, Value};
 
-use crate::openapi::{Api, In, Operation, Scalar, Shape, Style};
+use crate::openapi::{percent_decode, Api, In, Operation, Param, Scalar, Shape, Style};
 use crate::schema::{tidy, violations, Violation, MAX_VIOLATIONS};
 
-/// One query pair, decoded (`+` is a space).
+/// One query pair, decoded (`+` is a space), with its value as written (a style's delimiters
+/// are found in it before decoding).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryPair {
     pub name: String,
     pub value: String,
+    pub raw: String,
 }
 
 /// A query string with a broken percent-encoding or text that is not UTF-8.
@@ -29,6 +31,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Vec<QueryPair>, BadQuery> {
         out.push(QueryPair {
             name: form_decode(k)?,
             value: form_decode(v)?,
+            raw: v.to_string(),
         });
     }
     Ok(out)
@@ -122,6 +125,259 @@ fn violation(location: In, name: Option<&str>, rule: &'static str) -> Violation 
     }
 }
 
+/// Where a parameter's text was found, before its style is read.
+enum Found {
+    /// Values as written: a path variable or query values (percent-encoded), header or cookie
+    /// values (as sent).
+    Texts(Vec<String>),
+    /// Named pieces already apart (an exploded form object, a deep object): property → text.
+    Pairs(Vec<(String, String)>),
+}
+
+/// Why a parameter's text could not be read: a violation's rule.
+type Unreadable = &'static str;
+
+/// Decodes one piece of a value: form decoding for query and cookie text, percent decoding for
+/// path text, none for headers.
+fn decode(location: In, raw: &str) -> String {
+    match location {
+        In::Query | In::Cookie => form_decode(raw).unwrap_or_else(|_| percent_decode(raw)),
+        In::Path => percent_decode(raw),
+        In::Header => raw.trim().to_string(),
+    }
+}
+
+/// Splits text at a delimiter given as raw forms (`,`; `%20`, `+` and ` ` for a space).
+fn split_raw<'t>(text: &'t str, delims: &[&str]) -> Vec<&'t str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    'outer: loop {
+        let mut best: Option<(usize, usize)> = None;
+        for d in delims {
+            let found = if d.starts_with('%') {
+                rest.to_ascii_lowercase().find(&d.to_ascii_lowercase())
+            } else {
+                rest.find(d)
+            };
+            if let Some(at) = found {
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, d.len()));
+                }
+            }
+        }
+        match best {
+            Some((at, len)) => {
+                out.push(&rest[..at]);
+                rest = &rest[at + len..];
+            }
+            None => {
+                out.push(rest);
+                break 'outer;
+            }
+        }
+    }
+    out
+}
+
+/// The delimiter between the items of a non-exploded value.
+fn delimiters(style: Style) -> &'static [&'static str] {
+    match style {
+        Style::SpaceDelimited => &["%20", "+", " "],
+        Style::PipeDelimited => &["|", "%7C"],
+        _ => &[","],
+    }
+}
+
+/// Pairs from `k1,v1,k2,v2` (a non-exploded object).
+fn alternating(items: Vec<String>) -> Result<Vec<(String, String)>, Unreadable> {
+    if !items.len().is_multiple_of(2) {
+        return Err("style");
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// Pairs from `k1=v1` items (an exploded object).
+fn assigned(items: &[&str], location: In) -> Result<Vec<(String, String)>, Unreadable> {
+    items
+        .iter()
+        .map(|item| {
+            let (k, v) = item.split_once('=').ok_or("style")?;
+            Ok((decode(location, k), decode(location, v)))
+        })
+        .collect()
+}
+
+/// The pieces of one text value by style: `Err` when the text does not have the style's form.
+enum Pieces {
+    One(String),
+    Items(Vec<String>),
+    Pairs(Vec<(String, String)>),
+}
+
+fn pieces(p: &Param, text: &str) -> Result<Pieces, Unreadable> {
+    let loc = p.location;
+    let object = matches!(p.shape, Shape::Object(_));
+    let array = matches!(p.shape, Shape::Array(_));
+    // What follows the style's prefix.
+    let body = match p.style {
+        Style::Label => text.strip_prefix('.').ok_or("style")?,
+        Style::Matrix if p.explode && (array || object) => {
+            // `;name=a;name=b` or `;k=v;k2=v2`.
+            let rest = text.strip_prefix(';').ok_or("style")?;
+            let items: Vec<&str> = rest.split(';').collect();
+            if object {
+                return assigned(&items, loc).map(Pieces::Pairs);
+            }
+            let prefix = format!("{}=", p.name);
+            return items
+                .iter()
+                .map(|i| i.strip_prefix(prefix.as_str()).map(|v| decode(loc, v)))
+                .collect::<Option<Vec<_>>>()
+                .map(Pieces::Items)
+                .ok_or("style");
+        }
+        Style::Matrix => {
+            let rest = text.strip_prefix(';').ok_or("style")?;
+            let rest = rest.strip_prefix(p.name.as_str()).ok_or("style")?;
+            if rest.is_empty() {
+                ""
+            } else {
+                rest.strip_prefix('=').ok_or("style")?
+            }
+        }
+        _ => text,
+    };
+    if !(array || object) {
+        return Ok(Pieces::One(decode(loc, body)));
+    }
+    if body.is_empty() {
+        return Ok(if object {
+            Pieces::Pairs(Vec::new())
+        } else {
+            Pieces::Items(Vec::new())
+        });
+    }
+    let delims: &[&str] = if p.explode && p.style == Style::Label {
+        &["."]
+    } else {
+        delimiters(p.style)
+    };
+    let raw = split_raw(body, delims);
+    if object {
+        if p.explode && matches!(p.style, Style::Simple | Style::Label) {
+            return assigned(&raw, loc).map(Pieces::Pairs);
+        }
+        let items = raw.iter().map(|r| decode(loc, r)).collect();
+        return alternating(items).map(Pieces::Pairs);
+    }
+    Ok(Pieces::Items(raw.iter().map(|r| decode(loc, r)).collect()))
+}
+
+/// Reads a parameter's value as its style and schema say; `Ok(None)` when absent.
+fn read(p: &Param, found: Found) -> Result<Option<(Value, Vec<String>)>, Unreadable> {
+    let (texts, pairs) = match found {
+        Found::Texts(t) if t.is_empty() => return Ok(None),
+        Found::Pairs(pairs) if pairs.is_empty() => return Ok(None),
+        Found::Texts(t) => (t, None),
+        Found::Pairs(pairs) => (Vec::new(), Some(pairs)),
+    };
+    let exploded_repeat = p.explode
+        && matches!(
+            p.style,
+            Style::Form | Style::SpaceDelimited | Style::PipeDelimited
+        );
+    let got = if let Some(pairs) = pairs {
+        Pieces::Pairs(pairs)
+    } else if exploded_repeat && matches!(p.shape, Shape::Array(_)) {
+        // Each repetition is one item.
+        Pieces::Items(texts.iter().map(|t| decode(p.location, t)).collect())
+    } else {
+        let text = match texts.as_slice() {
+            [one] => one.clone(),
+            // Several header lines are one list.
+            _ if p.location == In::Header && matches!(p.shape, Shape::Array(_)) => texts.join(","),
+            // A repeated value: backends disagree on which one wins.
+            _ => return Err("repeated"),
+        };
+        pieces(p, &text)?
+    };
+    let mut seen = Vec::new();
+    let value = match (&p.shape, got) {
+        (Shape::Scalar(ty), Pieces::One(t)) => {
+            seen.push(t.clone());
+            scalar(&t, *ty)
+        }
+        (Shape::Array(ty), Pieces::Items(items)) => {
+            let v = items.iter().map(|t| scalar(t, *ty)).collect();
+            seen = items;
+            Value::Array(v)
+        }
+        (Shape::Object(props), Pieces::Pairs(pairs)) => {
+            let mut map = serde_json::Map::new();
+            for (k, t) in pairs {
+                let ty = props
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map_or(Scalar::String, |(_, ty)| *ty);
+                if map.insert(k, scalar(&t, ty)).is_some() {
+                    return Err("repeated");
+                }
+                seen.push(t);
+            }
+            Value::Object(map)
+        }
+        (_, Pieces::One(t)) => {
+            seen.push(t.clone());
+            Value::String(t)
+        }
+        (_, Pieces::Items(items)) => {
+            let joined = items.join(",");
+            seen = items;
+            Value::String(joined)
+        }
+        (_, Pieces::Pairs(_)) => return Err("style"),
+    };
+    Ok(Some((value, seen)))
+}
+
+/// `name[key]` → `key` for a deep object named `name`.
+fn deep_key<'q>(name: &str, query_name: &'q str) -> Option<&'q str> {
+    query_name
+        .strip_prefix(name)?
+        .strip_prefix('[')?
+        .strip_suffix(']')
+}
+
+/// The query names a parameter reads: its own, a deep object's `name[key]`, an exploded form
+/// object's properties.
+fn reads_query_name(p: &Param, q: &str) -> bool {
+    if p.location != In::Query {
+        return false;
+    }
+    match (&p.style, &p.shape) {
+        (Style::DeepObject, _) => deep_key(&p.name, q).is_some(),
+        (Style::Form, Shape::Object(props)) if p.explode => props.iter().any(|(k, _)| k == q),
+        _ => p.name == q,
+    }
+}
+
+/// Cookies by name, from the `cookie` header(s).
+fn cookies(header: &dyn Fn(&str) -> Vec<String>) -> Vec<(String, String)> {
+    header("cookie")
+        .iter()
+        .flat_map(|line| line.split(';'))
+        .filter_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 /// Checks the parameters of an operation: presence, repetition, unknown query names, schemas.
 pub fn check(
     api: &Api,
@@ -132,71 +388,75 @@ pub fn check(
     deny_unknown_query: bool,
 ) -> ParamCheck {
     let mut out = ParamCheck::default();
+    let mut jar: Option<Vec<(String, String)>> = None;
     for p in &op.params {
         if out.violations.len() >= MAX_VIOLATIONS {
             break;
         }
-        let values: Vec<String> = match p.location {
-            In::Path => path_vars
-                .iter()
-                .filter(|(k, _)| *k == p.name)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            In::Query => query
-                .iter()
-                .filter(|q| q.name == p.name)
-                .map(|q| q.value.clone())
-                .collect(),
-            In::Header => header(&p.name),
-            In::Cookie => continue,
+        let found = match p.location {
+            In::Path => Found::Texts(
+                path_vars
+                    .iter()
+                    .filter(|(k, _)| *k == p.name)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            ),
+            In::Query => match (&p.style, &p.shape) {
+                (Style::DeepObject, _) => Found::Pairs(
+                    query
+                        .iter()
+                        .filter_map(|q| {
+                            Some((deep_key(&p.name, &q.name)?.to_string(), q.value.clone()))
+                        })
+                        .collect(),
+                ),
+                (Style::Form, Shape::Object(props)) if p.explode => Found::Pairs(
+                    query
+                        .iter()
+                        .filter(|q| props.iter().any(|(k, _)| *k == q.name))
+                        .map(|q| (q.name.clone(), q.value.clone()))
+                        .collect(),
+                ),
+                _ => Found::Texts(
+                    query
+                        .iter()
+                        .filter(|q| q.name == p.name)
+                        .map(|q| q.raw.clone())
+                        .collect(),
+                ),
+            },
+            In::Header => Found::Texts(header(&p.name)),
+            In::Cookie => Found::Texts(
+                jar.get_or_insert_with(|| cookies(header))
+                    .iter()
+                    .filter(|(k, _)| *k == p.name)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            ),
         };
-        if values.is_empty() {
-            if p.required {
-                out.violations
-                    .push(violation(p.location, Some(&p.name), "required"));
+        let (value, seen) = match read(p, found) {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                if p.required {
+                    out.violations
+                        .push(violation(p.location, Some(&p.name), "required"));
+                }
+                continue;
             }
-            continue;
-        }
-        for v in &values {
+            Err(rule) => {
+                out.violations
+                    .push(violation(p.location, Some(&p.name), rule));
+                continue;
+            }
+        };
+        for v in seen {
             out.texts.push(ParamText {
                 location: p.location,
                 name: Some(p.name.clone()),
                 schema: p.schema.as_ref().map(|(_, ptr)| ptr.clone()),
-                value: v.clone(),
+                value: v,
             });
         }
-        let value = match (p.shape, p.style) {
-            (_, Style::Unsupported) => continue,
-            (Shape::Array(item), Style::FormExplode) => {
-                Value::Array(values.iter().map(|v| scalar(v, item)).collect())
-            }
-            (Shape::Array(item), _) => {
-                if values.len() > 1 {
-                    out.violations
-                        .push(violation(p.location, Some(&p.name), "repeated"));
-                    continue;
-                }
-                let text = values.first().map(String::as_str).unwrap_or("");
-                if text.is_empty() {
-                    Value::Array(Vec::new())
-                } else {
-                    Value::Array(text.split(',').map(|v| scalar(v, item)).collect())
-                }
-            }
-            (shape, _) => {
-                // One value: a repeated scalar is refused (backends disagree on which one wins).
-                if values.len() > 1 {
-                    out.violations
-                        .push(violation(p.location, Some(&p.name), "repeated"));
-                    continue;
-                }
-                let text = values.first().map(String::as_str).unwrap_or("");
-                match shape {
-                    Shape::Scalar(s) => scalar(text, s),
-                    _ => Value::String(text.to_string()),
-                }
-            }
-        };
         if let Some((idx, _)) = &p.schema {
             if let Err(e) = api.schemas.validate(&value, *idx) {
                 violations(
@@ -211,11 +471,7 @@ pub fn check(
     }
     tidy(&mut out.violations);
     for q in query {
-        let declared = op
-            .params
-            .iter()
-            .any(|p| p.location == In::Query && p.name == q.name);
-        if declared {
+        if op.params.iter().any(|p| reads_query_name(p, &q.name)) {
             continue;
         }
         out.texts.push(ParamText {

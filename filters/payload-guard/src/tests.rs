@@ -85,6 +85,8 @@ fn a_valid_order_passes_and_is_counted() {
     let mut r = root(&config(json!({})));
     let run = post(&mut r, GOOD);
     assert_eq!(run.reply, None);
+    // The headers go on (a proxy-wasm host would hand no body to a filter paused at them);
+    // the body is held until it is accepted.
     assert_eq!(run.header_action, Action::Continue);
     assert_eq!(run.host.metric("shieldwall.payload_guard.allowed"), 1);
     // A refusal is recorded as the decision, with its reply code as the reason.
@@ -568,4 +570,263 @@ fn openapi_30_documents_use_their_dialect() {
             .0,
         404
     );
+}
+
+/// The body of a request is held chunk by chunk until it is whole and accepted; the headers
+/// callback never pauses a request it lets through (a proxy-wasm host would then hand the filter
+/// no body at all); trailers end a held body and decide it.
+#[test]
+fn bodies_are_held_until_decided_and_headers_never_wait() {
+    let mut r = root(&config(json!({})));
+    for (method, path, headers, eos) in [
+        ("GET", "/tenants/a/orders/42", vec![], true),
+        (
+            "GET",
+            "/tenants/a/orders/42",
+            vec![("content-length", "0")],
+            false,
+        ),
+        ("DELETE", "/tenants/a/orders/42", vec![], true),
+    ] {
+        let mut host = MockHost::request(method, path, &headers);
+        let mut s = r.new_stream(&mut host, 2);
+        assert_eq!(
+            s.on_request_headers(&mut host, eos),
+            Action::Continue,
+            "{method} {path}"
+        );
+        assert!(host.local_reply.is_none());
+    }
+    let chunked = [
+        ("content-type", "application/json"),
+        ("transfer-encoding", "chunked"),
+    ];
+    let mut host = MockHost::request("POST", "/tenants/a/orders", &chunked);
+    let mut s = r.new_stream(&mut host, 3);
+    assert_eq!(s.on_request_headers(&mut host, false), Action::Continue);
+    let (first, rest) = GOOD.as_bytes().split_at(40);
+    host.request_body = first.to_vec();
+    assert_eq!(
+        s.on_request_body(&mut host, first.len(), false),
+        Action::Pause
+    );
+    host.request_body.extend_from_slice(rest);
+    assert_eq!(
+        s.on_request_body(&mut host, GOOD.len(), true),
+        Action::Continue
+    );
+    assert!(host.local_reply.is_none());
+    // A body ended by trailers is decided there.
+    let mut host = MockHost::request("POST", "/tenants/a/orders", &chunked);
+    let mut s = r.new_stream(&mut host, 4);
+    assert_eq!(s.on_request_headers(&mut host, false), Action::Continue);
+    host.request_body = br#"{"customer":{"name":{"$ne":1}},"items":[]}"#.to_vec();
+    let held = host.request_body.len();
+    assert_eq!(s.on_request_body(&mut host, held, false), Action::Pause);
+    assert_eq!(s.on_request_trailers(&mut host), Action::Pause);
+    assert_eq!(host.local_reply.clone().unwrap().status, 403);
+}
+
+/// One operation per parameter style; each request either passes or names the rule it broke.
+#[test]
+fn parameter_styles() {
+    let int_array = json!({"type": "array", "items": {"type": "integer"}, "maxItems": 3});
+    let color = json!({"type": "object", "additionalProperties": false,
+        "properties": {"R": {"type": "integer", "maximum": 255}, "G": {"type": "integer", "maximum": 255}}});
+    let q = |name: &str, style: &str, explode: bool, schema: &Value| json!({"name": name, "in": "query", "style": style, "explode": explode, "schema": schema});
+    let path = |style: &str, explode: bool, schema: &Value| json!({"name": "v", "in": "path", "required": true, "style": style, "explode": explode, "schema": schema});
+    let get = |params: Vec<Value>| json!({"get": {"parameters": params, "responses": {}}});
+    let doc = json!({"openapi": "3.1.0", "paths": {
+        "/form": get(vec![q("ids", "form", true, &int_array), q("color", "form", true, &color)]),
+        "/form-flat": get(vec![q("ids", "form", false, &int_array), q("color", "form", false, &color)]),
+        "/space": get(vec![q("ids", "spaceDelimited", false, &int_array)]),
+        "/pipe": get(vec![q("ids", "pipeDelimited", false, &int_array), q("color", "pipeDelimited", false, &color)]),
+        "/deep": get(vec![q("color", "deepObject", true, &color)]),
+        "/simple/{v}": get(vec![path("simple", false, &int_array)]),
+        "/simple-obj/{v}": get(vec![path("simple", true, &color)]),
+        "/label/{v}": get(vec![path("label", true, &int_array)]),
+        "/label-flat/{v}": get(vec![path("label", false, &color)]),
+        "/matrix/{v}": get(vec![path("matrix", false, &int_array)]),
+        "/matrix-exploded/{v}": get(vec![path("matrix", true, &int_array)]),
+        "/matrix-obj/{v}": get(vec![path("matrix", true, &color)]),
+        "/matrix-one/{v}": get(vec![path("matrix", false, &json!({"type": "integer", "minimum": 1}))]),
+        "/header": get(vec![json!({"name": "X-Ids", "in": "header", "schema": int_array})]),
+        "/cookie": get(vec![json!({"name": "session", "in": "cookie", "required": true,
+                                   "schema": {"type": "string", "pattern": "^[a-f0-9]{8}$"}})]),
+        "/encoded/{v}": get(vec![path("simple", false, &json!({"type": "array", "items": {"type": "string", "maxLength": 3}}))])
+    }});
+    let mut r = root(&serde_json::to_vec(&json!({"openapi": doc})).unwrap());
+    let mut rule = |target: &str, headers: &[(&str, &str)]| -> Option<String> {
+        send(&mut r, "GET", target, headers, None)
+            .reply
+            .map(|(_, b)| {
+                b["violations"][0]["rule"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+    };
+    let cases: &[(&str, Option<&str>)] = &[
+        ("/form?ids=1&ids=2&R=10&G=20", None),
+        ("/form?ids=1&ids=x", Some("type")),
+        ("/form?R=300", Some("maximum")),
+        ("/form-flat?ids=1,2,3&color=R,1,G,2", None),
+        ("/form-flat?ids=1,2,3,4", Some("maxItems")),
+        ("/form-flat?color=R,1,G", Some("style")),
+        ("/form-flat?color=R,1,B,2", Some("additionalProperties")),
+        ("/space?ids=1%202+3", None),
+        ("/space?ids=1%20x", Some("type")),
+        ("/pipe?ids=1|2&color=R|5|G|6", None),
+        ("/pipe?ids=1%7C2%7C3%7C4", Some("maxItems")),
+        ("/deep?color[R]=1&color[G]=2", None),
+        ("/deep?color[R]=1000", Some("maximum")),
+        ("/deep?color[B]=1", Some("additionalProperties")),
+        ("/simple/1,2,3", None),
+        ("/simple/1,y", Some("type")),
+        ("/simple-obj/R=1,G=2", None),
+        ("/simple-obj/R=1,G=256", Some("maximum")),
+        ("/simple-obj/R,1", Some("style")),
+        ("/label/.1.2", None),
+        ("/label/1.2", Some("style")),
+        ("/label-flat/.R,3,G,4", None),
+        ("/matrix/;v=1,2", None),
+        ("/matrix/;w=1", Some("style")),
+        ("/matrix-exploded/;v=1;v=2;v=3", None),
+        ("/matrix-exploded/;v=1;v=2;v=3;v=4", Some("maxItems")),
+        ("/matrix-obj/;R=1;G=2", None),
+        ("/matrix-one/;v=7", None),
+        ("/matrix-one/;v=0", Some("minimum")),
+        // An encoded comma is part of an item, not a delimiter.
+        ("/encoded/ab,cd", None),
+        ("/encoded/ab%2Ccd", Some("maxLength")),
+    ];
+    for (target, want) in cases {
+        assert_eq!(rule(target, &[]).as_deref(), *want, "{target}");
+    }
+    assert_eq!(rule("/header", &[("x-ids", "1, 2")]), None);
+    assert_eq!(rule("/header", &[("x-ids", "1"), ("x-ids", "2")]), None);
+    assert_eq!(
+        rule("/header", &[("x-ids", "1,2,3,4")]).as_deref(),
+        Some("maxItems")
+    );
+    assert_eq!(
+        rule("/cookie", &[("cookie", "a=1; session=0a1b2c3d")]),
+        None
+    );
+    assert_eq!(
+        rule("/cookie", &[("cookie", "session=nope")]).as_deref(),
+        Some("pattern")
+    );
+    assert_eq!(rule("/cookie", &[]).as_deref(), Some("required"));
+    // The properties of an exploded form object and a deep object's keys are not unknown.
+    assert_eq!(
+        rule("/form?R=1&x=2", &[]).as_deref(),
+        Some("unknown_parameter")
+    );
+}
+
+/// A style a location does not take, or one that does not fit the schema, is refused when the
+/// document is compiled, with the pointer of the parameter's `style`.
+#[test]
+fn unsupported_parameter_styles_are_refused_at_configuration() {
+    let err = |param: Value| {
+        let doc = json!({"openapi": "3.1.0", "paths": {"/a/{v}": {"get": {"parameters": [
+            {"name": "v", "in": "path", "required": true, "schema": {"type": "string"}}, param]}}}});
+        let mut host = MockHost::new();
+        match PayloadGuard::configure(
+            &mut host,
+            &serde_json::to_vec(&json!({"openapi": doc})).unwrap(),
+        ) {
+            Ok(_) => panic!("accepted: {doc}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let obj = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    for (param, pointer, words) in [
+        (
+            json!({"name": "q", "in": "query", "style": "matrix", "schema": {"type": "string"}}),
+            "/paths/~1a~1{v}/get/parameters/1/style",
+            "a query parameter takes",
+        ),
+        (
+            json!({"name": "h", "in": "header", "style": "form", "schema": {"type": "string"}}),
+            "/paths/~1a~1{v}/get/parameters/1/style",
+            "a header parameter takes",
+        ),
+        (
+            json!({"name": "q", "in": "query", "style": "deepObject", "schema": {"type": "string"}}),
+            "/paths/~1a~1{v}/get/parameters/1/style",
+            "deepObject applies to objects",
+        ),
+        (
+            json!({"name": "q", "in": "query", "style": "pipeDelimited", "schema": {"type": "integer"}}),
+            "/paths/~1a~1{v}/get/parameters/1/style",
+            "arrays and objects",
+        ),
+        (
+            json!({"name": "c", "in": "cookie", "schema": obj}),
+            "/paths/~1a~1{v}/get/parameters/1/style",
+            "object in a cookie",
+        ),
+        (
+            json!({"name": "q", "in": "query", "style": "tabDelimited", "schema": {"type": "string"}}),
+            "/paths/~1a~1{v}/get/parameters/1/style",
+            "unknown parameter style",
+        ),
+        (
+            json!({"name": "q", "in": "query", "schema": {"type": "object"}}),
+            "/paths/~1a~1{v}/get/parameters/1/schema",
+            "declare its `properties`",
+        ),
+        (
+            json!({"name": "q", "in": "query", "content": {"application/json": {"schema": obj}}}),
+            "/paths/~1a~1{v}/get/parameters/1/content",
+            "not supported",
+        ),
+    ] {
+        let e = err(param);
+        assert!(e.contains(pointer) && e.contains(words), "{e}");
+    }
+}
+
+/// The Istio WasmPlugin's pluginConfig is a configuration this filter accepts, its document
+/// compiled (the CRD check in the istio tests does not look inside pluginConfig).
+#[test]
+fn the_istio_manifest_configures_the_filter() {
+    let text = include_str!("../../../istio/payload-guard/wasmplugin.yaml");
+    let manifest: Value = serde_yaml::from_str(text).unwrap();
+    assert_eq!(manifest["kind"], "WasmPlugin");
+    let config = serde_json::to_vec(&manifest["spec"]["pluginConfig"]).unwrap();
+    let mut r = root(&config);
+    // The orders API it carries is in force.
+    assert_eq!(post(&mut r, GOOD).reply, None);
+    let run = send(&mut r, "GET", "/tenants/a/invoices", &[], None);
+    assert_eq!(run.reply.unwrap().0, 404);
+}
+
+/// A cookie array: the cookie repeated (form, exploded: the default) or one comma list.
+#[test]
+fn cookie_arrays() {
+    let ids = json!({"type": "array", "items": {"type": "integer"}, "maxItems": 2});
+    let doc = json!({"openapi": "3.1.0", "paths": {
+        "/a": {"get": {"parameters": [{"name": "id", "in": "cookie", "schema": ids}], "responses": {}}},
+        "/b": {"get": {"parameters": [{"name": "id", "in": "cookie", "explode": false, "schema": ids}], "responses": {}}}
+    }});
+    let mut r = root(&serde_json::to_vec(&json!({"openapi": doc})).unwrap());
+    let mut rule = |target: &str, cookie: &str| -> Option<String> {
+        send(&mut r, "GET", target, &[("cookie", cookie)], None)
+            .reply
+            .map(|(_, b)| {
+                b["violations"][0]["rule"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+    };
+    assert_eq!(rule("/a", "id=3; x=y; id=4"), None);
+    assert_eq!(rule("/a", "id=3; id=z").as_deref(), Some("type"));
+    assert_eq!(rule("/a", "id=1; id=2; id=3").as_deref(), Some("maxItems"));
+    assert_eq!(rule("/b", "id=3,4"), None);
+    assert_eq!(rule("/b", "id=3,4,5").as_deref(), Some("maxItems"));
+    assert_eq!(rule("/b", "id=3; id=4").as_deref(), Some("repeated"));
 }
