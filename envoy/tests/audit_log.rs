@@ -580,3 +580,63 @@ fn the_example_takes_its_chain_key_and_siem_token_from_the_environment() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Behind Envoy's own `jwt_authn` (Istio's RequestAuthentication): with
+/// `"identity_from": "jwt_authn"` the record names the caller from the payload `jwt_authn`
+/// verified and put in metadata; a request `jwt_authn` refused still gets its record.
+#[test]
+fn the_identity_can_come_from_envoys_jwt_authn() {
+    let dir = scratch_dir("audit-jwt-authn");
+    let audit_file = dir.join("audit.log");
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let jwt_authn = format!(
+        r#"- name: envoy.filters.http.jwt_authn
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+    providers:
+      idp:
+        issuer: "{issuer}"
+        audiences: [orders-api]
+        remote_jwks:
+          http_uri: {{ uri: "http://{authority}{jwks}", cluster: idp, timeout: 5s }}
+        payload_in_metadata: jwt_payload
+    rules:
+    - match: {{ prefix: / }}
+      requires: {{ provider_name: idp }}
+"#,
+        issuer = idp.issuer(),
+        authority = idp.authority(),
+        jwks = idp.jwks_path()
+    );
+    let mut config = audit_config();
+    config["identity_from"] = json!("jwt_authn");
+    config["decisions"] = json!([]);
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .cluster(Cluster::new("idp", idp.port()))
+            .native_filter(jwt_authn)
+            .filter(
+                WasmFilter::new(wasm_path("audit-log"), "audit-log", config.to_string())
+                    .env("AUDIT_CHAIN_KEY", CHAIN_KEY),
+            )
+            .access_log(audit_access_log(&audit_file)),
+    );
+    let reader = idp.demo_token("orders-reader");
+    let resp = envoy.get_with_token("/tenants/a/orders/1", &reader);
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+    assert_eq!(envoy.get("/tenants/a/orders/2", &[]).status, 401);
+    let got = wait_for_records(&audit_file, 2);
+    assert_eq!(got.len(), 2, "{got:?}\n{}", envoy.log());
+    let allowed = &got[0];
+    assert_eq!(allowed["url"]["path"], "/tenants/a/orders/1", "{allowed}");
+    assert_eq!(allowed["user"]["id"], "orders-reader", "{allowed}");
+    assert_eq!(allowed["shieldwall"]["client_id"], "orders-reader");
+    assert_eq!(allowed["shieldwall"]["tenant"], "a");
+    assert_eq!(allowed["http"]["response"]["status_code"], 200);
+    let refused = &got[1];
+    assert_eq!(refused["http"]["response"]["status_code"], 401, "{refused}");
+    assert!(refused.get("user").is_none(), "{refused}");
+    assert_eq!(refused["event"]["outcome"], "failure");
+    let _ = std::fs::remove_dir_all(&dir);
+}
