@@ -22,7 +22,20 @@ pub enum FilterKind {
 }
 
 impl FilterKind {
-    /// The name in the configuration (`jwt-auth`).
+    /// Every filter the module knows by name, compiled in or not.
+    pub const ALL: [FilterKind; 9] = [
+        FilterKind::AuditLog,
+        FilterKind::MtlsIdentity,
+        FilterKind::JwtAuth,
+        FilterKind::TokenIntrospection,
+        FilterKind::ScopeAuthz,
+        FilterKind::RateLimit,
+        FilterKind::PayloadGuard,
+        FilterKind::PolicyAuthz,
+        FilterKind::IdentityExchange,
+    ];
+
+    /// The name in the configuration (`jwt-auth`), which is also the name of its cargo feature.
     pub fn name(self) -> &'static str {
         match self {
             FilterKind::JwtAuth => "jwt-auth",
@@ -37,28 +50,137 @@ impl FilterKind {
         }
     }
 
-    fn configure(self, host: &mut dyn Host, config: &[u8]) -> Result<Box<dyn Stage>, ConfigError> {
+    /// Whether this build of the module contains the filter (its cargo feature was on).
+    pub fn compiled(self) -> bool {
+        match self {
+            FilterKind::JwtAuth => cfg!(feature = "jwt-auth"),
+            FilterKind::ScopeAuthz => cfg!(feature = "scope-authz"),
+            FilterKind::RateLimit => cfg!(feature = "rate-limit"),
+            FilterKind::MtlsIdentity => cfg!(feature = "mtls-identity"),
+            FilterKind::TokenIntrospection => cfg!(feature = "token-introspection"),
+            FilterKind::AuditLog => cfg!(feature = "audit-log"),
+            FilterKind::IdentityExchange => cfg!(feature = "identity-exchange"),
+            FilterKind::PayloadGuard => cfg!(feature = "payload-guard"),
+            FilterKind::PolicyAuthz => cfg!(feature = "policy-authz"),
+        }
+    }
+
+    /// The filters this build contains, in the order of [`FilterKind::ALL`].
+    pub fn compiled_in() -> Vec<FilterKind> {
+        FilterKind::ALL
+            .into_iter()
+            .filter(|k| k.compiled())
+            .collect()
+    }
+
+    /// The error for a chain entry naming a filter this build does not contain.
+    fn not_in_build(self, index: usize) -> ConfigError {
+        let built: Vec<&str> = FilterKind::compiled_in()
+            .into_iter()
+            .map(FilterKind::name)
+            .collect();
+        ConfigError::new(
+            format!("chain[{index}].filter"),
+            format!(
+                "{name} is not in this build (it has {built}); rebuild with feature `{name}` \
+                 (cargo build --release --target wasm32-wasip1 -p shieldwall --features {name}), \
+                 or use the default build, which has every filter",
+                name = self.name(),
+                built = if built.is_empty() {
+                    "none".to_string()
+                } else {
+                    built.join(", ")
+                },
+            ),
+        )
+    }
+
+    fn configure(
+        self,
+        host: &mut dyn Host,
+        config: &[u8],
+        index: usize,
+    ) -> Result<Box<dyn Stage>, ConfigError> {
+        #[allow(dead_code)]
         fn boxed<F: RootFilter>(
             host: &mut dyn Host,
             config: &[u8],
         ) -> Result<Box<dyn Stage>, ConfigError> {
             F::configure(host, config).map(|f| Box::new(f) as Box<dyn Stage>)
         }
+        let _ = (&host, config);
         match self {
+            #[cfg(feature = "jwt-auth")]
             FilterKind::JwtAuth => boxed::<jwt_auth::filter::JwtAuth>(host, config),
+            #[cfg(feature = "scope-authz")]
             FilterKind::ScopeAuthz => boxed::<scope_authz::ScopeAuthz>(host, config),
+            #[cfg(feature = "rate-limit")]
             FilterKind::RateLimit => boxed::<rate_limit::filter::RateLimit>(host, config),
+            #[cfg(feature = "mtls-identity")]
             FilterKind::MtlsIdentity => boxed::<mtls_identity::filter::MtlsIdentity>(host, config),
+            #[cfg(feature = "token-introspection")]
             FilterKind::TokenIntrospection => {
                 boxed::<token_introspection::filter::TokenIntrospection>(host, config)
             }
+            #[cfg(feature = "audit-log")]
             FilterKind::AuditLog => boxed::<audit_log::filter::AuditLog>(host, config),
+            #[cfg(feature = "identity-exchange")]
             FilterKind::IdentityExchange => {
                 boxed::<identity_exchange::IdentityExchange>(host, config)
             }
+            #[cfg(feature = "payload-guard")]
             FilterKind::PayloadGuard => boxed::<payload_guard::PayloadGuard>(host, config),
+            #[cfg(feature = "policy-authz")]
             FilterKind::PolicyAuthz => boxed::<policy_authz::PolicyAuthz>(host, config),
+            #[allow(unreachable_patterns)]
+            _ => Err(self.not_in_build(index)),
         }
+    }
+
+    /// Checks the filter's own configuration without a proxy (see [`validate`]).
+    fn check(self, text: &[u8], index: usize) -> Result<(), ConfigError> {
+        if !self.compiled() {
+            return Err(self.not_in_build(index));
+        }
+        let _ = text;
+        let parsed: Result<(), ConfigError> = match self {
+            #[cfg(feature = "jwt-auth")]
+            FilterKind::JwtAuth => jwt_auth::config::Config::parse(text).map(drop),
+            #[cfg(feature = "scope-authz")]
+            FilterKind::ScopeAuthz => scope_authz::config::Config::parse(text).map(drop),
+            #[cfg(feature = "rate-limit")]
+            FilterKind::RateLimit => rate_limit::config::Config::parse(text).map(drop),
+            #[cfg(feature = "mtls-identity")]
+            FilterKind::MtlsIdentity => mtls_identity::config::Config::parse(text).map(drop),
+            // Without a proxy there is no environment: a `client_secret_env` is taken as set
+            // (at load, a variable that is not there refuses the configuration).
+            #[cfg(feature = "token-introspection")]
+            FilterKind::TokenIntrospection => {
+                token_introspection::config::Config::parse(text, &|_| {
+                    Some("(from the environment)".to_string())
+                })
+                .map(drop)
+            }
+            // The same for the chain key's variable.
+            #[cfg(feature = "audit-log")]
+            FilterKind::AuditLog => audit_log::config::Config::parse(text, &|_| {
+                Some("(from the environment)".to_string())
+            })
+            .map(drop),
+            // Its signing key is read from the environment and parsed at load; without a proxy
+            // only the configuration's shape and fields are checked here.
+            #[cfg(feature = "identity-exchange")]
+            FilterKind::IdentityExchange => {
+                parse_json::<identity_exchange::config::ConfigFile>(text).map(drop)
+            }
+            #[cfg(feature = "payload-guard")]
+            FilterKind::PayloadGuard => payload_guard::Config::parse(text).map(drop),
+            #[cfg(feature = "policy-authz")]
+            FilterKind::PolicyAuthz => policy_authz::Config::parse(text).map(drop),
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        };
+        parsed.map_err(|e| e.within(&format!("chain[{index}].config")))
     }
 }
 
@@ -252,38 +374,12 @@ pub fn validate(bytes: &[u8]) -> Result<Vec<FilterKind>, ConfigError> {
     check_list(&config)?;
     let texts = config_texts(bytes, &config)?;
     for (i, (entry, text)) in config.chain.iter().zip(texts).enumerate() {
-        let parsed = match entry.filter {
-            FilterKind::JwtAuth => jwt_auth::config::Config::parse(text).map(drop),
-            FilterKind::ScopeAuthz => scope_authz::config::Config::parse(text).map(drop),
-            FilterKind::RateLimit => rate_limit::config::Config::parse(text).map(drop),
-            FilterKind::MtlsIdentity => mtls_identity::config::Config::parse(text).map(drop),
-            // Without a proxy there is no environment: a `client_secret_env` is taken as set
-            // (at load, a variable that is not there refuses the configuration).
-            FilterKind::TokenIntrospection => {
-                token_introspection::config::Config::parse(text, &|_| {
-                    Some("(from the environment)".to_string())
-                })
-                .map(drop)
-            }
-            // The same for the chain key's variable.
-            FilterKind::AuditLog => audit_log::config::Config::parse(text, &|_| {
-                Some("(from the environment)".to_string())
-            })
-            .map(drop),
-            // Its signing key is read from the environment and parsed at load; without a proxy
-            // only the configuration's shape and fields are checked here.
-            FilterKind::IdentityExchange => {
-                parse_json::<identity_exchange::config::ConfigFile>(text).map(drop)
-            }
-            FilterKind::PayloadGuard => payload_guard::Config::parse(text).map(drop),
-            FilterKind::PolicyAuthz => policy_authz::Config::parse(text).map(drop),
-        };
-        parsed.map_err(|e| e.within(&format!("chain[{i}].config")))?;
+        entry.filter.check(text, i)?;
     }
     Ok(config.chain.iter().map(|e| e.filter).collect())
 }
 
-/// What the list itself must be: not empty, not too long, each filter once.
+/// What the list itself must be: not empty, not too long, each filter once and in this build.
 fn check_list(config: &Config) -> Result<(), ConfigError> {
     if config.chain.is_empty() {
         return Err(ConfigError::new("chain", "lists no filter"));
@@ -295,6 +391,9 @@ fn check_list(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     for (i, entry) in config.chain.iter().enumerate() {
+        if !entry.filter.compiled() {
+            return Err(entry.filter.not_in_build(i));
+        }
         // Two copies of one filter would share its shared-data keys (they are named by filter
         // and plugin), so each filter appears once.
         if let Some(j) = config
@@ -323,7 +422,7 @@ pub fn build(host: &mut dyn Host, bytes: &[u8]) -> Result<Chain, ConfigError> {
     let mut builder = ChainBuilder::new();
     for (i, (entry, text)) in config.chain.iter().zip(texts).enumerate() {
         let kind = entry.filter;
-        let added = builder.add(host, |h| kind.configure(h, text));
+        let added = builder.add(host, |h| kind.configure(h, text, i));
         match added {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(e.within(&format!("chain[{i}].config"))),
@@ -374,6 +473,60 @@ mod span_tests {
         assert!(
             err.starts_with("chain[0].config: not found in the text"),
             "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    /// Run in the default build (every filter) and in a slim one
+    /// (`cargo test -p shieldwall --no-default-features --features jwt-auth`): a filter outside
+    /// the build is refused by name, with the feature that would add it.
+    #[test]
+    fn a_filter_outside_this_build_is_refused_naming_its_feature() {
+        for kind in FilterKind::ALL {
+            let doc = format!(
+                r#"{{"chain": [{{"filter": "{}", "config": {{}}}}]}}"#,
+                kind.name()
+            );
+            let result = validate(doc.as_bytes()).map_err(|e| e.to_string());
+            if kind.compiled() {
+                // Past the list: only the filter's own parser may refuse it, under its config.
+                if let Err(e) = result {
+                    assert!(e.starts_with("chain[0].config"), "{}: {e}", kind.name());
+                }
+            } else {
+                let e = result.unwrap_err();
+                assert!(
+                    e.starts_with(&format!(
+                        "chain[0].filter: {} is not in this build",
+                        kind.name()
+                    )),
+                    "{e}"
+                );
+                assert!(e.contains(&format!("feature `{}`", kind.name())), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_build_has_every_filter() {
+        let all = cfg!(all(
+            feature = "jwt-auth",
+            feature = "scope-authz",
+            feature = "rate-limit",
+            feature = "mtls-identity",
+            feature = "token-introspection",
+            feature = "audit-log",
+            feature = "identity-exchange",
+            feature = "payload-guard",
+            feature = "policy-authz"
+        ));
+        assert_eq!(
+            FilterKind::compiled_in().len() == FilterKind::ALL.len(),
+            all
         );
     }
 }

@@ -10,6 +10,10 @@
 //! Each `config` is parsed by that filter's own code (same validation, same error paths, under
 //! `chain[i].config`); the filters run through core's [`shieldwall_core::chain`], one VM context
 //! per request.
+//!
+//! Each filter is a cargo feature of this crate, named as in `chain[i].filter`; the default build
+//! has them all. A build with fewer (`--no-default-features --features jwt-auth,scope-authz`)
+//! is a smaller module and refuses, at configuration, a chain entry naming a filter it lacks.
 
 pub mod config;
 
@@ -46,6 +50,13 @@ impl RootFilter for Shieldwall {
         let chain = config::build(host, config)?;
         let h: &dyn Host = host;
         h.info(&format!("shieldwall: chain {}", chain.names().join(" -> ")));
+        if FilterKind::compiled_in().len() < FilterKind::ALL.len() {
+            let built: Vec<&str> = FilterKind::compiled_in()
+                .into_iter()
+                .map(FilterKind::name)
+                .collect();
+            h.info(&format!("shieldwall: this build has {}", built.join(", ")));
+        }
         Ok(Shieldwall { chain })
     }
 

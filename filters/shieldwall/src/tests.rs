@@ -1,5 +1,7 @@
 //! The chain over MockHost with the real filters: configuration errors, order, a deny that stops
 //! the walk, a pause for keys that resumes into the later stages, callouts routed by stage.
+// They run jwt-auth, scope-authz and rate-limit: only in builds that have those three.
+#![cfg(all(feature = "jwt-auth", feature = "scope-authz", feature = "rate-limit"))]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

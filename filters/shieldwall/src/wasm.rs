@@ -1,15 +1,22 @@
 //! Registers the shieldwall chain with the proxy-wasm adapter of shieldwall-core. The callbacks
-//! are the union of what the filters it can run use: jwt-auth and token-introspection (tick, HTTP
-//! callouts), rate-limit (response headers, gRPC callouts), audit-log (log), payload-guard and
-//! policy-authz (the request body and trailers); scope-authz, mtls-identity and identity-exchange need none beyond
-//! the request headers.
-shieldwall_core::export_filter!(
-    crate::Shieldwall,
-    tick,
-    request_body,
-    request_trailers,
-    http_call_response,
-    response_headers,
-    grpc,
-    log
-);
+//! are the union of what the filters compiled into this build use: jwt-auth and
+//! token-introspection (tick, HTTP callouts), rate-limit (response headers, gRPC callouts),
+//! audit-log (log), payload-guard and policy-authz (the request body and trailers);
+//! scope-authz, mtls-identity and identity-exchange need none beyond the request headers. The
+//! default build has every filter, so every one of these.
+shieldwall_core::export_filter!(crate::Shieldwall);
+
+#[cfg(any(feature = "jwt-auth", feature = "token-introspection"))]
+shieldwall_core::export_callback!(tick);
+#[cfg(any(feature = "jwt-auth", feature = "token-introspection"))]
+shieldwall_core::export_callback!(http_call_response);
+#[cfg(any(feature = "payload-guard", feature = "policy-authz"))]
+shieldwall_core::export_callback!(request_body);
+#[cfg(any(feature = "payload-guard", feature = "policy-authz"))]
+shieldwall_core::export_callback!(request_trailers);
+#[cfg(feature = "rate-limit")]
+shieldwall_core::export_callback!(response_headers);
+#[cfg(feature = "rate-limit")]
+shieldwall_core::export_callback!(grpc);
+#[cfg(feature = "audit-log")]
+shieldwall_core::export_callback!(log);
