@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shieldwall_core::config::Within;
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
-use shieldwall_core::{ConfigError, Host, Identity};
+use shieldwall_core::{ConfigError, Host, Identity, IdentityFrom};
 
 use crate::keys::{check_public_jwk, published_jwk, Alg, PrivateKey};
 use crate::template::{SegmentRule, SpiffeTemplate, Template};
@@ -29,6 +29,10 @@ pub struct ConfigFile {
     /// A caller whose identity already has a `spiffe_id` (mtls-identity) keeps it (default true).
     #[serde(default = "yes")]
     pub keep_spiffe_id: bool,
+    /// Where the caller's identity comes from: shieldwall's authenticators (the default) or
+    /// Envoy's own `jwt_authn` (`"jwt_authn"`, see `shieldwall_core::IdentityFrom`).
+    #[serde(default)]
+    pub identity_from: IdentityFrom,
     pub token: TokenFile,
     #[serde(default = "default_spiffe_header")]
     pub spiffe_header: String,
@@ -199,6 +203,7 @@ pub struct Rule {
 pub struct Config {
     pub spiffe_id: SpiffeTemplate,
     pub keep_spiffe_id: bool,
+    pub identity_from: IdentityFrom,
     pub issuer: String,
     pub audience: Template,
     pub ttl_s: u64,
@@ -334,6 +339,7 @@ impl Config {
         Ok(Config {
             spiffe_id,
             keep_spiffe_id: file.keep_spiffe_id,
+            identity_from: file.identity_from,
             issuer: t.issuer,
             audience,
             ttl_s: t.ttl_s,

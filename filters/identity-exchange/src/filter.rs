@@ -7,9 +7,11 @@ use std::rc::Rc;
 
 use shieldwall_core::decision::Decision;
 use shieldwall_core::identity::IDENTITY_PROPERTY;
+use shieldwall_core::metadata::JWT_AUTHN_NAMESPACE;
 use shieldwall_core::metrics::Metrics;
+use shieldwall_core::route::PathError;
 use shieldwall_core::{
-    Action, ConfigError, Host, Identity, Reply, RequestLine, RootFilter, StreamFilter,
+    Action, ConfigError, Host, IdentityFrom, Reply, RequestLine, RootFilter, StreamFilter,
 };
 
 use crate::config::{Config, Exchange};
@@ -65,6 +67,20 @@ impl IdentityExchange {
     }
 }
 
+/// What a request gets (see `IdentityExchangeStream::step`).
+enum Step {
+    /// The JWKS reply was sent.
+    Replied,
+    /// The internal token (cached or minted) goes on the request.
+    Forward(Minted, &'static str),
+    /// The request goes on without a token.
+    Pass(&'static str),
+    /// Refused with this reply.
+    Deny(&'static str, Reply),
+    /// No token could be made.
+    Refuse(MintError),
+}
+
 pub struct IdentityExchangeStream {
     config: Rc<Config>,
     header_b64: Rc<str>,
@@ -98,18 +114,14 @@ impl IdentityExchangeStream {
     }
 
     /// Answers `GET`/`HEAD` of `jwks_path` with the public keys, if this is that request.
-    fn serve_jwks(&self, host: &mut dyn Host) -> bool {
-        let Some(jwks_path) = &self.config.jwks_path else {
-            return false;
-        };
-        let Some(raw) = host.request_header(":path") else {
+    fn serve_jwks(&self, host: &mut dyn Host, raw_path: Option<&str>, method: &str) -> bool {
+        let (Some(jwks_path), Some(raw)) = (&self.config.jwks_path, raw_path) else {
             return false;
         };
         if raw.split(['?', '#']).next() != Some(jwks_path.as_str()) {
             return false;
         }
-        let method = host.request_header(":method").unwrap_or_default();
-        let body: &[u8] = match method.as_str() {
+        let body: &[u8] = match method {
             "GET" => self.config.jwks.as_bytes(),
             "HEAD" => b"",
             _ => return false,
@@ -128,28 +140,61 @@ impl IdentityExchangeStream {
         true
     }
 
-    fn exchange(&self, host: &mut dyn Host) -> Action {
-        let config = self.config.clone();
-        if self.serve_jwks(host) {
-            return Action::Pause;
+    /// The bytes the caller's identity is made of on this request, the cache key's part: the
+    /// identity context's JSON and, with `identity_from: jwt_authn`, the payload `jwt_authn` put
+    /// in metadata (after the context's length, so two different pairs never give one key).
+    /// `None`: no identity at all. Nothing is parsed here: on a cache hit nothing needs to be.
+    fn identity_bytes(&self, host: &dyn Host) -> Option<Vec<u8>> {
+        let context = host
+            .property(&[IDENTITY_PROPERTY])
+            .filter(|b| !b.is_empty());
+        let IdentityFrom::JwtAuthn {
+            payload_in_metadata,
+            ..
+        } = &self.config.identity_from
+        else {
+            return context;
+        };
+        let payload = host
+            .property(&[
+                "metadata",
+                "filter_metadata",
+                JWT_AUTHN_NAMESPACE,
+                payload_in_metadata,
+            ])
+            .filter(|b| !b.is_empty());
+        if context.is_none() && payload.is_none() {
+            return None;
         }
-        // Whatever a client sent under these names never reaches the services, minted or not.
-        host.set_request_header(&config.header_name, None);
-        host.set_request_header(&config.spiffe_header, None);
+        let (context, payload) = (context.unwrap_or_default(), payload.unwrap_or_default());
+        let mut bytes = Vec::with_capacity(context.len() + payload.len() + 8);
+        bytes.extend_from_slice(format!("{}:", context.len()).as_bytes());
+        bytes.extend_from_slice(&context);
+        bytes.extend_from_slice(&payload);
+        Some(bytes)
+    }
 
-        let line = match RequestLine::from_host(host, config.path) {
+    /// What to do with this request: the JWKS reply, a token to forward, or another outcome.
+    fn step(&self, host: &mut dyn Host) -> Step {
+        let config = &self.config;
+        // The request line, read once for the JWKS path and the rules.
+        let raw_path = host.request_header(":path");
+        let method = host.request_header(":method").unwrap_or_default();
+        if self.serve_jwks(host, raw_path.as_deref(), &method) {
+            return Step::Replied;
+        }
+        let line = match raw_path {
+            Some(raw) => RequestLine::parse(&method, &raw, config.path),
+            None => Err(PathError::NotAbsolute),
+        };
+        let line = match line {
             Ok(line) => line,
             Err(e) => {
-                return self.deny(
-                    host,
-                    e.code(),
-                    Reply::bad_request(e.code(), e.description()),
-                )
+                return Step::Deny(e.code(), Reply::bad_request(e.code(), e.description()));
             }
         };
         let Some((rule_index, rule)) = config.rule_for(&line) else {
-            return self.deny(
-                host,
+            return Step::Deny(
                 "no_matching_rule",
                 Reply::forbidden(
                     "no_matching_rule",
@@ -158,27 +203,23 @@ impl IdentityExchangeStream {
             );
         };
         if rule.exchange == Exchange::Skip {
-            return self.allow(host, "skipped");
+            return Step::Pass("skipped");
         }
-        // The identity context as the authenticators wrote it: the cache key, parsed only on a miss.
-        let raw = host
-            .property(&[IDENTITY_PROPERTY])
-            .filter(|b| !b.is_empty());
-        let identity = raw
-            .as_deref()
-            .and_then(|b| serde_json::from_slice::<Identity>(b).ok());
-        let (Some(raw), Some(identity)) = (raw, identity) else {
+        let missing = || {
             if rule.exchange == Exchange::Optional {
-                return self.allow(host, "passed_without_identity");
+                return Step::Pass("passed_without_identity");
             }
-            return self.deny(
-                host,
+            Step::Deny(
                 "missing_identity",
                 Reply::missing_credential(
                     &config.realm,
                     "this route needs an authenticated caller",
                 ),
-            );
+            )
+        };
+        // The identity's bytes are the cache key; the identity is parsed only on a miss.
+        let Some(raw) = self.identity_bytes(host) else {
+            return missing();
         };
         let now_s = (host as &dyn Host).now_secs();
         let key = TokenCache::key(rule_index, &raw);
@@ -188,28 +229,46 @@ impl IdentityExchangeStream {
             .ok()
             .and_then(|mut c| c.get(&key, now_s));
         if let Some(hit) = cached {
-            return self.forward(host, &hit, "cache_hit");
+            return Step::Forward(hit, "cache_hit");
         }
+        let Some(identity) = config.identity_from.read(host) else {
+            return missing();
+        };
         let audience_template = rule.audience.as_ref().unwrap_or(&config.audience);
         let ttl_s = rule.ttl_s.unwrap_or(config.ttl_s);
         let made = audience_template
             .render_audience(&identity)
             .map_err(MintError::from)
-            .and_then(|audience| subject(&config, &identity, &audience));
-        let subject = match made {
-            Ok(s) => s,
-            Err(e) => return self.refuse(host, &e),
-        };
-        let made =
-            new_jti().and_then(|jti| mint(&config, &self.header_b64, &subject, now_s, ttl_s, jti));
+            .and_then(|audience| subject(config, &identity, &audience))
+            .and_then(|subject| {
+                new_jti()
+                    .and_then(|jti| mint(config, &self.header_b64, &subject, now_s, ttl_s, jti))
+            });
         match made {
             Ok(m) => {
                 if let Ok(mut c) = self.cache.try_borrow_mut() {
                     c.insert(&key, &m);
                 }
-                self.forward(host, &m, "minted")
+                Step::Forward(m, "minted")
             }
-            Err(e) => self.refuse(host, &e),
+            Err(e) => Step::Refuse(e),
+        }
+    }
+
+    fn exchange(&self, host: &mut dyn Host) -> Action {
+        let step = self.step(host);
+        if !matches!(step, Step::Forward(..) | Step::Replied) {
+            // Whatever a client sent under these names never reaches the services, minted or
+            // not. (A forwarded request gets both replaced, which removes every copy as well.)
+            host.set_request_header(&self.config.header_name, None);
+            host.set_request_header(&self.config.spiffe_header, None);
+        }
+        match step {
+            Step::Replied => Action::Pause,
+            Step::Forward(minted, reason) => self.forward(host, &minted, reason),
+            Step::Pass(reason) => self.allow(host, reason),
+            Step::Deny(reason, reply) => self.deny(host, reason, reply),
+            Step::Refuse(e) => self.refuse(host, &e),
         }
     }
 

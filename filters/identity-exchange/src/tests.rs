@@ -712,3 +712,317 @@ fn every_request_records_what_was_decided_and_why() {
         json!({"decision": "deny", "reason": "missing_identity", "status": 401})
     );
 }
+
+/// A JWT payload as Envoy's `jwt_authn` writes it to dynamic metadata (the proxy-wasm pairs
+/// encoding; a number as the 8 bytes of an `f64`).
+fn jwt_authn_payload(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = (entries.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in entries {
+        out.extend((k.len() as u32).to_le_bytes());
+        out.extend((v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in entries {
+        out.extend(k.as_bytes());
+        out.push(0);
+        out.extend(v);
+        out.push(0);
+    }
+    out
+}
+
+fn set_jwt_authn_payload(host: &mut MockHost, payload: &[u8]) {
+    host.properties.insert(
+        [
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+        ]
+        .join("\0"),
+        payload.to_vec(),
+    );
+}
+
+fn carol(sub: &str, exp: u64) -> Vec<u8> {
+    jwt_authn_payload(&[
+        ("iss", b"https://idp.bank.example".to_vec()),
+        ("sub", sub.as_bytes().to_vec()),
+        ("tenant", b"bank-a".to_vec()),
+        ("scope", b"read transfer".to_vec()),
+        ("client_id", b"mobile-app".to_vec()),
+        ("exp", (exp as f64).to_le_bytes().to_vec()),
+    ])
+}
+
+#[test]
+fn identity_from_jwt_authn_mints_from_the_payload_envoy_verified() {
+    let mut cfg = config();
+    cfg["identity_from"] = json!("jwt_authn");
+    let (mut r, mut host) = root(&cfg);
+    let now = 1_700_000_000u64;
+    let path = "/tenants/bank-a/x";
+    let forged = [("x-spiffe-id", "spiffe://bank-a.bank.example/user/admin")];
+
+    // No payload (jwt_authn let the request through without a token): 401 on a required route,
+    // passed on an optional one; the client's header never stays.
+    assert_eq!(
+        run(&mut r, &mut host, "GET", path, &forged, None),
+        Action::Pause
+    );
+    assert_eq!(host.local_reply.as_ref().unwrap().status, 401);
+    run(&mut r, &mut host, "GET", "/public/x", &forged, None);
+    assert!(host.local_reply.is_none());
+    assert!(host.headers_named("x-spiffe-id").is_empty());
+
+    host.new_stream("GET", path, &forged);
+    set_jwt_authn_payload(&mut host, &carol("12345", now + 100));
+    let mut stream = r.new_stream(&mut host, 2);
+    assert_eq!(stream.on_request_headers(&mut host, true), Action::Continue);
+    assert_eq!(
+        host.headers_named("x-spiffe-id"),
+        vec!["spiffe://bank-a.bank.example/user/12345"]
+    );
+    let first = bearer(&host);
+    let claims = part(&first, 1);
+    assert_eq!(claims["sub"], "spiffe://bank-a.bank.example/user/12345");
+    assert_eq!(claims["aud"], "bank-a");
+    assert_eq!(claims["scope"], "read transfer");
+    assert_eq!(claims["client_id"], "mobile-app");
+    assert_eq!(
+        claims["act"],
+        json!({"sub": "12345", "iss": "https://idp.bank.example"})
+    );
+    // Never past the external token's `exp`, which came as a number in the metadata.
+    assert_eq!(claims["exp"], now + 100);
+
+    // The same payload again: the cached token. Another subject (the keys are the payload's
+    // exact bytes): its own token.
+    host.new_stream("GET", path, &[]);
+    set_jwt_authn_payload(&mut host, &carol("12345", now + 100));
+    r.new_stream(&mut host, 3)
+        .on_request_headers(&mut host, true);
+    assert_eq!(bearer(&host), first);
+    assert_eq!(host.metric("shieldwall.identity_exchange.cache_hit"), 1);
+    host.new_stream("GET", path, &[]);
+    set_jwt_authn_payload(&mut host, &carol("12346", now + 100));
+    r.new_stream(&mut host, 4)
+        .on_request_headers(&mut host, true);
+    assert_eq!(
+        part(&bearer(&host), 1)["sub"],
+        "spiffe://bank-a.bank.example/user/12346"
+    );
+    // Only `exp` differs: a token that ends with it, not the cached one.
+    host.new_stream("GET", path, &[]);
+    set_jwt_authn_payload(&mut host, &carol("12345", now + 50));
+    r.new_stream(&mut host, 5)
+        .on_request_headers(&mut host, true);
+    assert_eq!(part(&bearer(&host), 1)["exp"], now + 50);
+    assert_eq!(host.metric("shieldwall.identity_exchange.minted"), 3);
+
+    // The default source ignores the metadata: without an identity context, 401.
+    let (mut plain, mut host) = root(&config());
+    host.new_stream("GET", path, &[]);
+    set_jwt_authn_payload(&mut host, &carol("12345", now + 100));
+    plain
+        .new_stream(&mut host, 2)
+        .on_request_headers(&mut host, true);
+    assert_eq!(host.local_reply.as_ref().unwrap().status, 401);
+}
+
+#[test]
+fn the_cache_key_is_lossless_for_binary_identities() {
+    use crate::token::TokenCache;
+    // Two byte strings that a lossy UTF-8 conversion would make equal.
+    let a = TokenCache::key(0, &[b'x', 0x80]);
+    let b = TokenCache::key(0, &[b'x', 0x81]);
+    assert_ne!(a, b);
+    assert_eq!(a, "0#7880");
+    assert_eq!(TokenCache::key(1, b"{}"), "1\n{}");
+    // Text and its hex spelling never meet: different separators.
+    assert_ne!(TokenCache::key(0, b"7880"), a);
+}
+
+/// A host that records which of its calls a filter makes (each is a call out of the VM in a
+/// proxy), over a [`MockHost`].
+struct CountingHost {
+    inner: MockHost,
+    calls: std::cell::RefCell<Vec<&'static str>>,
+}
+
+impl CountingHost {
+    fn note(&self, call: &'static str) {
+        self.calls.borrow_mut().push(call);
+    }
+}
+
+impl shieldwall_core::Host for CountingHost {
+    fn now_nanos(&self) -> u64 {
+        self.note("now");
+        self.inner.now_nanos()
+    }
+    fn log(&self, level: shieldwall_core::LogLevel, message: &str) {
+        self.note("log");
+        self.inner.log(level, message)
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.note("request_header");
+        self.inner.request_header(name)
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.note("request_headers");
+        self.inner.request_headers()
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        self.note(if value.is_some() {
+            "replace_header"
+        } else {
+            "remove_header"
+        });
+        self.inner.set_request_header(name, value)
+    }
+    fn add_request_header(&mut self, name: &str, value: &str) {
+        self.note("add_header");
+        self.inner.add_request_header(name, value)
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.note("response_header");
+        self.inner.response_header(name)
+    }
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        self.note("set_response_header");
+        self.inner.set_response_header(name, value)
+    }
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        self.note("add_response_header");
+        self.inner.add_response_header(name, value)
+    }
+    fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>> {
+        self.note("request_body");
+        self.inner.request_body(start, max)
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.note("property");
+        self.inner.property(path)
+    }
+    fn set_property(
+        &mut self,
+        path: &[&str],
+        value: &[u8],
+    ) -> Result<(), shieldwall_core::HostError> {
+        self.note("set_property");
+        self.inner.set_property(path, value)
+    }
+    fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.note("send_local_reply");
+        self.inner.send_local_reply(status, headers, body)
+    }
+    fn wake_stream(&mut self, context_id: u32) {
+        self.inner.wake_stream(context_id)
+    }
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), shieldwall_core::HostError> {
+        self.note("shared_get");
+        self.inner.shared_get(key)
+    }
+    fn shared_set(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        cas: u32,
+    ) -> Result<(), shieldwall_core::HostError> {
+        self.note("shared_set");
+        self.inner.shared_set(key, value, cas)
+    }
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: std::time::Duration,
+    ) -> Result<u32, shieldwall_core::HostError> {
+        self.note("http_call");
+        self.inner.http_call(cluster, headers, body, timeout)
+    }
+    fn grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[(&str, &[u8])],
+        message: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<u32, shieldwall_core::HostError> {
+        self.note("grpc_call");
+        self.inner
+            .grpc_call(cluster, service, method, metadata, message, timeout)
+    }
+    fn set_tick_period(&mut self, period: std::time::Duration) {
+        self.inner.set_tick_period(period)
+    }
+    fn filter_name(&self) -> &'static str {
+        self.inner.filter_name()
+    }
+    fn define_metric(
+        &mut self,
+        kind: shieldwall_core::MetricKind,
+        name: &str,
+    ) -> Result<u32, shieldwall_core::HostError> {
+        self.note("define_metric");
+        self.inner.define_metric(kind, name)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) {
+        self.note("increment_metric");
+        self.inner.increment_metric(id, delta)
+    }
+    fn record_metric(&mut self, id: u32, value: u64) {
+        self.note("record_metric");
+        self.inner.record_metric(id, value)
+    }
+}
+
+/// The cached path, call by call: what a request costs in calls out of the VM once its caller's
+/// token is cached. Each is a crossing between V8 and Envoy (and a read also a call back into the
+/// VM for memory), the bulk of a cheap filter's cost in Envoy.
+#[test]
+fn the_cached_path_makes_only_the_calls_it_needs() {
+    let (mut r, host) = root(&config());
+    let mut host = CountingHost {
+        inner: host,
+        calls: Default::default(),
+    };
+    let path = "/tenants/bank-a/x";
+    // Round 0 mints, round 1 defines the cache_hit metric once per VM; round 2 is the steady state.
+    for round in 0..3 {
+        host.inner
+            .new_stream("GET", path, &[("x-spiffe-id", "forged")]);
+        host.inner
+            .properties
+            .insert(IDENTITY_PROPERTY.into(), alice().to_string().into_bytes());
+        host.calls.borrow_mut().clear();
+        let mut stream = r.new_stream(&mut host, 2);
+        assert_eq!(stream.on_request_headers(&mut host, true), Action::Continue);
+        if round < 2 {
+            continue;
+        }
+        assert_eq!(
+            host.inner.metric("shieldwall.identity_exchange.cache_hit"),
+            2
+        );
+        assert_eq!(
+            *host.calls.borrow(),
+            [
+                "request_header",   // :path
+                "request_header",   // :method
+                "property",         // the identity context (not parsed on a hit)
+                "now",              // the cache entry's age
+                "replace_header",   // the internal token, replacing every client copy
+                "replace_header",   // the SPIFFE ID, likewise
+                "increment_metric", // cache_hit
+                "set_property",     // the decision record
+            ]
+        );
+        assert_eq!(
+            host.inner.headers_named("x-spiffe-id"),
+            vec!["spiffe://bank-a.bank.example/user/12345"]
+        );
+    }
+}

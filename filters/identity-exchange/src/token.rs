@@ -206,8 +206,9 @@ pub fn mint(
     })
 }
 
-/// Minted tokens per worker, by the identity context they were minted from (its whole JSON, as
-/// the authenticators wrote it) and the rule that chose audience and lifetime: a hit costs a hash
+/// Minted tokens per worker, by the identity they were minted from (the identity context's whole
+/// JSON as the authenticators wrote it, and with `identity_from: jwt_authn` the payload
+/// `jwt_authn` put in metadata) and the rule that chose audience and lifetime: a hit costs a hash
 /// and a comparison, no parsing. The identity's `exp` is part of the key, so a token never outlives
 /// the identity it is reused for. Bounded: the oldest entry leaves first. An entry is reused
 /// until `reuse_percent` of its token's lifetime has passed.
@@ -232,11 +233,26 @@ impl TokenCache {
         self.memo.is_empty()
     }
 
-    /// The cache key: the rule's index and the identity context's bytes.
-    pub fn key(rule_index: usize, identity_json: &[u8]) -> String {
+    /// The cache key: the rule's index and the identity's bytes, losslessly: text as it is,
+    /// other bytes (the metadata `jwt_authn` wrote holds binary numbers) in hex after a
+    /// different separator, so two different identities never share a key.
+    pub fn key(rule_index: usize, identity: &[u8]) -> String {
         let mut key = rule_index.to_string();
-        key.push('\n');
-        key.push_str(&String::from_utf8_lossy(identity_json));
+        match std::str::from_utf8(identity) {
+            Ok(text) => {
+                key.push('\n');
+                key.push_str(text);
+            }
+            Err(_) => {
+                let digit = |v: u8| char::from_digit(u32::from(v), 16).unwrap_or('0');
+                key.reserve(identity.len() * 2 + 1);
+                key.push('#');
+                for b in identity {
+                    key.push(digit(b >> 4));
+                    key.push(digit(b & 15));
+                }
+            }
+        }
         key
     }
 
