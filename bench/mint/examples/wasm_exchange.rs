@@ -8,10 +8,15 @@
 //! - `us_with_cached_token`: jwt-auth → identity-exchange, the same caller N times, its internal
 //!   token served from identity-exchange's cache;
 //! - `us_with_mint_es256` / `us_with_mint_eddsa`: the same with the cache off, a signature per
-//!   request.
+//!   request;
+//! - `us_one_module_jwt_auth` / `us_one_module_cached`: the one module `shieldwall.wasm` with the
+//!   chain [jwt-auth] and [jwt-auth, identity-exchange]: what identity-exchange adds as a stage
+//!   (no second module, the identity handed over in memory).
 //!
-//! The differences to the `noop` baseline are identity-exchange's own work per request. Prints one JSON
-//! line. `cargo run -p bench-mint --example wasm_exchange -- [N]`
+//! The differences to the `noop` baseline (and, for the one module, to its jwt-auth-only chain) are
+//! identity-exchange's own work per request. Each kind runs `PASSES` times and the fastest pass
+//! counts, which damps other work on the machine. Prints one JSON line.
+//! `cargo run -p bench-mint --example wasm_exchange -- [N]`
 
 use std::time::Instant;
 
@@ -22,7 +27,7 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGN
 use serde_json::{json, Value};
 
 /// Timed passes per kind; the fastest counts.
-const PASSES: usize = 3;
+const PASSES: usize = 7;
 
 fn pem(der: &[u8]) -> String {
     use base64::Engine;
@@ -47,17 +52,21 @@ fn time_requests(worker: &Worker, token: &str, n: usize) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64)
 }
 
+fn exchange_config(alg: &str, cache_entries: usize) -> Value {
+    json!({
+        "spiffe_id": "spiffe://{tenant}.bank.example/user/{sub}",
+        "token": {"issuer": "https://gateway.bank.example", "alg": alg, "act": true,
+                  "keys": [{"kid": "bench", "private_key_env": "SIGNING_KEY"}]},
+        "rules": [{"match": {"prefix": "/"}}],
+        "cache": {"max_entries": cache_entries}
+    })
+}
+
 fn exchange(alg: &str, key_pem: &str, cache_entries: usize) -> Plugin {
     Plugin::new(wasm_path("identity-exchange"))
         .name("exchange")
         .vm_id("exchange")
-        .json(&json!({
-            "spiffe_id": "spiffe://{tenant}.bank.example/user/{sub}",
-            "token": {"issuer": "https://gateway.bank.example", "alg": alg, "act": true,
-                      "keys": [{"kid": "bench", "private_key_env": "SIGNING_KEY"}]},
-            "rules": [{"match": {"prefix": "/"}}],
-            "cache": {"max_entries": cache_entries}
-        }))
+        .json(&exchange_config(alg, cache_entries))
         .env("SIGNING_KEY", key_pem)
 }
 
@@ -69,14 +78,15 @@ fn main() -> Result<()> {
     let envoy = Envoy::new();
     let now = envoy.now_unix_secs();
     let keys = KeySet::generate()?;
+    let jwt_config = json!({
+        "providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": keys.jwks()}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]
+    });
     let jwt_auth = || {
         Plugin::new(wasm_path("jwt-auth"))
             .name("jwt")
             .vm_id("jwt")
-            .json(&json!({
-                "providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": keys.jwks()}},
-                "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]
-            }))
+            .json(&jwt_config)
     };
     let mut token_claims: Value = claims(0, now, 86_400);
     if let Some(c) = token_claims.as_object_mut() {
@@ -101,18 +111,43 @@ fn main() -> Result<()> {
     let cached = worker(&[jwt_auth(), exchange("ES256", &p256, 1024)])?;
     let mint_es = worker(&[jwt_auth(), exchange("ES256", &p256, 0)])?;
     let mint_ed = worker(&[jwt_auth(), exchange("EdDSA", &ed25519, 0)])?;
+    let one_module = |stages: Value| {
+        Plugin::new(wasm_path("shieldwall"))
+            .name("shieldwall")
+            .vm_id("shieldwall")
+            .json(&json!({ "chain": stages }))
+            .env("SIGNING_KEY", &p256)
+    };
+    let one_jwt = worker(&[one_module(
+        json!([{"filter": "jwt-auth", "config": jwt_config}]),
+    )])?;
+    let one_cached = worker(&[one_module(json!([
+        {"filter": "jwt-auth", "config": jwt_config},
+        {"filter": "identity-exchange", "config": exchange_config("ES256", 1024)}
+    ]))])?;
     let mints = (n / 10).max(10);
-    for w in [&only, &noop, &cached, &mint_es, &mint_ed] {
+    for w in [
+        &only,
+        &noop,
+        &cached,
+        &mint_es,
+        &mint_ed,
+        &one_jwt,
+        &one_cached,
+    ] {
         time_requests(w, &token, 20)?;
     }
     let (mut alone, mut base) = (f64::MAX, f64::MAX);
     let (mut hit, mut es, mut ed) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut one_alone, mut one_hit) = (f64::MAX, f64::MAX);
     for _ in 0..PASSES {
         alone = alone.min(time_requests(&only, &token, n)?);
         base = base.min(time_requests(&noop, &token, n)?);
         hit = hit.min(time_requests(&cached, &token, n)?);
         es = es.min(time_requests(&mint_es, &token, mints)?);
         ed = ed.min(time_requests(&mint_ed, &token, mints)?);
+        one_alone = one_alone.min(time_requests(&one_jwt, &token, n)?);
+        one_hit = one_hit.min(time_requests(&one_cached, &token, n)?);
     }
     println!(
         "{}",
@@ -120,7 +155,9 @@ fn main() -> Result<()> {
                "us_jwt_auth_only": alone, "us_jwt_auth_noop": base, "us_with_cached_token": hit,
                "us_with_mint_es256": es, "us_with_mint_eddsa": ed,
                "us_added_cached": hit - base, "us_added_mint_es256": es - base,
-               "us_added_mint_eddsa": ed - base})
+               "us_added_mint_eddsa": ed - base,
+               "us_one_module_jwt_auth": one_alone, "us_one_module_cached": one_hit,
+               "us_added_cached_one_module": one_hit - one_alone})
     );
     Ok(())
 }
