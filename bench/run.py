@@ -34,7 +34,16 @@ LOAD_CPU = ENV.get("BENCH_LOAD_CPU", "1")
 ENVOY = ENV.get("BENCH_ENVOY", "envoy")
 WASM_DIR = ENV.get("BENCH_WASM_DIR", "")
 TOKENS = ENV.get("BENCH_TOKENS_DIR", "")
-RESULTS = ENV.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "RESULTS.md"))
+# BENCH_ONLY: a comma-separated list of rows (e.g. `diag-exchange-cached,diag-exchange-one`) and
+# phases (`scale`, `churn`, `memory`, `attack`) to run; the no-filter ceiling row always runs, since
+# the added costs are measured against it. Such a partial run writes its report to
+# bench/RESULTS-only.md (and results-only.json), never over the full report.
+ONLY = [x.strip() for x in ENV.get("BENCH_ONLY", "").split(",") if x.strip()]
+RESULTS = ENV.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "RESULTS-only.md" if ONLY else "RESULTS.md"))
+# The run at 2 Envoy workers (phase `scale`) and the rate limit's key churn (phase `churn`).
+SCALE_WORKERS = int(ENV.get("BENCH_SCALE_WORKERS", "2"))
+CHURN_CLIENTS = int(ENV.get("BENCH_CHURN_CLIENTS", "1000000"))
+CHURN_SECONDS = int(ENV.get("BENCH_CHURN_SECONDS", "60"))
 README = os.path.join(ROOT, "bench", "README.md")
 MICRO_NATIVE = ENV.get("BENCH_MICRO_NATIVE", "")
 MICRO_WASM = ENV.get("BENCH_MICRO_WASM", "")
@@ -259,19 +268,66 @@ def exchange_key():
 EXCHANGE_KEY = exchange_key()
 
 
-def ours_exchange(plugin):
+def exchange_ed25519_key():
+    """An Ed25519 signing key for identity-exchange's EdDSA mint row (openssl, PKCS#8 PEM)."""
+    try:
+        return subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519"],
+                              check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+EXCHANGE_ED25519_KEY = exchange_ed25519_key()
+
+
+def exchange_config(alg="ES256", cache_entries=None):
     # The key inline (`private_key`): a benchmark's throwaway key; deployments read it from the
-    # VM's environment. Minted tokens are reused until half their lifetime (the default).
-    return wasm(
-        "identity-exchange",
-        plugin,
-        {
-            "spiffe_id": "spiffe://bench.example/user/{sub}",
-            "token": {"issuer": "https://gateway.bench.example", "audience": "mesh", "ttl_s": 300, "alg": "ES256",
-                      "keys": [{"kid": "bench", "private_key": EXCHANGE_KEY}]},
-            "rules": [{"match": {"prefix": "/"}}],
+    # VM's environment. Minted tokens are reused until half their lifetime (the default);
+    # `cache_entries` 0 turns the cache off, so every request mints.
+    key = EXCHANGE_KEY if alg == "ES256" else EXCHANGE_ED25519_KEY
+    config = {
+        "spiffe_id": "spiffe://bench.example/user/{sub}",
+        "token": {"issuer": "https://gateway.bench.example", "audience": "mesh", "ttl_s": 300, "alg": alg,
+                  "keys": [{"kid": "bench", "private_key": key}]},
+        "rules": [{"match": {"prefix": "/"}}],
+    }
+    if cache_entries is not None:
+        config["cache"] = {"max_entries": cache_entries}
+    return config
+
+
+def ours_exchange(plugin, alg="ES256", cache_entries=None):
+    return wasm("identity-exchange", plugin, exchange_config(alg, cache_entries))
+
+
+def jwt_config():
+    return json.loads(ours_jwt("x")["typed_config"]["config"]["configuration"]["value"])
+
+
+def ours_one_module(plugin, stages):
+    """The one module `shieldwall.wasm` with the chain `stages` ([(filter, config)])."""
+    return wasm("shieldwall", plugin, {"chain": [{"filter": f, "config": c} for f, c in stages]})
+
+
+def native_ratelimit_per_client():
+    """local_ratelimit with a bucket per client address: a descriptor whose `remote_address` entry
+    has no value makes a bucket per address it sees (at most `max_dynamic_descriptors`); the
+    filter's own `rate_limits` action produces the descriptor."""
+    percent = {"numerator": 100, "denominator": "HUNDRED"}
+    bucket = {"max_tokens": 1000000000, "tokens_per_fill": 1000000000, "fill_interval": "1s"}
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "bench_rl_churn",
+            "token_bucket": bucket,
+            "filter_enabled": {"runtime_key": "bench_rl_churn_enabled", "default_value": percent},
+            "filter_enforced": {"runtime_key": "bench_rl_churn_enforced", "default_value": percent},
+            "descriptors": [{"entries": [{"key": "remote_address"}], "token_bucket": bucket}],
+            "rate_limits": [{"actions": [{"remote_address": {}}]}],
+            "max_dynamic_descriptors": CHURN_CLIENTS,
         },
-    )
+    }
 
 
 # payload-guard: an orders API with GET and POST /orders; the POST body (1 KB of valid JSON, free
@@ -358,6 +414,17 @@ LISTENERS = {
     "ours-jwt-policy": [ours_jwt("policy-jwt"), ours_policy("policy")],
     # jwt-auth + identity-exchange: the internal token minted once, then taken from the cache.
     "ours-exchange-cached": [ours_jwt("exchange-jwt"), ours_exchange("exchange")],
+    # The same with the cache off: every request mints (and signs) a token.
+    "ours-exchange-mint-ES256": [ours_jwt("mint-es-jwt"), ours_exchange("mint-es", "ES256", 0)],
+    "ours-exchange-mint-EdDSA": [ours_jwt("mint-ed-jwt"), ours_exchange("mint-ed", "EdDSA", 0)],
+    # The one module: jwt-auth alone, and jwt-auth + identity-exchange (cached) as its stages.
+    "ours-one-jwt": [ours_one_module("one-jwt", [("jwt-auth", jwt_config())])],
+    "ours-one-exchange": [ours_one_module("one-exchange", [("jwt-auth", jwt_config()),
+                                                            ("identity-exchange", exchange_config())])],
+    # Key churn: every request from another client address (x-forwarded-for, trusted by the
+    # connection manager: see HCM_EXTRA), one bucket per address on both sides.
+    "native-ratelimit-churn": [native_ratelimit_per_client()],
+    "ours-ratelimit-churn": [ours_ratelimit("rl-churn")],
     # audit-log with the access-log sink: its record in filter state, printed by a file access
     # logger (to /dev/null: the write is Envoy's own cost either way), masking on, no chain key.
     "ours-audit": [wasm("audit-log", "audit", {"sinks": {"access_log": True},
@@ -386,6 +453,8 @@ LISTENERS = {
 # Connection-manager settings beyond the common ones. The budget listener stands behind one
 # trusted proxy, so each wrk can present its own client address in x-forwarded-for.
 HCM_EXTRA = {"ours-jwt-budget": {"xff_num_trusted_hops": 1},
+             "native-ratelimit-churn": {"xff_num_trusted_hops": 1},
+             "ours-ratelimit-churn": {"xff_num_trusted_hops": 1},
              "ours-audit": {"access_log": [{
                  "name": "envoy.access_loggers.file",
                  "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
@@ -420,6 +489,13 @@ DIAGNOSTICS = [
      "same Envoy, counted too)", [("only", "ours-audit-http", "warm")]),
     ("diag-exchange-cached", "jwt-auth (warm) + identity-exchange, the internal token from its cache",
      [("only", "ours-exchange-cached", "warm")]),
+    ("diag-exchange-mint-ES256", "jwt-auth (warm) + identity-exchange, cache off: an ES256 token minted per request",
+     [("only", "ours-exchange-mint-ES256", "warm")]),
+    ("diag-exchange-mint-EdDSA", "jwt-auth (warm) + identity-exchange, cache off: an EdDSA token minted per request",
+     [("only", "ours-exchange-mint-EdDSA", "warm")]),
+    ("diag-one-jwt", "the one module with jwt-auth (warm) as its only stage", [("only", "ours-one-jwt", "warm")]),
+    ("diag-one-exchange", "the one module: jwt-auth (warm) + identity-exchange (cached token) as its stages",
+     [("only", "ours-one-exchange", "warm")]),
     ("diag-policy", "jwt-auth (warm) + policy-authz, a five-rule Rego policy", [("only", "ours-jwt-policy", "warm")]),
     ("diag-ceiling-body", "no filter, POST with the 1 KB JSON body", [("only", "ceiling", "body")]),
     ("diag-payload", "payload-guard, POST with the 1 KB JSON body (schema and injection checks)",
@@ -564,12 +640,15 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def wrk(port, source, seconds, offsets, cpu=LOAD_CPU):
+def wrk(port, source, seconds, offsets, cpu=LOAD_CPU, threads=1):
     env = dict(os.environ)
     env.pop("BENCH_TOKEN", None)
     env.pop("BENCH_TOKENS_FILE", None)
     env.pop("BENCH_BODY_FILE", None)
-    if source == "warm":
+    env.pop("BENCH_CHURN", None)
+    if source == "churn":
+        env["BENCH_CHURN"] = str(CHURN_CLIENTS)
+    elif source == "warm":
         env["BENCH_TOKEN"] = WARM_TOKEN
     elif source == "body":
         env["BENCH_TOKEN"] = WARM_TOKEN
@@ -577,7 +656,8 @@ def wrk(port, source, seconds, offsets, cpu=LOAD_CPU):
     else:
         env["BENCH_TOKENS_FILE"] = os.path.join(TOKENS, f"cold-{source}.txt")
         env["BENCH_TOKEN_OFFSET"] = str(offsets.get(source, 1))
-    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", LUA, f"http://127.0.0.1:{port}/orders"]
+    cmd = ["wrk", f"-t{threads}", f"-c{max(CONNECTIONS, threads)}", f"-d{seconds}s", "-s", LUA,
+           f"http://127.0.0.1:{port}/orders"]
     if cpu is not None:
         cmd = ["taskset", "-c", cpu] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -587,18 +667,18 @@ def wrk(port, source, seconds, offsets, cpu=LOAD_CPU):
     if proc.returncode != 0 or not m:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out}\n{err}")
     res = json.loads(m.group(1))
-    if source != "warm":
+    if source not in ("warm", "body", "churn"):
         offsets[source] = res["next_token"]
     return res, usage
 
 
-def measure(envoy, name, source, seconds, offsets):
+def measure(envoy, name, source, seconds, offsets, cpu=LOAD_CPU, threads=1):
     """One wrk run; also what else the machine did meanwhile (cores busy outside Envoy and wrk)."""
     load0 = loadavg()
     busy0, envoy0 = busy_ticks(), envoy.cpu_ticks()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    res, after = wrk(envoy.ports[name], source, seconds, offsets)
+    res, after = wrk(envoy.ports[name], source, seconds, offsets, cpu=cpu, threads=threads)
     elapsed = time.time() - t0
     busy1, envoy1 = busy_ticks(), envoy.cpu_ticks()
     wrk_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -624,8 +704,17 @@ def measure(envoy, name, source, seconds, offsets):
 # ------------------------------------------------------------------ phases
 
 
+def selected_rows():
+    """The rows this run measures: all, or those BENCH_ONLY names (and the ceiling)."""
+    if not ONLY:
+        return ROWS
+    return [r for r in ROWS if r[0] == "ceiling" or r[0] in ONLY]
+
+
 def throughput(workdir):
-    names = list(LISTENERS)
+    rows = selected_rows()
+    names = sorted({listener for _, _, sides in rows for _, listener, _ in sides}
+                   | ({"fake-idp"} if any(r[0].startswith("diag-introspection") for r in rows) else set()))
     envoy = Envoy(names, 1, ENVOY_CPU, workdir, "throughput")
     offsets = {}
     samples = {}  # (row, side) -> [measurement per round]
@@ -633,12 +722,12 @@ def throughput(workdir):
         for n in names:
             envoy.check(n, WARM_TOKEN)
         say(f"Envoy up (1 worker on CPU {ENVOY_CPU}); warm-up {WARMUP} s per run")
-        for row, _, sides in ROWS:
+        for row, _, sides in rows:
             for side, listener, source in sides:
                 measure(envoy, listener, source, WARMUP, offsets)
         for r in range(ROUNDS):
-            rows = ROWS if r % 2 == 0 else list(reversed(ROWS))
-            for row, label, sides in rows:
+            order_rows = rows if r % 2 == 0 else list(reversed(rows))
+            for row, label, sides in order_rows:
                 order = sides if r % 2 == 0 else list(reversed(sides))
                 for side, listener, source in order:
                     m = measure(envoy, listener, source, SECONDS, offsets)
@@ -649,6 +738,66 @@ def throughput(workdir):
     finally:
         envoy.stop()
     return samples
+
+
+# The run at SCALE_WORKERS Envoy workers: (row, label, native listener, ours listener).
+SCALE_ROWS = [
+    ("warm", "JWT warm (same token)", "native-jwt-cached", "ours-jwt-warm"),
+    ("ratelimit", "rate limit, under the limit", "native-ratelimit", "ours-ratelimit"),
+    ("chain-one", "chain: JWT + authz + rate limit, one module", "native-chain", "ours-chain-one"),
+]
+
+
+def scale(workdir):
+    """Envoy with SCALE_WORKERS workers on every core and wrk beside it on the same cores (one
+    thread per worker), ours and native back to back as in the main run: the shared-data paths
+    (rate-limit buckets, key sets) under contention between workers."""
+    names = sorted({n for _, _, a, b in SCALE_ROWS for n in (a, b)})
+    envoy = Envoy(names, SCALE_WORKERS, None, workdir, "scale")
+    samples = {}
+    try:
+        for n in names:
+            envoy.check(n, WARM_TOKEN)
+        say(f"scale: Envoy with {SCALE_WORKERS} workers, wrk with {SCALE_WORKERS} threads, no pinning")
+        for _, _, a, b in SCALE_ROWS:
+            for listener in (a, b):
+                measure(envoy, listener, "warm", WARMUP, {}, cpu=None, threads=SCALE_WORKERS)
+        for r in range(ROUNDS):
+            for row, _, a, b in SCALE_ROWS:
+                pairs = [("native", a), ("ours", b)]
+                for side, listener in pairs if r % 2 == 0 else list(reversed(pairs)):
+                    m = measure(envoy, listener, "warm", SECONDS, {}, cpu=None, threads=SCALE_WORKERS)
+                    samples.setdefault(f"{row}|{side}", []).append(m)
+                    say(f"scale round {r + 1}/{ROUNDS} {row:<10} {side:<6} {m['rps']:>9.0f} req/s  "
+                        f"{m['cpu_us']:6.1f} CPU µs/req  envoy {m['envoy_cpu']:.2f} wrk {m['wrk_cpu']:.2f} cores")
+    finally:
+        envoy.stop()
+    return samples
+
+
+CHURN_RUNS = [("native", "native-ratelimit-churn"), ("ours", "ours-ratelimit-churn")]
+
+
+def churn(workdir):
+    """The rate limit under key churn: every request from another client address (CHURN_CLIENTS
+    of them, cycling, through a trusted x-forwarded-for), one bucket per address; one Envoy per
+    side with SCALE_WORKERS workers, VmRSS before and after CHURN_SECONDS of load."""
+    out = {}
+    for side, name in CHURN_RUNS:
+        envoy = Envoy([name], SCALE_WORKERS, None, workdir, f"churn-{name}")
+        try:
+            envoy.check(name, WARM_TOKEN)
+            idle = envoy.rss_kib()
+            m = measure(envoy, name, "churn", CHURN_SECONDS, {}, cpu=None, threads=1)
+            time.sleep(0.5)
+            m.update({"idle_kib": idle, "loaded_kib": envoy.rss_kib(), "seconds": CHURN_SECONDS,
+                      "distinct": min(m["requests"], CHURN_CLIENTS)})
+            out[side] = m
+            say(f"churn {side:<6} {m['rps']:>9.0f} req/s, {m['distinct']:,} distinct clients, "
+                f"VmRSS {idle / 1024:.1f} -> {m['loaded_kib'] / 1024:.1f} MiB")
+        finally:
+            envoy.stop()
+    return out
 
 
 def memory(workdir):
@@ -851,6 +1000,8 @@ def report(samples, mem, mic, meta, atk):
             s = samples[(row, "only")]
             table.append(f"| {label} | {fmt_rps(med(s, 'rps'))} | {med(s, 'p50'):.0f} / {med(s, 'p99'):.0f} µs | | | | | ceiling | |")
             continue
+        if (row, "native") not in samples or (row, "ours") not in samples:
+            continue  # not measured in this (partial) run
         n, o = samples[(row, "native")], samples[(row, "ours")]
         ratios = [b["rps"] / a["rps"] for a, b in zip(n, o)]
         ratio = statistics.median(ratios)
@@ -894,7 +1045,7 @@ def report(samples, mem, mic, meta, atk):
     w(f"| no filter | {ceiling_us:.1f} | |")
     added = {}
     for row, label, sides in ROWS:
-        if row == "ceiling" or row.startswith("diag-"):
+        if row == "ceiling" or row.startswith("diag-") or (row, "ours") not in samples:
             continue
         nu = med(samples[(row, "native")], "cpu_us")
         ou = med(samples[(row, "ours")], "cpu_us")
@@ -908,6 +1059,8 @@ def report(samples, mem, mic, meta, atk):
     w("| variant | req/s | p50 / p99 | Envoy CPU µs/request (added) |")
     w("| --- | ---: | ---: | ---: |")
     for row, label, sides in DIAGNOSTICS:
+        if (row, "only") not in samples:
+            continue
         s = samples[(row, "only")]
         u = med(s, "cpu_us")
         added[row] = (0.0, u - ceiling_us)
@@ -955,6 +1108,25 @@ def report(samples, mem, mic, meta, atk):
           "direct response in the same Envoy (a listener of it stands for the IdP on loopback).")
         w("")
 
+    if "diag-one-exchange" in added and "diag-one-jwt" in added:
+        one = added["diag-one-exchange"][1] - added["diag-one-jwt"][1]
+        verdicts["exchange-cached-one"] = (one, 10.0, one <= 10.0)
+        w(f"identity-exchange as a stage of the one module, with a cached internal token, adds {one:.1f} µs of Envoy "
+          f"CPU per request (the one module with jwt-auth + identity-exchange minus the one module with jwt-auth "
+          f"alone; target under 10 µs: {'met' if one <= 10.0 else 'NOT met'}).")
+        w("")
+    for alg in ("ES256", "EdDSA"):
+        row = f"diag-exchange-mint-{alg}"
+        if row in added and "diag-exchange-cached" in added:
+            mint = added[row][1] - added["diag-exchange-cached"][1]
+            w(f"Minting an {alg} internal token costs {mint:.1f} µs of Envoy CPU per token (identity-exchange with "
+              f"its cache off, every request signed, minus the same with the token cached; both behind warm jwt-auth).")
+            w("")
+
+    if meta.get("scale"):
+        scale_section(w, meta["scale"], meta)
+    if meta.get("churn"):
+        churn_section(w, meta["churn"])
     if atk:
         attack_section(w, atk)
 
@@ -1021,6 +1193,9 @@ def report(samples, mem, mic, meta, atk):
             w(f"| payload-guard, 1 KB body < 25 µs of Envoy CPU per request | {ratio:.1f} µs | {'met' if ok else 'NOT met'} |")
         elif row == "exchange-cached":
             w(f"| identity-exchange cached < 10 µs of Envoy CPU per request | {ratio:.1f} µs | {'met' if ok else 'NOT met'} |")
+        elif row == "exchange-cached-one":
+            w(f"| identity-exchange cached, as a stage of the one module, < 10 µs of Envoy CPU per request | "
+              f"{ratio:.1f} µs | {'met' if ok else 'NOT met'} |")
         elif row == "introspection-cached":
             w(f"| token-introspection cached ≤ 1.10× jwt-auth warm (Envoy CPU added) | {ratio:.2f}× | {'met' if ok else 'NOT met'} |")
         elif row == "memory":
@@ -1046,7 +1221,14 @@ def report(samples, mem, mic, meta, atk):
                                         f"the module on wasmtime ({was / nat:.1f}×)" if nat and was else "")
               + (f"; OpenSSL verifies in {ssl:.0f} µs" if ssl else "") + ". " + CLOSE[alg])
         elif k.startswith("size-"):
-            w(f"- **{k[5:]} module** is {verdicts[k][0]:,} bytes (> 409,600). " + CLOSE["size"])
+            if k == "size-shieldwall":
+                w(f"- **shieldwall module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): payload-guard's JSON "
+                  "Schema validator (boon, with the regex crate's Unicode tables) and policy-authz's Rego interpreter "
+                  "(regorus) are most of it; built without those two (`--no-default-features --features …`, see "
+                  "filters/shieldwall/README.md) the module is within 2 MB. What would close it for the default build: "
+                  "a `pattern` engine without the Unicode tables, and a smaller Rego evaluator.")
+            else:
+                w(f"- **{k[5:]} module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}). " + CLOSE["size"])
         elif k == "memory":
             w(f"- **memory** ({verdicts[k][0]:.2f}× > 2×). " + CLOSE["memory"])
         elif k == "payload-guard":
@@ -1059,6 +1241,12 @@ def report(samples, mem, mic, meta, atk):
               "fixed cost of a wasm filter (see diag-noop) on top of its cache lookup, the header rewrite and the "
               "decision record. What would close it: running it as a stage of the one module, where that fixed cost "
               "is paid once for the whole chain.")
+        elif k == "exchange-cached-one":
+            w(f"- **identity-exchange cached, one module** ({verdicts[k][0]:.1f} µs > 10 µs): what remains on a cache "
+              "hit is the clock, the cache lookup keyed by the identity's bytes, the two header replacements (token "
+              "and SPIFFE ID), a metric and the decision record; the request line and the identity come from the "
+              "chain's memory. What would close it: metrics counted locally and flushed on the tick, and one header "
+              "write for both values where the proxy allows it.")
         elif k == "introspection-cached":
             w(f"- **token-introspection cached** ({verdicts[k][0]:.2f}× jwt-auth warm > 1.10×): its cache is in shared "
               "data, shared by all workers (one read of the shared store and a decode per request), where jwt-auth's "
@@ -1137,6 +1325,52 @@ CLOSE = {
 }
 
 
+def scale_section(w, sc, meta):
+    w(f"## {SCALE_WORKERS} Envoy workers")
+    w("")
+    w(f"One Envoy with `--concurrency {SCALE_WORKERS}` and wrk with {SCALE_WORKERS} threads ({meta['connections']} "
+      "connections), none pinned: Envoy's workers and the load generator share every core, so the shared-data "
+      "paths (rate-limit buckets, key sets) see contention between workers. Ours and native back to back in each "
+      "round, order reversed every other round; medians over rounds.")
+    w("")
+    w("| variant | native req/s | ours req/s | ours/native | native CPU µs/req | ours CPU µs/req | ours/native by Envoy CPU |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row, label, _, _ in SCALE_ROWS:
+        n, o = sc.get(f"{row}|native"), sc.get(f"{row}|ours")
+        if not n or not o:
+            continue
+        ratio = statistics.median(b["rps"] / a["rps"] for a, b in zip(n, o))
+        cpu_ratio = statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in zip(n, o))
+        w(f"| {label} | {fmt_rps(med(n, 'rps'))} | {fmt_rps(med(o, 'rps'))} | **{ratio:.2f}** | "
+          f"{med(n, 'cpu_us'):.1f} | {med(o, 'cpu_us'):.1f} | {cpu_ratio:.2f} |")
+    w("")
+
+
+def churn_section(w, ch):
+    w("## Rate limit under key churn")
+    w("")
+    w(f"Every request from another client address: `x-forwarded-for: 10.x.y.z`, {CHURN_CLIENTS:,} addresses cycling, "
+      "trusted by the connection manager (`xff_num_trusted_hops: 1`), one bucket per address, a limit no client "
+      f"reaches. One Envoy per side with `--concurrency {SCALE_WORKERS}`, wrk (1 thread) unpinned, "
+      f"{ch.get('ours', ch.get('native', {})).get('seconds', CHURN_SECONDS)} s. Native: `local_ratelimit` with a "
+      "descriptor on `remote_address` without a value (a bucket per address, `max_dynamic_descriptors` = the number "
+      "of addresses). Ours: `rate-limit` keyed by `client_ip`.")
+    w("")
+    w("| side | req/s | distinct clients sent | Envoy CPU µs/req | VmRSS after start | VmRSS after the run |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for side in ("native", "ours"):
+        m = ch.get(side)
+        if not m:
+            continue
+        w(f"| {side} | {fmt_rps(m['rps'])} | {m['distinct']:,} | {m['cpu_us']:.1f} | {m['idle_kib'] / 1024:.1f} MiB | "
+          f"{m['loaded_kib'] / 1024:.1f} MiB |")
+    if "native" in ch and "ours" in ch:
+        w("")
+        w(f"Ours ÷ native: throughput {ch['ours']['rps'] / ch['native']['rps']:.2f}, VmRSS after the run "
+          f"{ch['ours']['loaded_kib'] / ch['native']['loaded_kib']:.2f}×.")
+    w("")
+
+
 def attack_section(w, atk):
     w("## Under attack: a flood of bad signatures")
     w("")
@@ -1172,7 +1406,7 @@ def write_outputs(samples, mem, mic, meta, atk):
     text, table = report(samples, mem, mic, meta, atk)
     with open(RESULTS, "w") as f:
         f.write(text)
-    if os.path.exists(README):
+    if os.path.exists(README) and not meta.get("only"):
         readme = read(README)
         new = re.sub(r"(<!-- bench:table -->\n).*?(\n<!-- /bench:table -->)",
                      lambda mm: f"{mm.group(1)}Measured {meta['date']}, Envoy {meta['envoy_version']}, "
@@ -1195,14 +1429,21 @@ def main():
     load_before = loadavg()
     sizes = {name: os.path.getsize(os.path.join(WASM_DIR, f)) for name, f in MODULES.items()}
     say(f"load average before the run: {load_before:.2f}; work files in {workdir}")
+    def phase(name, skip_var=None):
+        if ONLY:
+            return name in ONLY
+        return not (skip_var and ENV.get(skip_var) == "1")
+
     mem = {}
     samples = throughput(workdir)
-    if ENV.get("BENCH_SKIP_MEMORY") != "1":
+    if phase("memory", "BENCH_SKIP_MEMORY"):
         mem = memory(workdir)
+    sc = scale(workdir) if phase("scale", "BENCH_SKIP_SCALE") else {}
+    ch = churn(workdir) if phase("churn", "BENCH_SKIP_CHURN") else {}
     atk = {}
-    if ENV.get("BENCH_SKIP_ATTACK") != "1":
+    if phase("attack", "BENCH_SKIP_ATTACK"):
         atk = attack(workdir)
-    mic = micro()
+    mic = micro() if phase("micro") else {"native": {}, "wasm": {}, "openssl": {}}
     all_runs = [m for runs in samples.values() for m in runs]
     version = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout
     m = re.search(r"version: (\S+)", version)
@@ -1229,8 +1470,14 @@ def main():
         "load_max": max(r["load"] for r in all_runs),
         "other_median": statistics.median(r["other_cores"] for r in all_runs),
         "other_max": max(r["other_cores"] for r in all_runs),
+        "only": ONLY,
+        "scale": sc,
+        "churn": ch,
+        "scale_workers": SCALE_WORKERS,
+        "churn_clients": CHURN_CLIENTS,
     }
-    with open(os.path.join(os.path.dirname(RESULTS), "results.json"), "w") as f:
+    raw_name = "results-only.json" if ONLY else "results.json"
+    with open(os.path.join(os.path.dirname(RESULTS), raw_name), "w") as f:
         json.dump({"samples": {f"{k[0]}|{k[1]}": v for k, v in samples.items()}, "memory": mem, "micro": mic,
                    "meta": meta, "attack": atk}, f, indent=1)
     write_outputs(samples, mem, mic, meta, atk)

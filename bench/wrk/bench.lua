@@ -7,6 +7,8 @@
 -- BENCH_XFF: an x-forwarded-for value sent on every request (the client address a proxy saw).
 -- BENCH_BODY_FILE: a JSON body to POST on every request (see below).
 -- BENCH_COUNT_429=1: count 429 replies (costs wrk a Lua call per response; off unless asked).
+-- BENCH_CHURN=N: every request from another client address, through x-forwarded-for: the
+--   addresses 10.0.0.0 onwards, N of them, cycling (the rate limit's key churn; no token sent).
 -- At the end one line `BENCH {json}` reports the counts and the latency percentiles (µs).
 
 local path = os.getenv("BENCH_PATH") or "/orders"
@@ -44,6 +46,16 @@ if file and file ~= "" then
   request = function()
     idx = idx % #tokens + 1
     return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[idx], ["X-Forwarded-For"] = xff })
+  end
+end
+
+local churn = tonumber(os.getenv("BENCH_CHURN") or "0") or 0
+if churn > 0 then
+  request = function()
+    local i = idx % churn
+    idx = idx + 1
+    local ip = string.format("10.%d.%d.%d", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
+    return wrk.format("GET", path, { ["X-Forwarded-For"] = ip })
   end
 end
 
