@@ -713,8 +713,9 @@ def selected_rows():
 
 def throughput(workdir):
     rows = selected_rows()
-    names = sorted({listener for _, _, sides in rows for _, listener, _ in sides}
-                   | ({"fake-idp"} if any(r[0].startswith("diag-introspection") for r in rows) else set()))
+    # With the listeners that stand for remote services, which the rows' modules call.
+    fakes = {n for n in LISTENERS if n.startswith("fake-")}
+    names = sorted({listener for _, _, sides in rows for _, listener, _ in sides} | fakes)
     envoy = Envoy(names, 1, ENVOY_CPU, workdir, "throughput")
     offsets = {}
     samples = {}  # (row, side) -> [measurement per round]

@@ -2,12 +2,18 @@
 //! tokens with native crypto and writes their payload to dynamic metadata
 //! (`payload_in_metadata`); scope-authz and rate-limit, configured with
 //! `"identity_from": "jwt_authn"`, decide on that payload: the tenant boundary, the scopes, and
-//! rate-limit tiers by the `tier` claim. Both as separate modules and as the one module.
+//! rate-limit tiers by the `tier` claim; identity-exchange mints its internal token from it, and
+//! a second native `jwt_authn` after it verifies that token as the mesh would. Both as separate
+//! modules and as the one module.
 //!
-//! Build first: cargo build --release --target wasm32-wasip1 -p scope-authz -p rate-limit -p shieldwall
+//! Build first: cargo build --release --target wasm32-wasip1 -p scope-authz -p rate-limit -p identity-exchange -p shieldwall
+
+use std::process::Command;
 
 use serde_json::{json, Value};
-use shieldwall_e2e::{wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter};
+use shieldwall_e2e::{
+    scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter,
+};
 
 fn jwt_authn(idp: &Idp) -> String {
     format!(
@@ -134,4 +140,213 @@ fn scope_authz_and_rate_limit_decide_on_what_envoys_jwt_authn_verified() {
             )),
     );
     check(&envoy, &idp);
+}
+
+// ------------------------------------------------------------------ identity-exchange
+
+const GATEWAY_ISSUER: &str = "https://gateway.bank.example";
+const KEY_ENV: &str = "SHIELDWALL_SIGNING_KEY";
+
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn b64url_decode(text: &str) -> Vec<u8> {
+    let (mut bits, mut n, mut out) = (0u32, 0, Vec::new());
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url: {text}"),
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+fn payload_of(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("a compact JWS");
+    serde_json::from_slice(&b64url_decode(part)).expect("a JSON payload")
+}
+
+/// An Ed25519 key made by openssl: its PKCS#8 PEM and its public JWK.
+fn ed25519_key(dir: &std::path::Path) -> (String, Value) {
+    let pem = dir.join("signing.pem");
+    let st = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ED25519", "-out"])
+        .arg(&pem)
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()
+        .expect("openssl");
+    assert!(der.status.success());
+    // The SubjectPublicKeyInfo of an Ed25519 key ends with the 32-byte public key.
+    let public = &der.stdout[der.stdout.len() - 32..];
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "2026-11", "alg": "EdDSA",
+                     "x": b64url(public)});
+    (std::fs::read_to_string(&pem).unwrap(), jwk)
+}
+
+fn exchange() -> Value {
+    json!({
+        "identity_from": "jwt_authn",
+        "spiffe_id": "spiffe://{tenant}.bank.example/user/{sub}",
+        "token": {"issuer": GATEWAY_ISSUER, "audience": "{tenant}", "ttl_s": 300, "alg": "EdDSA",
+                  "keys": [{"kid": "2026-11", "private_key_env": KEY_ENV}], "act": true},
+        "rules": [{"match": {"prefix": "/healthz"}, "exchange": "skip"},
+                  {"match": {"prefix": "/tenants/"}}]
+    })
+}
+
+/// Envoy's `jwt_authn` again, after identity-exchange, as the mesh would verify the internal
+/// token: the gateway's issuer and public key; it forwards the token so the echo shows it.
+fn internal_jwt_authn(jwk: &Value) -> String {
+    let jwks = json!({"keys": [jwk]}).to_string();
+    format!(
+        r#"- name: envoy.filters.http.jwt_authn
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+    providers:
+      internal:
+        issuer: "{GATEWAY_ISSUER}"
+        audiences: [a, b]
+        forward: true
+        from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
+        local_jwks: {{ inline_string: '{jwks}' }}
+    rules:
+    - match: {{ prefix: /healthz }}
+    - match: {{ prefix: / }}
+      requires: {{ provider_name: internal }}
+"#
+    )
+}
+
+fn check_exchange(envoy: &Envoy, idp: &Idp) {
+    let reader = idp.demo_token("orders-reader"); // tenant a
+    let external = payload_of(&reader);
+    let sub = external["sub"].as_str().expect("the IdP's token has a sub");
+    let spiffe_id = format!("spiffe://a.bank.example/user/{sub}");
+
+    assert_eq!(envoy.get("/healthz", &[]).status, 200, "{}", envoy.log());
+    // Without a token the native filter refuses first; identity-exchange never mints.
+    assert_eq!(envoy.get("/tenants/a/orders/1", &[]).status, 401);
+
+    // A client-sent SPIFFE ID does not survive; the internal token passed the second jwt_authn.
+    let resp = envoy.get(
+        "/tenants/a/orders/1",
+        &[
+            ("authorization", &format!("Bearer {reader}")),
+            ("x-spiffe-id", "spiffe://a.bank.example/user/admin"),
+        ],
+    );
+    assert_eq!(resp.status, 200, "{resp}\n{}", envoy.log());
+    let headers = resp.json()["headers"].clone();
+    assert_eq!(headers["x-spiffe-id"], spiffe_id.as_str());
+    let internal = headers["authorization"]
+        .as_str()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .expect("the internal token")
+        .to_string();
+    assert_ne!(
+        internal, reader,
+        "the external token does not travel inward"
+    );
+    let claims = payload_of(&internal);
+    assert_eq!(claims["iss"], GATEWAY_ISSUER);
+    assert_eq!(claims["sub"], spiffe_id.as_str());
+    assert_eq!(claims["aud"], "a");
+    assert_eq!(claims["tenant"], "a");
+    assert!(claims["scope"]
+        .as_str()
+        .is_some_and(|s| s.split(' ').any(|x| x == "orders:read")));
+    assert_eq!(claims["act"], json!({"sub": sub, "iss": idp.issuer()}));
+    // Never past the external token's expiry, read as a number from the metadata.
+    assert!(claims["exp"].as_u64() <= external["exp"].as_u64());
+
+    // The same caller again: the cached token.
+    let again = envoy.get_with_token("/tenants/a/orders/2", &reader);
+    assert_eq!(again.status, 200, "{again}");
+    assert_eq!(
+        again.json()["headers"]["authorization"],
+        format!("Bearer {internal}")
+    );
+    // Another tenant's caller: its own SPIFFE ID and audience, verified the same way.
+    let other = envoy.get_with_token("/tenants/b/orders/1", &idp.demo_token("tenant-b"));
+    assert_eq!(other.status, 200, "{other}\n{}", envoy.log());
+    let claims = payload_of(
+        other.json()["headers"]["authorization"]
+            .as_str()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .expect("the internal token"),
+    );
+    assert_eq!(claims["aud"], "b");
+    assert!(claims["sub"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("spiffe://b.bank.example/user/")));
+    let minted = envoy.stat("wasmcustom.shieldwall.identity_exchange.minted");
+    let hits = envoy.stat("wasmcustom.shieldwall.identity_exchange.cache_hit");
+    assert_eq!((minted, hits), (Some(2), Some(1)), "{}", envoy.log());
+}
+
+#[test]
+fn identity_exchange_mints_from_what_envoys_jwt_authn_verified() {
+    let dir = scratch_dir("jwt-authn-exchange");
+    let echo = Echo::start();
+    let idp = Idp::start(IdpOptions::default());
+    let (pem, jwk) = ed25519_key(&dir);
+
+    // Separate module.
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .cluster(Cluster::new("idp", idp.port()))
+            .native_filter(jwt_authn(&idp))
+            .filter(
+                WasmFilter::new(
+                    wasm_path("identity-exchange"),
+                    "identity-exchange",
+                    exchange().to_string(),
+                )
+                .env(KEY_ENV, &pem),
+            )
+            .native_filter(internal_jwt_authn(&jwk)),
+    );
+    check_exchange(&envoy, &idp);
+    drop(envoy);
+
+    // The one module.
+    let chain = json!({"chain": [{"filter": "identity-exchange", "config": exchange()}]});
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.port())
+            .cluster(Cluster::new("idp", idp.port()))
+            .native_filter(jwt_authn(&idp))
+            .filter(
+                WasmFilter::new(wasm_path("shieldwall"), "shieldwall", chain.to_string())
+                    .env(KEY_ENV, &pem),
+            )
+            .native_filter(internal_jwt_authn(&jwk)),
+    );
+    check_exchange(&envoy, &idp);
 }

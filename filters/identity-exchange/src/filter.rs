@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use shieldwall_core::decision::Decision;
 use shieldwall_core::identity::IDENTITY_PROPERTY;
-use shieldwall_core::metadata::JWT_AUTHN_NAMESPACE;
+use shieldwall_core::metadata::{decode_pairs, JWT_AUTHN_NAMESPACE};
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::route::PathError;
 use shieldwall_core::{
@@ -142,7 +142,8 @@ impl IdentityExchangeStream {
 
     /// The bytes the caller's identity is made of on this request, the cache key's part: the
     /// identity context's JSON and, with `identity_from: jwt_authn`, the payload `jwt_authn` put
-    /// in metadata (after the context's length, so two different pairs never give one key).
+    /// in metadata, its members in a fixed order (after the context's length, so two different
+    /// pairs never give one key).
     /// `None`: no identity at all. Nothing is parsed here: on a cache hit nothing needs to be.
     fn identity_bytes(&self, host: &dyn Host) -> Option<Vec<u8>> {
         let context = host
@@ -170,7 +171,21 @@ impl IdentityExchangeStream {
         let mut bytes = Vec::with_capacity(context.len() + payload.len() + 8);
         bytes.extend_from_slice(format!("{}:", context.len()).as_bytes());
         bytes.extend_from_slice(&context);
-        bytes.extend_from_slice(&payload);
+        // Envoy hands the payload's members over in no fixed order (a protobuf map): the same
+        // token can come as different bytes. Its members sorted by name, each length-prefixed,
+        // are the same for the same payload and still tell any two payloads apart.
+        match decode_pairs(&payload) {
+            Some(mut pairs) => {
+                pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (k, v) in pairs {
+                    for part in [k, v] {
+                        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                        bytes.extend_from_slice(part);
+                    }
+                }
+            }
+            None => bytes.extend_from_slice(&payload),
+        }
         Some(bytes)
     }
 

@@ -795,10 +795,19 @@ fn identity_from_jwt_authn_mints_from_the_payload_envoy_verified() {
     // Never past the external token's `exp`, which came as a number in the metadata.
     assert_eq!(claims["exp"], now + 100);
 
-    // The same payload again: the cached token. Another subject (the keys are the payload's
-    // exact bytes): its own token.
+    // The same payload again, its members in another order (Envoy keeps no order): the cached
+    // token. Another subject: its own token.
+    let reordered = jwt_authn_payload(&[
+        ("exp", ((now + 100) as f64).to_le_bytes().to_vec()),
+        ("client_id", b"mobile-app".to_vec()),
+        ("scope", b"read transfer".to_vec()),
+        ("tenant", b"bank-a".to_vec()),
+        ("sub", b"12345".to_vec()),
+        ("iss", b"https://idp.bank.example".to_vec()),
+    ]);
+    assert_ne!(reordered, carol("12345", now + 100));
     host.new_stream("GET", path, &[]);
-    set_jwt_authn_payload(&mut host, &carol("12345", now + 100));
+    set_jwt_authn_payload(&mut host, &reordered);
     r.new_stream(&mut host, 3)
         .on_request_headers(&mut host, true);
     assert_eq!(bearer(&host), first);
