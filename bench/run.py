@@ -34,8 +34,8 @@ LOAD_CPU = ENV.get("BENCH_LOAD_CPU", "1")
 ENVOY = ENV.get("BENCH_ENVOY", "envoy")
 WASM_DIR = ENV.get("BENCH_WASM_DIR", "")
 TOKENS = ENV.get("BENCH_TOKENS_DIR", "")
-# BENCH_ONLY: a comma-separated list of rows (e.g. `diag-exchange-cached,diag-exchange-one`) and
-# phases (`scale`, `churn`, `memory`, `attack`) to run; the no-filter ceiling row always runs, since
+# BENCH_ONLY: a comma-separated list of rows (e.g. `diag-exchange-cached,diag-one-exchange`) and
+# phases (`scale`, `churn`, `memory`, `attack`, `micro`) to run; the no-filter ceiling row always runs, since
 # the added costs are measured against it. Such a partial run writes its report to
 # bench/RESULTS-only.md (and results-only.json), never over the full report.
 ONLY = [x.strip() for x in ENV.get("BENCH_ONLY", "").split(",") if x.strip()]
