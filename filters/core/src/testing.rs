@@ -411,3 +411,140 @@ impl Host for MockHost {
         }
     }
 }
+
+/// A host that records which of its calls a filter makes (each is a call out of the VM in a
+/// proxy), over a [`MockHost`]: tests pin the calls a hot path makes, since each costs a crossing
+/// between the VM and the proxy (bench/RESULTS.md prices them).
+pub struct CountingHost {
+    pub inner: MockHost,
+    /// The calls made, in order, by the name of the `Host` method.
+    pub calls: std::cell::RefCell<Vec<&'static str>>,
+}
+
+impl CountingHost {
+    pub fn new(inner: MockHost) -> CountingHost {
+        CountingHost {
+            inner,
+            calls: Default::default(),
+        }
+    }
+
+    fn note(&self, call: &'static str) {
+        self.calls.borrow_mut().push(call);
+    }
+}
+
+impl crate::Host for CountingHost {
+    fn now_nanos(&self) -> u64 {
+        self.note("now");
+        self.inner.now_nanos()
+    }
+    fn log(&self, level: crate::LogLevel, message: &str) {
+        self.note("log");
+        self.inner.log(level, message)
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.note("request_header");
+        self.inner.request_header(name)
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.note("request_headers");
+        self.inner.request_headers()
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        self.note(if value.is_some() {
+            "replace_header"
+        } else {
+            "remove_header"
+        });
+        self.inner.set_request_header(name, value)
+    }
+    fn add_request_header(&mut self, name: &str, value: &str) {
+        self.note("add_header");
+        self.inner.add_request_header(name, value)
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.note("response_header");
+        self.inner.response_header(name)
+    }
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        self.note("set_response_header");
+        self.inner.set_response_header(name, value)
+    }
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        self.note("add_response_header");
+        self.inner.add_response_header(name, value)
+    }
+    fn request_body(&self, start: usize, max: usize) -> Option<Vec<u8>> {
+        self.note("request_body");
+        self.inner.request_body(start, max)
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.note("property");
+        self.inner.property(path)
+    }
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), crate::HostError> {
+        self.note("set_property");
+        self.inner.set_property(path, value)
+    }
+    fn send_local_reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.note("send_local_reply");
+        self.inner.send_local_reply(status, headers, body)
+    }
+    fn wake_stream(&mut self, context_id: u32) {
+        self.inner.wake_stream(context_id)
+    }
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), crate::HostError> {
+        self.note("shared_get");
+        self.inner.shared_get(key)
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), crate::HostError> {
+        self.note("shared_set");
+        self.inner.shared_set(key, value, cas)
+    }
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: std::time::Duration,
+    ) -> Result<u32, crate::HostError> {
+        self.note("http_call");
+        self.inner.http_call(cluster, headers, body, timeout)
+    }
+    fn grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[(&str, &[u8])],
+        message: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<u32, crate::HostError> {
+        self.note("grpc_call");
+        self.inner
+            .grpc_call(cluster, service, method, metadata, message, timeout)
+    }
+    fn set_tick_period(&mut self, period: std::time::Duration) {
+        self.inner.set_tick_period(period)
+    }
+    fn filter_name(&self) -> &'static str {
+        self.inner.filter_name()
+    }
+    fn define_metric(
+        &mut self,
+        kind: crate::MetricKind,
+        name: &str,
+    ) -> Result<u32, crate::HostError> {
+        self.note("define_metric");
+        self.inner.define_metric(kind, name)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) {
+        self.note("increment_metric");
+        self.inner.increment_metric(id, delta)
+    }
+    fn record_metric(&mut self, id: u32, value: u64) {
+        self.note("record_metric");
+        self.inner.record_metric(id, value)
+    }
+}

@@ -1078,3 +1078,49 @@ fn non_jwt_tokens_are_left_to_the_next_authenticator_only_when_configured() {
     assert_eq!(action, Action::Continue);
     assert_eq!(Identity::read(&host).unwrap().auth, vec!["jwt"]);
 }
+
+/// The warm path, call by call: a token already in the worker's cache costs these calls out of
+/// the VM (each a crossing between the VM and the proxy, priced in bench/RESULTS.md), once the
+/// worker's metrics exist. In a proxy the adapter adds the decision record (one property write).
+#[test]
+fn a_cached_token_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let key = EcKey::new("k1");
+    let mut inner = MockHost::new();
+    inner.set_now_secs(NOW);
+    let mut host = CountingHost::new(inner);
+    let cfg = json!({"providers": {"idp": {"issuer": "https://idp.example.com",
+        "audiences": ["orders-api"], "local_jwks": {"keys": [key.jwk()]}}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]});
+    let mut r = JwtAuth::configure(&mut host, cfg.to_string().as_bytes()).unwrap();
+    let auth = format!(
+        "Bearer {}",
+        key.sign(&claims(
+            "https://idp.example.com",
+            json!({"exp": NOW + 100})
+        ))
+    );
+    for round in 0..3 {
+        host.inner
+            .new_stream("GET", "/orders", &[("authorization", &auth)]);
+        host.calls.borrow_mut().clear();
+        let mut s = r.new_stream(&mut host, 7);
+        assert_eq!(s.on_request_headers(&mut host, true), Action::Continue);
+        if round < 2 {
+            continue;
+        }
+        assert_eq!(*host.calls.borrow(), CALLS_CACHED_TOKEN);
+    }
+}
+
+const CALLS_CACHED_TOKEN: [&str; 9] = [
+    "request_header",   // :path
+    "request_header",   // :method
+    "request_header",   // authorization
+    "now",              // expiry
+    "increment_metric", // cache_hit
+    "property",         // an earlier identity context, to merge with
+    "set_property",     // the identity context
+    "remove_header",    // the credential does not travel upstream
+    "increment_metric", // allowed
+];

@@ -743,3 +743,39 @@ fn a_bad_path_is_refused() {
     assert_eq!(gw.send("/a%2Fb", "10.0.0.1", &[]).0, 400);
     let _: &dyn Host = &gw.host;
 }
+
+/// A request under the limit, call by call: what it costs in calls out of the VM (each a crossing
+/// between the VM and the proxy, priced in bench/RESULTS.md), once the worker's metrics exist.
+#[test]
+fn a_request_under_the_limit_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let mut host = CountingHost::new(MockHost::new());
+    let cfg = json!({"rules": [{"name": "per-ip", "key": {"source": "client_ip"},
+        "limit": {"requests": 1000000, "per": "second"}}], "headers": "none"});
+    let mut root = RateLimit::configure(&mut host, cfg.to_string().as_bytes()).unwrap();
+    for round in 0..3 {
+        host.inner.new_stream("GET", "/orders", &[]);
+        host.inner
+            .set_property(&["source", "address"], b"10.0.0.1:1")
+            .unwrap();
+        host.calls.borrow_mut().clear();
+        let mut s = root.new_stream(&mut host, 1);
+        assert_eq!(s.on_request_headers(&mut host, true), Action::Continue);
+        if round < 2 {
+            continue;
+        }
+        assert_eq!(*host.calls.borrow(), CALLS_UNDER_THE_LIMIT);
+    }
+}
+
+/// Plus, in a proxy, the adapter's decision record (one property write) when the filter lets the
+/// request go on.
+const CALLS_UNDER_THE_LIMIT: [&str; 7] = [
+    "request_header",   // :path
+    "request_header",   // :method
+    "now",              // the bucket's refill
+    "property",         // source.address, the client
+    "shared_get",       // the bucket
+    "shared_set",       // the bucket, compare-and-swap
+    "increment_metric", // rule.per-ip.admitted
+];
