@@ -40,6 +40,7 @@ fn every_wasm_plugin_config_is_accepted_by_its_filter() {
         "token-introspection",
         "scope-authz",
         "rate-limit",
+        "payload-guard",
         "policy-authz",
         "identity-exchange",
         "shieldwall",
