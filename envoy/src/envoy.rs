@@ -294,6 +294,20 @@ impl Envoy {
         fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
     }
 
+    /// The access log once `pred` holds for it, or as it stands after `timeout`. Envoy writes
+    /// access log files from a buffer it flushes on its own schedule (about once a second), so a
+    /// line is not on disk when the response has arrived.
+    pub fn wait_for_access_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.access_log();
+            if pred(&text) || Instant::now() > deadline {
+                return text;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `pred(log)` holds, up to `timeout`; returns whether it did.
     pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
         let deadline = Instant::now() + timeout;

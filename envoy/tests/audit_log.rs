@@ -382,10 +382,11 @@ fn mixed_run(one_module: bool) {
 
     // Without `:PLAIN` Envoy prints the value as a protobuf `BytesValue` (JSON, base64 value), not
     // the record: the access-log format must say `:PLAIN`.
-    let unplain = std::fs::read_to_string(audit_file.with_extension("raw")).unwrap();
-    assert_eq!(unplain.lines().count(), cases.len(), "{unplain}");
-    for line in unplain.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
+    // That file is flushed on Envoy's own schedule, apart from the first one.
+    let unplain = wait_for_records(&audit_file.with_extension("raw"), cases.len());
+    assert_eq!(unplain.len(), cases.len(), "{unplain:#?}");
+    for v in &unplain {
+        let line = v.to_string();
         assert_eq!(
             v["@type"], "type.googleapis.com/google.protobuf.BytesValue",
             "{line}"
