@@ -50,9 +50,13 @@ fn envoy_proxies_a_request_to_the_echo() {
         .contains("envoy_cluster_upstream_rq_total{envoy_cluster_name=\"upstream\"} 1"));
     assert!(envoy.wait_for_log(Duration::from_secs(5), |l| l
         .contains("starting main dispatch loop")));
-    let access_log =
-        envoy.wait_for_access_log(Duration::from_secs(5), |l| l.contains("POST /orders/7?verbose=1"));
-    assert!(access_log.contains("POST /orders/7?verbose=1"), "{access_log}");
+    let access_log = envoy.wait_for_access_log(Duration::from_secs(5), |l| {
+        l.contains("POST /orders/7?verbose=1")
+    });
+    assert!(
+        access_log.contains("POST /orders/7?verbose=1"),
+        "{access_log}"
+    );
 }
 
 #[test]
