@@ -3,6 +3,11 @@
 //! host. Prints the median of several rounds, in microseconds per request.
 //!
 //!   cargo run --release -p payload-guard --example request_cost
+//!
+//! `--requests N` runs one round of N requests instead, for counting instructions with a
+//! simulator (`valgrind --tool=callgrind …/request_cost --requests 2000`: the difference between
+//! two such counts divided by the difference of N is the cost of one request, free of the noise
+//! of a shared machine).
 
 use std::time::Instant;
 
@@ -42,9 +47,16 @@ fn main() {
     ];
     let mut host = MockHost::request("POST", "/tenants/a/orders", &headers);
     host.request_body = body.clone().into_bytes();
-    let n = 20_000;
+    let args: Vec<String> = std::env::args().collect();
+    let one_round = args
+        .iter()
+        .position(|a| a == "--requests")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<u32>().ok());
+    let n = one_round.unwrap_or(20_000);
+    let round_count = if one_round.is_some() { 1 } else { 7 };
     let mut rounds = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..round_count {
         let start = Instant::now();
         for _ in 0..n {
             host.local_reply = None;
@@ -61,7 +73,7 @@ fn main() {
     rounds.sort_by(f64::total_cmp);
     let median = rounds.get(rounds.len() / 2).copied().unwrap_or_default();
     println!(
-        "payload-guard, createOrder with a {} byte valid body: {median:.1} µs per request (median of 7 rounds of {n})",
+        "payload-guard, createOrder with a {} byte valid body: {median:.1} µs per request (median of {round_count} rounds of {n})",
         body.len()
     );
 }

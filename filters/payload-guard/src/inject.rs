@@ -46,10 +46,22 @@ pub fn scan_text(text: &str, inj: &Injection) -> Option<Check> {
     if inj.sql && libinjectionrs::detect_sqli(text.as_bytes()).is_injection() {
         return Some(Check::Sql);
     }
-    if inj.xss && libinjectionrs::detect_xss(text.as_bytes()).is_injection() {
+    if inj.xss && may_be_markup(text) && libinjectionrs::detect_xss(text.as_bytes()).is_injection()
+    {
         return Some(Check::Xss);
     }
     None
+}
+
+/// Whether libinjection's XSS check can flag `text` at all. It flags a doctype, a tag, a comment
+/// (each begins at `<`), or an attribute value whose attribute name is dangerous (a value follows
+/// the name after `=`); it reads the text in five contexts (HTML data, and inside an unquoted,
+/// single-, double- or back-quoted attribute value), and in none of them does a token of those
+/// kinds start without a `<` or a `=` in the text. Text with neither, most of ordinary prose, is
+/// passed without running the five tokenizers (`xss_needs_lt_or_eq` checks this against the
+/// detector on generated text).
+fn may_be_markup(text: &str) -> bool {
+    text.bytes().any(|b| b == b'<' || b == b'=')
 }
 
 /// A key that a document store reads as an operator or a path.
@@ -665,6 +677,95 @@ mod tests {
             "12 Rue de l'Église, 75004 Paris",
         ] {
             assert_eq!(scan_text(s, &i), None, "{s}");
+        }
+    }
+
+    /// The XSS pre-check skips only what the detector would pass: text without `<` and `=` is
+    /// never flagged, whatever else it holds (quotes of every kind, `>`, `/`, event-handler and
+    /// style attribute names, `javascript:` URLs, entities, NUL and non-ASCII bytes).
+    #[test]
+    fn xss_needs_lt_or_eq() {
+        let pieces: &[&str] = &[
+            "a",
+            "x",
+            " ",
+            "\t",
+            "\n",
+            "\"",
+            "'",
+            "`",
+            ">",
+            "/",
+            "!",
+            "?",
+            "-",
+            "--",
+            "&",
+            "#",
+            ";",
+            ":",
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\\",
+            "onerror",
+            "onload",
+            "ONMOUSEOVER",
+            "style",
+            "src",
+            "href",
+            "xlink:href",
+            "formaction",
+            "javascript:",
+            "vbscript:",
+            "data:",
+            "alert(1)",
+            "script",
+            "img",
+            "svg",
+            "iframe",
+            "import",
+            "entity",
+            "xml",
+            "[if",
+            "DOCTYPE",
+            "&#x3c;",
+            "&lt;",
+            "\u{0}",
+            "é",
+            "\u{ff1c}",
+            "1",
+            "%3c",
+        ];
+        // A deterministic generator (xorshift), so a failure names a reproducible input.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let len = 1 + next(12);
+            let text: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();
+            assert!(!may_be_markup(&text));
+            assert!(
+                !libinjectionrs::detect_xss(text.as_bytes()).is_injection(),
+                "flagged without < or =: {text:?}"
+            );
+        }
+        // With them, the detector runs and the usual vectors are caught.
+        let i = inj(Where::AllStrings);
+        for s in [
+            "\" onmouseover=alert(1) x=\"",
+            "' style=x:expression(1) '",
+            "<svg/onload=alert(1)>",
+        ] {
+            assert!(may_be_markup(s));
+            assert_eq!(scan_text(s, &i), Some(Check::Xss), "{s}");
         }
     }
 

@@ -226,6 +226,7 @@ impl Parser<'_> {
     fn string(&mut self, max: usize, rule: &'static str) -> Result<String, JsonError> {
         self.pos += 1; // `"`
         let mut out: Vec<u8> = Vec::new();
+        let mut first = true;
         loop {
             // Copy the run of plain bytes up to the next quote, backslash or control byte.
             let start = self.pos;
@@ -240,6 +241,14 @@ impl Parser<'_> {
                 self.pos = start.saturating_add(max.saturating_sub(out.len()));
                 return Err(self.err(rule));
             }
+            if first && self.peek() == Some(b'"') {
+                // No escape (most strings): one exact allocation, no growing buffer.
+                self.pos += 1;
+                return std::str::from_utf8(run)
+                    .map(str::to_owned)
+                    .map_err(|_| self.err("utf8"));
+            }
+            first = false;
             out.extend_from_slice(run);
             match self.peek() {
                 Some(b'"') => {

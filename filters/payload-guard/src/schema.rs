@@ -131,10 +131,38 @@ pub fn prepare(
             && !obj.contains_key("unevaluatedProperties")
             && describes_objects(obj)
         {
-            obj.insert("unevaluatedProperties".into(), Value::Bool(false));
+            obj.insert(closing_keyword(obj).into(), Value::Bool(false));
         }
     }
     Ok(names)
+}
+
+/// The keywords that apply other schemas to the same value, whose evaluated members
+/// `unevaluatedProperties` sees and `additionalProperties` does not.
+const IN_PLACE_APPLICATORS: [&str; 10] = [
+    "$ref",
+    "$dynamicRef",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentSchemas",
+];
+
+/// How `additional_properties: deny` closes one schema. Without in-place applicators the members
+/// a schema evaluates are those of its `properties` and `patternProperties`, so
+/// `additionalProperties: false` refuses exactly what `unevaluatedProperties: false` would and
+/// gives the same annotations; the validator then has no unevaluated members to track for each
+/// object of every body, which is most of its work on plain schemas.
+fn closing_keyword(obj: &Map<String, Value>) -> &'static str {
+    if IN_PLACE_APPLICATORS.iter().any(|k| obj.contains_key(*k)) {
+        "unevaluatedProperties"
+    } else {
+        "additionalProperties"
+    }
 }
 
 /// Whether a schema is about objects: it lists properties, says `type: object`, or composes
@@ -594,6 +622,9 @@ pub fn violations(
         tokens.pop();
         rule = "additionalProperties";
         member = Some(tokens.iter().map(|t| format!("/{}", escape(t))).collect());
+    } else if matches!(err.kind, ErrorKind::AdditionalProperties { .. }) {
+        // The same report from `additionalProperties: false`, made at the object itself.
+        member = Some(raw.clone());
     } else if matches!(err.kind, ErrorKind::FalseSchema)
         && (err.schema_url.ends_with("/unevaluatedItems") || err.schema_url.ends_with("/items"))
     {
@@ -667,15 +698,19 @@ mod tests {
         assert_eq!(doc["s"]["unevaluatedProperties"], json!(false));
         assert!(doc["base"].get("unevaluatedProperties").is_none());
         assert!(doc["s"]["allOf"][1].get("unevaluatedProperties").is_none());
+        // Schemas that apply nothing else in place are closed by `additionalProperties`.
         assert_eq!(
-            doc["s"]["allOf"][1]["properties"]["x"]["unevaluatedProperties"],
+            doc["s"]["allOf"][1]["properties"]["x"]["additionalProperties"],
             json!(false)
         );
+        assert!(doc["s"]["allOf"][1]["properties"]["x"]
+            .get("unevaluatedProperties")
+            .is_none());
         assert!(doc["base"]["properties"]["id"]
             .get("unevaluatedProperties")
             .is_none());
         assert_eq!(
-            doc["base"]["properties"]["tags"]["items"]["unevaluatedProperties"],
+            doc["base"]["properties"]["tags"]["items"]["additionalProperties"],
             json!(false)
         );
     }
