@@ -862,3 +862,62 @@ fn the_identity_can_come_from_envoys_jwt_authn() {
     let err = config(json!({"identity_from": "jwt"})).unwrap_err();
     assert!(err.to_string().contains("identity_from"), "{err}");
 }
+
+/// Every host call of one request with the benchmark's configuration (the access-log sink, the
+/// default decision list, one extra request header), in order: the list bench/run.py prices to
+/// give audit-log's floor. The header reads of one callback are one header-map read in the wasm
+/// adapter.
+#[test]
+fn a_record_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let mut inner = MockHost::new();
+    let cfg = json!({"sinks": {"access_log": true},
+                     "include": {"request_headers": ["user-agent"]}});
+    let mut r = root(&mut inner, cfg);
+    let mut host = CountingHost::new(inner);
+    for round in 0..3 {
+        host.inner.new_stream(
+            "GET",
+            "/orders",
+            &[("x-request-id", "r1"), ("user-agent", "wrk")],
+        );
+        // Envoy knows the duration at the end; the clock is read only when it does not.
+        host.inner.properties.insert(
+            "request\0duration".into(),
+            1_500_000i64.to_le_bytes().to_vec(),
+        );
+        host.calls.borrow_mut().clear();
+        let mut s = r.new_stream(&mut host, 2);
+        s.on_request_headers(&mut host, true);
+        s.on_log(&mut host);
+        if round < 2 {
+            continue;
+        }
+        assert_eq!(*host.calls.borrow(), CALLS_ONE_RECORD);
+    }
+}
+
+const CALLS_ONE_RECORD: [&str; 22] = [
+    "now",             // the request's start
+    "request_headers", // x-request-id, traceparent, the included headers, the query
+    "property",        // source.address
+    "property",        // response.code
+    "property",        // response.code_details
+    "property",        // request.duration
+    "property",        // request.total_size
+    "property",        // response.total_size
+    "property",        // connection.tls_version (no certificate digest without TLS)
+    "property",        // xds.route_name
+    "property",        // xds.cluster_name
+    "property",        // the identity context
+    "property",        // eight decisions: every shieldwall filter by default
+    "property",
+    "property",
+    "property",
+    "property",
+    "property",
+    "property",
+    "property",
+    "set_property",     // the record, for the access log
+    "increment_metric", // records
+];

@@ -1,0 +1,132 @@
+//! Native cost of the benchmark's hot paths, on the mock host: jwt-auth with a cached token and
+//! rate-limit under its limit (each as its own module would run it), and the one module running
+//! jwt-auth + scope-authz + rate-limit, each with the configuration bench/run.py gives Envoy. Prints microseconds per request (median of 7
+//! rounds of 20,000).
+//!
+//!   cargo run --release -p shieldwall --example path_cost [-- --only warm|ratelimit|chain]
+//!
+//! `--requests N` runs one round of N requests instead, for counting instructions with a
+//! simulator (`valgrind --tool=callgrind …/path_cost --only warm --requests 2000`): the difference
+//! between two counts divided by the difference of N is one request's instructions, which does
+//! not move with the load of a shared machine. The module's work in Envoy is this plus V8's
+//! overhead; the host calls are the mock's, not Envoy's (bench/RESULTS.md prices those).
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::{json, Value};
+use shieldwall_core::testing::MockHost;
+use shieldwall_core::{Action, RootFilter, StreamFilter};
+
+const ISSUER: &str = "https://idp.bench.example";
+const AUDIENCE: &str = "orders-api";
+
+type Failure = Box<dyn std::error::Error>;
+
+/// An Ed25519 key's JWKS and one token it signed (the warm path verifies it once).
+fn token_and_jwks(now: u64) -> Result<(String, Value), Failure> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| e.to_string())?;
+    let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| e.to_string())?;
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "bench", "alg": "EdDSA",
+        "x": URL_SAFE_NO_PAD.encode(key.public_key().as_ref())}]});
+    let header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "EdDSA", "kid": "bench", "typ": "JWT"}).to_string());
+    let claims = URL_SAFE_NO_PAD.encode(
+        json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "bench-user", "scope": "orders:read",
+               "iat": now, "exp": now + 3600})
+        .to_string(),
+    );
+    let input = format!("{header}.{claims}");
+    let sig = URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).as_ref());
+    Ok((format!("{input}.{sig}"), jwks))
+}
+
+fn configs(jwks: &Value) -> [(&'static str, Value); 3] {
+    let jwt = json!({"providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": jwks}},
+                     "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]});
+    let scope =
+        json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
+    let limit = json!({"rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
+                                   "limit": {"requests": 1_000_000_000u64, "per": "second"}}],
+                       "headers": "none"});
+    let chain = json!({"chain": [{"filter": "jwt-auth", "config": jwt},
+                                 {"filter": "scope-authz", "config": scope},
+                                 {"filter": "rate-limit", "config": limit}]});
+    [("warm", jwt), ("ratelimit", limit), ("chain", chain)]
+}
+
+/// Runs `rounds` rounds of `n` requests through `root`; the median µs per request.
+fn time<R: RootFilter>(
+    name: &str,
+    root: &mut R,
+    host: &mut MockHost,
+    headers: &[(&str, &str)],
+    rounds: usize,
+    n: u32,
+) -> Result<f64, Failure> {
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for i in 0..n {
+            host.new_stream("GET", "/orders", headers);
+            host.properties
+                .insert("source\0address".into(), b"10.0.0.1:40000".to_vec());
+            let mut s = root.new_stream(host, i + 2);
+            if s.on_request_headers(host, true) != Action::Continue || host.local_reply.is_some() {
+                return Err(format!("{name}: the request was refused").into());
+            }
+            s.on_log(host);
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times.get(times.len() / 2).copied().unwrap_or_default())
+}
+
+fn main() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = arg("--only");
+    let one_round: Option<u32> = arg("--requests").map(|v| v.parse()).transpose()?;
+    let mut host = MockHost::new();
+    let now = 1_800_000_000;
+    host.set_now_secs(now);
+    let (token, jwks) = token_and_jwks(now)?;
+    let auth = format!("Bearer {token}");
+    for (name, config) in configs(&jwks) {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let headers: Vec<(&str, &str)> = match name {
+            "ratelimit" => vec![],
+            _ => vec![("authorization", auth.as_str())],
+        };
+        let n = one_round.unwrap_or(20_000);
+        let rounds = if one_round.is_some() { 1 } else { 7 };
+        let cfg = config.to_string();
+        let median = match name {
+            "warm" => {
+                let mut root = jwt_auth::filter::JwtAuth::configure(&mut host, cfg.as_bytes())?;
+                time(name, &mut root, &mut host, &headers, rounds, n)?
+            }
+            "ratelimit" => {
+                let mut root = rate_limit::filter::RateLimit::configure(&mut host, cfg.as_bytes())?;
+                time(name, &mut root, &mut host, &headers, rounds, n)?
+            }
+            _ => {
+                let mut root = shieldwall::Shieldwall::configure(&mut host, cfg.as_bytes())?;
+                time(name, &mut root, &mut host, &headers, rounds, n)?
+            }
+        };
+        println!("{name}: {median:.2} µs per request (median of {rounds} rounds of {n})");
+    }
+    Ok(())
+}
