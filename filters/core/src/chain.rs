@@ -116,6 +116,38 @@ struct StageIdentity {
 
 /// `Host` for one stage: records its callouts, wake-ups and tick period in the chain's routing,
 /// notices its local reply, and keeps the identity context in memory for later stages.
+/// The request headers the stages of one request read or wrote (`None`: known to be absent).
+/// A short list searched by name, ignoring ASCII case as header names do: a request's stages
+/// touch a handful of headers, and a lookup then neither hashes nor allocates.
+#[derive(Default)]
+struct HeaderCopy(Vec<(String, Option<String>)>);
+
+impl HeaderCopy {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The copy's value: `Some(None)` when the header is known to be absent.
+    fn get(&self, name: &str) -> Option<Option<String>> {
+        self.position(name)
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn set(&mut self, name: &str, value: Option<String>) {
+        match self.position(name).and_then(|i| self.0.get_mut(i)) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.to_ascii_lowercase(), value)),
+        }
+    }
+
+    fn forget(&mut self, name: &str) {
+        if let Some(i) = self.position(name) {
+            self.0.swap_remove(i);
+        }
+    }
+}
+
 struct StageHost<'a> {
     inner: &'a mut dyn Host,
     stage: usize,
@@ -123,7 +155,7 @@ struct StageHost<'a> {
     /// The stream's identity context, as last written (streams only).
     identity: Option<&'a mut Option<StageIdentity>>,
     /// The stream's request headers as the stages read and wrote them (streams only).
-    headers: Option<&'a RefCell<HashMap<String, Option<String>>>>,
+    headers: Option<&'a RefCell<HeaderCopy>>,
     replied: bool,
     /// The stage recorded its decision in this callback.
     decided: bool,
@@ -166,13 +198,12 @@ impl Host for StageHost<'_> {
         let Some(cache) = self.headers else {
             return self.inner.request_header(name);
         };
-        let key = name.to_ascii_lowercase();
-        if let Some(known) = cache.try_borrow().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some(known) = cache.try_borrow().ok().and_then(|c| c.get(name)) {
             return known;
         }
         let value = self.inner.request_header(name);
         if let Ok(mut c) = cache.try_borrow_mut() {
-            c.insert(key, value.clone());
+            c.set(name, value.clone());
         }
         value
     }
@@ -182,14 +213,14 @@ impl Host for StageHost<'_> {
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
         self.inner.set_request_header(name, value);
         if let Some(Ok(mut c)) = self.headers.map(RefCell::try_borrow_mut) {
-            c.insert(name.to_ascii_lowercase(), value.map(str::to_string));
+            c.set(name, value.map(str::to_string));
         }
     }
     fn add_request_header(&mut self, name: &str, value: &str) {
         self.inner.add_request_header(name, value);
         // Several values now: the next read asks the proxy how it joins them.
         if let Some(Ok(mut c)) = self.headers.map(RefCell::try_borrow_mut) {
-            c.remove(&name.to_ascii_lowercase());
+            c.forget(name);
         }
     }
     fn response_header(&self, name: &str) -> Option<String> {
@@ -460,7 +491,7 @@ impl Chain {
             end_of_stream: false,
             identity: None,
             decided: 0,
-            headers: RefCell::new(HashMap::new()),
+            headers: RefCell::new(HeaderCopy::default()),
         }
     }
 
@@ -547,7 +578,7 @@ pub struct ChainStream {
     decided: u64,
     /// Request headers read or written by the stages in this request (name → value, `None`:
     /// absent), so that each is read from the proxy once, not once per stage.
-    headers: RefCell<HashMap<String, Option<String>>>,
+    headers: RefCell<HeaderCopy>,
 }
 
 /// Which callback a stage gets.
