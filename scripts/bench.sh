@@ -37,6 +37,19 @@ target="$(bash "$root/scripts/target-dir.sh")"
 say "building the modules (release, wasm32-wasip1)"
 cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit \
   -p token-introspection -p shieldwall -p audit-log -p identity-exchange -p payload-guard -p policy-authz -p noop -p hostcalls
+# The one module built with only the filters a row runs, beside the default build (each variant
+# writes shieldwall.wasm, so it is copied away, and the default build is made again last).
+release="$target/wasm32-wasip1/release"
+slim_module() { # file name, features
+  touch "$root/filters/shieldwall/src/lib.rs"
+  cargo build --quiet --release --target wasm32-wasip1 -p shieldwall --no-default-features --features "$2"
+  cp "$release/shieldwall.wasm" "$release/$1"
+}
+say "building the one module with only the filters of a row"
+slim_module shieldwall-jwt-only.wasm jwt-auth
+slim_module shieldwall-jwt-scope-ratelimit.wasm jwt-auth,scope-authz,rate-limit
+touch "$root/filters/shieldwall/src/lib.rs"
+cargo build --quiet --release --target wasm32-wasip1 -p shieldwall
 say "building the benchmark helper"
 cargo build --quiet --release -p bench-mint --bin bench-mint
 cargo build --quiet -p bench-mint --example wasm_verify
