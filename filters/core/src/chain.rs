@@ -20,6 +20,8 @@
 //!   (access logs, later modules), and kept in memory for the later stages of the same request,
 //!   which then read it without a call to the proxy, and, when written as a value
 //!   (`Identity::merge_and_write`), without parsing it either.
+//! - So are the decisions the stages record (`shieldwall.decision.<filter>`): written to the
+//!   proxy once each, and read back by later stages (audit-log's record) from memory.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -124,7 +126,9 @@ struct HeaderCopy(Vec<(String, Option<String>)>);
 
 impl HeaderCopy {
     fn position(&self, name: &str) -> Option<usize> {
-        self.0.iter().position(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.0
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// The copy's value: `Some(None)` when the header is known to be absent.
@@ -156,6 +160,8 @@ struct StageHost<'a> {
     identity: Option<&'a mut Option<StageIdentity>>,
     /// The stream's request headers as the stages read and wrote them (streams only).
     headers: Option<&'a RefCell<HeaderCopy>>,
+    /// The decisions the stages recorded in this request (streams only).
+    decisions: Option<&'a RefCell<Vec<(String, Vec<u8>)>>>,
     replied: bool,
     /// The stage recorded its decision in this callback.
     decided: bool,
@@ -169,6 +175,7 @@ impl<'a> StageHost<'a> {
             routing,
             identity: None,
             headers: None,
+            decisions: None,
             replied: false,
             decided: false,
         }
@@ -241,10 +248,23 @@ impl Host for StageHost<'_> {
                 return Some(kept.bytes.clone());
             }
         }
+        // A decision a stage of this chain recorded in this request (one it has not recorded
+        // may come from a module before the chain: that is asked of the proxy).
+        if let ([key], Some(Ok(kept))) = (path, self.decisions.map(RefCell::try_borrow)) {
+            if let Some((_, value)) = kept.iter().find(|(k, _)| k == key) {
+                return Some(value.clone());
+            }
+        }
         self.inner.property(path)
     }
     fn set_property(&mut self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
         self.inner.set_property(path, value)?;
+        // A kept decision written again another way stays what the proxy holds.
+        if let ([key], Some(Ok(mut kept))) = (path, self.decisions.map(RefCell::try_borrow_mut)) {
+            if let Some(slot) = kept.iter_mut().find(|(k, _)| k == key) {
+                slot.1 = value.to_vec();
+            }
+        }
         if Self::is_identity(path) {
             if let Some(slot) = self.identity.as_deref_mut() {
                 // Written as bytes: a later reader parses them.
@@ -293,7 +313,14 @@ impl Host for StageHost<'_> {
     fn record_decision(&mut self, decision: &Decision) {
         if let Some((key, value)) = decision::encoded(self.filter_name(), decision) {
             self.decided = true;
-            let _ = self.inner.set_property(&[&key], &value);
+            if self.inner.set_property(&[&key], &value).is_ok() {
+                if let Some(Ok(mut kept)) = self.decisions.map(RefCell::try_borrow_mut) {
+                    match kept.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = value,
+                        None => kept.push((key, value)),
+                    }
+                }
+            }
         }
     }
     fn wake_stream(&mut self, context_id: u32) {
@@ -492,6 +519,7 @@ impl Chain {
             identity: None,
             decided: 0,
             headers: RefCell::new(HeaderCopy::default()),
+            decisions: RefCell::new(Vec::new()),
         }
     }
 
@@ -579,6 +607,8 @@ pub struct ChainStream {
     /// Request headers read or written by the stages in this request (name → value, `None`:
     /// absent), so that each is read from the proxy once, not once per stage.
     headers: RefCell<HeaderCopy>,
+    /// The decisions recorded by the stages in this request (property name → value).
+    decisions: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 /// Which callback a stage gets.
@@ -606,6 +636,7 @@ impl ChainStream {
         let mut h = StageHost::new(host, i, &routing);
         h.identity = Some(&mut self.identity);
         h.headers = Some(&self.headers);
+        h.decisions = Some(&self.decisions);
         let action = f(stream.as_mut(), &mut h);
         let bit = Routing::wake_mask(i);
         if h.decided {

@@ -527,3 +527,49 @@ fn each_request_header_is_read_from_the_proxy_once_per_request() {
     // jwt-auth removed the token; a later read sees that, not the proxy's first answer.
     assert_eq!(host.request_header("authorization"), None);
 }
+
+#[test]
+fn a_later_stage_reads_the_decisions_of_earlier_ones_from_memory() {
+    let key = EcKey::new();
+    let mut host = MockHost::new();
+    let audit = json!({"sinks": {"access_log": true}, "decisions": ["jwt_auth", "scope_authz", "rate_limit"]});
+    let mut root = configure(
+        &mut host,
+        &chain(&[
+            ("audit-log", audit),
+            ("jwt-auth", jwt(key.jwks())),
+            ("scope-authz", authz()),
+            ("rate-limit", limit(5)),
+        ]),
+    )
+    .unwrap();
+    // Refused by scope-authz: rate-limit never ran and recorded nothing.
+    let auth = key.bearer(json!({"tenant": "b"}));
+    let mut s = root.new_stream(&mut host, 7);
+    host.new_stream("GET", "/tenants/a/orders", &[("authorization", &auth)]);
+    let action = s.on_request_headers(&mut host, true);
+    assert_eq!(status(&host, action), 403);
+    host.property_reads.borrow_mut().clear();
+    s.on_log(&mut host);
+    let reads = host.property_reads.borrow().clone();
+    // The two recorded in this request come from memory; the one never recorded is asked of
+    // the proxy (a module before the chain may have written it).
+    assert!(
+        !reads.iter().any(|r| r == "shieldwall.decision.jwt_auth"),
+        "{reads:?}"
+    );
+    assert!(
+        !reads.iter().any(|r| r == "shieldwall.decision.scope_authz"),
+        "{reads:?}"
+    );
+    assert!(
+        reads.iter().any(|r| r == "shieldwall.decision.rate_limit"),
+        "{reads:?}"
+    );
+    // And the record still says what each decided.
+    let record: Value =
+        serde_json::from_slice(&host.property_value("shieldwall.audit").unwrap()).unwrap();
+    let text = record.to_string();
+    assert!(text.contains("tenant_mismatch"), "{text}");
+    assert!(text.contains("jwt_auth"), "{text}");
+}
