@@ -118,6 +118,9 @@ struct StageIdentity {
 
 /// `Host` for one stage: records its callouts, wake-ups and tick period in the chain's routing,
 /// notices its local reply, and keeps the identity context in memory for later stages.
+/// The decisions the stages of one request recorded: property name → the value written.
+type KeptDecisions = Vec<(String, Vec<u8>)>;
+
 /// The request headers the stages of one request read or wrote (`None`: known to be absent).
 /// A short list searched by name, ignoring ASCII case as header names do: a request's stages
 /// touch a handful of headers, and a lookup then neither hashes nor allocates.
@@ -161,7 +164,7 @@ struct StageHost<'a> {
     /// The stream's request headers as the stages read and wrote them (streams only).
     headers: Option<&'a RefCell<HeaderCopy>>,
     /// The decisions the stages recorded in this request (streams only).
-    decisions: Option<&'a RefCell<Vec<(String, Vec<u8>)>>>,
+    decisions: Option<&'a RefCell<KeptDecisions>>,
     replied: bool,
     /// The stage recorded its decision in this callback.
     decided: bool,
@@ -608,7 +611,7 @@ pub struct ChainStream {
     /// absent), so that each is read from the proxy once, not once per stage.
     headers: RefCell<HeaderCopy>,
     /// The decisions recorded by the stages in this request (property name → value).
-    decisions: RefCell<Vec<(String, Vec<u8>)>>,
+    decisions: RefCell<KeptDecisions>,
 }
 
 /// Which callback a stage gets.
