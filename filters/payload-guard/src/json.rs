@@ -152,20 +152,20 @@ impl Parser<'_> {
             }
             let key_at = self.pos;
             let key = self.string(self.limits.max_key_bytes, "max_key_bytes")?;
-            if map.contains_key(&key) {
+            // One search of the map per member: the slot a new name goes into, or the duplicate.
+            let serde_json::map::Entry::Vacant(slot) = map.entry(key) else {
                 return Err(JsonError {
                     rule: "duplicate_key",
                     offset: key_at,
                 });
-            }
+            };
             self.skip_ws();
             if self.peek() != Some(b':') {
                 return Err(self.err("syntax"));
             }
             self.pos += 1;
             self.skip_ws();
-            let value = self.value(depth)?;
-            map.insert(key, value);
+            slot.insert(self.value(depth)?);
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
