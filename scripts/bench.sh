@@ -66,10 +66,15 @@ say "micro-benchmark: requests through jwt_auth.wasm on the test host (wasmtime)
 taskset -c "${BENCH_LOAD_CPU:-1}" "$target/debug/examples/wasm_verify" "${BENCH_MICRO_REQUESTS:-500}" \
   | tee "$work/micro-wasm.jsonl" >&2
 
+say "the same paths natively, on the mock host (filters/shieldwall/examples/path_cost.rs)"
+cargo build --quiet --release -p shieldwall --example path_cost
+taskset -c "${BENCH_LOAD_CPU:-1}" "$target/release/examples/path_cost" | tee "$work/path-cost.txt" >&2
+
 say "Envoy: $("$envoy" --version | grep -o 'version: [^ ]*' | head -1)"
 BENCH_ENVOY="$envoy" \
 BENCH_WASM_DIR="$target/wasm32-wasip1/release" \
 BENCH_TOKENS_DIR="$work" \
 BENCH_MICRO_NATIVE="$work/micro-native.jsonl" \
 BENCH_MICRO_WASM="$work/micro-wasm.jsonl" \
+BENCH_PATH_COST="$work/path-cost.txt" \
   python3 "$root/bench/run.py"
