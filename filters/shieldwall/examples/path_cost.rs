@@ -1,9 +1,10 @@
-//! Native cost of the benchmark's hot paths, on the mock host: jwt-auth with a cached token and
-//! rate-limit under its limit (each as its own module would run it), and the one module running
-//! jwt-auth + scope-authz + rate-limit, each with the configuration bench/run.py gives Envoy. Prints microseconds per request (median of 7
+//! Native cost of the benchmark's hot paths, on the mock host: jwt-auth with a cached token,
+//! rate-limit under its limit and audit-log's record (each as its own module would run it), and
+//! the one module running jwt-auth + scope-authz + rate-limit, each with the configuration
+//! bench/run.py gives Envoy. Prints microseconds per request (median of 7
 //! rounds of 20,000).
 //!
-//!   cargo run --release -p shieldwall --example path_cost [-- --only warm|ratelimit|chain]
+//!   cargo run --release -p shieldwall --example path_cost [-- --only warm|ratelimit|chain|audit]
 //!
 //! `--requests N` runs one round of N requests instead, for counting instructions with a
 //! simulator (`valgrind --tool=callgrind …/path_cost --only warm --requests 2000`): the difference
@@ -44,7 +45,7 @@ fn token_and_jwks(now: u64) -> Result<(String, Value), Failure> {
     Ok((format!("{input}.{sig}"), jwks))
 }
 
-fn configs(jwks: &Value) -> [(&'static str, Value); 3] {
+fn configs(jwks: &Value) -> [(&'static str, Value); 4] {
     let jwt = json!({"providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": jwks}},
                      "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]});
     let scope =
@@ -55,7 +56,15 @@ fn configs(jwks: &Value) -> [(&'static str, Value); 3] {
     let chain = json!({"chain": [{"filter": "jwt-auth", "config": jwt},
                                  {"filter": "scope-authz", "config": scope},
                                  {"filter": "rate-limit", "config": limit}]});
-    [("warm", jwt), ("ratelimit", limit), ("chain", chain)]
+    // audit-log as the benchmark runs it: the access-log sink, masking on, one extra header.
+    let audit =
+        json!({"sinks": {"access_log": true}, "include": {"request_headers": ["user-agent"]}});
+    [
+        ("warm", jwt),
+        ("ratelimit", limit),
+        ("chain", chain),
+        ("audit", audit),
+    ]
 }
 
 /// Runs `rounds` rounds of `n` requests through `root`; the median µs per request.
@@ -107,6 +116,7 @@ fn main() -> Result<(), Failure> {
         }
         let headers: Vec<(&str, &str)> = match name {
             "ratelimit" => vec![],
+            "audit" => vec![("user-agent", "wrk"), ("x-request-id", "bench-1")],
             _ => vec![("authorization", auth.as_str())],
         };
         let n = one_round.unwrap_or(20_000);
@@ -119,6 +129,10 @@ fn main() -> Result<(), Failure> {
             }
             "ratelimit" => {
                 let mut root = rate_limit::filter::RateLimit::configure(&mut host, cfg.as_bytes())?;
+                time(name, &mut root, &mut host, &headers, rounds, n)?
+            }
+            "audit" => {
+                let mut root = audit_log::filter::AuditLog::configure(&mut host, cfg.as_bytes())?;
                 time(name, &mut root, &mut host, &headers, rounds, n)?
             }
             _ => {
