@@ -737,6 +737,36 @@ def selected_rows():
     return [r for r in ROWS if r[0] == "ceiling" or r[0] in ONLY]
 
 
+# What audit-log's HTTP sink shipped in the throughput phase (filled by `throughput`).
+SINK = {}
+
+
+def envoy_stat(envoy, name):
+    """One counter from Envoy's admin API (0 when absent)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{envoy.admin}/stats?filter=^{re.escape(name)}$", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    m = re.search(r": (\d+)$", text.strip(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def sink_account(envoy, sent, busy_s):
+    """Waits until the sink's shipped count stops moving (its last batches), then records what it
+    shipped and dropped against the requests sent to its listener."""
+    last, still = -1, 0
+    deadline = time.time() + 30
+    while time.time() < deadline and still < 3:
+        shipped = envoy_stat(envoy, "wasmcustom.shieldwall.audit_log.shipped")
+        still = still + 1 if shipped == last else 0
+        last = shipped
+        time.sleep(1)
+    SINK.update({"sent": sent, "busy_s": busy_s, "shipped": last,
+                 "dropped": envoy_stat(envoy, "wasmcustom.shieldwall.audit_log.dropped"),
+                 "batches": envoy_stat(envoy, "wasmcustom.shieldwall.audit_log.batches")})
+
+
 def throughput(workdir):
     rows = selected_rows()
     # With the listeners that stand for remote services, which the rows' modules call.
@@ -749,9 +779,13 @@ def throughput(workdir):
         for n in names:
             envoy.check(n, WARM_TOKEN)
         say(f"Envoy up (1 worker on CPU {ENVOY_CPU}); warm-up {WARMUP} s per run")
+        sink_sent, sink_s = 0, 0.0
         for row, _, sides in rows:
             for side, listener, source in sides:
-                measure(envoy, listener, source, WARMUP, offsets)
+                m = measure(envoy, listener, source, WARMUP, offsets)
+                if listener == "ours-audit-http":
+                    sink_sent += m["requests"]
+                    sink_s += m["requests"] / m["rps"]
         for r in range(ROUNDS):
             order_rows = rows if r % 2 == 0 else list(reversed(rows))
             for row, label, sides in order_rows:
@@ -759,9 +793,14 @@ def throughput(workdir):
                 for side, listener, source in order:
                     m = measure(envoy, listener, source, SECONDS, offsets)
                     samples.setdefault((row, side), []).append(m)
+                    if listener == "ours-audit-http":
+                        sink_sent += m["requests"]
+                        sink_s += m["requests"] / m["rps"]
                     say(f"round {r + 1}/{ROUNDS} {row:<15} {side:<6} {m['rps']:>9.0f} req/s  p50 {m['p50']:>6} µs  p99 {m['p99']:>6} µs  "
                         f"{m['cpu_us']:6.1f} CPU µs/req  "
                         f"envoy {m['envoy_cpu']:.2f} wrk {m['wrk_cpu']:.2f} other {m['other_cores']:.2f} cores")
+        if sink_sent:
+            sink_account(envoy, sink_sent, sink_s)
     finally:
         envoy.stop()
     return samples
@@ -1165,6 +1204,17 @@ def report(samples, mem, mic, meta, atk):
             w(f"The chain row's three stages add {cs:.1f} µs built with only those three filters against {cf:.1f} µs "
               "with every filter built in.")
         w("")
+    sink = meta.get("sink") or {}
+    if sink.get("sent"):
+        rate = sink["sent"] / sink["busy_s"] if sink["busy_s"] else 0
+        kept = sink["shipped"] + sink["dropped"] >= sink["sent"] and sink["dropped"] == 0
+        w(f"audit-log's HTTP sink in this run: {sink['sent']:,} requests through its listener in the warm-up and the rounds (plus the start-up checks; "
+          f"{rate:,.0f} a second on average while loaded), {sink['shipped']:,} records shipped in "
+          f"{sink['batches']:,} batches, {sink['dropped']:,} dropped (Envoy's counters "
+          "`shieldwall.audit_log.shipped`/`dropped`/`batches`, read once they stopped moving after the run). "
+          + ("It kept up with every request the worker served; a higher rate than the worker serves could not be "
+             "offered here." if kept else "It did not keep up: see the counts."))
+        w("")
     if "diag-policy" in added and "warm" in added:
         pol = added["diag-policy"][1] - added["warm"][1]
         w(f"policy-authz with a five-rule policy adds {pol:.1f} µs of Envoy CPU per request (jwt-auth + policy-authz "
@@ -1566,6 +1616,7 @@ def main():
         "churn": ch,
         "scale_workers": SCALE_WORKERS,
         "churn_clients": CHURN_CLIENTS,
+        "sink": SINK,
     }
     raw_name = "results-only.json" if ONLY else "results.json"
     with open(os.path.join(os.path.dirname(RESULTS), raw_name), "w") as f:
