@@ -125,6 +125,23 @@ impl HttpFilter {
     }
 }
 
+/// Envoy's native `jwt_authn` filter (Istio's RequestAuthentication) as a YAML list entry for
+/// [`EnvoyConfig::native_filter`]: `providers` is the YAML of the providers map and `rules` the
+/// YAML of the rules list, each written from column 0 (they are indented here).
+pub fn jwt_authn_filter(providers: &str, rules: &str) -> String {
+    crate::render(
+        "- name: envoy.filters.http.jwt_authn
+  typed_config:
+    \"@type\": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+    providers:
+      {{PROVIDERS}}
+    rules:
+      {{RULES}}
+",
+        &[("PROVIDERS", providers), ("RULES", rules)],
+    )
+}
+
 /// The cluster option that makes Envoy speak HTTP/2 (cleartext, prior knowledge) upstream.
 const HTTP2_PROTOCOL_OPTIONS: &str = "typed_extension_protocol_options:
   envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -572,6 +589,18 @@ fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jwt_authn_filter_indents_providers_and_rules() {
+        let yaml = jwt_authn_filter(
+            "p:\n  issuer: i\n",
+            "- match: { prefix: / }\n  requires: { provider_name: p }\n",
+        );
+        assert_eq!(
+            yaml,
+            "- name: envoy.filters.http.jwt_authn\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication\n    providers:\n      p:\n        issuer: i\n    rules:\n      - match: { prefix: / }\n        requires: { provider_name: p }\n"
+        );
+    }
 
     #[test]
     fn wasm_filter_yaml_names_v8_and_a_string_configuration() {

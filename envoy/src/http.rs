@@ -40,6 +40,14 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The `error` member of a JSON body (an OAuth-style denial), or "" when there is none.
+    pub fn error(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// The body as JSON. Panics, showing the response, when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)

@@ -260,6 +260,31 @@ impl Idp {
         format!("{}/token", self.issuer)
     }
 
+    /// Envoy's native `jwt_authn` filter (Istio's RequestAuthentication) trusting this IdP, as a
+    /// YAML list entry for [`crate::EnvoyConfig::native_filter`]: provider `idp`, audience
+    /// `orders-api`, the key set fetched through the `idp` cluster, the verified payload in
+    /// dynamic metadata under `jwt_payload` (what `"identity_from": "jwt_authn"` reads). Requests
+    /// under `public_prefixes` need no token; every other request needs one.
+    pub fn jwt_authn_filter(&self, public_prefixes: &[&str]) -> String {
+        let providers = format!(
+            "idp:
+  issuer: {issuer}
+  audiences: [orders-api]
+  remote_jwks:
+    http_uri: {{ uri: {jwks}, cluster: idp, timeout: 5s }}
+  payload_in_metadata: jwt_payload
+",
+            issuer = crate::yaml_str(&self.issuer),
+            jwks = crate::yaml_str(&format!("http://{}{}", self.authority(), self.jwks_path()))
+        );
+        let mut rules: String = public_prefixes
+            .iter()
+            .map(|prefix| format!("- match: {{ prefix: {} }}\n", crate::yaml_str(prefix)))
+            .collect();
+        rules.push_str("- match: { prefix: / }\n  requires: { provider_name: idp }\n");
+        crate::config::jwt_authn_filter(&providers, &rules)
+    }
+
     /// The private JWKS file now in use.
     pub fn keys_file(&self) -> &PathBuf {
         &self.keys_file

@@ -1,4 +1,5 @@
-//! Decoding (not verifying) JWTs, for assertions on what the IdP issued.
+//! Decoding (not verifying) JWTs, for assertions on what the IdP issued, and the base64 forms
+//! tests need to build tokens and keys of their own.
 
 use serde_json::Value;
 
@@ -28,9 +29,25 @@ pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Encodes base64url without padding (JWS parts, JWK members).
+pub fn base64url_encode(data: &[u8]) -> String {
+    encode(
+        data,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        false,
+    )
+}
+
 /// Encodes standard base64 with padding (for HTTP Basic credentials).
 pub fn base64_encode(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    encode(
+        data,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        true,
+    )
+}
+
+fn encode(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [
@@ -41,8 +58,8 @@ pub fn base64_encode(data: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else if pad {
                 out.push('=');
             }
         }
@@ -58,12 +75,23 @@ pub fn decode(token: &str) -> (Value, Value) {
     else {
         panic!("not a compact JWS (three dot-separated parts): {token:?}");
     };
-    let part = |s: &str, what: &str| -> Value {
-        base64url_decode(s)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| panic!("JWT {what} is not base64url JSON: {s:?}"))
-    };
-    (part(h, "header"), part(p, "claims"))
+    (
+        base64url_json(h, "JWT header"),
+        base64url_json(p, "JWT claims"),
+    )
+}
+
+/// The claims of a compact JWS (its header and signature unread). Panics when `token` is not one.
+pub fn claims(token: &str) -> Value {
+    decode(token).1
+}
+
+/// A base64url-encoded JSON value, such as a JWS part or the payload header Envoy's `jwt_authn`
+/// forwards. Panics, naming `what`, when `s` is not one.
+pub fn base64url_json(s: &str, what: &str) -> Value {
+    base64url_decode(s)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("{what} is not base64url JSON: {s:?}"))
 }
 
 #[cfg(test)]
@@ -75,6 +103,19 @@ mod tests {
         assert_eq!(base64url_decode("aGVsbG8").as_deref(), Some(&b"hello"[..]));
         assert_eq!(base64url_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
         assert_eq!(base64url_decode("a+b"), None);
+    }
+
+    #[test]
+    fn encodes_base64url_without_padding() {
+        assert_eq!(base64url_encode(b"hello"), "aGVsbG8");
+        assert_eq!(base64url_encode(&[0xfb, 0xff]), "-_8");
+        assert_eq!(base64url_encode(b"ab"), "YWI");
+        assert_eq!(base64url_encode(b""), "");
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(
+            base64url_decode(&base64url_encode(&bytes)).as_deref(),
+            Some(&bytes[..])
+        );
     }
 
     #[test]
@@ -92,5 +133,6 @@ mod tests {
         let (h, c) = decode("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.");
         assert_eq!(h["alg"], "none");
         assert_eq!(c["sub"], "x");
+        assert_eq!(claims("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")["sub"], "x");
     }
 }

@@ -10,7 +10,9 @@
 //!   when the test panics.
 //! - [`Echo`] is an upstream that answers every request with what it received.
 //! - [`Idp`] runs the OpenID Provider of `envoy/idp/` and fetches tokens from it.
-//! - [`http`] is a tiny HTTP/1.1 client; [`jwt`] decodes tokens for assertions.
+//! - [`http`] is a tiny HTTP/1.1 client and [`curl`] sends HTTPS requests with a client
+//!   certificate; [`jwt`] decodes tokens for assertions and [`keys`] makes signing keys with
+//!   openssl.
 //! - [`SyslogNg`] runs syslog-ng with a test's configuration (the audit-log shipping path).
 //! - [`SiemReceiver`] is a loopback SIEM for audit-log's HTTP sink that can be slow, failing or down.
 //! - [`gateway_chain()`] reads the one-module chain of `envoy/gateway.yaml` as the gateway runs it.
@@ -22,12 +24,14 @@
 //! skip it.
 
 pub mod config;
+pub mod curl;
 pub mod echo;
 pub mod envoy;
 pub mod gateway_chain;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod keys;
 pub mod prometheus;
 pub mod siem;
 pub mod syslog;
@@ -167,6 +171,25 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Runs `scripts/audit-verify FILE` (the audit-log chain verifier) with `chain_key` as
+/// `AUDIT_CHAIN_KEY`: its exit code and its output (stdout, then stderr).
+pub fn audit_verify(file: &Path, chain_key: &str) -> (i32, String) {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts").join("audit-verify"))
+        .arg(file)
+        .env("AUDIT_CHAIN_KEY", chain_key)
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/audit-verify: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// A string as a YAML scalar that means exactly that string: a JSON string literal, which YAML

@@ -20,14 +20,12 @@
 )]
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shieldwall_e2e::{
-    repo_root, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, SiemMode, SiemReceiver,
-    WasmFilter,
+    scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, SiemMode, SiemReceiver, WasmFilter,
 };
 
 const CHAIN_KEY: &str = "e2e audit chain key, 32 bytes or more";
@@ -94,20 +92,7 @@ fn audit_verify(lines: &[String]) -> (i32, String) {
     let dir = scratch_dir("audit-http-sink");
     let file = dir.join("received.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts").join("audit-verify"))
-        .arg(&file)
-        .env("AUDIT_CHAIN_KEY", CHAIN_KEY)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    shieldwall_e2e::audit_verify(&file, CHAIN_KEY)
 }
 
 #[test]

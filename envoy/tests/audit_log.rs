@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shieldwall_e2e::{
-    repo_root, scratch_dir, wasm_path, yaml_str, Cluster, Echo, Envoy, EnvoyConfig, Idp,
-    IdpOptions, WasmFilter,
+    scratch_dir, wasm_path, yaml_str, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions,
+    WasmFilter,
 };
 
 const CHAIN_KEY: &str = "e2e audit chain key, 32 bytes or more";
@@ -148,27 +148,7 @@ fn wait_for_records(path: &Path, n: usize) -> Vec<Value> {
 
 /// Runs `scripts/audit-verify FILE` with the chain key; (exit code, output).
 fn audit_verify(file: &Path) -> (i32, String) {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts").join("audit-verify"))
-        .arg(file)
-        .env("AUDIT_CHAIN_KEY", CHAIN_KEY)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn error_of(resp: &shieldwall_e2e::Response) -> String {
-    serde_json::from_slice::<Value>(&resp.body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default()
+    shieldwall_e2e::audit_verify(file, CHAIN_KEY)
 }
 
 #[test]
@@ -243,7 +223,7 @@ fn mixed_run(one_module: bool) {
     for ((n, _, headers, status, _), path) in cases.iter().zip(&paths) {
         let resp = envoy.request("GET", path, headers, b"");
         assert_eq!(resp.status, *status, "request {n}: {resp}\n{}", envoy.log());
-        errors.push(error_of(&resp));
+        errors.push(resp.error());
     }
 
     let got = wait_for_records(&audit_file, cases.len());
@@ -591,32 +571,13 @@ fn the_identity_can_come_from_envoys_jwt_authn() {
     let audit_file = dir.join("audit.log");
     let echo = Echo::start();
     let idp = Idp::start(IdpOptions::default());
-    let jwt_authn = format!(
-        r#"- name: envoy.filters.http.jwt_authn
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-    providers:
-      idp:
-        issuer: "{issuer}"
-        audiences: [orders-api]
-        remote_jwks:
-          http_uri: {{ uri: "http://{authority}{jwks}", cluster: idp, timeout: 5s }}
-        payload_in_metadata: jwt_payload
-    rules:
-    - match: {{ prefix: / }}
-      requires: {{ provider_name: idp }}
-"#,
-        issuer = idp.issuer(),
-        authority = idp.authority(),
-        jwks = idp.jwks_path()
-    );
     let mut config = audit_config();
     config["identity_from"] = json!("jwt_authn");
     config["decisions"] = json!([]);
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.port())
             .cluster(Cluster::new("idp", idp.port()))
-            .native_filter(jwt_authn)
+            .native_filter(idp.jwt_authn_filter(&[]))
             .filter(
                 WasmFilter::new(wasm_path("audit-log"), "audit-log", config.to_string())
                     .env("AUDIT_CHAIN_KEY", CHAIN_KEY),

@@ -16,82 +16,15 @@
 use std::process::Command;
 
 use serde_json::{json, Value};
+use shieldwall_e2e::config::jwt_authn_filter;
 use shieldwall_e2e::{
-    free_port, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions,
-    Response, WasmFilter,
+    free_port, jwt, keys, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp,
+    IdpOptions, Response, WasmFilter,
 };
 
 const GATEWAY_ISSUER: &str = "https://gateway.bank.example";
 const JWKS_PATH: &str = "/.well-known/internal-jwks.json";
 const KEY_ENV: &str = "SHIELDWALL_SIGNING_KEY";
-
-fn b64url_decode(text: &str) -> Vec<u8> {
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {text}"),
-        };
-        bits = (bits << 6) | u32::from(v);
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
-}
-
-fn b64url_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let mut n = 0u32;
-        for (i, b) in chunk.iter().enumerate() {
-            n |= u32::from(*b) << (16 - 8 * i);
-        }
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A P-256 key made by openssl: its PKCS#8 PEM and its public JWK (without kid).
-fn openssl_p256_key(dir: &std::path::Path, name: &str) -> (String, Value) {
-    let key = dir.join(format!("{name}.pem"));
-    let st = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&key)
-        .status()
-        .expect("openssl");
-    assert!(st.success());
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .expect("openssl");
-    assert!(der.status.success());
-    // The SubjectPublicKeyInfo of a P-256 key ends with the uncompressed point 04 || x || y.
-    let point = &der.stdout[der.stdout.len() - 65..];
-    assert_eq!(point[0], 4);
-    let jwk = json!({"kty": "EC", "crv": "P-256",
-                     "x": b64url_encode(&point[1..33]), "y": b64url_encode(&point[33..])});
-    (std::fs::read_to_string(&key).unwrap(), jwk)
-}
 
 /// Two bank clients of the IdP: tenant bank-a and tenant bank-b, both with `orders:read`.
 fn bank_clients(dir: &std::path::Path) -> std::path::PathBuf {
@@ -198,28 +131,24 @@ fn start_gateway(
 
 /// The mesh ingress: native jwt_authn with the gateway's JWKS, native rbac on SPIFFE ID and tenant.
 fn start_mesh(echo: &Echo, gateway_port: u16) -> Envoy {
-    let jwt_authn = format!(
-        r#"- name: envoy.filters.http.jwt_authn
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-    providers:
-      gateway:
-        issuer: "{GATEWAY_ISSUER}"
-        audiences: ["bank-a", "bank-b"]
-        forward: true
-        forward_payload_header: x-internal-claims
-        payload_in_metadata: jwt_payload
-        from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
-        remote_jwks:
-          http_uri:
-            uri: "http://127.0.0.1:{gateway_port}{JWKS_PATH}"
-            cluster: gateway
-            timeout: 2s
-          cache_duration: 300s
-    rules:
-      - match: {{ prefix: "/" }}
-        requires: {{ provider_name: gateway }}
+    let jwt_authn = jwt_authn_filter(
+        &format!(
+            r#"gateway:
+  issuer: "{GATEWAY_ISSUER}"
+  audiences: ["bank-a", "bank-b"]
+  forward: true
+  forward_payload_header: x-internal-claims
+  payload_in_metadata: jwt_payload
+  from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
+  remote_jwks:
+    http_uri:
+      uri: "http://127.0.0.1:{gateway_port}{JWKS_PATH}"
+      cluster: gateway
+      timeout: 2s
+    cache_duration: 300s
 "#
+        ),
+        "- match: { prefix: \"/\" }\n  requires: { provider_name: gateway }\n",
     );
     let sub_under = |tenant: &str| {
         format!(
@@ -252,11 +181,6 @@ fn start_mesh(echo: &Echo, gateway_port: u16) -> Envoy {
     Envoy::start(config)
 }
 
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWS");
-    serde_json::from_slice(&b64url_decode(payload)).unwrap()
-}
-
 fn echoed(resp: &Response) -> Value {
     assert_eq!(resp.status, 200, "{}", resp.text());
     resp.json()["headers"].clone()
@@ -283,8 +207,8 @@ fn bank_flow(one_module: bool) {
         clients_file: Some(bank_clients(&dir)),
         ..Default::default()
     });
-    let (old_pem, old_jwk) = openssl_p256_key(&dir, "2026-11");
-    let (new_pem, new_jwk) = openssl_p256_key(&dir, "2026-12");
+    let (old_pem, old_jwk) = keys::p256(&dir, "2026-11");
+    let (new_pem, new_jwk) = keys::p256(&dir, "2026-12");
     let gateway_port = free_port();
     let mesh = start_mesh(&echo, gateway_port);
 
@@ -312,7 +236,7 @@ fn bank_flow(one_module: bool) {
         internal, bank_a,
         "the external token does not travel inward"
     );
-    let claims = claims_of(&internal);
+    let claims = jwt::claims(&internal);
     assert_eq!(claims["iss"], GATEWAY_ISSUER);
     assert_eq!(
         claims["sub"],
@@ -327,15 +251,14 @@ fn bank_flow(one_module: bool) {
         json!({"sub": "bank-a-app", "iss": idp.issuer()})
     );
     // The mesh's jwt_authn verified it and passed its payload on.
-    let verified: Value = serde_json::from_slice(&b64url_decode(
+    let verified = jwt::base64url_json(
         headers["x-internal-claims"]
             .as_str()
             .expect("jwt_authn's payload header"),
-    ))
-    .unwrap();
+        "jwt_authn's payload header",
+    );
     assert_eq!(verified["sub"], claims["sub"]);
-    let header: Value =
-        serde_json::from_slice(&b64url_decode(internal.split('.').next().unwrap())).unwrap();
+    let header = jwt::decode(&internal).0;
     assert_eq!(
         header,
         json!({"alg": "ES256", "kid": "2026-11", "typ": "JWT"})
@@ -418,8 +341,7 @@ fn bank_flow(one_module: bool) {
         .unwrap()
         .strip_prefix("Bearer ")
         .unwrap();
-    let header: Value =
-        serde_json::from_slice(&b64url_decode(internal.split('.').next().unwrap())).unwrap();
+    let header = jwt::decode(internal).0;
     assert_eq!(header["kid"], "2026-12");
     assert_eq!(
         gateway.stat("shieldwall.identity_exchange.jwks_served"),
@@ -434,7 +356,7 @@ fn bank_flow(one_module: bool) {
 #[test]
 fn the_example_takes_its_signing_key_from_the_environment() {
     let dir = scratch_dir("identity-exchange-example");
-    let (pem, _) = openssl_p256_key(&dir, "signing");
+    let (pem, _) = keys::p256(&dir, "signing");
     let text = std::fs::read_to_string(
         shieldwall_e2e::crate_dir().join("examples/identity-exchange.yaml"),
     )

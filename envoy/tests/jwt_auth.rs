@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use shieldwall_e2e::jwt::base64url_encode;
 use shieldwall_e2e::{wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter};
 
 const RESOURCE_ES256: &str = "urn:shieldwall:orders-api:es256";
@@ -69,15 +70,8 @@ fn reader_token(idp: &Idp, resource: Option<&str>) -> String {
 
 /// The body's `error` and the `WWW-Authenticate` header of a denial.
 fn denial(resp: &shieldwall_e2e::Response) -> (u16, String, String) {
-    let error = serde_json::from_slice::<Value>(&resp.body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (
-        resp.status,
-        error,
-        resp.header("www-authenticate").unwrap_or("").to_owned(),
-    )
+    let challenge = resp.header("www-authenticate").unwrap_or("").to_owned();
+    (resp.status, resp.error(), challenge)
 }
 
 /// Retries `f` until it returns true, up to `timeout`.
@@ -151,7 +145,7 @@ fn accepts_and_refuses_tokens_of_the_real_idp() {
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
         let mut claims = shieldwall_e2e::jwt::decode(&good).1;
         claims["sub"] = json!("admin");
-        parts[1] = b64url(claims.to_string().as_bytes());
+        parts[1] = base64url_encode(claims.to_string().as_bytes());
         parts.join(".")
     };
     let foreign_audience = idp.token(
@@ -367,23 +361,6 @@ fn follows_a_key_rotation_and_keeps_its_keys_when_the_idp_is_down() {
     );
 }
 
-fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 /// A copy of `token` whose signature no longer verifies: one character in the middle of the
 /// signature changed (still canonical base64url, so it fails at the signature check, not parsing).
 fn with_bad_signature(token: &str) -> String {
@@ -567,9 +544,9 @@ fn a_weak_ed25519_key_in_the_remote_key_set_forges_nothing() {
     ] {
         let token = format!(
             "{}.{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes()),
-            b64url(&forged_sig)
+            base64url_encode(header.to_string().as_bytes()),
+            base64url_encode(claims.to_string().as_bytes()),
+            base64url_encode(&forged_sig)
         );
         let resp = envoy.get_with_token("/orders/1", &token);
         assert_eq!(resp.status, 401, "{header}: {resp}");

@@ -8,35 +8,12 @@
 //!
 //! Build first: cargo build --release --target wasm32-wasip1 -p scope-authz -p rate-limit -p identity-exchange -p shieldwall
 
-use std::process::Command;
-
 use serde_json::{json, Value};
+use shieldwall_e2e::config::jwt_authn_filter;
 use shieldwall_e2e::{
-    scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter,
+    jwt, keys, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions,
+    WasmFilter,
 };
-
-fn jwt_authn(idp: &Idp) -> String {
-    format!(
-        r#"- name: envoy.filters.http.jwt_authn
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-    providers:
-      idp:
-        issuer: "{issuer}"
-        audiences: [orders-api]
-        remote_jwks:
-          http_uri: {{ uri: "http://{authority}{jwks}", cluster: idp, timeout: 5s }}
-        payload_in_metadata: jwt_payload
-    rules:
-    - match: {{ prefix: /healthz }}
-    - match: {{ prefix: / }}
-      requires: {{ provider_name: idp }}
-"#,
-        issuer = idp.issuer(),
-        authority = idp.authority(),
-        jwks = idp.jwks_path()
-    )
-}
 
 fn authz() -> Value {
     json!({"realm": "orders", "identity_from": "jwt_authn", "rules": [
@@ -58,11 +35,7 @@ fn limits() -> Value {
 }
 
 fn error_of(resp: &shieldwall_e2e::Response) -> (u16, String) {
-    let error = serde_json::from_slice::<Value>(&resp.body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (resp.status, error)
+    (resp.status, resp.error())
 }
 
 fn check(envoy: &Envoy, idp: &Idp) {
@@ -109,7 +82,7 @@ fn scope_authz_and_rate_limit_decide_on_what_envoys_jwt_authn_verified() {
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.port())
             .cluster(Cluster::new("idp", idp.port()))
-            .native_filter(jwt_authn(&idp))
+            .native_filter(idp.jwt_authn_filter(&["/healthz"]))
             .filter(WasmFilter::new(
                 wasm_path("scope-authz"),
                 "scope-authz",
@@ -132,7 +105,7 @@ fn scope_authz_and_rate_limit_decide_on_what_envoys_jwt_authn_verified() {
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.port())
             .cluster(Cluster::new("idp", idp.port()))
-            .native_filter(jwt_authn(&idp))
+            .native_filter(idp.jwt_authn_filter(&["/healthz"]))
             .filter(WasmFilter::new(
                 wasm_path("shieldwall"),
                 "shieldwall",
@@ -146,69 +119,6 @@ fn scope_authz_and_rate_limit_decide_on_what_envoys_jwt_authn_verified() {
 
 const GATEWAY_ISSUER: &str = "https://gateway.bank.example";
 const KEY_ENV: &str = "SHIELDWALL_SIGNING_KEY";
-
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn b64url_decode(text: &str) -> Vec<u8> {
-    let (mut bits, mut n, mut out) = (0u32, 0, Vec::new());
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {text}"),
-        };
-        bits = (bits << 6) | u32::from(v);
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
-}
-
-fn payload_of(token: &str) -> Value {
-    let part = token.split('.').nth(1).expect("a compact JWS");
-    serde_json::from_slice(&b64url_decode(part)).expect("a JSON payload")
-}
-
-/// An Ed25519 key made by openssl: its PKCS#8 PEM and its public JWK.
-fn ed25519_key(dir: &std::path::Path) -> (String, Value) {
-    let pem = dir.join("signing.pem");
-    let st = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ED25519", "-out"])
-        .arg(&pem)
-        .status()
-        .expect("openssl");
-    assert!(st.success());
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&pem)
-        .output()
-        .expect("openssl");
-    assert!(der.status.success());
-    // The SubjectPublicKeyInfo of an Ed25519 key ends with the 32-byte public key.
-    let public = &der.stdout[der.stdout.len() - 32..];
-    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "2026-11", "alg": "EdDSA",
-                     "x": b64url(public)});
-    (std::fs::read_to_string(&pem).unwrap(), jwk)
-}
 
 fn exchange() -> Value {
     json!({
@@ -225,28 +135,23 @@ fn exchange() -> Value {
 /// token: the gateway's issuer and public key; it forwards the token so the echo shows it.
 fn internal_jwt_authn(jwk: &Value) -> String {
     let jwks = json!({"keys": [jwk]}).to_string();
-    format!(
-        r#"- name: envoy.filters.http.jwt_authn
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-    providers:
-      internal:
-        issuer: "{GATEWAY_ISSUER}"
-        audiences: [a, b]
-        forward: true
-        from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
-        local_jwks: {{ inline_string: '{jwks}' }}
-    rules:
-    - match: {{ prefix: /healthz }}
-    - match: {{ prefix: / }}
-      requires: {{ provider_name: internal }}
+    jwt_authn_filter(
+        &format!(
+            r#"internal:
+  issuer: "{GATEWAY_ISSUER}"
+  audiences: [a, b]
+  forward: true
+  from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
+  local_jwks: {{ inline_string: '{jwks}' }}
 "#
+        ),
+        "- match: { prefix: /healthz }\n- match: { prefix: / }\n  requires: { provider_name: internal }\n",
     )
 }
 
 fn check_exchange(envoy: &Envoy, idp: &Idp) {
     let reader = idp.demo_token("orders-reader"); // tenant a
-    let external = payload_of(&reader);
+    let external = jwt::claims(&reader);
     let sub = external["sub"].as_str().expect("the IdP's token has a sub");
     let spiffe_id = format!("spiffe://a.bank.example/user/{sub}");
 
@@ -274,7 +179,7 @@ fn check_exchange(envoy: &Envoy, idp: &Idp) {
         internal, reader,
         "the external token does not travel inward"
     );
-    let claims = payload_of(&internal);
+    let claims = jwt::claims(&internal);
     assert_eq!(claims["iss"], GATEWAY_ISSUER);
     assert_eq!(claims["sub"], spiffe_id.as_str());
     assert_eq!(claims["aud"], "a");
@@ -296,7 +201,7 @@ fn check_exchange(envoy: &Envoy, idp: &Idp) {
     // Another tenant's caller: its own SPIFFE ID and audience, verified the same way.
     let other = envoy.get_with_token("/tenants/b/orders/1", &idp.demo_token("tenant-b"));
     assert_eq!(other.status, 200, "{other}\n{}", envoy.log());
-    let claims = payload_of(
+    let claims = jwt::claims(
         other.json()["headers"]["authorization"]
             .as_str()
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -316,13 +221,15 @@ fn identity_exchange_mints_from_what_envoys_jwt_authn_verified() {
     let dir = scratch_dir("jwt-authn-exchange");
     let echo = Echo::start();
     let idp = Idp::start(IdpOptions::default());
-    let (pem, jwk) = ed25519_key(&dir);
+    let (pem, mut jwk) = keys::ed25519(&dir, "signing");
+    jwk["kid"] = json!("2026-11");
+    jwk["alg"] = json!("EdDSA");
 
     // Separate module.
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.port())
             .cluster(Cluster::new("idp", idp.port()))
-            .native_filter(jwt_authn(&idp))
+            .native_filter(idp.jwt_authn_filter(&["/healthz"]))
             .filter(
                 WasmFilter::new(
                     wasm_path("identity-exchange"),
@@ -341,7 +248,7 @@ fn identity_exchange_mints_from_what_envoys_jwt_authn_verified() {
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.port())
             .cluster(Cluster::new("idp", idp.port()))
-            .native_filter(jwt_authn(&idp))
+            .native_filter(idp.jwt_authn_filter(&["/healthz"]))
             .filter(
                 WasmFilter::new(wasm_path("shieldwall"), "shieldwall", chain.to_string())
                     .env(KEY_ENV, &pem),

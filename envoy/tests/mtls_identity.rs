@@ -7,8 +7,10 @@
 
 use std::process::Command;
 
-use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
+use mtls_identity::testing::{TestCa, TestCert};
 use serde_json::{json, Value};
+use shieldwall_e2e::curl::https_get;
+use shieldwall_e2e::jwt::base64url_encode;
 use shieldwall_e2e::{
     wasm_path, Cluster, DownstreamTls, Echo, Envoy, EnvoyConfig, Route, UpstreamTls, WasmFilter,
 };
@@ -56,7 +58,7 @@ impl Reply {
     }
 }
 
-/// An HTTPS request with curl: the test CA as trust anchor, a client certificate if given.
+/// An HTTPS GET with curl: the test CA as trust anchor, a client certificate if given.
 fn curl(
     envoy: &Envoy,
     ca: &TestCa,
@@ -64,53 +66,21 @@ fn curl(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let port = envoy.port();
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "10", "-D", "-", "--cacert"])
-        .arg(&ca.cert)
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
-    if let Some(c) = client {
-        cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
-    }
-    for (k, v) in headers {
-        cmd.args(["-H", &format!("{k}: {v}")]);
-    }
-    cmd.arg(format!("https://localhost:{port}{path}"));
-    let out = cmd.output().expect("curl runs");
-    assert!(
-        out.status.success(),
-        "curl {path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let client = client.map(|c| (c.cert.as_path(), c.key.as_path()));
+    let resp =
+        https_get(envoy.port(), &ca.cert, client, path, headers).unwrap_or_else(|e| panic!("{e}"));
     Reply {
-        status,
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
+        status: resp.status,
+        body: serde_json::from_slice(&resp.body).unwrap_or(Value::Null),
     }
 }
 
 #[test]
 fn scope_authz_principals_decide_on_the_certificate_identity() {
     let ca = TestCa::new("e2e-authz");
-    let leaf = |file: &str, subject: &str, sans: &[&str]| {
-        ca.leaf(
-            file,
-            &LeafSpec {
-                subject,
-                sans,
-                ca: false,
-            },
-        )
-    };
-    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
-    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
-    let partner = leaf(
+    let server = ca.end_entity("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = ca.end_entity("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let partner = ca.end_entity(
         "p1",
         "/CN=p1",
         &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
@@ -143,54 +113,35 @@ fn scope_authz_principals_decide_on_the_certificate_identity() {
         Some(1)
     );
     // The listener requires a certificate: without one the handshake fails before any filter.
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(&ca.cert)
-        .args([
-            "--resolve",
-            &format!("localhost:{}:127.0.0.1", envoy.port()),
-        ])
-        .arg(format!("https://localhost:{}/public", envoy.port()))
-        .output()
-        .expect("curl runs");
+    let refused = https_get(envoy.port(), &ca.cert, None, "/public", &[]);
     assert!(
-        !out.status.success(),
-        "a request without a certificate was answered"
+        refused.is_err(),
+        "a request without a certificate was answered: {refused:?}"
     );
 }
 
 #[test]
 fn client_certificates_in_a_real_envoy() {
     let ca = TestCa::new("e2e");
-    let leaf = |file: &str, subject: &str, sans: &[&str]| {
-        ca.leaf(
-            file,
-            &LeafSpec {
-                subject,
-                sans,
-                ca: false,
-            },
-        )
-    };
-    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
-    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
-    let wrong_domain = leaf(
+    let server = ca.end_entity("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = ca.end_entity("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let wrong_domain = ca.end_entity(
         "evil",
         "/CN=evil",
         &["URI:spiffe://evil.example/ns/payments/sa/gateway"],
     );
-    let two_uris = leaf(
+    let two_uris = ca.end_entity(
         "two",
         "/CN=two",
         &[&format!("URI:{GATEWAY}"), "URI:spiffe://bank-a.example/x"],
     );
-    let https_uri = leaf(
+    let https_uri = ca.end_entity(
         "https",
         "/CN=https",
         &["URI:https://bank-a.example/ns/payments/sa/gateway"],
     );
-    let partner_subject = leaf("subj", "/O=Partner Ltd/CN=partner-1", &[]);
-    let partner_dns = leaf(
+    let partner_subject = ca.end_entity("subj", "/O=Partner Ltd/CN=partner-1", &[]);
+    let partner_dns = ca.end_entity(
         "dns",
         "/CN=dns",
         &["DNS:other.example", "DNS:api.partner.example"],
@@ -289,23 +240,6 @@ fn client_certificates_in_a_real_envoy() {
     assert_eq!(stat("denied.missing_client_certificate"), Some(1));
 }
 
-fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 fn unhex(hex: &str) -> Vec<u8> {
     (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
@@ -345,14 +279,14 @@ impl Rs256 {
     }
 
     fn jwk(&self) -> Value {
-        json!({"kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64url(&self.n), "e": "AQAB"})
+        json!({"kty": "RSA", "kid": "k1", "alg": "RS256", "n": base64url_encode(&self.n), "e": "AQAB"})
     }
 
     fn sign(&self, claims: &Value) -> String {
         let input = format!(
             "{}.{}",
-            b64url(json!({"alg": "RS256", "kid": "k1"}).to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
+            base64url_encode(json!({"alg": "RS256", "kid": "k1"}).to_string().as_bytes()),
+            base64url_encode(claims.to_string().as_bytes())
         );
         let file = self.key.with_extension("input");
         std::fs::write(&file, &input).expect("write the signing input");
@@ -364,7 +298,7 @@ impl Rs256 {
             .output()
             .expect("openssl runs");
         assert!(out.status.success(), "openssl dgst: {out:?}");
-        format!("{input}.{}", b64url(&out.stdout))
+        format!("{input}.{}", base64url_encode(&out.stdout))
     }
 }
 
@@ -374,19 +308,9 @@ impl Rs256 {
 #[test]
 fn a_token_bound_to_one_certificate_is_refused_with_another() {
     let ca = TestCa::new("e2e-bound");
-    let leaf = |file: &str, subject: &str, sans: &[&str]| {
-        ca.leaf(
-            file,
-            &LeafSpec {
-                subject,
-                sans,
-                ca: false,
-            },
-        )
-    };
-    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
-    let gateway = leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
-    let partner = leaf(
+    let server = ca.end_entity("server", "/CN=localhost", &["DNS:localhost"]);
+    let gateway = ca.end_entity("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]);
+    let partner = ca.end_entity(
         "p1",
         "/CN=p1",
         &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
@@ -396,7 +320,7 @@ fn a_token_bound_to_one_certificate_is_refused_with_another() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    let thumbprint = b64url(&unhex(&gateway.sha256_hex));
+    let thumbprint = base64url_encode(&unhex(&gateway.sha256_hex));
     let token = signer.sign(&json!({"iss": "https://idp.example", "aud": "orders-api",
         "sub": "gateway", "exp": now + 600, "cnf": {"x5t#S256": thumbprint}}));
 
@@ -456,27 +380,17 @@ struct FrontPki {
 
 impl FrontPki {
     fn new(ca: &TestCa) -> FrontPki {
-        let leaf = |file: &str, subject: &str, sans: &[&str]| {
-            ca.leaf(
-                file,
-                &LeafSpec {
-                    subject,
-                    sans,
-                    ca: false,
-                },
-            )
-        };
         FrontPki {
-            front_server: leaf("front-server", "/CN=localhost", &["DNS:localhost"]),
+            front_server: ca.end_entity("front-server", "/CN=localhost", &["DNS:localhost"]),
             // The front checks the name `gateway.test`; the test's curl calls it `localhost`.
-            gateway_server: leaf(
+            gateway_server: ca.end_entity(
                 "gw-server",
                 "/CN=gateway.test",
                 &["DNS:gateway.test", "DNS:localhost"],
             ),
-            front_client: leaf("front-client", "/CN=front", &[&format!("URI:{FRONT}")]),
-            gateway: leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]),
-            partner: leaf(
+            front_client: ca.end_entity("front-client", "/CN=front", &[&format!("URI:{FRONT}")]),
+            gateway: ca.end_entity("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]),
+            partner: ca.end_entity(
                 "p1",
                 "/CN=p1",
                 &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],

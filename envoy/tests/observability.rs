@@ -30,7 +30,7 @@ use shieldwall_e2e::prometheus::{
     Selector, Series,
 };
 use shieldwall_e2e::{
-    free_port, gateway_chain, http, render, scratch_dir, wasm_path, Cluster, Echo, Envoy,
+    free_port, gateway_chain, http, keys, render, scratch_dir, wasm_path, Cluster, Echo, Envoy,
     EnvoyConfig, Idp, IdpOptions, Prometheus, SiemReceiver, WasmFilter,
 };
 
@@ -194,14 +194,7 @@ fn entry<'a>(chain: &'a mut [Value], filter: &str) -> &'a mut Value {
 /// An Ed25519 signing key (PKCS#8 PEM) for identity-exchange, made by openssl.
 fn signing_key() -> String {
     let dir = scratch_dir("observability-key");
-    let path = dir.join("key.pem");
-    let st = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&path)
-        .status()
-        .expect("run openssl");
-    assert!(st.success(), "openssl genpkey");
-    let pem = std::fs::read_to_string(&path).unwrap();
+    let (pem, _) = keys::ed25519(&dir, "key");
     let _ = std::fs::remove_dir_all(dir);
     pem
 }

@@ -783,29 +783,19 @@ fn a_callout_timeout_is_handled_as_envoy_handles_it() {
 #[test]
 fn tls_properties_of_a_client_certificate_are_read_in_the_harness_as_in_envoy() {
     use mtls_identity::cert::PeerCertificate;
-    use mtls_identity::testing::{LeafSpec, TestCa};
+    use mtls_identity::testing::TestCa;
 
     let ca = TestCa::new("probe-tls");
-    let server = ca.leaf(
-        "server",
-        &LeafSpec {
-            subject: "/CN=localhost",
-            sans: &["DNS:localhost"],
-            ca: false,
-        },
-    );
-    let client = ca.leaf(
+    let server = ca.end_entity("server", "/CN=localhost", &["DNS:localhost"]);
+    let client = ca.end_entity(
         "client",
-        &LeafSpec {
-            subject: "/O=Probe Org/OU=Tests/CN=probe client",
-            sans: &[
-                "URI:spiffe://probe.example/first",
-                "URI:spiffe://probe.example/second",
-                "DNS:one.probe.example",
-                "DNS:two.probe.example",
-            ],
-            ca: false,
-        },
+        "/O=Probe Org/OU=Tests/CN=probe client",
+        &[
+            "URI:spiffe://probe.example/first",
+            "URI:spiffe://probe.example/second",
+            "DNS:one.probe.example",
+            "DNS:two.probe.example",
+        ],
     );
     let config = json!({"scenario": "tls"});
     let plugins = [("p".to_string(), "probe".to_string(), config.clone())];

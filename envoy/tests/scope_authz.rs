@@ -66,15 +66,8 @@ fn send(envoy: &Envoy, method: &str, path: &str, token: Option<&str>) -> shieldw
 
 /// (status, body `error`, `WWW-Authenticate`).
 fn denial(resp: &shieldwall_e2e::Response) -> (u16, String, String) {
-    let error = serde_json::from_slice::<Value>(&resp.body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (
-        resp.status,
-        error,
-        resp.header("www-authenticate").unwrap_or("").to_owned(),
-    )
+    let challenge = resp.header("www-authenticate").unwrap_or("").to_owned();
+    (resp.status, resp.error(), challenge)
 }
 
 fn stat(envoy: &Envoy, event: &str) -> Option<u64> {

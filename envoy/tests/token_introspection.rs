@@ -7,8 +7,9 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
+use mtls_identity::testing::{TestCa, TestCert};
 use serde_json::{json, Value};
+use shieldwall_e2e::curl::https_get;
 use shieldwall_e2e::http::{self, form_encode};
 use shieldwall_e2e::jwt::base64_encode;
 use shieldwall_e2e::{
@@ -68,11 +69,7 @@ fn opaque_token(idp: &Idp) -> String {
 }
 
 fn error_of(resp: &shieldwall_e2e::Response) -> (u16, String) {
-    let error = serde_json::from_slice::<Value>(&resp.body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (resp.status, error)
+    (resp.status, resp.error())
 }
 
 /// RFC 7009 revocation by the client the token was issued to.
@@ -330,47 +327,28 @@ fn one_route_takes_a_jwt_or_an_opaque_token() {
     );
 }
 
-/// An HTTPS GET through curl with the test CA and, if given, a client certificate; the status and
-/// the body's `error` (empty for a 200).
+/// An HTTPS GET of `/orders/1` with the test CA and, if given, a client certificate; the status
+/// and the body's `error` (empty for a 200).
 fn tls_get(envoy: &Envoy, ca: &TestCa, client: Option<&TestCert>, token: &str) -> (u16, String) {
-    let port = envoy.port();
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
-        .arg("--cacert")
-        .arg(&ca.cert)
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .args(["-H", &format!("authorization: Bearer {token}")]);
-    if let Some(c) = client {
-        cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
-    }
-    cmd.arg(format!("https://localhost:{port}/orders/1"));
-    let out = cmd.output().expect("curl runs");
-    assert!(out.status.success(), "curl: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let error = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (status.trim().parse().unwrap_or(0), error)
+    let client = client.map(|c| (c.cert.as_path(), c.key.as_path()));
+    let bearer = format!("Bearer {token}");
+    let resp = https_get(
+        envoy.port(),
+        &ca.cert,
+        client,
+        "/orders/1",
+        &[("authorization", &bearer)],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    error_of(&resp)
 }
 
 #[test]
 fn a_certificate_bound_opaque_token_passes_only_with_its_certificate() {
     let ca = TestCa::new("e2e-introspection-bound");
-    let leaf = |file: &str, subject: &str, sans: &[&str]| {
-        ca.leaf(
-            file,
-            &LeafSpec {
-                subject,
-                sans,
-                ca: false,
-            },
-        )
-    };
-    let server = leaf("server", "/CN=localhost", &["DNS:localhost"]);
-    let owner = leaf("owner", "/CN=orders-bound", &["DNS:orders-bound.example"]);
-    let other = leaf("other", "/CN=someone-else", &["DNS:other.example"]);
+    let server = ca.end_entity("server", "/CN=localhost", &["DNS:localhost"]);
+    let owner = ca.end_entity("owner", "/CN=orders-bound", &["DNS:orders-bound.example"]);
+    let other = ca.end_entity("other", "/CN=someone-else", &["DNS:other.example"]);
 
     let echo = Echo::start();
     let idp = Idp::start(IdpOptions::default());

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use host_tests::{wasm_path, Envoy, Outcome, Plugin, Request, Tls, Worker};
-use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
+use mtls_identity::testing::{TestCa, TestCert};
 use serde_json::{json, Value};
 
 const GATEWAY: &str = "spiffe://bank-a.example/ns/payments/sa/gateway";
@@ -27,24 +27,14 @@ fn certs() -> &'static Certs {
     static CERTS: OnceLock<Certs> = OnceLock::new();
     CERTS.get_or_init(|| {
         let ca = TestCa::new("host");
-        let leaf = |file: &str, subject: &str, sans: &[&str]| {
-            ca.leaf(
-                file,
-                &LeafSpec {
-                    subject,
-                    sans,
-                    ca: false,
-                },
-            )
-        };
         Certs {
-            gateway: leaf("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]),
-            partner: leaf(
+            gateway: ca.end_entity("gw", "/CN=gateway", &[&format!("URI:{GATEWAY}")]),
+            partner: ca.end_entity(
                 "p1",
                 "/CN=p1",
                 &["URI:spiffe://bank-b.example/ns/partners/sa/p1"],
             ),
-            two_uris: leaf(
+            two_uris: ca.end_entity(
                 "two",
                 "/CN=two",
                 &[
@@ -52,12 +42,12 @@ fn certs() -> &'static Certs {
                     "URI:spiffe://bank-a.example/other",
                 ],
             ),
-            subject_only: leaf(
+            subject_only: ca.end_entity(
                 "subj",
                 "/O=Partner Ltd/CN=partner-1",
                 &["DNS:api.partner.example"],
             ),
-            front: leaf("front", "/CN=front", &[&format!("URI:{FRONT}")]),
+            front: ca.end_entity("front", "/CN=front", &[&format!("URI:{FRONT}")]),
         }
     })
 }

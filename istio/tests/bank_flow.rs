@@ -19,7 +19,7 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{all_wasm_plugins, istio_dir, vm_env};
-use mtls_identity::testing::{LeafSpec, TestCa, TestCert};
+use mtls_identity::testing::{TestCa, TestCert};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
@@ -464,13 +464,10 @@ fn a_bank_a_service_certificate_calls_an_internal_route() {
     )
     .expect("JWKS");
     let ca = TestCa::new("bank-flow");
-    let settlement = ca.leaf(
+    let settlement = ca.end_entity(
         "settlement",
-        &LeafSpec {
-            subject: "/O=bank-a/CN=settlement",
-            sans: &["URI:spiffe://bank-a.bank.example/ns/payments/sa/settlement"],
-            ca: false,
-        },
+        "/O=bank-a/CN=settlement",
+        &["URI:spiffe://bank-a.bank.example/ns/payments/sa/settlement"],
     );
     let out = gateway.request_from(Some(&settlement), "GET", "/internal/settlements", &[], None);
     assert_eq!(out.status, 200, "{}", String::from_utf8_lossy(&out.body));
@@ -491,13 +488,10 @@ fn a_bank_a_service_certificate_calls_an_internal_route() {
     assert!(mesh_admits("bank-a", &claims), "bank-a refuses {claims}");
     assert!(!mesh_admits("bank-b", &claims), "bank-b admits {claims}");
 
-    let other = ca.leaf(
+    let other = ca.end_entity(
         "bank-b-settlement",
-        &LeafSpec {
-            subject: "/O=bank-b/CN=settlement",
-            sans: &["URI:spiffe://bank-b.bank.example/ns/payments/sa/settlement"],
-            ca: false,
-        },
+        "/O=bank-b/CN=settlement",
+        &["URI:spiffe://bank-b.bank.example/ns/payments/sa/settlement"],
     );
     let out = gateway.request_from(Some(&other), "GET", "/internal/settlements", &[], None);
     assert_eq!(out.status, 403);

@@ -94,6 +94,19 @@ impl TestCa {
         }
     }
 
+    /// An end-entity (not CA) certificate signed by this CA, with `subject` and `sans` in
+    /// OpenSSL's form (see [`LeafSpec`]); `file` names its files in the CA's directory.
+    pub fn end_entity(&self, file: &str, subject: &str, sans: &[&str]) -> TestCert {
+        self.leaf(
+            file,
+            &LeafSpec {
+                subject,
+                sans,
+                ca: false,
+            },
+        )
+    }
+
     /// A certificate signed by this CA; `file` names its files in the CA's directory.
     pub fn leaf(&self, file: &str, spec: &LeafSpec<'_>) -> TestCert {
         let mut ext = String::new();

@@ -214,13 +214,10 @@ fn certs() -> &'static Certs {
             ),
             ca: std::fs::read_to_string(&ca.cert).unwrap(),
             foreign: other
-                .leaf(
+                .end_entity(
                     "gw",
-                    &LeafSpec {
-                        subject: "/CN=gateway",
-                        sans: &["URI:spiffe://bank-a.example/ns/payments/sa/gateway"],
-                        ca: false,
-                    },
+                    "/CN=gateway",
+                    &["URI:spiffe://bank-a.example/ns/payments/sa/gateway"],
                 )
                 .pem,
             foreign_ca: std::fs::read_to_string(&other.cert).unwrap(),
