@@ -3,6 +3,7 @@
 
 mod abi;
 mod envoy;
+pub mod jws;
 mod model;
 pub mod scenarios;
 pub mod state;

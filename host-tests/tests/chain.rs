@@ -16,27 +16,14 @@
 
 use std::time::Duration;
 
-use host_tests::{wasm_path, Cluster, Envoy, Outcome, Plugin, Reply, Request, Response, Worker};
+use host_tests::{
+    jws, wasm_path, Cluster, Envoy, Outcome, Plugin, Reply, Request, Response, Worker,
+};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://idp.example.com";
-
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
 
 struct Key(EcdsaKeyPair);
 
@@ -52,7 +39,7 @@ impl Key {
     fn jwks(&self) -> Value {
         let p = self.0.public_key().as_ref();
         json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
-                         "x": b64url(&p[1..33]), "y": b64url(&p[33..65])}]})
+                         "x": jws::b64url(&p[1..33]), "y": jws::b64url(&p[33..65])}]})
     }
     fn bearer(&self, now: u64, extra: Value) -> String {
         let mut claims = json!({"iss": ISSUER, "sub": "alice", "aud": "orders-api", "client_id": "reader",
@@ -61,13 +48,11 @@ impl Key {
             c.extend(more);
         }
         let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"});
-        let input = format!(
-            "{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
-        );
-        let sig = self.0.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-        format!("Bearer {input}.{}", b64url(sig.as_ref()))
+        let token = jws::compact(&header, claims.to_string().as_bytes(), |input| {
+            let sig = self.0.sign(&SystemRandom::new(), input).unwrap();
+            sig.as_ref().to_vec()
+        });
+        format!("Bearer {token}")
     }
 }
 

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use host_tests::{wasm_path, Envoy, Outcome, Plugin, Request, Worker};
-use ring::hmac;
+use host_tests::{jws, wasm_path, Envoy, Outcome, Plugin, Request, Worker};
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair};
 use serde_json::{json, Value};
@@ -28,10 +27,6 @@ const EDGE_SECRET: &[u8] = b"identity-exchange-edge-secret-of-32-bytes";
 const EDGE_ISSUER: &str = "https://idp.bank.example";
 const GATEWAY_ISSUER: &str = "https://gateway.bank.example";
 const JWKS_PATH: &str = "/.well-known/internal-jwks.json";
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 fn unb64(text: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(text).unwrap()
@@ -74,16 +69,11 @@ fn edge_token(envoy: &Envoy, sub: &str, tenant: &str, extra: Value) -> String {
     if let (Some(c), Value::Object(more)) = (claims.as_object_mut(), extra) {
         c.extend(more);
     }
-    let input = format!(
-        "{}.{}",
-        b64(json!({"alg": "HS256", "kid": "edge"})
-            .to_string()
-            .as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, EDGE_SECRET);
-    let sig = hmac::sign(&key, input.as_bytes());
-    format!("{input}.{}", b64(sig.as_ref()))
+    jws::hs256(
+        EDGE_SECRET,
+        &json!({"alg": "HS256", "kid": "edge"}),
+        &claims,
+    )
 }
 
 fn jwt_auth() -> Plugin {
@@ -93,7 +83,7 @@ fn jwt_auth() -> Plugin {
         .json(&json!({
             "providers": {"edge": {
                 "issuer": EDGE_ISSUER, "audiences": ["bank-api"],
-                "local_jwks": {"keys": [{"kty": "oct", "kid": "edge", "alg": "HS256", "k": b64(EDGE_SECRET)}]}}},
+                "local_jwks": {"keys": [{"kty": "oct", "kid": "edge", "alg": "HS256", "k": jws::b64url(EDGE_SECRET)}]}}},
             "rules": [{"match": {"prefix": "/healthz"}},
                       {"match": {"prefix": "/"}, "requires": {"allow_missing": {"provider": "edge"}}}]
         }))
@@ -311,7 +301,7 @@ fn eddsa_with_a_published_next_key() {
     let envoy = Envoy::new();
     let (pem, _) = ed25519_pem();
     let (_, next_public) = ed25519_pem();
-    let next = json!({"kid": "2026-12", "public_jwk": {"kty": "OKP", "crv": "Ed25519", "x": b64(&next_public)}});
+    let next = json!({"kid": "2026-12", "public_jwk": {"kty": "OKP", "crv": "Ed25519", "x": jws::b64url(&next_public)}});
     let w = chain(&envoy, &exchange_config("EdDSA", vec![next]), &pem);
     let alice = edge_token(&envoy, "12345", "bank-a", json!({}));
     let out = send(&w, with_token("/tenants/bank-a/x", &alice));

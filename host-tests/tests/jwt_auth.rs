@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use host_tests::jws::{self, b64url};
 use host_tests::{
     wasm_path, CalloutRequest, Cluster, Envoy, LocalReply, Outcome, Plugin, Reply, Request,
     TimeoutBehavior, Worker,
@@ -26,23 +27,6 @@ const VM_ID: &str = "jwt";
 const PLUGIN: &str = "jwt";
 
 // ------------------------------------------------------------------ tokens
-
-fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
 
 enum Signer {
     Es256(EcdsaKeyPair),
@@ -142,13 +126,9 @@ impl Key {
 
     /// A compact JWS with this header (as given) and these claims, signed by this key.
     fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
-        );
-        let sig = self.sign_raw(input.as_bytes());
-        format!("{input}.{}", b64url(&sig))
+        jws::compact(header, claims.to_string().as_bytes(), |input| {
+            self.sign_raw(input)
+        })
     }
 
     fn sign(&self, claims: &Value) -> String {
@@ -492,14 +472,9 @@ fn a_small_order_ed25519_key_in_the_key_set_cannot_forge_tokens() {
 
     let header = json!({"alg": "EdDSA", "kid": "weak"});
     let payload = claims(&envoy, json!({"sub": "admin", "scope": "admin"}));
-    let input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(payload.to_string().as_bytes())
-    );
     let mut forged = [0u8; 64];
     forged[0] = 1;
-    let token = format!("{input}.{}", b64url(&forged));
+    let token = jws::compact(&header, payload.to_string().as_bytes(), |_| forged.to_vec());
     let out = get(&envoy, &worker, "/api/admin", &token);
     assert_eq!(error_code(&out), (401, "unknown_kid".into()));
     assert_eq!(
@@ -515,12 +490,7 @@ fn a_small_order_ed25519_key_in_the_key_set_cannot_forge_tokens() {
     );
     // The same forgery without a kid is tried against every usable key, and refused.
     let header = json!({"alg": "EdDSA"});
-    let input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(payload.to_string().as_bytes())
-    );
-    let token = format!("{input}.{}", b64url(&forged));
+    let token = jws::compact(&header, payload.to_string().as_bytes(), |_| forged.to_vec());
     assert_eq!(
         error_code(&get(&envoy, &worker, "/api/admin", &token)),
         (401, "no_matching_key".into())
@@ -1055,32 +1025,12 @@ fn forged_identity_headers_never_reach_the_upstream() {
 }
 
 fn signed_payload(key: &Key, payload: &str) -> String {
-    let input = format!(
-        "{}.{}",
-        b64url(
-            json!({"alg": "ES256", "kid": key.kid})
-                .to_string()
-                .as_bytes()
-        ),
-        b64url(payload.as_bytes())
-    );
-    let sig = key.sign_raw(input.as_bytes());
-    format!("{input}.{}", b64url(&sig))
+    let header = json!({"alg": "ES256", "kid": key.kid});
+    jws::compact(&header, payload.as_bytes(), |input| key.sign_raw(input))
 }
 
 /// The classic algorithm confusion: HS256 keyed with the public key's bytes.
 fn hs256_with_public_key(key: &Key, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64url(
-            json!({"alg": "HS256", "kid": key.kid})
-                .to_string()
-                .as_bytes()
-        ),
-        b64url(claims.to_string().as_bytes())
-    );
-    let secret = key.jwk().to_string();
-    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = ring::hmac::sign(&hmac, input.as_bytes());
-    format!("{input}.{}", b64url(tag.as_ref()))
+    let header = json!({"alg": "HS256", "kid": key.kid});
+    jws::hs256(key.jwk().to_string().as_bytes(), &header, claims)
 }

@@ -4,42 +4,11 @@
 //!
 //! Build first: cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz
 
-use host_tests::{wasm_path, Envoy, Outcome, Plugin, Request, Worker};
+use host_tests::{jws, wasm_path, Envoy, Outcome, Plugin, Request, Worker};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const SECRET: &[u8] = b"shieldwall-scope-authz-test-secret-32b";
 const ISSUER: &str = "https://idp.example.com";
-
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let pad = |x: u8| block.iter().map(|b| b ^ x).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
 
 /// An HS256 access token like the IdP's: `scope` string, `tenant` and extra claims.
 fn token(envoy: &Envoy, scope: &str, tenant: Option<&str>, extra: Value) -> String {
@@ -53,13 +22,7 @@ fn token(envoy: &Envoy, scope: &str, tenant: Option<&str>, extra: Value) -> Stri
         c.extend(more);
     }
     let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "hs"});
-    let input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let sig = hmac_sha256(SECRET, input.as_bytes());
-    format!("{input}.{}", b64url(&sig))
+    jws::hs256(SECRET, &header, &claims)
 }
 
 /// jwt-auth verifies a token when there is one and lets a request without one through, so that
@@ -71,7 +34,7 @@ fn jwt_auth() -> Plugin {
         .json(&json!({
             "providers": {"idp": {
                 "issuer": ISSUER, "audiences": ["orders-api"],
-                "local_jwks": {"keys": [{"kty": "oct", "kid": "hs", "alg": "HS256", "k": b64url(SECRET)}]}}},
+                "local_jwks": {"keys": [{"kty": "oct", "kid": "hs", "alg": "HS256", "k": jws::b64url(SECRET)}]}}},
             "rules": [{"match": {"prefix": "/"}, "requires": {"allow_missing": {"provider": "idp"}}}]
         }))
 }
