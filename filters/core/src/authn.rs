@@ -111,6 +111,44 @@ pub fn realm(configured: Option<String>) -> Result<String, ConfigError> {
     Ok(realm)
 }
 
+/// A key of `providers`: letters, digits, `-`, `_` and `.` (it appears in rules, logs and
+/// metric names). The error's path is empty: the caller puts it under `providers.<name>`.
+pub fn provider_name(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ConfigError::new(
+            "",
+            "a provider name may hold only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    Ok(())
+}
+
+/// A provider's `audiences`: none of them empty.
+pub fn audiences(audiences: &[String]) -> Result<(), ConfigError> {
+    match audiences.iter().position(String::is_empty) {
+        Some(i) => Err(ConfigError::new(
+            format!("audiences[{i}]"),
+            "must not be empty",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A provider's claim settings: `clock_skew_s` at most an hour, a non-empty `tenant_claim`.
+pub fn claim_settings(clock_skew_s: u64, tenant_claim: &str) -> Result<(), ConfigError> {
+    if clock_skew_s > 3600 {
+        return Err(ConfigError::new("clock_skew_s", "must be at most 3600"));
+    }
+    if tenant_claim.is_empty() {
+        return Err(ConfigError::new("tenant_claim", "must not be empty"));
+    }
+    Ok(())
+}
+
 /// 400 `invalid_request` for a request that carries more than one credential (RFC 6750 §2: a
 /// client uses exactly one method).
 pub fn several_credentials(realm: &str) -> Reply {
@@ -435,6 +473,33 @@ mod tests {
     fn requirement(v: serde_json::Value) -> Result<Requirement, String> {
         let file: RequirementFile = serde_json::from_value(v).map_err(|e| e.to_string())?;
         Requirement::build(file, &names()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn provider_checks_name_the_field() {
+        assert!(provider_name("idp-1_a.b").is_ok());
+        for bad in ["", "a b", "a/b"] {
+            let e = provider_name(bad).unwrap_err();
+            assert_eq!(
+                (e.path.as_str(), e.reason.as_str()),
+                (
+                    "",
+                    "a provider name may hold only letters, digits, `-`, `_` and `.`"
+                )
+            );
+        }
+        assert!(audiences(&["a".into(), "b".into()]).is_ok());
+        let e = audiences(&["a".into(), String::new()]).unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.reason.as_str()),
+            ("audiences[1]", "must not be empty")
+        );
+        assert!(claim_settings(3600, "tenant").is_ok());
+        assert_eq!(
+            claim_settings(3601, "tenant").unwrap_err().path,
+            "clock_skew_s"
+        );
+        assert_eq!(claim_settings(0, "").unwrap_err().path, "tenant_claim");
     }
 
     #[test]

@@ -174,6 +174,28 @@ impl<T> Within<T> for Result<T, ConfigError> {
     }
 }
 
+/// A rule's name in logs: `name` when the configuration gives one (1 to 64 letters, digits, `-`,
+/// `_`, `.` or `:`; anything else is refused at `name`), else `rules[<index>]`.
+pub fn rule_label(name: Option<String>, index: usize) -> Result<String, ConfigError> {
+    match name {
+        Some(name) => {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            {
+                return Err(ConfigError::new(
+                    "name",
+                    "1 to 64 letters, digits, `-`, `_`, `.` or `:`",
+                ));
+            }
+            Ok(name)
+        }
+        None => Ok(format!("rules[{index}]")),
+    }
+}
+
 /// Checks an `http(s)://` URI and returns (authority, path-and-query) for a callout.
 pub fn split_http_uri(uri: &str) -> Result<(String, String), String> {
     let rest = uri
@@ -209,6 +231,26 @@ mod tests {
     struct Outer {
         #[allow(dead_code)]
         providers: std::collections::BTreeMap<String, Inner>,
+    }
+
+    #[test]
+    fn rule_labels_are_the_name_or_the_index() {
+        assert_eq!(rule_label(None, 3), Ok("rules[3]".to_string()));
+        assert_eq!(
+            rule_label(Some("orders:read-1.v2_x".into()), 0),
+            Ok("orders:read-1.v2_x".to_string())
+        );
+        assert_eq!(rule_label(Some("a".repeat(64)), 0), Ok("a".repeat(64)));
+        for bad in [
+            String::new(),
+            "a".repeat(65),
+            "two words".into(),
+            "x/y".into(),
+        ] {
+            let e = rule_label(Some(bad.clone()), 0).unwrap_err();
+            assert_eq!(e.path, "name", "{bad:?}");
+            assert_eq!(e.reason, "1 to 64 letters, digits, `-`, `_`, `.` or `:`");
+        }
     }
 
     #[test]

@@ -272,27 +272,11 @@ fn build_provider(
     locations: &mut Vec<Location>,
     owned: &mut Vec<String>,
 ) -> Result<Provider, ConfigError> {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(ConfigError::new(
-            "",
-            "a provider name may hold only letters, digits, `-`, `_` and `.`",
-        ));
-    }
+    shieldwall_core::authn::provider_name(name)?;
     if p.issuer.is_empty() {
         return Err(ConfigError::new("issuer", "must not be empty"));
     }
-    for (i, a) in p.audiences.iter().enumerate() {
-        if a.is_empty() {
-            return Err(ConfigError::new(
-                format!("audiences[{i}]"),
-                "must not be empty",
-            ));
-        }
-    }
+    shieldwall_core::authn::audiences(&p.audiences)?;
     let keys = match (p.local_jwks, p.remote_jwks) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -365,12 +349,7 @@ fn build_provider(
             format!("must be between 1 and {MAX_KEYS}"),
         ));
     }
-    if p.clock_skew_s > 3600 {
-        return Err(ConfigError::new("clock_skew_s", "must be at most 3600"));
-    }
-    if p.tenant_claim.is_empty() {
-        return Err(ConfigError::new("tenant_claim", "must not be empty"));
-    }
+    shieldwall_core::authn::claim_settings(p.clock_skew_s, &p.tenant_claim)?;
     Ok(Provider {
         name: name.to_string(),
         issuer: p.issuer,

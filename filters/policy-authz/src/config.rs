@@ -58,13 +58,9 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DefaultAction {
-    #[default]
-    Deny,
-    Allow,
-}
+/// What a request that matches no rule gets: `deny` (the default) or `allow`, the same choice as
+/// the authenticators' `unmatched`.
+pub use shieldwall_core::authn::Unmatched as DefaultAction;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,23 +252,7 @@ fn check_policies(policies: &BTreeMap<String, String>) -> Result<(), ConfigError
 }
 
 fn build_rule(index: usize, r: RuleFile) -> Result<Rule, ConfigError> {
-    let label = match r.name {
-        Some(name) => {
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            {
-                return Err(ConfigError::new(
-                    "name",
-                    "1 to 64 letters, digits, `-`, `_`, `.` or `:`",
-                ));
-            }
-            name
-        }
-        None => format!("rules[{index}]"),
-    };
+    let label = shieldwall_core::config::rule_label(r.name, index)?;
     let route = RouteMatch::compile(&r.route).within("match")?;
     let access = match (r.public, r.query) {
         (Some(true), Some(_)) => {

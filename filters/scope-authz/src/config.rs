@@ -41,13 +41,9 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DefaultAction {
-    #[default]
-    Deny,
-    Allow,
-}
+/// What a request that matches no rule gets: `deny` (the default) or `allow`, the same choice as
+/// the authenticators' `unmatched`.
+pub use shieldwall_core::authn::Unmatched as DefaultAction;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,23 +201,7 @@ fn valid_header_name(name: &str) -> bool {
 }
 
 fn build_rule(index: usize, r: RuleFile) -> Result<Rule, ConfigError> {
-    let label = match r.name {
-        Some(name) => {
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            {
-                return Err(ConfigError::new(
-                    "name",
-                    "1 to 64 letters, digits, `-`, `_`, `.` or `:`",
-                ));
-            }
-            name
-        }
-        None => format!("rules[{index}]"),
-    };
+    let label = shieldwall_core::config::rule_label(r.name, index)?;
     let route = RouteMatch::compile(&r.route).within("match")?;
     let access = match (r.public, r.require) {
         (Some(true), Some(_)) => {

@@ -305,30 +305,14 @@ fn build_provider(
     owned: &mut Vec<String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Provider, ConfigError> {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(ConfigError::new(
-            "",
-            "a provider name may hold only letters, digits, `-`, `_` and `.`",
-        ));
-    }
+    shieldwall_core::authn::provider_name(name)?;
     if p.issuer.as_deref() == Some("") {
         return Err(ConfigError::new(
             "issuer",
             "must not be empty (leave it out)",
         ));
     }
-    for (i, a) in p.audiences.iter().enumerate() {
-        if a.is_empty() {
-            return Err(ConfigError::new(
-                format!("audiences[{i}]"),
-                "must not be empty",
-            ));
-        }
-    }
+    shieldwall_core::authn::audiences(&p.audiences)?;
     let endpoint = build_endpoint(p.introspection, env).within("introspection")?;
     let cache = p.cache;
     if !(1..=MAX_ENTRIES).contains(&cache.max_entries) {
@@ -370,12 +354,7 @@ fn build_provider(
             "must be between 16 and 65536",
         ));
     }
-    if p.clock_skew_s > 3600 {
-        return Err(ConfigError::new("clock_skew_s", "must be at most 3600"));
-    }
-    if p.tenant_claim.is_empty() {
-        return Err(ConfigError::new("tenant_claim", "must not be empty"));
-    }
+    shieldwall_core::authn::claim_settings(p.clock_skew_s, &p.tenant_claim)?;
     Ok(Provider {
         name: name.to_string(),
         endpoint,
