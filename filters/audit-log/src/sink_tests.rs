@@ -38,6 +38,29 @@ fn request(root: &mut AuditLog, host: &mut MockHost, n: usize) {
     s.on_log(host);
 }
 
+/// A worker configured with `http` as its sink, `n` requests (`/r/0` …) already recorded.
+fn with_records(http: Value, n: usize) -> (MockHost, AuditLog) {
+    let mut host = MockHost::new();
+    let mut r = root(&mut host, http);
+    for i in 0..n {
+        request(&mut r, &mut host, i);
+    }
+    (host, r)
+}
+
+/// Two workers `a` and `b` of one proxy, both with `http` as their sink.
+fn two_workers(http: &Value) -> (MockHost, AuditLog, AuditLog) {
+    let mut host = MockHost::new();
+    let a = root(&mut host, http.clone());
+    let b = root(&mut host, http.clone());
+    (host, a, b)
+}
+
+/// The record paths of the `n`th batch sent.
+fn sent(host: &MockHost, n: usize) -> Vec<String> {
+    paths(host.callouts[n].body.as_ref().unwrap())
+}
+
 fn paths(body: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(body)
         .lines()
@@ -186,10 +209,7 @@ fn records_are_batched_by_count_and_by_time_and_shipped_once() {
     answer(&mut r, &mut host, Some(200));
     // The next full batch goes as soon as the answer came, not on the next tick.
     assert_eq!(host.callouts.len(), 2);
-    assert_eq!(
-        paths(host.callouts[1].body.as_ref().unwrap()),
-        vec!["/r/3", "/r/4", "/r/5"]
-    );
+    assert_eq!(sent(&host, 1), vec!["/r/3", "/r/4", "/r/5"]);
     answer(&mut r, &mut host, Some(204));
     assert_eq!(host.callouts.len(), 2, "one record is not a full batch");
     assert_eq!(host.metric("shieldwall.audit_log.buffer"), 1);
@@ -200,7 +220,7 @@ fn records_are_batched_by_count_and_by_time_and_shipped_once() {
         tick(&mut r, &mut host, 200);
     }
     assert_eq!(host.callouts.len(), 3, "flushed after flush_interval_ms");
-    assert_eq!(paths(host.callouts[2].body.as_ref().unwrap()), vec!["/r/6"]);
+    assert_eq!(sent(&host, 2), vec!["/r/6"]);
     answer(&mut r, &mut host, Some(200));
     assert_eq!(host.metric("shieldwall.audit_log.shipped"), 7);
     assert_eq!(host.metric("shieldwall.audit_log.batches"), 3);
@@ -211,14 +231,10 @@ fn records_are_batched_by_count_and_by_time_and_shipped_once() {
 
 #[test]
 fn batches_stay_under_batch_max_bytes() {
-    let mut host = MockHost::new();
-    let mut r = root(
-        &mut host,
+    let (mut host, mut r) = with_records(
         json!({"cluster": "siem", "uri": "http://siem/", "batch_max_bytes": 1500, "flush_interval_ms": 100}),
+        6,
     );
-    for i in 0..6 {
-        request(&mut r, &mut host, i);
-    }
     let mut seen = 0;
     let mut sizes = Vec::new();
     for _ in 0..20 {
@@ -238,15 +254,11 @@ fn batches_stay_under_batch_max_bytes() {
 
 #[test]
 fn failed_sends_are_retried_with_backoff_and_the_records_kept_in_order() {
-    let mut host = MockHost::new();
-    let mut r = root(
-        &mut host,
+    let (mut host, mut r) = with_records(
         json!({"cluster": "siem", "uri": "http://siem/", "batch_max_records": 2,
                "flush_interval_ms": 100, "retry_initial_backoff_ms": 400, "retry_max_backoff_ms": 1000}),
+        3,
     );
-    for i in 0..3 {
-        request(&mut r, &mut host, i);
-    }
     tick(&mut r, &mut host, 100);
     assert_eq!(host.callouts.len(), 1);
     answer(&mut r, &mut host, Some(503));
@@ -257,10 +269,7 @@ fn failed_sends_are_retried_with_backoff_and_the_records_kept_in_order() {
     assert_eq!(host.callouts.len(), 1);
     tick(&mut r, &mut host, 100);
     assert_eq!(host.callouts.len(), 2);
-    assert_eq!(
-        paths(host.callouts[1].body.as_ref().unwrap()),
-        vec!["/r/0", "/r/1"]
-    );
+    assert_eq!(sent(&host, 1), vec!["/r/0", "/r/1"]);
     // A timeout (no status) is a failure too; the backoff doubles: 800 ms.
     answer(&mut r, &mut host, None);
     assert!(host.logged("got no answer"));
@@ -278,7 +287,7 @@ fn failed_sends_are_retried_with_backoff_and_the_records_kept_in_order() {
     // Success resets the backoff: the last record goes at the flush interval.
     tick(&mut r, &mut host, 100);
     assert_eq!(host.callouts.len(), 5);
-    assert_eq!(paths(host.callouts[4].body.as_ref().unwrap()), vec!["/r/2"]);
+    assert_eq!(sent(&host, 4), vec!["/r/2"]);
     answer(&mut r, &mut host, Some(200));
     assert_eq!(host.metric("shieldwall.audit_log.retries"), 3);
     assert_eq!(host.metric("shieldwall.audit_log.shipped"), 3);
@@ -287,13 +296,11 @@ fn failed_sends_are_retried_with_backoff_and_the_records_kept_in_order() {
 
 #[test]
 fn a_callout_that_cannot_start_is_retried() {
-    let mut host = MockHost::new();
-    let mut r = root(
-        &mut host,
+    let (mut host, mut r) = with_records(
         json!({"cluster": "siem", "uri": "http://siem/", "flush_interval_ms": 100,
                "retry_initial_backoff_ms": 300}),
+        1,
     );
-    request(&mut r, &mut host, 0);
     host.fail_callouts = true;
     tick(&mut r, &mut host, 100);
     assert_eq!(host.metric("shieldwall.audit_log.retries"), 1);
@@ -309,15 +316,11 @@ fn a_callout_that_cannot_start_is_retried() {
 
 #[test]
 fn a_full_buffer_drops_the_oldest_records_and_counts_each() {
-    let mut host = MockHost::new();
-    let mut r = root(
-        &mut host,
+    let (mut host, mut r) = with_records(
         json!({"cluster": "siem", "uri": "http://siem/", "batch_max_records": 2,
                "buffer_max_records": 5, "flush_interval_ms": 100, "retry_initial_backoff_ms": 100000}),
+        3,
     );
-    for i in 0..3 {
-        request(&mut r, &mut host, i);
-    }
     tick(&mut r, &mut host, 100);
     // /r/0 and /r/1 in flight; /r/2 waits.
     assert_eq!(host.callouts.len(), 1);
@@ -379,21 +382,16 @@ fn root_tick_and_ship(r: &mut AuditLog, host: &mut MockHost) {
 
 #[test]
 fn one_worker_sends_and_another_takes_over_when_its_lease_expires() {
-    let mut host = MockHost::new();
     let http = json!({"cluster": "siem", "uri": "http://siem/", "flush_interval_ms": 100,
                       "batch_max_records": 10});
-    let mut a = root(&mut host, http.clone());
-    let mut b = root(&mut host, http);
+    let (mut host, mut a, mut b) = two_workers(&http);
     request(&mut a, &mut host, 0);
     request(&mut b, &mut host, 1);
     tick(&mut a, &mut host, 100);
     tick(&mut b, &mut host, 0);
     // One queue for both workers; only the lease holder sends.
     assert_eq!(host.callouts.len(), 1);
-    assert_eq!(
-        paths(host.callouts[0].body.as_ref().unwrap()),
-        vec!["/r/0", "/r/1"]
-    );
+    assert_eq!(sent(&host, 0), vec!["/r/0", "/r/1"]);
     answer(&mut a, &mut host, Some(200));
     request(&mut b, &mut host, 2);
     // Worker a stops ticking (its VM went away). Until the lease expires b only waits.
@@ -413,40 +411,41 @@ fn one_worker_sends_and_another_takes_over_when_its_lease_expires() {
         "b holds the lease after 2 s without renewal"
     );
     answer(&mut b, &mut host, Some(200));
-    assert_eq!(paths(host.callouts[1].body.as_ref().unwrap()), vec!["/r/2"]);
+    assert_eq!(sent(&host, 1), vec!["/r/2"]);
     // a comes back: it is no sender any more, and gives back what it held.
     request(&mut a, &mut host, 3);
     tick(&mut a, &mut host, 0);
     assert_eq!(host.callouts.len(), 2);
     tick(&mut b, &mut host, 100);
     assert_eq!(host.callouts.len(), 3);
-    assert_eq!(paths(host.callouts[2].body.as_ref().unwrap()), vec!["/r/3"]);
+    assert_eq!(sent(&host, 2), vec!["/r/3"]);
     answer(&mut b, &mut host, Some(200));
     assert_eq!(host.metric("shieldwall.audit_log.shipped"), 4);
 }
 
-#[test]
-fn a_sender_that_lost_its_lease_hands_its_buffer_back() {
-    let mut host = MockHost::new();
+/// Worker `a` sent `/r/0` and `/r/1`, the SIEM failed, and `a` holds both records in a long
+/// backoff; then `a` stalls past its lease and `b` takes the lease over.
+fn stalled_sender() -> (MockHost, AuditLog, AuditLog) {
     let http = json!({"cluster": "siem", "uri": "http://siem/", "flush_interval_ms": 100,
                       "retry_initial_backoff_ms": 100000});
-    let mut a = root(&mut host, http.clone());
-    let mut b = root(&mut host, http);
+    let (mut host, mut a, mut b) = two_workers(&http);
     request(&mut a, &mut host, 0);
     request(&mut a, &mut host, 1);
     tick(&mut a, &mut host, 100);
     answer(&mut a, &mut host, Some(500));
-    // a holds two records in backoff, then stalls past the lease; b takes over.
     tick(&mut b, &mut host, 2100);
+    (host, a, b)
+}
+
+#[test]
+fn a_sender_that_lost_its_lease_hands_its_buffer_back() {
+    let (mut host, mut a, mut b) = stalled_sender();
     tick(&mut a, &mut host, 0);
     assert_eq!(host.queue_len(QUEUE), 2, "a gave its records back");
     assert!(host.logged("records handed back to the queue"));
     tick(&mut b, &mut host, 100);
     assert_eq!(host.callouts.len(), 2);
-    assert_eq!(
-        paths(host.callouts[1].body.as_ref().unwrap()),
-        vec!["/r/0", "/r/1"]
-    );
+    assert_eq!(sent(&host, 1), vec!["/r/0", "/r/1"]);
     answer(&mut b, &mut host, Some(200));
     assert_eq!(host.metric("shieldwall.audit_log.shipped"), 2);
     assert_eq!(host.metric("shieldwall.audit_log.dropped"), 0);
@@ -482,15 +481,11 @@ fn denied_requests_are_never_sampled_away_from_the_http_sink() {
 
 #[test]
 fn otlp_batches_stay_under_batch_max_bytes_with_their_escapes() {
-    let mut host = MockHost::new();
-    let mut r = root(
-        &mut host,
+    let (mut host, mut r) = with_records(
         json!({"cluster": "siem", "uri": "http://siem/v1/logs", "format": "otlp_json",
                "batch_max_bytes": 2500, "flush_interval_ms": 100}),
+        8,
     );
-    for i in 0..8 {
-        request(&mut r, &mut host, i);
-    }
     let mut seen = 0;
     let mut total = 0;
     for _ in 0..20 {
@@ -517,16 +512,7 @@ fn otlp_batches_stay_under_batch_max_bytes_with_their_escapes() {
 
 #[test]
 fn records_a_stepping_down_sender_cannot_hand_back_are_counted_as_dropped() {
-    let mut host = MockHost::new();
-    let http = json!({"cluster": "siem", "uri": "http://siem/", "flush_interval_ms": 100,
-                      "retry_initial_backoff_ms": 100000});
-    let mut a = root(&mut host, http.clone());
-    let mut b = root(&mut host, http);
-    request(&mut a, &mut host, 0);
-    request(&mut a, &mut host, 1);
-    tick(&mut a, &mut host, 100);
-    answer(&mut a, &mut host, Some(500));
-    tick(&mut b, &mut host, 2100);
+    let (mut host, mut a, _b) = stalled_sender();
     // The proxy's queue is gone (as if the plugin's vm_id changed under it).
     host.queues.clear();
     tick(&mut a, &mut host, 0);
