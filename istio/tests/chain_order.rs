@@ -13,26 +13,10 @@
 
 mod common;
 
-use common::{all_wasm_plugins, istio_dir};
+use common::{all_wasm_plugins, istio_dir, CHAIN};
 use shieldwall_istio::plugins::{Phase, WasmPlugin};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-
-/// The chain's documented order (filters/shieldwall/README.md, the gateway in envoy/gateway.yaml):
-/// audit-log first so it records every outcome, the identity from the certificate, then from the
-/// token (jwt-auth, then token-introspection for opaque tokens), authorization by scope, the rate
-/// limits, the body against the API's schema, the Rego policy, and the internal identity last.
-const DOCUMENTED_CHAIN: &[&str] = &[
-    "audit-log",
-    "mtls-identity",
-    "jwt-auth",
-    "token-introspection",
-    "scope-authz",
-    "rate-limit",
-    "payload-guard",
-    "policy-authz",
-    "identity-exchange",
-];
 
 /// The separate plugins of the chain: every WasmPlugin of a chain filter (not the one-module
 /// chain `shieldwall`, and not the bank reference, which deploys the one module).
@@ -44,10 +28,10 @@ fn separate_plugins() -> Vec<WasmPlugin> {
 }
 
 fn position(filter: &str) -> usize {
-    DOCUMENTED_CHAIN
+    CHAIN
         .iter()
         .position(|f| *f == filter)
-        .unwrap_or_else(|| panic!("{filter} is not in the documented chain {DOCUMENTED_CHAIN:?}"))
+        .unwrap_or_else(|| panic!("{filter} is not in the documented chain {CHAIN:?}"))
 }
 
 #[test]
@@ -73,7 +57,7 @@ fn phases_and_priorities_give_the_documented_chain_order() {
     }
     let mut order: Vec<&str> = plugins.iter().map(|p| p.filter.as_str()).collect();
     order.dedup();
-    let expected: Vec<&str> = DOCUMENTED_CHAIN
+    let expected: Vec<&str> = CHAIN
         .iter()
         .copied()
         .filter(|f| order.contains(f))
@@ -161,7 +145,7 @@ fn one_module_chains_follow_the_documented_order() {
             .collect();
         assert!(
             filters.windows(2).all(|w| w[0] < w[1]),
-            "{p}: chain {filters:?} is not in the order of {DOCUMENTED_CHAIN:?}"
+            "{p}: chain {filters:?} is not in the order of {CHAIN:?}"
         );
     }
 }
@@ -195,7 +179,7 @@ fn readme_table() -> Vec<(usize, String, String, i64)> {
 fn the_readme_table_matches_the_manifests_and_the_chain() {
     let rows = readme_table();
     let filters: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    assert_eq!(filters, DOCUMENTED_CHAIN, "{rows:?}");
+    assert_eq!(filters, CHAIN, "{rows:?}");
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row.0, i + 1, "row numbers: {rows:?}");
     }

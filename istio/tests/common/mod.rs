@@ -103,8 +103,11 @@ fn run<F: RootFilter>(host: &mut MockHost, config: &[u8]) -> Result<(), String> 
         .map_err(|e| e.to_string())
 }
 
-/// Every filter this crate can configure, by the name its directory under `filters/` has.
-pub const CONFIGURABLE: &[&str] = &[
+/// The chain's documented order (filters/shieldwall/README.md, the gateway in envoy/gateway.yaml):
+/// audit-log first so it records every outcome, the identity from the certificate, then from the
+/// token (jwt-auth, then token-introspection for opaque tokens), authorization by scope, the rate
+/// limits, the body against the API's schema, the Rego policy, and the internal identity last.
+pub const CHAIN: &[&str] = &[
     "audit-log",
     "mtls-identity",
     "jwt-auth",
@@ -114,8 +117,13 @@ pub const CONFIGURABLE: &[&str] = &[
     "payload-guard",
     "policy-authz",
     "identity-exchange",
-    "shieldwall",
 ];
+
+/// Every filter this crate can configure, by the name its directory under `filters/` has: the
+/// chain's filters and the one module `shieldwall` that bundles them.
+pub fn configurable() -> Vec<&'static str> {
+    CHAIN.iter().copied().chain(["shieldwall"]).collect()
+}
 
 /// Runs the filter's own `configure` (what its root context calls in `on_configure`) on
 /// `config`, with the VM environment `env`.
