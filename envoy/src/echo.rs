@@ -15,7 +15,7 @@
 //! filter that holds the headers until the body is decided asserts that a refused request left
 //! no trace upstream at all.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::http::{read_body, read_headers};
+use crate::http::{accept_until, read_body, read_headers, read_request_line};
 
 /// An echo server on 127.0.0.1, stopped on drop.
 pub struct Echo {
@@ -108,19 +108,11 @@ fn serve_recording(
     hits: &Arc<AtomicU64>,
     heads: &Arc<Mutex<Vec<String>>>,
 ) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(conn) = conn else { continue };
-        let hits = Arc::clone(hits);
-        let heads = Arc::clone(heads);
-        let _ = thread::Builder::new()
-            .name("echo-conn".into())
-            .spawn(move || {
-                let _ = handle(conn, &hits, &heads);
-            });
-    }
+    let hits = Arc::clone(hits);
+    let heads = Arc::clone(heads);
+    accept_until(listener, stop, "echo-conn", move |conn| {
+        let _ = handle(conn, &hits, &heads);
+    });
 }
 
 fn handle(conn: TcpStream, hits: &AtomicU64, heads: &Mutex<Vec<String>>) -> io::Result<()> {
@@ -129,15 +121,7 @@ fn handle(conn: TcpStream, hits: &AtomicU64, heads: &Mutex<Vec<String>>) -> io::
     conn.set_read_timeout(Some(Duration::from_secs(300)))?;
     let mut writer = conn.try_clone()?;
     let mut reader = BufReader::new(conn);
-    loop {
-        let mut start = String::new();
-        if reader.read_line(&mut start)? == 0 {
-            return Ok(());
-        }
-        let start = start.trim_end_matches(['\r', '\n']);
-        if start.is_empty() {
-            continue;
-        }
+    while let Some(start) = read_request_line(&mut reader)? {
         let mut parts = start.split(' ');
         let method = parts.next().unwrap_or("").to_owned();
         let path = parts.next().unwrap_or("").to_owned();
@@ -199,6 +183,7 @@ fn handle(conn: TcpStream, hits: &AtomicU64, heads: &Mutex<Vec<String>>) -> io::
             return Ok(());
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

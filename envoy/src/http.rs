@@ -1,8 +1,11 @@
 //! A tiny HTTP/1.1 client over `std::net`, enough for tests: one request per connection
-//! (`Connection: close`), `Content-Length` or chunked responses.
+//! (`Connection: close`), `Content-Length` or chunked responses. Also what the test servers
+//! ([`crate::Echo`], [`crate::SiemReceiver`]) share: the accept loop and request reading.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Duration;
 
 /// How long a test request may take before it fails.
@@ -130,6 +133,42 @@ fn read_line(r: &mut impl BufRead) -> io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Accepts connections on `listener` until `stop` is set, each handed to `handle` on a thread of
+/// its own named `name`. `stop` is read as a connection arrives: whoever sets it connects once
+/// to end the loop.
+pub(crate) fn accept_until(
+    listener: TcpListener,
+    stop: &AtomicBool,
+    name: &str,
+    handle: impl Fn(TcpStream) + Clone + Send + 'static,
+) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(conn) = conn else { continue };
+        let handle = handle.clone();
+        let _ = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || handle(conn));
+    }
+}
+
+/// The start line of the next request on a keep-alive connection, blank lines before it
+/// skipped; None when the client closed the connection.
+pub(crate) fn read_request_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if !line.is_empty() {
+            return Ok(Some(line.to_owned()));
+        }
+    }
+}
+
 /// Reads a header block (after the start line) up to the empty line. Names are lower-cased.
 pub(crate) fn read_headers(r: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
@@ -240,6 +279,20 @@ mod tests {
         let raw = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}";
         let resp = read_response(&mut &raw[..], false).expect("parse");
         assert_eq!((resp.status, resp.text().as_str()), (401, "{}"));
+    }
+
+    #[test]
+    fn request_lines_skip_blank_lines_until_eof() {
+        let mut r = &b"\r\nGET /a HTTP/1.1\r\n\r\n\nPOST /b HTTP/1.1\n"[..];
+        assert_eq!(
+            read_request_line(&mut r).expect("read").as_deref(),
+            Some("GET /a HTTP/1.1")
+        );
+        assert_eq!(
+            read_request_line(&mut r).expect("read").as_deref(),
+            Some("POST /b HTTP/1.1")
+        );
+        assert_eq!(read_request_line(&mut r).expect("read"), None);
     }
 
     #[test]

@@ -11,14 +11,14 @@
 //! [`SiemReceiver::accepted_lines`] gives the lines of the accepted batches (for `json_lines`,
 //! one record per line), [`SiemReceiver::batches`] every batch that arrived.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::http::{read_body, read_headers};
+use crate::http::{accept_until, read_body, read_headers, read_request_line};
 
 /// How the receiver answers a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,18 +191,10 @@ impl Drop for SiemReceiver {
 }
 
 fn accept(listener: TcpListener, state: Arc<State>) {
-    for conn in listener.incoming() {
-        if state.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(conn) = conn else { continue };
-        let state = Arc::clone(&state);
-        let _ = thread::Builder::new()
-            .name("siem-conn".into())
-            .spawn(move || {
-                let _ = serve(conn, &state);
-            });
-    }
+    let serving = Arc::clone(&state);
+    accept_until(listener, &state.stop, "siem-conn", move |conn| {
+        let _ = serve(conn, &serving);
+    });
 }
 
 fn serve(conn: TcpStream, state: &State) -> io::Result<()> {
@@ -210,15 +202,7 @@ fn serve(conn: TcpStream, state: &State) -> io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut writer = conn.try_clone()?;
     let mut reader = BufReader::new(conn);
-    loop {
-        let mut start = String::new();
-        if reader.read_line(&mut start)? == 0 {
-            return Ok(());
-        }
-        let start = start.trim_end_matches(['\r', '\n']).to_owned();
-        if start.is_empty() {
-            continue;
-        }
+    while let Some(start) = read_request_line(&mut reader)? {
         let path = start.split(' ').nth(1).unwrap_or("").to_owned();
         let headers = read_headers(&mut reader)?;
         let body = read_body(&mut reader, &headers, false)?;
@@ -254,6 +238,7 @@ fn serve(conn: TcpStream, state: &State) -> io::Result<()> {
         writer.write_all(reply.as_bytes())?;
         writer.flush()?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
