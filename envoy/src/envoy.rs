@@ -340,6 +340,53 @@ impl Drop for Envoy {
 
 /// A `--base-id` no other Envoy of this or another test process uses at the same time: Envoy
 /// names its shared memory and hot-restart sockets after it.
+/// The bootstrap `envoy/examples/<file>` as a test runs it: every module path of the example
+/// (`target/wasm32-wasip1/release/<module>.wasm`) replaced by that module's path in this build
+/// ([`crate::wasm_path`], which panics when one is not built).
+pub fn example_config(file: &str) -> String {
+    const PREFIX: &str = "target/wasm32-wasip1/release/";
+    let path = crate::crate_dir().join("examples").join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(PREFIX) {
+        let after = &rest[at + PREFIX.len()..];
+        let Some(end) = after.find(".wasm") else {
+            break;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(&crate::wasm_path(&after[..end].replace('_', "-")).to_string_lossy());
+        rest = &after[end + ".wasm".len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `envoy --mode validate` of the bootstrap `yaml`, written to `dir/envoy.yaml`, with `env` in
+/// Envoy's environment (a `None` value removes the variable): whether Envoy accepts the
+/// configuration, and what it printed.
+pub fn validate_config(dir: &Path, yaml: &str, env: &[(&str, Option<&str>)]) -> (bool, String) {
+    let config = dir.join("envoy.yaml");
+    fs::write(&config, yaml).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
+    let mut cmd = Command::new(envoy_binary());
+    cmd.args(["--mode", "validate", "-c"]).arg(&config);
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run envoy --mode validate: {e}"));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), log)
+}
+
 fn unique_base_id() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // pid < 2^22 on Linux; 64 instances per process before ids wrap (never alive at once). Stays

@@ -38,7 +38,7 @@ pub mod syslog;
 
 pub use config::{Cluster, DownstreamTls, EnvoyConfig, HttpFilter, Route, UpstreamTls, WasmFilter};
 pub use echo::Echo;
-pub use envoy::{envoy_binary, Envoy, StartError};
+pub use envoy::{envoy_binary, example_config, validate_config, Envoy, StartError};
 pub use gateway_chain::gateway_chain;
 pub use http::Response;
 pub use idp::{ClientAuth, Idp, IdpOptions, TokenError};

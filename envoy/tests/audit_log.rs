@@ -18,13 +18,12 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shieldwall_e2e::{
-    scratch_dir, wasm_path, yaml_str, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions,
-    WasmFilter,
+    example_config, scratch_dir, validate_config, wasm_path, yaml_str, Cluster, Echo, Envoy,
+    EnvoyConfig, Idp, IdpOptions, WasmFilter,
 };
 
 const CHAIN_KEY: &str = "e2e audit chain key, 32 bytes or more";
@@ -505,41 +504,13 @@ log {{ source(s_audit); filter(f_records); destination(d_siem); }};
 /// key, nor ships to a SIEM without its token.
 #[test]
 fn the_example_takes_its_chain_key_and_siem_token_from_the_environment() {
-    let example = shieldwall_e2e::crate_dir()
-        .join("examples")
-        .join("audit-log.yaml");
-    let text = std::fs::read_to_string(&example).unwrap();
-    let text = text
-        .replace(
-            "target/wasm32-wasip1/release/audit_log.wasm",
-            &wasm_path("audit-log").to_string_lossy(),
-        )
-        .replace(
-            "target/wasm32-wasip1/release/scope_authz.wasm",
-            &wasm_path("scope-authz").to_string_lossy(),
-        );
+    let text = example_config("audit-log.yaml");
     let dir = scratch_dir("audit-example");
-    let config = dir.join("envoy.yaml");
-    std::fs::write(&config, text).unwrap();
     let validate = |key: Option<&str>, token: Option<&str>| {
-        let mut cmd = Command::new(shieldwall_e2e::envoy_binary());
-        cmd.args(["--mode", "validate", "-c"]).arg(&config);
-        cmd.env_remove("AUDIT_CHAIN_KEY");
-        cmd.env_remove("SIEM_TOKEN");
-        if let Some(k) = key {
-            cmd.env("AUDIT_CHAIN_KEY", k);
-        }
-        if let Some(t) = token {
-            cmd.env("SIEM_TOKEN", t);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+        validate_config(
+            &dir,
+            &text,
+            &[("AUDIT_CHAIN_KEY", key), ("SIEM_TOKEN", token)],
         )
     };
     let token = Some("Bearer example-token");

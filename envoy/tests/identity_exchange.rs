@@ -13,13 +13,11 @@
 //!
 //! Build first: cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p identity-exchange
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 use shieldwall_e2e::config::jwt_authn_filter;
 use shieldwall_e2e::{
-    free_port, jwt, keys, scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp,
-    IdpOptions, Response, WasmFilter,
+    example_config, free_port, jwt, keys, scratch_dir, validate_config, wasm_path, Cluster, Echo,
+    Envoy, EnvoyConfig, Idp, IdpOptions, Response, WasmFilter,
 };
 
 const GATEWAY_ISSUER: &str = "https://gateway.bank.example";
@@ -357,35 +355,8 @@ fn bank_flow(one_module: bool) {
 fn the_example_takes_its_signing_key_from_the_environment() {
     let dir = scratch_dir("identity-exchange-example");
     let (pem, _) = keys::p256(&dir, "signing");
-    let text = std::fs::read_to_string(
-        shieldwall_e2e::crate_dir().join("examples/identity-exchange.yaml"),
-    )
-    .unwrap();
-    let mut text = text;
-    for module in ["jwt_auth", "scope_authz", "identity_exchange"] {
-        let name = module.replace('_', "-");
-        text = text.replace(
-            &format!("target/wasm32-wasip1/release/{module}.wasm"),
-            &wasm_path(&name).to_string_lossy(),
-        );
-    }
-    let config = dir.join("envoy.yaml");
-    std::fs::write(&config, text).unwrap();
-    let validate = |key: Option<&str>| {
-        let mut cmd = Command::new(shieldwall_e2e::envoy_binary());
-        cmd.args(["--mode", "validate", "-c"]).arg(&config);
-        cmd.env_remove(KEY_ENV);
-        if let Some(k) = key {
-            cmd.env(KEY_ENV, k);
-        }
-        let out = cmd.output().unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), log)
-    };
+    let text = example_config("identity-exchange.yaml");
+    let validate = |key: Option<&str>| validate_config(&dir, &text, &[(KEY_ENV, key)]);
     let (ok, log) = validate(Some(&pem));
     assert!(ok, "{log}");
     let (ok, log) = validate(None);

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shieldwall_e2e::config::UPSTREAM_CLUSTER;
-use shieldwall_e2e::{repo_root, wasm_path, Echo, Envoy, EnvoyConfig, Response, Route, WasmFilter};
+use shieldwall_e2e::{
+    example_config, repo_root, validate_config, wasm_path, Echo, Envoy, EnvoyConfig, Response,
+    Route, WasmFilter,
+};
 
 /// Envoy's buffer filter after the module, as the README asks for: it holds the request headers
 /// until the body has passed payload-guard, so the upstream sees nothing of a refused request.
@@ -437,24 +440,9 @@ fn envoys_buffer_limit_must_cover_max_body_bytes() {
 /// Envoy accepts as written, the module's path aside.
 #[test]
 fn the_example_configuration_is_valid() {
-    let example = repo_root().join("envoy/examples/payload-guard.yaml");
-    let text = std::fs::read_to_string(&example).unwrap().replace(
-        "target/wasm32-wasip1/release/payload_guard.wasm",
-        &wasm_path("payload-guard").to_string_lossy(),
-    );
+    let text = example_config("payload-guard.yaml");
     assert!(text.contains("envoy.filters.http.buffer"), "{text}");
     let dir = shieldwall_e2e::scratch_dir("payload-guard-example");
-    let config = dir.join("envoy.yaml");
-    std::fs::write(&config, text).unwrap();
-    let out = std::process::Command::new(shieldwall_e2e::envoy_binary())
-        .args(["--mode", "validate", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, log) = validate_config(&dir, &text, &[]);
+    assert!(ok, "{log}");
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shieldwall_e2e::{
-    scratch_dir, wasm_path, Cluster, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter,
+    example_config, scratch_dir, validate_config, wasm_path, Cluster, Echo, Envoy, EnvoyConfig,
+    Idp, IdpOptions, WasmFilter,
 };
 
 const BANK: &str = include_str!("../../filters/policy-authz/policies/bank.rego");
@@ -331,37 +332,9 @@ fn a_runaway_policy_is_stopped_by_its_budget() {
 /// rules of the policy), and Envoy refuses it when the policy does not compile.
 #[test]
 fn the_example_configuration_loads_and_a_broken_policy_is_refused() {
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join("policy-authz.yaml");
-    let text = std::fs::read_to_string(&example).unwrap();
-    let text = text
-        .replace(
-            "target/wasm32-wasip1/release/policy_authz.wasm",
-            &wasm_path("policy-authz").to_string_lossy(),
-        )
-        .replace(
-            "target/wasm32-wasip1/release/jwt_auth.wasm",
-            &wasm_path("jwt-auth").to_string_lossy(),
-        );
+    let text = example_config("policy-authz.yaml");
     let dir = scratch_dir("policy-authz-example");
-    let validate = |text: &str| {
-        let config = dir.join("envoy.yaml");
-        std::fs::write(&config, text).unwrap();
-        let out = std::process::Command::new(shieldwall_e2e::envoy_binary())
-            .args(["--mode", "validate", "-c"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let validate = |text: &str| validate_config(&dir, text, &[]);
     let (ok, log) = validate(&text);
     assert!(ok, "{log}");
     let broken = text.replacen("not same_tenant", "not same_tenant ===", 1);

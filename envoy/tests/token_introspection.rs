@@ -13,7 +13,8 @@ use shieldwall_e2e::curl::https_get;
 use shieldwall_e2e::http::{self, form_encode};
 use shieldwall_e2e::jwt::base64_encode;
 use shieldwall_e2e::{
-    wasm_path, Cluster, DownstreamTls, Echo, Envoy, EnvoyConfig, Idp, IdpOptions, WasmFilter,
+    example_config, validate_config, wasm_path, Cluster, DownstreamTls, Echo, Envoy, EnvoyConfig,
+    Idp, IdpOptions, WasmFilter,
 };
 
 const OPAQUE: &str = "urn:shieldwall:orders-api:opaque";
@@ -181,38 +182,14 @@ fn idp_stopped_new_tokens_503_cached_tokens_served() {
 /// refuses it when the variable is missing: the filter never runs without its secret.
 #[test]
 fn the_example_takes_its_client_secret_from_the_environment() {
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join("token-introspection.yaml");
-    let text = std::fs::read_to_string(&example).unwrap();
-    let module = wasm_path("token-introspection");
-    let text = text.replace(
-        "target/wasm32-wasip1/release/token_introspection.wasm",
-        &module.to_string_lossy(),
-    );
+    let text = example_config("token-introspection.yaml");
     let dir = std::env::temp_dir().join(format!(
         "shieldwall-introspection-example-{}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("envoy.yaml");
-    std::fs::write(&config, text).unwrap();
     let validate = |secret: Option<&str>| {
-        let mut cmd = std::process::Command::new(shieldwall_e2e::envoy_binary());
-        cmd.args(["--mode", "validate", "-c"]).arg(&config);
-        cmd.env_remove("IDP_INTROSPECTION_SECRET");
-        if let Some(s) = secret {
-            cmd.env("IDP_INTROSPECTION_SECRET", s);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        validate_config(&dir, &text, &[("IDP_INTROSPECTION_SECRET", secret)])
     };
     let (ok, log) = validate(Some("gateway-secret"));
     assert!(ok, "{log}");
