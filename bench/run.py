@@ -1505,7 +1505,7 @@ CLOSE = {
     "floor further: no read of an earlier identity on a stream no earlier filter touched, metrics counted locally and "
     "flushed on the tick. Above the floor, *work in the module* is several times what the same path costs natively "
     "(the floor table's native column): most of it is not the filter's logic but running it in V8 (the calls into the "
-    "module, the values the real calls carry); the slim rows show that a smaller module costs less per request too.",
+    "module, the values the real calls carry).",
     "ratelimit": "The rule's work is the client address, the bucket's shared-data read and its CAS write (each a host "
     "call, the read also a call back into the VM for memory). The floor table above prices them: the path's calls cap "
     "this row below the target even with no work inside the module. What would move the floor: a worker taking "
@@ -1519,8 +1519,8 @@ CLOSE = {
     "three filters' own work: jwt-auth's cache hit, scope-authz's rule, rate-limit's shared-data bucket, and each "
     "stage's decision record (a property write). Done: the request headers are read once for all stages, the identity "
     "and the decisions pass between stages in memory. Natively the three stages take a few µs (the floor section); the "
-    "rest is running them in V8, which a build with only the filters you run lowers (the slim rows). What would close "
-    "more: metrics counted locally and flushed on the tick, and rate-limit spending tokens leased in batches.",
+    "rest is running them in V8. What would close more: metrics counted locally and flushed on the tick, and "
+    "rate-limit spending tokens leased in batches.",
     "full-one": "Seven stages in one module: audit-log's record alone reads some twenty properties (its floor above), "
     "payload-guard looks up the operation, identity-exchange replaces the token and sets the SPIFFE ID, each stage "
     "records its decision; native's side is three filters and an access log. What would close it: audit-log taking "
