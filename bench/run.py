@@ -1242,7 +1242,7 @@ def report(samples, mem, mic, meta, atk):
     if sink.get("sent"):
         rate = sink["sent"] / sink["busy_s"] if sink["busy_s"] else 0
         kept = sink["shipped"] + sink["dropped"] >= sink["sent"] and sink["dropped"] == 0
-        w(f"audit-log's HTTP sink in this run: {sink['sent']:,} requests through its listener in the warm-up and the rounds (plus the start-up checks; "
+        w(f"audit-log's HTTP sink in this run: {sink['sent']:,} requests through its listener in the warm-up and the rounds (plus the start-up check and the requests in flight when each run ended, which wrk does not count; "
           f"{rate:,.0f} a second on average while loaded), {sink['shipped']:,} records shipped in "
           f"{sink['batches']:,} batches, {sink['dropped']:,} dropped (Envoy's counters "
           "`shieldwall.audit_log.shipped`/`dropped`/`batches`, read once they stopped moving after the run). "
