@@ -485,33 +485,29 @@ LISTENERS = {
     "ours-jwt-budget": [ours_jwt("jwt-budget", budget={"failures": 10, "per": "minute"})],
 }
 
+def devnull_log(log_format):
+    """A file access logger writing to /dev/null: the formatting is Envoy's cost either way."""
+    return {"name": "envoy.access_loggers.file",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                             "path": "/dev/null", "log_format": log_format}}
+
+
+# audit-log's record as the access log prints it.
+AUDIT_RECORD_FORMAT = {"text_format_source": {"inline_string": "%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%\n"}}
+
 # Connection-manager settings beyond the common ones. The budget listener stands behind one
 # trusted proxy, so each wrk can present its own client address in x-forwarded-for.
 HCM_EXTRA = {"ours-jwt-budget": {"xff_num_trusted_hops": 1},
              "native-ratelimit-churn": {"xff_num_trusted_hops": 1},
              "ours-ratelimit-churn": {"xff_num_trusted_hops": 1},
-             "native-full": {"access_log": [{
-                 "name": "envoy.access_loggers.file",
-                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                  "path": "/dev/null",
-                                  "log_format": {"json_format": {
-                                      "@timestamp": "%START_TIME%", "client.ip": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
-                                      "http.request.method": "%REQ(:METHOD)%", "url.path": "%REQ(:PATH)%",
-                                      "http.response.status_code": "%RESPONSE_CODE%", "event.duration": "%DURATION%",
-                                      "user_agent": "%REQ(USER-AGENT)%", "event.id": "%REQ(X-REQUEST-ID)%",
-                                      "user.id": "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt_payload:sub)%"}}}}]},
-             "ours-full-one": {"access_log": [{
-                 "name": "envoy.access_loggers.file",
-                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                  "path": "/dev/null",
-                                  "log_format": {"text_format_source": {
-                                      "inline_string": "%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%\n"}}}}]},
-             "ours-audit": {"access_log": [{
-                 "name": "envoy.access_loggers.file",
-                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                  "path": "/dev/null",
-                                  "log_format": {"text_format_source": {
-                                      "inline_string": "%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%\n"}}}}]}}
+             "native-full": {"access_log": [devnull_log({"json_format": {
+                 "@timestamp": "%START_TIME%", "client.ip": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                 "http.request.method": "%REQ(:METHOD)%", "url.path": "%REQ(:PATH)%",
+                 "http.response.status_code": "%RESPONSE_CODE%", "event.duration": "%DURATION%",
+                 "user_agent": "%REQ(USER-AGENT)%", "event.id": "%REQ(X-REQUEST-ID)%",
+                 "user.id": "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt_payload:sub)%"}})]},
+             "ours-full-one": {"access_log": [devnull_log(AUDIT_RECORD_FORMAT)]},
+             "ours-audit": {"access_log": [devnull_log(AUDIT_RECORD_FORMAT)]}}
 
 # (row, label, [(side, listener, token source)]). Token source: "warm" (the same token on every
 # request) or an algorithm (a different token on every request, from cold-<alg>.txt).
