@@ -116,8 +116,6 @@ struct StageIdentity {
     parsed: Option<Identity>,
 }
 
-/// `Host` for one stage: records its callouts, wake-ups and tick period in the chain's routing,
-/// notices its local reply, and keeps the identity context in memory for later stages.
 /// The decisions the stages of one request recorded: property name → the value written.
 type KeptDecisions = Vec<(String, Vec<u8>)>;
 
@@ -155,6 +153,9 @@ impl HeaderCopy {
     }
 }
 
+/// `Host` for one stage: records its callouts, wake-ups and tick period in the chain's routing,
+/// notices its local reply, and keeps the identity context, the request headers and the
+/// decisions in memory for later stages.
 struct StageHost<'a> {
     inner: &'a mut dyn Host,
     stage: usize,
