@@ -221,11 +221,18 @@ pid_of() {
 }
 
 # Alive and ours: the process exists, is not a zombie, and its command line has the marker.
-is_ours() {
-  local name="$1" pid="$2" st args
-  st="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
+# Whether a process exists and is not a zombie.
+alive() {
+  local st
+  st="$(ps -o stat= -p "$1" 2>/dev/null || true)"
   [ -n "$st" ] || return 1
   case "$st" in Z*) return 1 ;; esac
+  return 0
+}
+
+is_ours() {
+  local name="$1" pid="$2" args
+  alive "$pid" || return 1
   args="$(ps -o args= -ww -p "$pid" 2>/dev/null || true)"
   case "$args" in *"$(marker_of "$name")"*) return 0 ;; esac
   return 1
@@ -366,7 +373,9 @@ wait_for() {
   pid="$(pid_of "$name")"
   while :; do
     if "$@"; then return 0; fi
-    if ! is_ours "$name" "$pid"; then
+    # Alive is enough here: a process just started with `&` shows this script's command line
+    # until its exec, which a loaded machine can delay for seconds.
+    if ! alive "$pid"; then
       fail "$name exited before $what" "$log"
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
@@ -853,7 +862,8 @@ up_reference() {
     --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$prometheus_port" \
     </dev/null >>"$prom_log" 2>&1 &
   echo $! >"$state/prometheus.pid"
-  wait_for prometheus 30 "$prom_log" "ready" status_is 200 "http://127.0.0.1:$prometheus_port/-/ready"
+  # Generous: on a machine busy with builds, Prometheus has taken over a minute to start.
+  wait_for prometheus 120 "$prom_log" "ready" status_is 200 "http://127.0.0.1:$prometheus_port/-/ready"
   ok "pid $(pid_of prometheus), rules from envoy/observability/alerts.yml"
 
   trap - INT TERM
