@@ -114,11 +114,7 @@ pub fn realm(configured: Option<String>) -> Result<String, ConfigError> {
 /// A key of `providers`: letters, digits, `-`, `_` and `.` (it appears in rules, logs and
 /// metric names). The error's path is empty: the caller puts it under `providers.<name>`.
 pub fn provider_name(name: &str) -> Result<(), ConfigError> {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    if !crate::config::is_plain_name(name, usize::MAX, b"-_.") {
         return Err(ConfigError::new(
             "",
             "a provider name may hold only letters, digits, `-`, `_` and `.`",

@@ -174,17 +174,22 @@ impl<T> Within<T> for Result<T, ConfigError> {
     }
 }
 
+/// Whether `name` is 1 to `max` bytes, each an ASCII letter or digit or one of `extra`: the shape
+/// of the names a configuration gives to rules, providers and policy files.
+pub fn is_plain_name(name: &str, max: usize, extra: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
 /// A rule's name in logs: `name` when the configuration gives one (1 to 64 letters, digits, `-`,
 /// `_`, `.` or `:`; anything else is refused at `name`), else `rules[<index>]`.
 pub fn rule_label(name: Option<String>, index: usize) -> Result<String, ConfigError> {
     match name {
         Some(name) => {
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            {
+            if !is_plain_name(&name, 64, b"-_.:") {
                 return Err(ConfigError::new(
                     "name",
                     "1 to 64 letters, digits, `-`, `_`, `.` or `:`",

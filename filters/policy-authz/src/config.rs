@@ -223,12 +223,7 @@ fn check_policies(policies: &BTreeMap<String, String>) -> Result<(), ConfigError
     let mut total = 0usize;
     for (name, text) in policies {
         let field = format!("policies.{name}");
-        if name.is_empty()
-            || name.len() > 128
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-        {
+        if !shieldwall_core::config::is_plain_name(name, 128, b"-_./") {
             return Err(ConfigError::new(
                 field,
                 "a file name of 1 to 128 letters, digits, `-`, `_`, `.` or `/`",
