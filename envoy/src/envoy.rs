@@ -379,12 +379,7 @@ pub fn validate_config(dir: &Path, yaml: &str, env: &[(&str, Option<&str>)]) -> 
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("run envoy --mode validate: {e}"));
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), log)
+    (out.status.success(), crate::output_text(&out))
 }
 
 fn unique_base_id() -> u32 {

@@ -182,13 +182,15 @@ pub fn audit_verify(file: &Path, chain_key: &str) -> (i32, String) {
         .env("AUDIT_CHAIN_KEY", chain_key)
         .output()
         .unwrap_or_else(|e| panic!("run scripts/audit-verify: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    (out.status.code().unwrap_or(-1), output_text(&out))
+}
+
+/// A finished command's standard output followed by its standard error, as one text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     )
 }
 

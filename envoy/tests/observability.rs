@@ -52,11 +52,7 @@ fn promtool(args: &[&str]) -> String {
         .current_dir(observability_dir())
         .output()
         .unwrap_or_else(|e| panic!("run promtool: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = shieldwall_e2e::output_text(&out);
     assert!(out.status.success(), "promtool {args:?} failed:\n{text}");
     text
 }
