@@ -298,28 +298,24 @@ impl Envoy {
     /// access log files from a buffer it flushes on its own schedule (about once a second), so a
     /// line is not on disk when the response has arrived.
     pub fn wait_for_access_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = self.access_log();
-            if pred(&text) || Instant::now() > deadline {
-                return text;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        poll_text(|| self.access_log(), timeout, pred)
     }
 
     /// Waits until `pred(log)` holds, up to `timeout`; returns whether it did.
     pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if pred(&self.log()) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(50));
+        pred(&poll_text(|| self.log(), timeout, &pred))
+    }
+}
+
+/// Reads `read()` every 50 ms until `pred` holds for it or `timeout` passes; the last text read.
+fn poll_text(read: impl Fn() -> String, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = read();
+        if pred(&text) || Instant::now() > deadline {
+            return text;
         }
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
