@@ -21,11 +21,7 @@ size() { stat -c %s "$1"; }
 one_module() { # name, cargo arguments...
   local name="$1"
   shift
-  # Each variant writes the same file; a touched source makes cargo link this one anew rather
-  # than take a variant's fingerprint as up to date.
-  touch filters/shieldwall/src/lib.rs
-  cargo build --quiet --release --locked --target wasm32-wasip1 -p shieldwall "$@" >&2
-  cp "$release/shieldwall.wasm" "$out/shieldwall-$name.wasm"
+  bench/one-module.sh "$out/shieldwall-$name.wasm" "$@"
 }
 
 echo "==> the filters' own modules" >&2

@@ -40,14 +40,11 @@ cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz 
 # The one module built with only the filters a row runs, beside the default build (each variant
 # writes shieldwall.wasm, so it is copied away, and the default build is made again last).
 release="$target/wasm32-wasip1/release"
-slim_module() { # file name, features
-  touch "$root/filters/shieldwall/src/lib.rs"
-  cargo build --quiet --release --target wasm32-wasip1 -p shieldwall --no-default-features --features "$2"
-  cp "$release/shieldwall.wasm" "$release/$1"
-}
 say "building the one module with only the filters of a row"
-slim_module shieldwall-jwt-only.wasm jwt-auth
-slim_module shieldwall-jwt-scope-ratelimit.wasm jwt-auth,scope-authz,rate-limit
+bench/one-module.sh "$release/shieldwall-jwt-only.wasm" --no-default-features --features jwt-auth
+bench/one-module.sh "$release/shieldwall-jwt-scope-ratelimit.wasm" --no-default-features \
+  --features jwt-auth,scope-authz,rate-limit
+# The default build last: the tests and the other rows load shieldwall.wasm.
 touch "$root/filters/shieldwall/src/lib.rs"
 cargo build --quiet --release --target wasm32-wasip1 -p shieldwall
 say "building the benchmark helper"
