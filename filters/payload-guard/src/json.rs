@@ -58,14 +58,18 @@ impl JsonError {
 
 /// Parses one JSON value from `input` under `limits`.
 pub fn parse(input: &[u8], limits: &JsonLimits) -> Result<Value, JsonError> {
-    if let Err(e) = std::str::from_utf8(input) {
-        return Err(JsonError {
-            rule: "utf8",
-            offset: e.valid_up_to(),
-        });
-    }
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(JsonError {
+                rule: "utf8",
+                offset: e.valid_up_to(),
+            })
+        }
+    };
     let mut p = Parser {
         input,
+        text,
         pos: 0,
         limits,
     };
@@ -83,6 +87,8 @@ pub fn parse(input: &[u8], limits: &JsonLimits) -> Result<Value, JsonError> {
 
 struct Parser<'a> {
     input: &'a [u8],
+    /// The same bytes, checked to be UTF-8 once: a string's text is a slice of it.
+    text: &'a str,
     pos: usize,
     limits: &'a JsonLimits,
 }
@@ -242,11 +248,14 @@ impl Parser<'_> {
                 return Err(self.err(rule));
             }
             if first && self.peek() == Some(b'"') {
-                // No escape (most strings): one exact allocation, no growing buffer.
+                // No escape (most strings): one exact allocation, no growing buffer, and no
+                // second UTF-8 check (the run ends at an ASCII quote, a character boundary).
                 self.pos += 1;
-                return std::str::from_utf8(run)
+                return self
+                    .text
+                    .get(start..self.pos - 1)
                     .map(str::to_owned)
-                    .map_err(|_| self.err("utf8"));
+                    .ok_or_else(|| self.err("utf8"));
             }
             first = false;
             out.extend_from_slice(run);
