@@ -19,6 +19,7 @@
 //! - [`bucket`] and [`slots`]: token buckets (integer arithmetic) kept per key in a bounded
 //!   shared-data table, so all workers of an Envoy draw from one bucket per key;
 //! - [`client_ip`]: the client address, from the connection or trusted `x-forwarded-for` hops;
+//! - [`pool`]: the modules' allocator (small blocks from per-size free lists);
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
 pub mod authn;
@@ -37,6 +38,8 @@ pub mod identity;
 pub mod memo;
 pub mod metadata;
 pub mod metrics;
+#[allow(unsafe_code)]
+pub mod pool;
 pub mod reply;
 pub mod route;
 pub mod shared;

@@ -24,6 +24,11 @@ use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 
+/// Every module that links this adapter allocates through the pool (see [`crate::pool`]).
+#[global_allocator]
+static ALLOCATOR: crate::pool::Pool<std::alloc::System> =
+    crate::pool::Pool::new(std::alloc::System);
+
 const ACTION_CONTINUE: u32 = 0;
 const ACTION_PAUSE: u32 = 1;
 
