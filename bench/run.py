@@ -1626,6 +1626,15 @@ def write_outputs(samples, mem, mic, meta, atk):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--write-payload":
+        # The payload-guard row's document and body, for counting its work natively
+        # (filters/payload-guard/examples/request_cost.rs).
+        os.makedirs(sys.argv[2], exist_ok=True)
+        with open(os.path.join(sys.argv[2], "openapi.json"), "w") as f:
+            json.dump(BENCH_OPENAPI, f)
+        with open(os.path.join(sys.argv[2], "body.json"), "w") as f:
+            f.write(BENCH_BODY)
+        return
     if len(sys.argv) == 3 and sys.argv[1] == "--report-from":
         # Render RESULTS.md again from a run's raw figures (bench/results.json), without measuring.
         raw = json.loads(read(sys.argv[2]))

@@ -4,6 +4,9 @@
 //!
 //!   cargo run --release -p payload-guard --example request_cost
 //!
+//! `--openapi FILE --body FILE --path PATH` take another document (JSON or YAML), body and POST
+//! path (the benchmark's: `python3 bench/run.py --write-payload DIR` writes its document and body).
+//!
 //! `--requests N` runs one round of N requests instead, for counting instructions with a
 //! simulator (`valgrind --tool=callgrind …/request_cost --requests 2000`: the difference between
 //! two such counts divided by the difference of N is the cost of one request, free of the noise
@@ -33,21 +36,30 @@ fn main() {
         parts();
         return;
     }
-    let cfg = serde_json::to_vec(&serde_json::json!({"openapi": ORDERS})).unwrap_or_default();
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let read = |name: &str| arg(name).map(|f| std::fs::read_to_string(f).unwrap_or_default());
+    let document = read("--openapi").unwrap_or_else(|| ORDERS.to_string());
+    let cfg = serde_json::to_vec(&serde_json::json!({"openapi": document})).unwrap_or_default();
     let mut host = MockHost::new();
     let Ok(mut root) = PayloadGuard::configure(&mut host, &cfg) else {
         eprintln!("configuration refused");
         return;
     };
-    let body = body();
+    let body = read("--body").unwrap_or_else(body);
+    let path = arg("--path").unwrap_or_else(|| "/tenants/a/orders".to_string());
     let len = body.len().to_string();
     let headers = [
         ("content-type", "application/json"),
         ("content-length", len.as_str()),
     ];
-    let mut host = MockHost::request("POST", "/tenants/a/orders", &headers);
+    let mut host = MockHost::request("POST", &path, &headers);
     host.request_body = body.clone().into_bytes();
-    let args: Vec<String> = std::env::args().collect();
     let one_round = args
         .iter()
         .position(|a| a == "--requests")
@@ -73,7 +85,7 @@ fn main() {
     rounds.sort_by(f64::total_cmp);
     let median = rounds.get(rounds.len() / 2).copied().unwrap_or_default();
     println!(
-        "payload-guard, createOrder with a {} byte valid body: {median:.1} µs per request (median of {round_count} rounds of {n})",
+        "payload-guard, POST {path} with a {} byte valid body: {median:.1} µs per request (median of {round_count} rounds of {n})",
         body.len()
     );
 }
