@@ -548,3 +548,13 @@ impl crate::Host for CountingHost {
         self.inner.record_metric(id, value)
     }
 }
+
+/// The value after `name` on the command line (`--requests 2000` → `Some("2000")`), for the
+/// examples that measure a filter's native cost over this host.
+pub fn cli_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}

@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use shieldwall_core::testing::MockHost;
+use shieldwall_core::testing::{cli_value, MockHost};
 use shieldwall_core::{RootFilter, StreamFilter};
 
 use payload_guard::PayloadGuard;
@@ -36,14 +36,7 @@ fn main() {
         parts();
         return;
     }
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let read = |name: &str| arg(name).map(|f| std::fs::read_to_string(f).unwrap_or_default());
+    let read = |name: &str| cli_value(name).map(|f| std::fs::read_to_string(f).unwrap_or_default());
     let document = read("--openapi").unwrap_or_else(|| ORDERS.to_string());
     let cfg = serde_json::to_vec(&serde_json::json!({"openapi": document})).unwrap_or_default();
     let mut host = MockHost::new();
@@ -52,7 +45,7 @@ fn main() {
         return;
     };
     let body = read("--body").unwrap_or_else(body);
-    let path = arg("--path").unwrap_or_else(|| "/tenants/a/orders".to_string());
+    let path = cli_value("--path").unwrap_or_else(|| "/tenants/a/orders".to_string());
     let len = body.len().to_string();
     let headers = [
         ("content-type", "application/json"),
@@ -60,11 +53,7 @@ fn main() {
     ];
     let mut host = MockHost::request("POST", &path, &headers);
     host.request_body = body.clone().into_bytes();
-    let one_round = args
-        .iter()
-        .position(|a| a == "--requests")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<u32>().ok());
+    let one_round = cli_value("--requests").and_then(|v| v.parse::<u32>().ok());
     let n = one_round.unwrap_or(20_000);
     let round_count = if one_round.is_some() { 1 } else { 7 };
     let mut rounds = Vec::new();

@@ -19,7 +19,7 @@ use base64::Engine;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{json, Value};
-use shieldwall_core::testing::MockHost;
+use shieldwall_core::testing::{cli_value, MockHost};
 use shieldwall_core::{Action, RootFilter, StreamFilter};
 
 const ISSUER: &str = "https://idp.bench.example";
@@ -96,15 +96,8 @@ fn time<R: RootFilter>(
 }
 
 fn main() -> Result<(), Failure> {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let only = arg("--only");
-    let one_round: Option<u32> = arg("--requests").map(|v| v.parse()).transpose()?;
+    let only = cli_value("--only");
+    let one_round: Option<u32> = cli_value("--requests").map(|v| v.parse()).transpose()?;
     let mut host = MockHost::new();
     let now = 1_800_000_000;
     host.set_now_secs(now);
