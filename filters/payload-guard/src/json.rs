@@ -68,7 +68,6 @@ pub fn parse(input: &[u8], limits: &JsonLimits) -> Result<Value, JsonError> {
         }
     };
     let mut p = Parser {
-        input,
         text,
         pos: 0,
         limits,
@@ -86,14 +85,17 @@ pub fn parse(input: &[u8], limits: &JsonLimits) -> Result<Value, JsonError> {
 }
 
 struct Parser<'a> {
-    input: &'a [u8],
-    /// The same bytes, checked to be UTF-8 once: a string's text is a slice of it.
+    /// The body, checked to be UTF-8 once: a string's text is a slice of it.
     text: &'a str,
     pos: usize,
     limits: &'a JsonLimits,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn input(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn err(&self, rule: &'static str) -> JsonError {
         JsonError {
             rule,
@@ -102,7 +104,7 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Option<u8> {
-        self.input.get(self.pos).copied()
+        self.input().get(self.pos).copied()
     }
 
     fn skip_ws(&mut self) {
@@ -113,7 +115,7 @@ impl Parser<'_> {
 
     fn expect_literal(&mut self, word: &'static [u8], value: Value) -> Result<Value, JsonError> {
         let end = self.pos.saturating_add(word.len());
-        if self.input.get(self.pos..end) == Some(word) {
+        if self.input().get(self.pos..end) == Some(word) {
             self.pos = end;
             Ok(value)
         } else {
@@ -242,7 +244,7 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            let run = self.input.get(start..self.pos).unwrap_or_default();
+            let run = self.input().get(start..self.pos).unwrap_or_default();
             if out.len().saturating_add(run.len()) > max {
                 self.pos = start.saturating_add(max.saturating_sub(out.len()));
                 return Err(self.err(rule));
@@ -305,7 +307,7 @@ impl Parser<'_> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
-                if self.input.get(self.pos..self.pos.saturating_add(2)) != Some(b"\\u") {
+                if self.input().get(self.pos..self.pos.saturating_add(2)) != Some(b"\\u") {
                     return Err(self.err("syntax"));
                 }
                 self.pos += 2;
@@ -359,11 +361,7 @@ impl Parser<'_> {
                 return Err(self.err("syntax"));
             }
         }
-        let text = self
-            .input
-            .get(start..self.pos)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("");
+        let text = self.text.get(start..self.pos).unwrap_or("");
         if integer {
             if let Ok(n) = text.parse::<i64>() {
                 return Ok(Value::Number(n.into()));
