@@ -190,13 +190,17 @@ fn local_reference(obj: &Map<String, Value>) -> Option<String> {
     let Some(Value::String(r)) = obj.get("$ref") else {
         return None;
     };
-    let target = r.strip_prefix('#')?;
-    if !(target.is_empty() || target.starts_with('/')) {
-        return None;
-    }
+    let target = document_pointer(r)?;
     obj.keys()
         .all(|k| k == "$ref" || ANNOTATIONS.contains(&k.as_str()))
-        .then(|| percent_decode(target))
+        .then_some(target)
+}
+
+/// The JSON pointer (decoded) of a reference into the document itself (`#` or `#/…`); `None` for
+/// any other reference (an embedded `$id`, an anchor, another document).
+fn document_pointer(reference: &str) -> Option<String> {
+    let target = reference.strip_prefix('#')?;
+    (target.is_empty() || target.starts_with('/')).then(|| percent_decode(target))
 }
 
 /// Values one inlined target may hold, and all inlined copies of a document together: the copies
@@ -316,10 +320,7 @@ fn position_free_size(v: &Value) -> Option<usize> {
                     "$id" | "$anchor" | "$dynamicAnchor" | "$dynamicRef" | "$recursiveAnchor"
                     | "$recursiveRef" | "$schema" => return None,
                     "$ref" => {
-                        let r = sub.as_str()?;
-                        if !(r == "#" || r.starts_with("#/")) {
-                            return None;
-                        }
+                        document_pointer(sub.as_str()?)?;
                     }
                     _ => {}
                 }
@@ -395,11 +396,8 @@ fn children(
         };
         // Other references (to an embedded `$id`, or outside the document) are left to the
         // validator, whose loader refuses anything that is not in the document.
-        if let Some(target) = r.strip_prefix('#') {
-            if target.starts_with('/') || target.is_empty() {
-                let decoded = percent_decode(target);
-                todo.push((decoded, Role::Part));
-            }
+        if let Some(target) = document_pointer(r) {
+            todo.push((target, Role::Part));
         }
         if dialect == Dialect::Oas30 {
             // 3.0: the siblings of `$ref` are ignored, so their subschemas are not walked.
