@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use ring::hmac;
 use serde_json::Value;
 
-use crate::mask::hex_digit;
+use shieldwall_core::json_text::{hex_digit, push_u64};
 
 /// One worker's chain.
 pub struct Chain {
@@ -58,7 +58,7 @@ fn open_audit(body: &mut String, name: &str, seq: u64) {
     body.push_str("\"audit\":{\"chain\":\"");
     body.push_str(name);
     body.push_str("\",\"seq\":");
-    body.push_str(&seq.to_string());
+    push_u64(body, seq);
 }
 
 impl Chain {

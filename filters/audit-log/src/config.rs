@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use shieldwall_core::config::parse_json;
+use shieldwall_core::decision;
 use shieldwall_core::{ConfigError, IdentityFrom};
 
 /// The shieldwall filters whose decisions a record carries when `decisions` is not set, in the
@@ -282,6 +283,8 @@ pub struct Config {
     pub sample_allowed_ppm: u32,
     pub xff_trusted_hops: u32,
     pub decisions: Vec<String>,
+    /// The property of each of `decisions`, in the same order (named once, not per request).
+    pub decision_properties: Vec<String>,
     pub identity_from: IdentityFrom,
 }
 
@@ -496,6 +499,7 @@ impl Config {
             chain_key,
             sample_allowed_ppm,
             xff_trusted_hops: file.client_ip.xff_trusted_hops,
+            decision_properties: decisions.iter().map(|f| decision::property(f)).collect(),
             decisions,
             identity_from: file.identity_from,
         })

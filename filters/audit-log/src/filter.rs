@@ -15,9 +15,10 @@ use shieldwall_core::{Action, CalloutResponse, ConfigError, Host, RootFilter, St
 
 use crate::chain::Chain;
 use crate::config::Config;
-use crate::mask::{hex_digit, Hits, Masker};
+use crate::mask::{Hits, Masker};
 use crate::record::{trace_id, Facts, FilterDecision, Outcome};
 use crate::sink::{encode_item, tick_ms, Shipper};
+use shieldwall_core::json_text::hex_digit;
 
 /// The property the record is written to: Envoy's filter state `wasm.shieldwall.audit`, which an
 /// access log prints with `%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%`.
@@ -208,8 +209,11 @@ impl AuditStream {
         let peer = str_property(host, &["source", "address"]).and_then(|s| parse_ip(&s));
         facts.source_ip = peer.map(|ip| ip.to_string());
         let hops = self.config.xff_trusted_hops;
-        facts.client_ip =
-            resolve(peer, if hops == 0 { &[] } else { &xff }, hops).map(|ip| ip.to_string());
+        facts.client_ip = match resolve(peer, if hops == 0 { &[] } else { &xff }, hops) {
+            // Most often the peer itself: its text is already written.
+            Some(ip) if Some(ip) == peer => facts.source_ip.clone(),
+            other => other.map(|ip| ip.to_string()),
+        };
         facts
     }
 
@@ -283,8 +287,9 @@ impl StreamFilter for AuditStream {
             facts.request_id = str_property(h, &["request", "id"]);
         }
         facts.identity = self.config.identity_from.read(h);
-        for filter in &self.config.decisions {
-            if let Some(d) = decision::read(h, filter) {
+        let decisions = self.config.decisions.iter();
+        for (filter, property) in decisions.zip(&self.config.decision_properties) {
+            if let Some(d) = decision::read_property(h, property) {
                 facts
                     .decisions
                     .push(FilterDecision::from_recorded(filter, &d));

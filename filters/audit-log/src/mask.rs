@@ -14,6 +14,7 @@
 //! guessed back without the key.
 
 use ring::hmac;
+use shieldwall_core::json_text::hex_digit;
 
 use crate::config::MaskConfig;
 
@@ -761,13 +762,6 @@ fn iban_at(b: &[u8], i: usize, hits: &mut Hits) -> Option<Found> {
         }
     }
     Some(Found::Skip(i + 4))
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// One lower-case hex digit of a nibble.
-pub fn hex_digit(n: u8) -> char {
-    char::from(HEX.get(usize::from(n & 15)).copied().unwrap_or(b'0'))
 }
 
 fn hex_value(c: u8) -> Option<u8> {

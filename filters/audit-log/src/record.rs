@@ -7,7 +7,8 @@
 use shieldwall_core::decision::Decision;
 use shieldwall_core::Identity;
 
-use crate::mask::{hex_digit, Hits, Masker};
+use crate::mask::{Hits, Masker};
+use shieldwall_core::json_text::{push_string as json_string, push_u64};
 
 /// The ECS version whose field names the record uses.
 pub const ECS_VERSION: &str = "8.11.0";
@@ -271,7 +272,13 @@ impl Facts {
                 w.out.push(']');
             }
         }
-        let unrecorded = denied_by.filter(|f| !self.decisions.iter().any(|d| d.filter == *f));
+        // A filter named only by Envoy's response code details: its name becomes a member name,
+        // so only a plain one (what every shieldwall filter's is) gets an entry.
+        let unrecorded = denied_by.filter(|f| {
+            !self.decisions.iter().any(|d| d.filter == *f)
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
         if !self.decisions.is_empty() || unrecorded.is_some() {
             w.open(Some("decisions"));
             for d in &self.decisions {
@@ -329,6 +336,9 @@ impl Writer {
         }
     }
 
+    /// A member's name, written as it is: names are never request data but the record's own ECS
+    /// names and the header and filter names the configuration validated (token characters only,
+    /// nothing JSON escapes; `names_that_would_need_escaping_are_refused` pins that).
     fn key(&mut self, key: &str) {
         if let Some(first) = self.first.last_mut() {
             if !*first {
@@ -336,8 +346,9 @@ impl Writer {
             }
             *first = false;
         }
-        json_string(&mut self.out, key);
-        self.out.push(':');
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
     }
 
     fn open(&mut self, key: Option<&str>) {
@@ -360,7 +371,7 @@ impl Writer {
 
     fn number(&mut self, key: &str, value: u64) {
         self.key(key);
-        self.out.push_str(&value.to_string());
+        push_u64(&mut self.out, value);
     }
 
     /// A value that is already JSON text.
@@ -368,27 +379,6 @@ impl Writer {
         self.key(key);
         self.out.push_str(json);
     }
-}
-
-/// `s` as a JSON string literal.
-pub(crate) fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(hex_digit((u32::from(c) >> 4) as u8));
-                out.push(hex_digit((u32::from(c) & 15) as u8));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// `TLSv1.3` → (`tls`, `1.3`), as ECS splits it.

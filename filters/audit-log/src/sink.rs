@@ -40,7 +40,7 @@ use shieldwall_core::shared::{self, Lease};
 use shieldwall_core::{CalloutResponse, Host, HostError};
 
 use crate::config::{HttpFormat, HttpSink};
-use crate::record::json_string;
+use shieldwall_core::json_text::push_string as json_string;
 
 /// The filter name in shared-data keys and queue names.
 const FILTER: &str = "audit_log";

@@ -580,21 +580,26 @@ fn the_record_has_the_ecs_fields_the_identity_and_the_decisions() {
     assert_eq!(host.metric("shieldwall.audit_log.masked.named"), 1);
 }
 
-#[test]
-fn a_filter_that_recorded_nothing_is_named_from_envoys_details() {
+/// The record of a request Envoy ended with `status` and `details`, no filter having recorded a
+/// decision; parsed, so the line is valid JSON.
+fn record_of_a_reply(status: i64, details: &[u8]) -> Value {
     let mut host = MockHost::new();
     let mut r = root(&mut host, json!({}));
     host.new_stream("GET", "/x", &[]);
     let mut s = r.new_stream(&mut host, 2);
     s.on_request_headers(&mut host, true);
     host.properties
-        .insert("response\0code".into(), 429i64.to_le_bytes().to_vec());
-    host.properties.insert(
-        "response\0code_details".into(),
-        b"shieldwall_rate_limit".to_vec(),
-    );
+        .insert("response\0code".into(), status.to_le_bytes().to_vec());
+    host.properties
+        .insert("response\0code_details".into(), details.to_vec());
     s.on_log(&mut host);
-    let v: Value = serde_json::from_slice(&host.property_value(AUDIT_PROPERTY).unwrap()).unwrap();
+    let line = String::from_utf8(host.property_value(AUDIT_PROPERTY).unwrap()).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn a_filter_that_recorded_nothing_is_named_from_envoys_details() {
+    let v = record_of_a_reply(429, b"shieldwall_rate_limit");
     assert_eq!(v["shieldwall"]["denied_by"], "rate_limit");
     assert_eq!(
         v["shieldwall"]["decisions"]["rate_limit"],
@@ -602,6 +607,31 @@ fn a_filter_that_recorded_nothing_is_named_from_envoys_details() {
     );
     assert_eq!(v["event"]["reason"], "rate_limit");
     assert!(v.get("audit").is_none(), "no chain configured");
+}
+
+#[test]
+fn names_that_would_need_escaping_are_refused() {
+    // Header and filter names become member names of the record, written without escaping.
+    for (c, path) in [
+        (
+            json!({"include": {"request_headers": ["x-\"a"]}}),
+            "include.request_headers[0]",
+        ),
+        (
+            json!({"include": {"response_headers": ["x\\b"]}}),
+            "include.response_headers[0]",
+        ),
+        (json!({"decisions": ["jwt_auth", "a\"b"]}), "decisions[1]"),
+        (json!({"decisions": ["line\nbreak"]}), "decisions[0]"),
+    ] {
+        let e = config(c.clone()).unwrap_err();
+        assert_eq!(e.path, path, "{c}: {e}");
+    }
+    // A name only Envoy's response code details give is not a member name unless it is plain;
+    // the record stays valid JSON and still says who refused.
+    let v = record_of_a_reply(403, b"shieldwall_odd\"name\\");
+    assert_eq!(v["shieldwall"]["denied_by"], "odd\"name\\");
+    assert!(v["shieldwall"].get("decisions").is_none(), "{v}");
 }
 
 #[test]

@@ -83,7 +83,7 @@ impl Decision {
     }
 
     /// The JSON object written to filter state. Written by hand: it is on every request's path
-    /// and its fields need no escaping beyond what [`json_string`] does.
+    /// and its fields need no escaping beyond what [`crate::json_text::push_string`] does.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = String::with_capacity(64);
         out.push_str("{\"decision\":\"");
@@ -91,11 +91,11 @@ impl Decision {
         out.push('"');
         if !self.reason.is_empty() {
             out.push_str(",\"reason\":");
-            json_string(&mut out, &self.reason);
+            crate::json_text::push_string(&mut out, &self.reason);
         }
         if self.status != 0 {
             out.push_str(",\"status\":");
-            out.push_str(&self.status.to_string());
+            crate::json_text::push_u64(&mut out, u64::from(self.status));
         }
         out.push('}');
         out.into_bytes()
@@ -123,19 +123,6 @@ impl Decision {
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// The property that holds `filter`'s decision.
 pub fn property(filter: &str) -> String {
     format!("{DECISION_PREFIX}{filter}")
@@ -152,7 +139,13 @@ pub fn encoded(filter: &str, decision: &Decision) -> Option<(String, Vec<u8>)> {
 
 /// Reads `filter`'s decision on the current stream, if it recorded one.
 pub fn read(host: &dyn Host, filter: &str) -> Option<Decision> {
-    let bytes = host.property(&[&property(filter)])?;
+    read_property(host, &property(filter))
+}
+
+/// Reads the decision at `property` (what [`property`] names for a filter, kept by a reader that
+/// asks on every request).
+pub fn read_property(host: &dyn Host, property: &str) -> Option<Decision> {
+    let bytes = host.property(&[property])?;
     Decision::from_json(&bytes)
 }
 
