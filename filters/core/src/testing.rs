@@ -432,6 +432,53 @@ impl CountingHost {
     fn note(&self, call: &'static str) {
         self.calls.borrow_mut().push(call);
     }
+
+    /// The calls the third of three like requests makes, the first two having warmed what a
+    /// worker keeps (its metrics, its caches): `prepare` sets each request up on the mock host,
+    /// `run` is the filter's work on it.
+    pub fn calls_when_warm(
+        &mut self,
+        mut prepare: impl FnMut(&mut MockHost),
+        mut run: impl FnMut(&mut CountingHost),
+    ) -> Vec<&'static str> {
+        for _ in 0..2 {
+            prepare(&mut self.inner);
+            run(self);
+        }
+        prepare(&mut self.inner);
+        self.calls.borrow_mut().clear();
+        run(self);
+        self.calls.take()
+    }
+
+    /// [`CountingHost::calls_when_warm`] for the request-headers callback of `root`'s streams on
+    /// `GET path` with `headers`, each request going on upstream; `extra` adds to every request
+    /// on the mock host (a property, for one).
+    pub fn header_calls_when_warm<R: crate::RootFilter>(
+        &mut self,
+        root: &mut R,
+        path: &str,
+        headers: &[(&str, &str)],
+        mut extra: impl FnMut(&mut MockHost),
+    ) -> Vec<&'static str> {
+        use crate::StreamFilter;
+        self.calls_when_warm(
+            |mock| {
+                mock.new_stream("GET", path, headers);
+                extra(mock);
+            },
+            |host| {
+                let mut s = root.new_stream(host, 7);
+                let action = s.on_request_headers(host, true);
+                assert_eq!(
+                    action,
+                    crate::Action::Continue,
+                    "{:?}",
+                    host.inner.local_reply
+                );
+            },
+        )
+    }
 }
 
 impl crate::Host for CountingHost {

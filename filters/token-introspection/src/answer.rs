@@ -109,11 +109,12 @@ pub fn check(
     members: &Map<String, Value>,
     provider: &Provider,
     audiences: Option<&[String]>,
+    now_s: u64,
 ) -> Result<(), &'static str> {
     let rules = ClaimRules {
         issuer: provider.issuer.as_deref(),
         audiences: audiences.unwrap_or(&provider.audiences),
-        now_s: host.now_secs(),
+        now_s,
         skew_s: provider.skew_s,
         require_exp: false,
     };

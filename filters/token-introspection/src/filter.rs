@@ -403,8 +403,9 @@ impl IntrospectionStream {
         provider: &Provider,
         p: usize,
         audiences: Option<&[String]>,
+        now_s: u64,
     ) -> Eval {
-        match answer::check(host, &known.members, provider, audiences) {
+        match answer::check(host, &known.members, provider, audiences, now_s) {
             Ok(()) => Eval::Ok(vec![(p, known.clone())]),
             Err(code) => Eval::Fail(code),
         }
@@ -434,23 +435,24 @@ impl IntrospectionStream {
         if cred.token.is_empty() {
             return Eval::Fail("malformed");
         }
+        // One clock read for the lookups and the claims' times.
+        let now_s = (host as &dyn Host).now_secs();
         match self.answers.get(p).cloned().flatten() {
             Some(Answer::Active(members)) => {
                 let known = Rc::new(Known::new((*members).clone(), provider));
-                return self.check_members(host, &known, provider, p, audiences);
+                return self.check_members(host, &known, provider, p, audiences, now_s);
             }
             Some(Answer::Inactive) => return Eval::Fail("inactive"),
             Some(Answer::Error(_)) => return Eval::Fail(IDP_UNAVAILABLE),
             None => {}
         }
-        let now_s = (host as &dyn Host).now_secs();
         let remembered = worker
             .tables
             .get_mut(p)
             .and_then(|t| t.memo.get(&cred.token, now_s));
         if let Some(members) = remembered {
             worker.metrics.inc(host, "cache.hit");
-            return self.check_members(host, &members, provider, p, audiences);
+            return self.check_members(host, &members, provider, p, audiences, now_s);
         }
         let key = Self::token_key(worker, provider, cred, p);
         let Some(tables) = worker.tables.get_mut(p) else {
@@ -468,7 +470,7 @@ impl IntrospectionStream {
         if let Some((members, expires_s)) = hit {
             tables.memo.insert(&cred.token, members.clone(), expires_s);
             worker.metrics.inc(host, "cache.hit");
-            return self.check_members(host, &members, provider, p, audiences);
+            return self.check_members(host, &members, provider, p, audiences, now_s);
         }
         if tables.inactive.get(host, &key, now_s).is_some() {
             worker.metrics.inc(host, "cache.hit_negative");

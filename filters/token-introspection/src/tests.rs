@@ -869,3 +869,38 @@ fn an_earlier_identity_is_merged_not_replaced_from_a_fresh_or_cached_answer() {
     assert_eq!(id.auth, vec!["introspection"]);
     assert_eq!(id.client_id.as_deref(), Some("orders-reader"));
 }
+
+/// The cached path, call by call: a token this worker already found active costs these calls out
+/// of the VM once the worker's metrics exist: the same calls as jwt-auth's warm path (its test of
+/// the same name), with no `claim_to_headers` configured.
+#[test]
+fn a_cached_token_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let mut inner = MockHost::new();
+    let config = config_with(
+        json!({"max_entries": 100, "max_ttl_s": 30, "negative_ttl_s": 5}),
+        json!({"claim_to_headers": []}),
+    );
+    let mut r = root(&mut inner, &config);
+    let ok = answer(200, active(json!({})));
+    assert_eq!(
+        request(&mut r, &mut inner, "/a", TOKEN, &ok),
+        Action::Continue
+    );
+    let mut host = CountingHost::new(inner);
+    let auth = format!("Bearer {TOKEN}");
+    let calls = host.header_calls_when_warm(&mut r, "/a", &[("authorization", &auth)], |_| {});
+    assert_eq!(calls, CALLS_CACHED_TOKEN);
+}
+
+const CALLS_CACHED_TOKEN: [&str; 9] = [
+    "request_header",   // :path
+    "request_header",   // :method
+    "request_header",   // authorization
+    "now",              // the memo's expiry and the answer's exp/nbf, one read for both
+    "increment_metric", // cache.hit
+    "property",         // an earlier identity context, to merge with
+    "set_property",     // the identity context
+    "remove_header",    // the credential does not travel upstream
+    "increment_metric", // allowed
+];
