@@ -900,7 +900,8 @@ def memory(workdir):
     """Envoy's VmRSS with 2 workers and one configuration, after MEMORY_SECONDS of load."""
     out = {}
     runs = [("ceiling", "warm"), ("native-jwt-cached", "warm"), ("ours-jwt-warm", "warm"), ("native-ratelimit", "warm"),
-            ("ours-ratelimit", "warm"), ("native-chain", "warm"), ("ours-chain", "warm"), ("ours-chain-one", "warm")]
+            ("ours-ratelimit", "warm"), ("native-chain", "warm"), ("ours-chain", "warm"), ("ours-chain-one", "warm"),
+            ("ours-chain-one-slim", "warm"), ("wasm-noop", "warm")]
     for name, source in runs:
         envoy = Envoy([name], 2, None, workdir, f"memory-{name}")
         try:
@@ -1356,6 +1357,18 @@ def report(samples, mem, mic, meta, atk):
         w("")
         w(f"The one module (every filter built in) ÷ the native chain: **{r:.2f}×** (target ≤ 1.5×: "
           f"{'met' if r <= 1.5 else 'NOT met'}).")
+        base = mem["native-chain"]["loaded_kib"]
+        if "ours-chain-one-slim" in mem:
+            slim = mem["ours-chain-one-slim"]["loaded_kib"]
+            w("")
+            w(f"The same chain in the one module built with only its three filters: {slim / 1024:.1f} MiB, "
+              f"**{slim / base:.2f}×** the native chain.")
+        if "wasm-noop" in mem and "ceiling" in mem:
+            noop, ceil = mem["wasm-noop"]["loaded_kib"], mem["ceiling"]["loaded_kib"]
+            w("")
+            w(f"An empty wasm module (the floor of any module): {noop / 1024:.1f} MiB, {noop / base:.2f}× the native "
+              f"chain; {(noop - ceil) / 1024:.1f} MiB over no filter for its three V8 instances (one per worker, one "
+              "on the main thread), before any filter's code or data.")
     w("")
 
     w("## Targets")
@@ -1424,10 +1437,17 @@ def report(samples, mem, mic, meta, atk):
         elif k == "memory":
             w(f"- **memory** ({verdicts[k][0]:.2f}× > 2×). " + CLOSE["memory"])
         elif k == "memory-one":
+            extra = ""
+            if all(n in mem for n in ("wasm-noop", "ours-chain-one-slim", "native-chain")):
+                base = mem["native-chain"]["loaded_kib"]
+                extra = (f" Measured beside it: an empty module alone is {mem['wasm-noop']['loaded_kib'] / base:.2f}× "
+                         "the native chain (the V8 instances themselves), and the one module built with only the "
+                         f"chain's three filters {mem['ours-chain-one-slim']['loaded_kib'] / base:.2f}×.")
             w(f"- **memory, the one module** ({verdicts[k][0]:.2f}× > 1.5×): every worker holds its own V8 instance of "
               "the module, and the default build carries every filter (4.7 MB of wasm, most of it payload-guard's "
-              "validator and policy-authz's Rego interpreter). What would close it: a build with only the filters you "
-              "run (see the module sizes), and smaller validators.")
+              f"validator and policy-authz's Rego interpreter).{extra} What would close it: a build with only the "
+              "filters you run (see the module sizes), smaller validators, and less of each instance's own memory "
+              "(its caches and heap) resident.")
         elif k == "payload-guard":
             w(f"- **payload-guard** ({verdicts[k][0]:.1f} µs > 25 µs): the strict parse of the body, the schema "
               "validation and libinjection's SQL check of every free-text string run inside the module; counted natively "
