@@ -89,6 +89,35 @@ fn several_workers_draw_from_one_bucket_without_losing_an_update() {
 }
 
 #[test]
+fn leased_tokens_never_admit_more_than_the_shared_bucket_across_workers() {
+    let envoy = Envoy::new();
+    let mut cfg = per_ip(10, "second", 20);
+    cfg["rules"][0]["lease_tokens"] = json!(6);
+    let workers: Vec<Worker> = (0..4)
+        .map(|_| envoy.worker(&[plugin(&cfg)]).unwrap())
+        .collect();
+    // Requests round-robin over the four VMs from one client; how many got through.
+    let admitted = |n: usize| {
+        (0..n)
+            .filter(|i| {
+                let req = Request::get("/orders").source("10.1.1.1:5000");
+                call(&workers[i % 4], req).0 == 200
+            })
+            .count()
+    };
+    // 60 requests on a frozen clock: each VM takes leases of 6 out of the same 20 tokens (6, 6,
+    // 6, then the 2 left), and spends them locally.
+    assert_eq!(admitted(60), 20, "exactly the bucket's capacity");
+    assert_eq!(
+        envoy.metric("shieldwall.rate_limit.rule.per-ip.leased"),
+        Some(4)
+    );
+    // A second later every lease has ended and the bucket holds 10 new tokens (10 per second).
+    envoy.advance(Duration::from_secs(1));
+    assert_eq!(admitted(40), 10);
+}
+
+#[test]
 fn a_write_by_another_worker_between_requests_is_respected() {
     // Another worker's write lands in the store between two requests of this one: the filter
     // keeps no copy of its own, so it continues from the other worker's state.

@@ -138,12 +138,18 @@ impl Bucket {
 
     /// Refills, then takes one token if there is one.
     pub fn take(self, limit: &Limit, now_ms: u64) -> (Bucket, Decision) {
+        let (b, decision, _) = self.take_up_to(limit, now_ms, 1);
+        (b, decision)
+    }
+
+    /// Refills, then takes as many whole tokens as there are, up to `want` (at least one): a
+    /// worker's lease of several tokens in one update. Admitted when one or more were taken;
+    /// the decision describes the bucket after all of them left it.
+    pub fn take_up_to(self, limit: &Limit, now_ms: u64, want: u64) -> (Bucket, Decision, u64) {
         let mut b = self.refill(limit, now_ms);
-        let admitted = b.tokens >= UNITS_PER_TOKEN;
-        if admitted {
-            b.tokens -= UNITS_PER_TOKEN;
-        }
-        (b, b.decision(limit, admitted))
+        let taken = (b.tokens / UNITS_PER_TOKEN).min(want.max(1));
+        b.tokens -= taken * UNITS_PER_TOKEN;
+        (b, b.decision(limit, taken > 0), taken)
     }
 
     /// Gives back a token taken by [`Bucket::take`] (another rule refused the request).

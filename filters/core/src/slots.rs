@@ -71,6 +71,19 @@ pub fn take(
     limit: &Limit,
     now_ms: u64,
 ) -> Result<(Decision, SlotUse), UpdateError> {
+    take_up_to(host, slot_key, fingerprint, limit, now_ms, 1).map(|(d, using, _)| (d, using))
+}
+
+/// Takes up to `want` tokens (at least one) from the key's bucket in one CAS loop on its slot:
+/// what it decided, how the slot was found, and how many tokens it took (0 when refused).
+pub fn take_up_to(
+    host: &mut dyn Host,
+    slot_key: &str,
+    fingerprint: u64,
+    limit: &Limit,
+    now_ms: u64,
+    want: u64,
+) -> Result<(Decision, SlotUse, u64), UpdateError> {
     shared::update(host, slot_key, |current| {
         let current = current.and_then(Slot::decode);
         let (bucket, using, owner, owner_full_at) = match current {
@@ -84,7 +97,7 @@ pub fn take(
             ),
             Some(s) => (s.bucket, SlotUse::Shared, s.fingerprint, s.full_at_ms),
         };
-        let (bucket, decision) = bucket.take(limit, now_ms);
+        let (bucket, decision, taken) = bucket.take_up_to(limit, now_ms, want);
         let full_at_ms = now_ms
             .saturating_add(decision.full_in_ms)
             .max(owner_full_at);
@@ -93,7 +106,7 @@ pub fn take(
             bucket,
             full_at_ms,
         };
-        Some((slot.encode(), (decision, using)))
+        Some((slot.encode(), (decision, using, taken)))
     })
 }
 

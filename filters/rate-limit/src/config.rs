@@ -94,7 +94,14 @@ pub struct RuleFile {
     pub tiers: Option<TiersFile>,
     #[serde(default)]
     pub slots: Option<u64>,
+    /// Tokens a worker takes from the shared bucket at once and spends locally (1: every
+    /// request takes its own token, exact across workers; the default).
+    #[serde(default)]
+    pub lease_tokens: Option<u64>,
 }
+
+/// The most tokens one lease may take.
+pub const MAX_LEASE_TOKENS: u64 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +153,8 @@ pub struct Rule {
     pub limit: Limit,
     pub tiers: Option<Tiers>,
     pub slots: u64,
+    /// Tokens per lease (1: no lease).
+    pub lease_tokens: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,16 +264,38 @@ fn rule(file: &RuleFile, default_slots: u64) -> Result<Rule, ConfigError> {
             })
         }
     };
+    let limit = limit(&file.limit).within("limit")?;
+    let lease_tokens = file.lease_tokens.unwrap_or(1);
+    if lease_tokens == 0 || lease_tokens > MAX_LEASE_TOKENS {
+        return Err(ConfigError::new(
+            "lease_tokens",
+            format!("must be between 1 and {MAX_LEASE_TOKENS}"),
+        ));
+    }
+    let smallest_burst = tiers
+        .iter()
+        .flat_map(|t| t.limits.values())
+        .chain([&limit])
+        .map(|l| l.burst)
+        .min()
+        .unwrap_or(limit.burst);
+    if lease_tokens > smallest_burst {
+        return Err(ConfigError::new(
+            "lease_tokens",
+            "must not exceed the burst of the rule's limit (or of any tier)",
+        ));
+    }
     Ok(Rule {
         name: file.name.clone(),
         matcher,
         key: key(&file.key).within("key")?,
-        limit: limit(&file.limit).within("limit")?,
+        limit,
         tiers,
         slots: match file.slots {
             Some(n) => slots(Some(n))?,
             None => default_slots,
         },
+        lease_tokens,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The root and stream filters: match rules, take tokens, reply, ask the rate-limit service.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,12 +25,81 @@ pub const FILTER: &str = "rate_limit";
 pub const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 pub const RLS_METHOD: &str = "ShouldRateLimit";
 
-/// Per worker: the plugin name, the hash seed and the metric ids. (The answer of an RLS call
-/// reaches the stream that made it: core's adapter routes callout replies by token.)
+/// Per worker: the plugin name, the hash seed, the metric ids and the leases. (The answer of an
+/// RLS call reaches the stream that made it: core's adapter routes callout replies by token.)
 pub struct Worker {
     plugin: String,
     seed: u64,
     metrics: Metrics,
+    leases: Leases,
+}
+
+/// The most leases a worker keeps (one per rule and busy key); when they are all live, a rule
+/// takes single tokens, exactly, until some end.
+pub const MAX_LEASES: usize = 4096;
+/// How long a lease lasts at most (and at most its limit's period): left-over tokens are
+/// dropped then, so a worker never sits on tokens another worker could use for longer.
+pub const LEASE_MS: u64 = 1000;
+
+/// Tokens a worker took from a key's shared bucket in one update and spends locally, without a
+/// shared-data read or write per request (rules with `lease_tokens` above 1).
+struct Lease {
+    tokens: u64,
+    /// The limit they were taken under: a request under another tier's limit does not use them.
+    limit: Limit,
+    expires_ms: u64,
+    /// What the shared bucket held once the lease was taken (for the `RateLimit` header).
+    decision: Decision,
+}
+
+#[derive(Default)]
+struct Leases {
+    /// By (rule index, key fingerprint).
+    map: HashMap<(usize, u64), Lease>,
+}
+
+impl Leases {
+    /// Spends a leased token for this rule and key, if a live lease under `limit` has one.
+    fn spend(&mut self, rule: usize, fp: u64, limit: &Limit, now_ms: u64) -> Option<Decision> {
+        let entry = self.map.get_mut(&(rule, fp))?;
+        if entry.expires_ms <= now_ms || entry.limit != *limit || entry.tokens == 0 {
+            self.map.remove(&(rule, fp));
+            return None;
+        }
+        entry.tokens -= 1;
+        let mut d = entry.decision;
+        d.remaining = d.remaining.saturating_add(entry.tokens);
+        Some(d)
+    }
+
+    /// Whether a new lease can be kept (ended and empty leases make room first).
+    fn room(&mut self, now_ms: u64) -> bool {
+        if self.map.len() >= MAX_LEASES {
+            self.map
+                .retain(|_, l| l.expires_ms > now_ms && l.tokens > 0);
+        }
+        self.map.len() < MAX_LEASES
+    }
+
+    fn keep(&mut self, rule: usize, fp: u64, tokens: u64, limit: Limit, now_ms: u64, d: Decision) {
+        let lifetime = LEASE_MS.min(limit.period_ms).max(1);
+        self.map.insert(
+            (rule, fp),
+            Lease {
+                tokens,
+                limit,
+                expires_ms: now_ms.saturating_add(lifetime),
+                decision: d,
+            },
+        );
+    }
+
+    /// A leased token a refused request does not use goes back to the lease.
+    fn give_back(&mut self, rule: usize, fp: u64) {
+        if let Some(l) = self.map.get_mut(&(rule, fp)) {
+            l.tokens = l.tokens.saturating_add(1);
+        }
+    }
 }
 
 pub struct RateLimit {
@@ -51,6 +121,7 @@ impl RootFilter for RateLimit {
                 plugin,
                 seed,
                 metrics: Metrics::new(FILTER),
+                leases: Leases::default(),
             })),
         })
     }
@@ -74,6 +145,8 @@ pub struct Verdict {
     pub decision: Decision,
     /// The slot a token was taken from (to give it back if the request is refused after all).
     pub slot: Option<String>,
+    /// The key's fingerprint when the token came from this worker's lease (given back there).
+    pub leased: Option<u64>,
 }
 
 pub struct RateLimitStream {
@@ -157,15 +230,41 @@ impl RateLimitStream {
                 continue;
             };
             let fp = table::fingerprint(worker.seed, &rule.name, &key);
+            let leasing = rule.lease_tokens > 1;
+            if let Some(d) = leasing
+                .then(|| worker.leases.spend(i, fp, &limit, now))
+                .flatten()
+            {
+                // A token this worker leased earlier: no shared-data call.
+                self.verdicts.push(Verdict {
+                    rule: i,
+                    key,
+                    limit,
+                    decision: d,
+                    slot: None,
+                    leased: Some(fp),
+                });
+                continue;
+            }
+            let want = if leasing && worker.leases.room(now) {
+                rule.lease_tokens
+            } else {
+                1
+            };
             let slot = table::slot_key(FILTER, &worker.plugin, &rule.name, fp % rule.slots);
-            let (decision, slot) = match table::take(host, &slot, fp, &limit, now) {
-                Ok((d, using)) => {
+            let (decision, slot) = match table::take_up_to(host, &slot, fp, &limit, now, want) {
+                Ok((mut d, using, taken)) => {
                     match using {
                         SlotUse::Shared => worker.metrics.inc(host, &metric(rule, "slot.shared")),
                         SlotUse::Reclaimed => {
                             worker.metrics.inc(host, &metric(rule, "slot.reclaimed"))
                         }
                         SlotUse::Own | SlotUse::Fresh => {}
+                    }
+                    if taken > 1 {
+                        worker.leases.keep(i, fp, taken - 1, limit, now, d);
+                        worker.metrics.inc(host, &metric(rule, "leased"));
+                        d.remaining = d.remaining.saturating_add(taken - 1);
                     }
                     let taken = d.admitted.then_some(slot);
                     (d, taken)
@@ -197,6 +296,7 @@ impl RateLimitStream {
                 limit,
                 decision,
                 slot,
+                leased: None,
             });
             // Once refused, later rules need not spend a token (unless only watching).
             if refused && !config.shadow {
@@ -235,7 +335,7 @@ impl RateLimitStream {
                         worker.metrics.inc(host, &metric(rule, "limited"));
                     }
                 }
-                drop_tokens(host, &mut self.verdicts, now);
+                drop_tokens(host, &mut worker.leases, &mut self.verdicts, now);
                 let names: Vec<&str> = refusing
                     .iter()
                     .filter_map(|&i| self.rule(i).map(|r| r.name.as_str()))
@@ -322,7 +422,7 @@ impl RateLimitStream {
             return Action::Continue;
         }
         let now = (host as &dyn Host).now_millis();
-        drop_tokens(host, &mut self.verdicts, now);
+        drop_tokens(host, &mut worker.leases, &mut self.verdicts, now);
         Reply::unavailable(
             "rate_limit_unavailable",
             1,
@@ -378,7 +478,7 @@ impl RateLimitStream {
                     return Action::Continue;
                 }
                 let now = (host as &dyn Host).now_millis();
-                drop_tokens(host, &mut self.verdicts, now);
+                drop_tokens(host, &mut worker.leases, &mut self.verdicts, now);
                 Reply::new(429, "rate_limited", "too many requests (global limit)")
                     .with_header("retry-after", global_retry_after(&decoded).to_string())
                     .send(host);
@@ -403,11 +503,20 @@ fn global_retry_after(response: &rls::RlsResponse) -> u64 {
         .max(1)
 }
 
-/// Gives back the tokens a refused request took from buckets that had admitted it.
-fn drop_tokens(host: &mut dyn Host, verdicts: &mut [Verdict], now: u64) {
+/// Gives back the tokens a refused request took from buckets (or this worker's leases) that had
+/// admitted it.
+fn drop_tokens(host: &mut dyn Host, leases: &mut Leases, verdicts: &mut [Verdict], now: u64) {
     for v in verdicts.iter_mut() {
-        if let Some(slot) = v.slot.take() {
+        let returned = if let Some(slot) = v.slot.take() {
             table::give_back(host, &slot, &v.limit, now);
+            true
+        } else if let Some(fp) = v.leased.take() {
+            leases.give_back(v.rule, fp);
+            true
+        } else {
+            false
+        };
+        if returned {
             v.decision.remaining = v.decision.remaining.saturating_add(1).min(v.limit.burst);
         }
     }

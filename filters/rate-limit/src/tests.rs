@@ -214,6 +214,23 @@ fn configuration_errors_name_the_field() {
     let mut r = base.clone();
     r["slots"] = json!(0);
     assert!(config_error(ok(r)).starts_with("rules[0].slots:"));
+    for lease in [0, 1001] {
+        let mut r = base.clone();
+        r["limit"]["burst"] = json!(2000);
+        r["lease_tokens"] = json!(lease);
+        assert!(config_error(ok(r)).starts_with("rules[0].lease_tokens:"));
+    }
+    // A lease bigger than the burst of the limit, or of a tier's, could never be taken whole.
+    let mut r = base.clone();
+    r["limit"]["burst"] = json!(8);
+    r["lease_tokens"] = json!(9);
+    assert!(config_error(ok(r)).starts_with("rules[0].lease_tokens:"));
+    let mut r = base.clone();
+    r["limit"]["burst"] = json!(50);
+    r["lease_tokens"] = json!(8);
+    r["tiers"] =
+        json!({"identity": "claims.tier", "limits": {"free": {"requests": 5, "per": "minute"}}});
+    assert!(config_error(ok(r)).starts_with("rules[0].lease_tokens:"));
     let mut r = base.clone();
     r["extra"] = json!(1);
     assert!(config_error(ok(r)).contains("unknown field `extra`"));
@@ -237,6 +254,7 @@ fn the_issue_example_parses_with_defaults() {
         limit(60, 60_000, 60)
     );
     assert_eq!(c.rules[0].slots, crate::config::DEFAULT_SLOTS);
+    assert_eq!(c.rules[0].lease_tokens, 1, "exact by default");
     assert_eq!(
         c.global.as_ref().unwrap().failure_mode,
         crate::config::FailureMode::Allow
@@ -270,18 +288,7 @@ impl Gw {
 
     /// One request from `ip`; returns the status (200 when let through) and the response headers.
     fn send(&mut self, path: &str, ip: &str, headers: &[(&str, &str)]) -> (u16, MockHost) {
-        self.host.new_stream("GET", path, headers);
-        self.host
-            .set_property(&["source", "address"], format!("{ip}:40000").as_bytes())
-            .unwrap();
-        let mut s = self.root.new_stream(&mut self.host, 1);
-        let action = s.on_request_headers(&mut self.host, true);
-        let status = match (&self.host.local_reply, action) {
-            (Some(r), _) => r.status,
-            (None, Action::Continue) => 200,
-            (None, Action::Pause) => 0,
-        };
-        s.on_response_headers(&mut self.host, true);
+        let status = send_on(&mut self.host, &mut self.root, path, ip, headers);
         (status, self.snapshot())
     }
 
@@ -291,6 +298,29 @@ impl Gw {
         h.local_reply = self.host.local_reply.clone();
         h
     }
+}
+
+/// One request from `ip` through `root` (one worker; several roots on one host share its shared
+/// data as an Envoy's workers do); the status, 200 when let through.
+fn send_on(
+    host: &mut MockHost,
+    root: &mut RateLimit,
+    path: &str,
+    ip: &str,
+    headers: &[(&str, &str)],
+) -> u16 {
+    host.new_stream("GET", path, headers);
+    host.set_property(&["source", "address"], format!("{ip}:40000").as_bytes())
+        .unwrap();
+    let mut s = root.new_stream(host, 1);
+    let action = s.on_request_headers(host, true);
+    let status = match (&host.local_reply, action) {
+        (Some(r), _) => r.status,
+        (None, Action::Continue) => 200,
+        (None, Action::Pause) => 0,
+    };
+    s.on_response_headers(host, true);
+    status
 }
 
 fn per_ip(requests: u64, per: &str, burst: u64) -> serde_json::Value {
@@ -468,6 +498,127 @@ fn every_matching_rule_applies_and_a_refusal_gives_the_other_tokens_back() {
         5
     );
     assert_eq!(gw.host.metric("shieldwall.rate_limit.rule.wide.limited"), 0);
+}
+
+#[test]
+fn a_bucket_gives_a_lease_what_it_has_up_to_the_ask() {
+    let l = limit(10, 1000, 10);
+    let (b, d, taken) = Bucket::full(&l, T0).take_up_to(&l, T0, 4);
+    assert_eq!((taken, d.admitted, d.remaining), (4, true, 6));
+    let (b, d, taken) = b.take_up_to(&l, T0, 8);
+    assert_eq!((taken, d.admitted, d.remaining), (6, true, 0));
+    let (b, d, taken) = b.take_up_to(&l, T0, 8);
+    assert_eq!((taken, d.admitted, d.retry_after_ms), (0, false, 100));
+    // 100 ms later one token is back: a lease of one.
+    let (_, d, taken) = b.take_up_to(&l, T0 + 100, 8);
+    assert_eq!((taken, d.admitted), (1, true));
+    // Asking for none asks for one.
+    let (_, _, taken) = Bucket::full(&l, T0).take_up_to(&l, T0, 0);
+    assert_eq!(taken, 1);
+}
+
+fn leased(lease_tokens: u64) -> serde_json::Value {
+    json!({"rules": [{"name": "busy", "key": {"source": "client_ip"},
+        "limit": {"requests": 10, "per": "second", "burst": 10}, "lease_tokens": lease_tokens}],
+        "headers": "none"})
+}
+
+#[test]
+fn leases_never_admit_more_than_the_shared_bucket_holds() {
+    // Two workers on one host: their leases come out of the same shared bucket of 10.
+    let mut gw = Gw::new(leased(4));
+    let mut b = RateLimit::configure(&mut gw.host, leased(4).to_string().as_bytes()).unwrap();
+    let mut admitted = 0;
+    // Alternating workers until both are refused: exactly the bucket's 10, whoever leased them.
+    for _ in 0..20 {
+        for worker in [&mut gw.root, &mut b] {
+            if send_on(&mut gw.host, worker, "/x", "10.0.0.1", &[]) == 200 {
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!(admitted, 10);
+    // Leases of 4, 4 and then the 2 left: three shared-data updates instead of ten.
+    assert_eq!(gw.host.metric("shieldwall.rate_limit.rule.busy.leased"), 3);
+    assert_eq!(
+        gw.host.metric("shieldwall.rate_limit.rule.busy.admitted"),
+        10
+    );
+    // The bucket refills as before: 100 ms, one token.
+    gw.host.advance_ms(100);
+    assert_eq!(gw.send("/x", "10.0.0.1", &[]).0, 200);
+    assert_eq!(gw.send("/x", "10.0.0.1", &[]).0, 429);
+}
+
+#[test]
+fn a_worker_holding_a_lease_leaves_the_other_fewer_tokens_until_it_ends() {
+    let mut gw = Gw::new(leased(4));
+    let mut b = RateLimit::configure(&mut gw.host, leased(4).to_string().as_bytes()).unwrap();
+    // Worker A takes 4 (spends 1, holds 3); worker B may take only the 6 left.
+    assert_eq!(gw.send("/x", "10.0.0.1", &[]).0, 200);
+    let b_admitted = (0..10)
+        .filter(|_| send_on(&mut gw.host, &mut b, "/x", "10.0.0.1", &[]) == 200)
+        .count();
+    assert_eq!(b_admitted, 6);
+    // A still spends what it holds.
+    for _ in 0..3 {
+        assert_eq!(gw.send("/x", "10.0.0.1", &[]).0, 200);
+    }
+    assert_eq!(gw.send("/x", "10.0.0.1", &[]).0, 429);
+    // A lease ends after a second at most: what A would hold then is dropped, and the refilled
+    // shared bucket serves both workers again.
+    assert_eq!(send_on(&mut gw.host, &mut b, "/x", "10.0.0.2", &[]), 200);
+    gw.host.advance_ms(1_000);
+    let before = gw.host.metric("shieldwall.rate_limit.rule.busy.leased");
+    assert_eq!(send_on(&mut gw.host, &mut b, "/x", "10.0.0.2", &[]), 200);
+    assert_eq!(
+        gw.host.metric("shieldwall.rate_limit.rule.busy.leased"),
+        before + 1,
+        "an ended lease is not spent: a new one is taken"
+    );
+}
+
+#[test]
+fn a_leased_token_a_refused_request_took_goes_back_to_the_lease() {
+    let mut gw = Gw::new(json!({"rules": [
+        {"name": "wide", "key": {"source": "client_ip"},
+         "limit": {"requests": 10, "per": "second", "burst": 10}, "lease_tokens": 5},
+        {"name": "partner", "match": {"prefix": "/partner/"}, "key": {"header": "x-api-key"},
+         "limit": {"requests": 1, "per": "minute"}}], "headers": "none"}));
+    let key = [("x-api-key", "k")];
+    assert_eq!(gw.send("/partner/a", "10.0.0.1", &key).0, 200);
+    // Refused by `partner`: the leased token `wide` spent comes back to the lease.
+    for _ in 0..5 {
+        assert_eq!(gw.send("/partner/a", "10.0.0.1", &key).0, 429);
+    }
+    // `wide` still has its 9: 4 in the lease, then a lease of the 5 in the bucket.
+    let admitted = (0..12)
+        .filter(|_| gw.send("/other", "10.0.0.1", &[]).0 == 200)
+        .count();
+    assert_eq!(admitted, 9);
+    assert_eq!(gw.host.metric("shieldwall.rate_limit.rule.wide.leased"), 2);
+}
+
+/// A request that spends a leased token makes no shared-data call.
+#[test]
+fn a_request_spending_a_leased_token_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let mut host = CountingHost::new(MockHost::new());
+    let mut root = RateLimit::configure(&mut host, leased(8).to_string().as_bytes()).unwrap();
+    let calls = host.header_calls_when_warm(&mut root, "/orders", &[], |mock| {
+        mock.set_property(&["source", "address"], b"10.0.0.1:1")
+            .unwrap();
+    });
+    assert_eq!(
+        calls,
+        [
+            "request_header",   // :path
+            "request_header",   // :method
+            "now",              // the lease's end
+            "property",         // source.address, the client
+            "increment_metric", // rule.busy.admitted
+        ]
+    );
 }
 
 #[test]
