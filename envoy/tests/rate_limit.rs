@@ -23,18 +23,21 @@ fn rate_limit(config: serde_json::Value) -> WasmFilter {
     WasmFilter::new(wasm_path("rate-limit"), "rate-limit", config.to_string())
 }
 
-#[test]
-fn one_bucket_is_exact_across_two_workers() {
-    // Capacity 30, refill 1 per second; 90 requests (3x) from 6 threads on fresh connections,
-    // which Envoy spreads over its two workers.
+/// 90 requests (3x a capacity of 30, refill 1 per second) from 6 threads on fresh connections,
+/// which Envoy spreads over its two workers, through the rule `per-ip` with `extra` added to it.
+/// Returns the counts and Envoy's own `leased` counter; checks what holds either way.
+fn three_times_the_capacity(extra: serde_json::Value) -> (usize, usize, f64, usize) {
     let (capacity, per_second, n) = (30usize, 1.0f64, 90usize);
+    let mut rule = json!({"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
+                          "limit": {"requests": 60, "per": "minute", "burst": capacity}});
+    if let (Some(r), Some(more)) = (rule.as_object_mut(), extra.as_object()) {
+        r.extend(more.clone());
+    }
     let echo = Echo::start();
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.port())
             .concurrency(2)
-            .filter(rate_limit(json!({
-            "rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
-                       "limit": {"requests": 60, "per": "minute", "burst": capacity}}]}))),
+            .filter(rate_limit(json!({ "rules": [rule] }))),
     );
     let envoy = Arc::new(envoy);
     let admitted = Arc::new(AtomicUsize::new(0));
@@ -62,13 +65,14 @@ fn one_bucket_is_exact_across_two_workers() {
     let limited = limited.load(Ordering::SeqCst);
     let refilled = elapsed * per_second;
     eprintln!(
-        "exactness: {n} requests in {elapsed:.3} s over 2 workers: admitted {admitted}, limited {limited}, \
+        "{extra}: {n} requests in {elapsed:.3} s over 2 workers: admitted {admitted}, limited {limited}, \
          capacity {capacity} + refill {refilled:.2}"
     );
     assert_eq!(admitted + limited, n);
+    // Every admitted request spent a token that left the shared bucket.
     assert!(
-        admitted >= capacity - 1 && (admitted as f64) <= capacity as f64 + refilled.ceil() + 1.0,
-        "admitted {admitted}, expected {capacity} + {refilled:.2} ± 1"
+        (admitted as f64) <= capacity as f64 + refilled.ceil() + 1.0,
+        "admitted {admitted}, at most {capacity} + {refilled:.2} + 1"
     );
     assert_eq!(echo.hits() as usize, admitted);
     // Envoy's own counters agree (custom metrics appear with Envoy's prefix).
@@ -81,6 +85,31 @@ fn one_bucket_is_exact_across_two_workers() {
     };
     assert_eq!(stat("admitted"), admitted);
     assert_eq!(stat("limited"), limited);
+    (admitted, limited, refilled, stat("leased"))
+}
+
+#[test]
+fn one_bucket_is_exact_across_two_workers() {
+    let (admitted, _, refilled, leased) = three_times_the_capacity(json!({}));
+    assert!(
+        admitted >= 29,
+        "admitted {admitted}, expected 30 + {refilled:.2} ± 1"
+    );
+    assert_eq!(leased, 0);
+}
+
+#[test]
+fn leases_admit_no_more_than_the_bucket_with_fewer_shared_updates() {
+    // Leases of 5: at most 4 tokens per worker can be left unspent in a lease when the run ends.
+    let (admitted, _, refilled, leased) = three_times_the_capacity(json!({"lease_tokens": 5}));
+    assert!(
+        admitted >= 30 - 2 * 4 - 1,
+        "admitted {admitted}, expected 30 + {refilled:.2} less at most 8 left in leases"
+    );
+    assert!(
+        leased >= 1 && leased * 2 <= admitted,
+        "{leased} leases for {admitted} admitted requests"
+    );
 }
 
 #[test]
