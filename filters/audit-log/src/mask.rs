@@ -113,7 +113,9 @@ enum Found {
 
 /// Runs a detector over `text`. Detectors only start and end matches on ASCII bytes, so the
 /// indexes are character boundaries. `None` when nothing was replaced (no allocation).
-fn replace_all(text: &str, mut at: impl FnMut(&[u8], usize) -> Option<Found>) -> Option<String> {
+/// `at` is a trait object: one copy of this loop serves every detector (the module stays under
+/// its size target), and a detector runs only when the value's shape calls for it.
+fn replace_all(text: &str, at: &mut dyn FnMut(&[u8], usize) -> Option<Found>) -> Option<String> {
     let b = text.as_bytes();
     let mut out: Option<String> = None;
     let mut last = 0usize;
@@ -371,35 +373,39 @@ impl Masker {
         let shape = Shape::of(out.as_bytes());
         if self.config.tokens {
             if shape.jwt {
-                apply(&mut out, |t| replace_all(t, |b, i| self.jwt_at(b, i, hits)));
+                apply(&mut out, |t| {
+                    replace_all(t, &mut |b, i| self.jwt_at(b, i, hits))
+                });
             }
             if shape.space {
                 apply(&mut out, |t| {
-                    replace_all(t, |b, i| self.credential_at(b, i, hits))
+                    replace_all(t, &mut |b, i| self.credential_at(b, i, hits))
                 });
             }
             if shape.len >= 20 {
                 apply(&mut out, |t| {
-                    replace_all(t, |b, i| self.api_key_at(b, i, hits))
+                    replace_all(t, &mut |b, i| self.api_key_at(b, i, hits))
                 });
             }
         }
         if !self.config.json_fields.is_empty() && shape.assign {
             apply(&mut out, |t| {
-                replace_all(t, |b, i| self.field_at(b, i, hits))
+                replace_all(t, &mut |b, i| self.field_at(b, i, hits))
             });
         }
         if self.config.emails && shape.at {
             apply(&mut out, |t| {
-                replace_all(t, |b, i| self.email_at(b, i, hits))
+                replace_all(t, &mut |b, i| self.email_at(b, i, hits))
             });
         }
         if self.config.ibans && shape.upper >= 2 && shape.digits >= 2 && shape.len >= 15 {
-            apply(&mut out, |t| replace_all(t, |b, i| iban_at(b, i, hits)));
+            apply(&mut out, |t| {
+                replace_all(t, &mut |b, i| iban_at(b, i, hits))
+            });
         }
         if self.config.card_numbers && shape.digits >= 13 {
             apply(&mut out, |t| {
-                replace_all(t, |b, i| {
+                replace_all(t, &mut |b, i| {
                     let found = card_at(b, i);
                     if let Some(Found::Replace(..)) = found {
                         hits.card_numbers += 1;

@@ -7,7 +7,7 @@
 
 use std::ptr::{null, null_mut};
 
-pub use crate::wire::{deserialize_pairs, serialize_pairs};
+pub use crate::wire::serialize_pairs;
 
 /// Host status codes (proxy-wasm `WasmResult`).
 pub const OK: u32 = 0;
@@ -210,10 +210,11 @@ pub fn buffer(kind: u32, start: usize, max: usize) -> Result<Option<Vec<u8>>, u3
     fetch(|p, s| unsafe { proxy_get_buffer_bytes(kind, start, max, p, s) })
 }
 
-pub fn header_pairs(kind: u32) -> Result<Vec<(String, Vec<u8>)>, u32> {
+/// A header map as the host wrote it, indexed (no copy of a key or value).
+pub fn header_map(kind: u32) -> Result<crate::wire::Pairs, u32> {
     // SAFETY: out-pointers are valid for the call.
     let bytes = fetch(|p, s| unsafe { proxy_get_header_map_pairs(kind, p, s) })?;
-    Ok(bytes.map(|b| deserialize_pairs(&b)).unwrap_or_default())
+    Ok(crate::wire::Pairs::parse(bytes.unwrap_or_default()))
 }
 
 pub fn header(kind: u32, name: &str) -> Result<Option<Vec<u8>>, u32> {

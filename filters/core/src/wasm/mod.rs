@@ -46,7 +46,7 @@ fn lossy(bytes: Vec<u8>) -> String {
 }
 
 /// A header map as the proxy returns it: names and raw values, in order.
-type HeaderPairs = Vec<(String, Vec<u8>)>;
+type HeaderPairs = crate::wire::Pairs;
 
 /// `Host` over the ABI, for the callback being run.
 struct WasmHost {
@@ -63,21 +63,22 @@ struct WasmHost {
     tokens: Vec<u32>,
     /// The request headers, the whole map read once, at the first header this callback asks
     /// for: one call out of the VM costs about as much as one single-header read in Envoy 1.40
-    /// (bench/RESULTS.md prices them), so a filter that reads two or more pays for one. Dropped
-    /// at any write to the request headers; `None` until read, or where there is no map (a root
-    /// context), in which case single reads are made.
+    /// (bench/RESULTS.md prices them), so a filter that reads two or more pays for one. Kept as
+    /// the host wrote it (a header found allocates only its value's text); a removed header
+    /// leaves it too, any other write to the request headers drops it. `None` until read, or where
+    /// there is no map (a root context), in which case single reads are made.
     request_map: RefCell<Option<HeaderPairs>>,
 }
 
 impl WasmHost {
     /// Runs `f` over the request header map, read from the proxy the first time; `None` when
     /// there is no map to read here (or it is being read already).
-    fn with_request_map<R>(&self, f: impl FnOnce(&[(String, Vec<u8>)]) -> R) -> Option<R> {
+    fn with_request_map<R>(&self, f: impl FnOnce(&HeaderPairs) -> R) -> Option<R> {
         let mut slot = self.request_map.try_borrow_mut().ok()?;
         if slot.is_none() {
-            *slot = Some(abi::header_pairs(abi::MAP_REQUEST_HEADERS).ok()?);
+            *slot = Some(abi::header_map(abi::MAP_REQUEST_HEADERS).ok()?);
         }
-        slot.as_deref().map(f)
+        slot.as_ref().map(f)
     }
 
     fn new(details: &'static str, name: &'static str) -> WasmHost {
@@ -110,41 +111,45 @@ impl Host for WasmHost {
     }
     fn request_header(&self, name: &str) -> Option<String> {
         // As Envoy answers a single read: the first value of that name.
-        let from_map = self.with_request_map(|pairs| {
-            pairs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| lossy(v.clone()))
-        });
-        match from_map {
+        let from_map = self.with_request_map(|pairs| pairs.get(name).map(<[u8]>::to_vec));
+        let bytes = match from_map {
             Some(found) => found,
-            None => abi::header(abi::MAP_REQUEST_HEADERS, name)
-                .ok()
-                .flatten()
-                .map(lossy),
-        }
+            None => abi::header(abi::MAP_REQUEST_HEADERS, name).ok().flatten(),
+        };
+        bytes.map(lossy)
     }
     fn request_headers(&self) -> Vec<(String, String)> {
-        let from_map = self.with_request_map(|pairs| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.clone(), lossy(v.clone())))
-                .collect()
-        });
-        from_map.unwrap_or_else(|| {
-            abi::header_pairs(abi::MAP_REQUEST_HEADERS)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, lossy(v)))
-                .collect()
-        })
+        self.with_request_map(HeaderPairs::to_strings)
+            .unwrap_or_else(|| {
+                abi::header_map(abi::MAP_REQUEST_HEADERS)
+                    .map(|pairs| pairs.to_strings())
+                    .unwrap_or_default()
+            })
     }
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
-        *self.request_map.get_mut() = None;
-        let _ = match value {
-            Some(v) => abi::replace_header(abi::MAP_REQUEST_HEADERS, name, v.as_bytes()),
-            None => abi::remove_header(abi::MAP_REQUEST_HEADERS, name),
-        };
+        let map = self.request_map.get_mut();
+        match value {
+            Some(v) => {
+                *map = None;
+                let _ = abi::replace_header(abi::MAP_REQUEST_HEADERS, name, v.as_bytes());
+            }
+            None => {
+                // A header the map read in this callback does not have: nothing to remove, no
+                // call out of the VM (filters remove headers a client may have forged, which
+                // are usually absent).
+                if map.as_ref().is_some_and(|pairs| pairs.get(name).is_none()) {
+                    return;
+                }
+                // Envoy removes every header of that name; the map read stays true without it.
+                if abi::remove_header(abi::MAP_REQUEST_HEADERS, name).is_ok() {
+                    if let Some(pairs) = map.as_mut() {
+                        pairs.remove(name);
+                    }
+                } else {
+                    *map = None;
+                }
+            }
+        }
     }
     fn add_request_header(&mut self, name: &str, value: &str) {
         *self.request_map.get_mut() = None;
@@ -721,11 +726,9 @@ pub fn on_http_call_response(id: u32, token: u32, headers: usize, body_size: usi
     let headers = if headers == 0 {
         Vec::new()
     } else {
-        abi::header_pairs(abi::MAP_HTTP_CALL_RESPONSE_HEADERS)
+        abi::header_map(abi::MAP_HTTP_CALL_RESPONSE_HEADERS)
+            .map(|pairs| pairs.to_strings())
             .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, lossy(v)))
-            .collect()
     };
     let status = headers
         .iter()
