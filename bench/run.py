@@ -563,10 +563,19 @@ TARGETS = {"warm": 0.90, "cold-RS256": 0.50, "cold-ES256": 0.75, "cold-EdDSA": 0
            "chain-one": 0.85, "full-one": 0.70}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """`n` distinct free ports: every socket stays bound until all are chosen (one at a time, the
+    system may hand out a port it just gave, and two listeners on one port stop Envoy)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def fake_idp_route():
@@ -624,8 +633,8 @@ def bootstrap(listeners, admin_port):
 
 class Envoy:
     def __init__(self, names, concurrency, cpu, workdir, tag):
-        self.ports = {n: free_port() for n in names}
-        self.admin = free_port()
+        *ports, self.admin = free_ports(len(names) + 1)
+        self.ports = dict(zip(names, ports))
         cfg = bootstrap({n: (self.ports[n], LISTENERS[n]) for n in names}, self.admin)
         path = os.path.join(workdir, f"envoy-{tag}.json")
         with open(path, "w") as f:
