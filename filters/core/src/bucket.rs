@@ -154,11 +154,17 @@ impl Bucket {
 
     /// Gives back a token taken by [`Bucket::take`] (another rule refused the request).
     pub fn give_back(self, limit: &Limit, now_ms: u64) -> Bucket {
+        self.returned(limit, now_ms, 1)
+    }
+
+    /// Refills, then puts back `tokens` whole tokens taken earlier and not spent (never above
+    /// the capacity).
+    pub fn returned(self, limit: &Limit, now_ms: u64, tokens: u64) -> Bucket {
         let b = self.refill(limit, now_ms);
         Bucket {
             tokens: b
                 .tokens
-                .saturating_add(UNITS_PER_TOKEN)
+                .saturating_add(tokens.saturating_mul(UNITS_PER_TOKEN))
                 .min(limit.capacity()),
             last_ms: b.last_ms,
         }

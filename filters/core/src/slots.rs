@@ -71,11 +71,13 @@ pub fn take(
     limit: &Limit,
     now_ms: u64,
 ) -> Result<(Decision, SlotUse), UpdateError> {
-    take_up_to(host, slot_key, fingerprint, limit, now_ms, 1).map(|(d, using, _)| (d, using))
+    take_up_to(host, slot_key, fingerprint, limit, now_ms, 1, 0).map(|(d, using, _)| (d, using))
 }
 
-/// Takes up to `want` tokens (at least one) from the key's bucket in one CAS loop on its slot:
-/// what it decided, how the slot was found, and how many tokens it took (0 when refused).
+/// Takes up to `want` tokens (at least one) from the key's bucket in one CAS loop on its slot,
+/// after putting back `returning` tokens an earlier take of this key did not spend (only into
+/// the key's own bucket: a slot another key took over since does not get them): what it
+/// decided, how the slot was found, and how many tokens it took (0 when refused).
 pub fn take_up_to(
     host: &mut dyn Host,
     slot_key: &str,
@@ -83,12 +85,18 @@ pub fn take_up_to(
     limit: &Limit,
     now_ms: u64,
     want: u64,
+    returning: u64,
 ) -> Result<(Decision, SlotUse, u64), UpdateError> {
     shared::update(host, slot_key, |current| {
         let current = current.and_then(Slot::decode);
         let (bucket, using, owner, owner_full_at) = match current {
             None => (Bucket::full(limit, now_ms), SlotUse::Fresh, fingerprint, 0),
-            Some(s) if s.fingerprint == fingerprint => (s.bucket, SlotUse::Own, fingerprint, 0),
+            Some(s) if s.fingerprint == fingerprint => (
+                s.bucket.returned(limit, now_ms, returning),
+                SlotUse::Own,
+                fingerprint,
+                0,
+            ),
             Some(s) if now_ms >= s.full_at_ms => (
                 Bucket::full(limit, now_ms),
                 SlotUse::Reclaimed,

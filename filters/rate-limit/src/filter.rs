@@ -37,8 +37,9 @@ pub struct Worker {
 /// The most leases a worker keeps (one per rule and busy key); when they are all live, a rule
 /// takes single tokens, exactly, until some end.
 pub const MAX_LEASES: usize = 4096;
-/// How long a lease lasts at most (and at most its limit's period): left-over tokens are
-/// dropped then, so a worker never sits on tokens another worker could use for longer.
+/// How long a lease lasts at most (and at most its limit's period): then its left-over tokens go
+/// back to the shared bucket with the worker's next take for that key, so a worker never sits
+/// on tokens another worker could use for longer.
 pub const LEASE_MS: u64 = 1000;
 
 /// Tokens a worker took from a key's shared bucket in one update and spends locally, without a
@@ -63,13 +64,17 @@ impl Leases {
     fn spend(&mut self, rule: usize, fp: u64, limit: &Limit, now_ms: u64) -> Option<Decision> {
         let entry = self.map.get_mut(&(rule, fp))?;
         if entry.expires_ms <= now_ms || entry.limit != *limit || entry.tokens == 0 {
-            self.map.remove(&(rule, fp));
             return None;
         }
         entry.tokens -= 1;
         let mut d = entry.decision;
         d.remaining = d.remaining.saturating_add(entry.tokens);
         Some(d)
+    }
+
+    /// Ends the lease of this rule and key: the tokens it had left, to go back to the bucket.
+    fn end(&mut self, rule: usize, fp: u64) -> u64 {
+        self.map.remove(&(rule, fp)).map_or(0, |l| l.tokens)
     }
 
     /// Whether a new lease can be kept (ended and empty leases make room first).
@@ -246,13 +251,16 @@ impl RateLimitStream {
                 });
                 continue;
             }
+            // An ended lease's left-over tokens go back in the same update.
+            let returning = if leasing { worker.leases.end(i, fp) } else { 0 };
             let want = if leasing && worker.leases.room(now) {
                 rule.lease_tokens
             } else {
                 1
             };
             let slot = table::slot_key(FILTER, &worker.plugin, &rule.name, fp % rule.slots);
-            let (decision, slot) = match table::take_up_to(host, &slot, fp, &limit, now, want) {
+            let taken = table::take_up_to(host, &slot, fp, &limit, now, want, returning);
+            let (decision, slot) = match taken {
                 Ok((mut d, using, taken)) => {
                     match using {
                         SlotUse::Shared => worker.metrics.inc(host, &metric(rule, "slot.shared")),

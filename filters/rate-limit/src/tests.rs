@@ -579,6 +579,27 @@ fn a_worker_holding_a_lease_leaves_the_other_fewer_tokens_until_it_ends() {
 }
 
 #[test]
+fn an_ended_lease_gives_its_left_over_tokens_back_so_a_slow_key_keeps_its_bucket() {
+    // 60 a minute with leases of 10, one request a second for two minutes: each lease ends
+    // after a second with 9 tokens left, which go back with the next take. Dropped, they would
+    // drain the bucket by 9 a second, and the client's burst below would find it empty.
+    let mut gw = Gw::new(
+        json!({"rules": [{"name": "slow", "key": {"source": "client_ip"},
+        "limit": {"requests": 60, "per": "minute", "burst": 60}, "lease_tokens": 10}],
+        "headers": "none"}),
+    );
+    for second in 0..120 {
+        assert_eq!(gw.send("/x", "10.0.0.1", &[]).0, 200, "second {second}");
+        gw.host.advance_ms(1_000);
+    }
+    // And the bucket is whole: a burst of 60 still passes, the 61st does not.
+    let burst = (0..61)
+        .filter(|_| gw.send("/x", "10.0.0.1", &[]).0 == 200)
+        .count();
+    assert_eq!(burst, 60);
+}
+
+#[test]
 fn a_leased_token_a_refused_request_took_goes_back_to_the_lease() {
     let mut gw = Gw::new(json!({"rules": [
         {"name": "wide", "key": {"source": "client_ip"},
