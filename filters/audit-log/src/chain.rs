@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use ring::hmac;
 use serde_json::Value;
 
-use shieldwall_core::json_text::{hex_digit, push_u64};
+use shieldwall_core::json_text::{push_hex, push_u64};
 
 /// One worker's chain.
 pub struct Chain {
@@ -97,10 +97,7 @@ impl Chain {
         ctx.update(b"}}");
         let tag = ctx.sign();
         self.prev.clear();
-        for b in tag.as_ref() {
-            self.prev.push(hex_digit(b >> 4));
-            self.prev.push(hex_digit(b & 15));
-        }
+        push_hex(&mut self.prev, tag.as_ref());
         line.reserve(14 + self.prev.len());
         line.push_str(",\"hash\":\"");
         line.push_str(&self.prev);

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::mask::{Hits, Masker};
 use crate::record::{trace_id, Facts, FilterDecision, Outcome};
 use crate::sink::{encode_item, tick_ms, Shipper};
-use shieldwall_core::json_text::hex_digit;
+use shieldwall_core::json_text::hex;
 
 /// The property the record is written to: Envoy's filter state `wasm.shieldwall.audit`, which an
 /// access log prints with `%FILTER_STATE(wasm.shieldwall.audit:PLAIN)%`.
@@ -61,11 +61,7 @@ impl RootFilter for AuditLog {
         let config = Config::parse(config, &env)?;
         let random = random_bytes();
         // The chain's name: 64 random bits in hex, new each time a worker (re)loads the plugin.
-        let mut name = String::with_capacity(16);
-        for b in random.iter().take(8) {
-            name.push(hex_digit(b >> 4));
-            name.push(hex_digit(b & 15));
-        }
+        let name = hex(random.get(..8).unwrap_or_default());
         let chain = config
             .chain_key
             .as_ref()

@@ -14,7 +14,7 @@
 //! guessed back without the key.
 
 use ring::hmac;
-use shieldwall_core::json_text::hex_digit;
+use shieldwall_core::json_text::{hex_digit, push_hex};
 
 use crate::config::MaskConfig;
 
@@ -342,10 +342,7 @@ impl Masker {
         out.push('[');
         out.push_str(kind);
         out.push(':');
-        for b in tag.as_ref().iter().take(4) {
-            out.push(hex_digit(b >> 4));
-            out.push(hex_digit(b & 15));
-        }
+        push_hex(&mut out, tag.as_ref().get(..4).unwrap_or_default());
         out.push(']');
         out
     }

@@ -87,15 +87,7 @@ pub fn check_certificate_binding(
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+use crate::json_text::hex;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
-//! JSON text written by hand, for the values a filter writes on every request (decisions, audit
-//! records): no value tree, no formatting machinery.
+//! Text written by hand (JSON strings, numbers, hex), for the values a filter writes on every
+//! request (decisions, audit records, digests): no value tree, no formatting machinery.
 
 /// Appends `s` as a JSON string literal. Runs of characters that need no escape are copied as one
 /// slice; `"`, `\` and the control characters are escaped (`\n`, `\r`, `\t` by name, the others as
@@ -48,6 +48,21 @@ pub fn push_u64(out: &mut String, n: u64) {
     }
 }
 
+/// Appends `bytes` as lower-case hex, two digits a byte.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        out.push(hex_digit(b >> 4));
+        out.push(hex_digit(b & 15));
+    }
+}
+
+/// `bytes` as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
 /// The lower-case hex digit of `n` (0–15).
 pub fn hex_digit(n: u8) -> char {
     let n = n & 15;
@@ -94,6 +109,15 @@ mod tests {
             let back: String = serde_json::from_str(&text).unwrap();
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+        let mut out = String::from("x");
+        push_hex(&mut out, &[0x12]);
+        assert_eq!(out, "x12");
     }
 
     #[test]

@@ -15,6 +15,8 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, SubjectAltName};
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
+use shieldwall_core::json_text::hex;
+
 use crate::dn::{canonical_kind, Attribute, Dn};
 use crate::spiffe::SpiffeId;
 
@@ -58,19 +60,6 @@ impl NotSvid {
             NotSvid::SigningKeyUsage => "signing_key_usage",
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            if let Some(d) = DIGITS.get(usize::from(nibble)) {
-                out.push(char::from(*d));
-            }
-        }
-    }
-    out
 }
 
 /// The DER of the first `CERTIFICATE` block in a PEM text.
