@@ -453,9 +453,9 @@ fn has_roca_fingerprint(n: &[u8]) -> bool {
 }
 
 fn import_ec(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
-    let (curve, coord_len, agreement_alg) = match m.get("crv").and_then(Value::as_str) {
-        Some("P-256") => (Curve::P256, 32, &ring::agreement::ECDH_P256),
-        Some("P-384") => (Curve::P384, 48, &ring::agreement::ECDH_P384),
+    let (curve, coord_len) = match m.get("crv").and_then(Value::as_str) {
+        Some("P-256") => (Curve::P256, 32),
+        Some("P-384") => (Curve::P384, 48),
         _ => return Err("unsupported_curve"),
     };
     let x = member_b64(m, "x", "bad_ec_key")?;
@@ -468,32 +468,20 @@ fn import_ec(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
     point.push(0x04);
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
-    if !ec_point_is_valid(agreement_alg, &point) {
-        return Err("ec_point_not_on_curve");
-    }
+    // A bad point (a coordinate not below p, or off the curve) is refused here, by name, instead
+    // of failing every token later. P-256: the ES256 verifier's own key import checks it.
     let es256 = match curve {
         Curve::P256 => Some(Arc::new(
             crate::p256::VerifyingKey::from_uncompressed(&point).ok_or("ec_point_not_on_curve")?,
         )),
-        Curve::P384 => None,
+        Curve::P384 if crate::p384::point_is_valid(&point) => None,
+        Curve::P384 => return Err("ec_point_not_on_curve"),
     };
     Ok(KeyMaterial::Ec {
         curve,
         point,
         es256,
     })
-}
-
-/// ring validates a peer's public point (coordinates in range, on the curve, not the identity)
-/// before key agreement but offers no stand-alone check, so an ephemeral agreement is run once
-/// at import; a bad point is then refused here instead of failing every request later.
-fn ec_point_is_valid(alg: &'static ring::agreement::Algorithm, point: &[u8]) -> bool {
-    let rng = ring::rand::SystemRandom::new();
-    let Ok(ours) = ring::agreement::EphemeralPrivateKey::generate(alg, &rng) else {
-        return false;
-    };
-    let peer = ring::agreement::UnparsedPublicKey::new(alg, point);
-    ring::agreement::agree_ephemeral(ours, &peer, |_| ()).is_ok()
 }
 
 fn import_okp(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
@@ -802,6 +790,26 @@ mod tests {
             b64url_encode(&[0xff; 32])
         );
         assert_eq!(skip_reason(big), "ec_point_not_on_curve");
+        // P-384: the curve's generator is a good key; one bit of its y off is refused by name.
+        let gx = "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7";
+        let gy = "3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f";
+        let unhex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let p384 = |y: &[u8]| {
+            format!(
+                r#"{{"kty":"EC","crv":"P-384","x":"{}","y":"{}"}}"#,
+                b64url_encode(&unhex(gx)),
+                b64url_encode(y)
+            )
+        };
+        let mut y = unhex(gy);
+        assert!(one(p384(&y)).is_ok());
+        y[47] ^= 1;
+        assert_eq!(skip_reason(p384(&y)), "ec_point_not_on_curve");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ready-to-verify [`Key`]s (refusing weak and malformed keys one by one), [`verify`] checks
 //! signatures and selects candidate keys for a token. RSA and ES256 use this crate's own
 //! variable-time arithmetic on keys prepared at import (every input of a verification is public);
-//! ES384, EdDSA and HMAC use ring. With the `jwt-compact` feature, [`compact`] offers the
+//! ES384, EdDSA and HMAC use ring (P-384 keys are checked at import by this crate). With the `jwt-compact` feature, [`compact`] offers the
 //! verifiers as jwt-compact `Algorithm`s.
 //!
 //! The small public surface: [`Key::from_jwk`] (one JWK), [`parse_jwks`] (a set),
@@ -18,6 +18,7 @@ mod ed25519;
 pub mod jwk;
 pub mod jws;
 mod p256;
+mod p384;
 mod rsa;
 pub mod verify;
 

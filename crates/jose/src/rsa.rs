@@ -284,7 +284,7 @@ fn strip_zeros(be: &[u8]) -> &[u8] {
 }
 
 /// Big-endian bytes into `len` little-endian limbs; `None` if the value does not fit.
-fn limbs_from_be(be: &[u8], len: usize) -> Option<Vec<u32>> {
+pub(crate) fn limbs_from_be(be: &[u8], len: usize) -> Option<Vec<u32>> {
     if be.len() > 4 * len {
         return None;
     }
@@ -310,7 +310,7 @@ fn limbs_to_be(limbs: &[u32], k: usize) -> Vec<u8> {
 
 /// −x⁻¹ mod 2³² for odd x (Newton's iteration doubles the correct bits each step; x is its own
 /// inverse modulo 8).
-fn neg_inv(x: u32) -> u32 {
+pub(crate) fn neg_inv(x: u32) -> u32 {
     let mut inv = x;
     for _ in 0..4 {
         inv = inv.wrapping_mul(2u32.wrapping_sub(x.wrapping_mul(inv)));
@@ -319,7 +319,7 @@ fn neg_inv(x: u32) -> u32 {
 }
 
 /// a < b, for equal lengths.
-fn less_than(a: &[u32], b: &[u32]) -> bool {
+pub(crate) fn less_than(a: &[u32], b: &[u32]) -> bool {
     for (x, y) in a.iter().rev().zip(b.iter().rev()) {
         if x != y {
             return x < y;
@@ -329,7 +329,7 @@ fn less_than(a: &[u32], b: &[u32]) -> bool {
 }
 
 /// a −= b, ignoring the final borrow (callers know a ≥ b, counting a carried top bit).
-fn sub_assign(a: &mut [u32], b: &[u32]) {
+pub(crate) fn sub_assign(a: &mut [u32], b: &[u32]) {
     let mut borrow = 0u64;
     for (x, &y) in a.iter_mut().zip(b) {
         let d = u64::from(*x)
@@ -356,7 +356,7 @@ fn double_mod(x: &mut [u32], n: &[u32]) {
 /// R² mod n. Start from 2^(bits−1) (below n), double up to 2^j·R mod n, where 32·limbs = j·2^t
 /// with j odd, then square t times in the Montgomery domain: each squaring of 2^a·R gives
 /// 2^(2a)·R, ending at 2^(32·limbs)·R = R².
-fn r_squared(n: &[u32], n0: u32, bits: usize) -> Option<Vec<u32>> {
+pub(crate) fn r_squared(n: &[u32], n0: u32, bits: usize) -> Option<Vec<u32>> {
     let len = n.len();
     let r_bits = 32 * len;
     let t = r_bits.trailing_zeros();
@@ -384,7 +384,7 @@ fn r_squared(n: &[u32], n0: u32, bits: usize) -> Option<Vec<u32>> {
 /// reduction) does fewer multiplications but touches memory more, and measured slower in V8;
 /// so did unrolling this loop by hand, and running two rows per pass (faster natively, not in
 /// V8).
-fn mont_mul(out: &mut [u32], a: &[u32], b: &[u32], n: &[u32], n0: u32) {
+pub(crate) fn mont_mul(out: &mut [u32], a: &[u32], b: &[u32], n: &[u32], n0: u32) {
     out.fill(0);
     let (Some((&b0, b_rest)), Some((&n_first, n_rest))) = (b.split_first(), n.split_first()) else {
         return;
