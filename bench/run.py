@@ -1332,7 +1332,7 @@ def report(samples, mem, mic, meta, atk):
 
     w("## Module sizes")
     w("")
-    w("The files Envoy loaded in this run (`target/wasm32-wasip1/release/`, release profile: `opt-level = \"s\"`, fat LTO, stripped).")
+    w("The files Envoy loaded in this run (`target/wasm32-wasip1/release/`, release profile: `opt-level = \"s\"`, fat LTO, stripped; then Binaryen's `wasm-opt -O3`, scripts/wasm-opt.sh).")
     w("")
     w("| module | bytes | target | |")
     w("| --- | ---: | ---: | --- |")

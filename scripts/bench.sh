@@ -47,6 +47,10 @@ bench/one-module.sh "$release/shieldwall-jwt-scope-ratelimit.wasm" --no-default-
 # The default build last: the tests and the other rows load shieldwall.wasm.
 touch "$root/filters/shieldwall/src/lib.rs"
 cargo build --quiet --release --target wasm32-wasip1 -p shieldwall
+# Every module as it ships: Binaryen's wasm-opt over each (scripts/wasm-opt.sh).
+say "wasm-opt over the modules"
+bash scripts/wasm-opt.sh "$release"/{jwt_auth,scope_authz,rate_limit,token_introspection,shieldwall,audit_log}.wasm \
+  "$release"/{identity_exchange,payload_guard,policy_authz,noop,hostcalls}.wasm
 say "building the benchmark helper"
 cargo build --quiet --release -p bench-mint --bin bench-mint
 cargo build --quiet -p bench-mint --example wasm_verify

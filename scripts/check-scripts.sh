@@ -98,6 +98,33 @@ else
   echo "check-scripts: cargo-fuzz is not installed yet (scripts/setup.sh), fuzz.sh's check is left out" >&2
 fi
 
+# --- wasm-opt.sh: optimises in place, leaves rustc's output under deps/ alone, does nothing a
+# second time, and puts its kept copy back after cargo linked rustc's output in again (a module
+# with a constant sum to fold, written from text)
+if command -v wasm-opt >/dev/null 2>&1; then
+  printf '(module (func (export "f") (result i32) (i32.add (i32.const 1) (i32.const 2))))\n' >"$tmp/m.wat"
+  wasm-opt "$tmp/m.wat" -o "$tmp/rustc.wasm" 2>/dev/null
+  mkdir -p "$tmp/wo/deps"
+  cp "$tmp/rustc.wasm" "$tmp/wo/deps/m.wasm"
+  ln "$tmp/wo/deps/m.wasm" "$tmp/wo/m.wasm"
+  CARGO_TARGET_DIR="$tmp/ct" bash scripts/wasm-opt.sh "$tmp/wo/m.wasm" 2>"$tmp/wo.err" ||
+    fail "wasm-opt.sh failed: $(cat "$tmp/wo.err")"
+  optimised="$(sha256sum <"$tmp/wo/m.wasm")"
+  [ "$optimised" != "$(sha256sum <"$tmp/rustc.wasm")" ] && pass || fail "wasm-opt.sh left the module as it was"
+  expect_eq "wasm-opt.sh leaves rustc's output under deps/ as it was" \
+    "$(sha256sum <"$tmp/wo/deps/m.wasm")" "$(sha256sum <"$tmp/rustc.wasm")"
+  CARGO_TARGET_DIR="$tmp/ct" bash scripts/wasm-opt.sh "$tmp/wo/m.wasm" 2>"$tmp/wo.err"
+  expect_eq "wasm-opt.sh a second time: nothing to do" "$(cat "$tmp/wo.err")" ""
+  ln -f "$tmp/wo/deps/m.wasm" "$tmp/wo/m.wasm"
+  CARGO_TARGET_DIR="$tmp/ct" bash scripts/wasm-opt.sh "$tmp/wo/m.wasm" 2>"$tmp/wo.err"
+  expect_eq "wasm-opt.sh after cargo linked rustc's output back: the kept copy, not a new run" \
+    "$(sha256sum <"$tmp/wo/m.wasm") $(cat "$tmp/wo.err")" "$optimised "
+  SHIELDWALL_WASM_OPT=off bash scripts/wasm-opt.sh "$tmp/rustc.wasm" 2>/dev/null && pass ||
+    fail "SHIELDWALL_WASM_OPT=off does not skip"
+else
+  echo "check-scripts: wasm-opt is not installed yet (scripts/setup.sh), wasm-opt.sh's check is left out" >&2
+fi
+
 # --- gateway.sh status exits 1 when stopped
 if SHIELDWALL_GATEWAY_DIR="$tmp/gateway" bash scripts/gateway.sh status >"$tmp/status" 2>&1; then
   fail "gateway.sh status exits 0 with nothing running"

@@ -680,11 +680,12 @@ up_minimal() {
   check_ports
   run_setup
 
-  step "build: the wasm modules and the echo upstream (cargo build --release)"
+  step "build: the wasm modules (cargo build --release, then wasm-opt) and the echo upstream"
   local build_log m
   build_log="$(log_of build)"
   {
     cargo build --release --target wasm32-wasip1 -p shieldwall -p mtls-identity &&
+      bash "$root/scripts/wasm-opt.sh" "$modules/shieldwall.wasm" "$modules/mtls_identity.wasm" &&
       cargo build --release -p shieldwall-e2e --bin echo
   } >>"$build_log" 2>&1 || fail "cargo build failed" "$build_log"
   for m in shieldwall mtls_identity; do
@@ -746,11 +747,12 @@ up_reference() {
   check_ports
   run_setup
 
-  step "build: shieldwall.wasm, the echo services, rls-redis (cargo build --release)"
+  step "build: shieldwall.wasm (then wasm-opt), the echo services, rls-redis (cargo build --release)"
   local build_log
   build_log="$(log_of build)"
   {
     cargo build --release --target wasm32-wasip1 -p shieldwall &&
+      bash "$root/scripts/wasm-opt.sh" "$modules/shieldwall.wasm" &&
       cargo build --release -p shieldwall-e2e --bin echo &&
       cargo build --release -p rls-redis --bin rls-redis
   } >>"$build_log" 2>&1 || fail "cargo build failed" "$build_log"

@@ -4,7 +4,8 @@
 #   scripts/oci-package.sh <filter> [--wasm FILE] [--tag TAG] [--out DIR] [--print-digest]
 #
 # <filter> is a directory under filters/ (jwt-auth, scope-authz, rate-limit, …). Without --wasm it
-# builds the release module (`cargo build --release --target wasm32-wasip1 -p <filter>`).
+# builds the release module (`cargo build --release --target wasm32-wasip1 -p <filter>`, then
+# scripts/wasm-opt.sh over it).
 #
 # Writes, without docker and without any registry:
 #   DIR/layout/            an OCI image layout: oci-layout, index.json, blobs/sha256/<digest>
@@ -67,6 +68,7 @@ if [ -z "$wasm" ]; then
   say "building $filter (release, wasm32-wasip1)"
   (cd "$root" && cargo build --release --target wasm32-wasip1 -p "$filter") >&2
   wasm="$target/wasm32-wasip1/release/${filter//-/_}.wasm"
+  bash "$root/scripts/wasm-opt.sh" "$wasm"
 fi
 [ -f "$wasm" ] || { echo "no module at $wasm" >&2; exit 1; }
 if [ "$(head -c 4 "$wasm" | od -An -tx1 | tr -d ' \n')" != "0061736d" ]; then

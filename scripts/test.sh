@@ -90,8 +90,9 @@ cargo clippy --target wasm32-wasip1 --release --locked "${filters[@]}" -- -D war
 # ...and the host-tests guests (the harness probe and the empty module the benchmark measures).
 modules=()
 while read -r name; do modules+=(-p "$name"); done < <(bash scripts/wasm-modules.sh packages)
-step "build the release wasm modules"
+step "build the release wasm modules (then wasm-opt, as they ship)"
 cargo build --target wasm32-wasip1 --release --locked "${modules[@]}"
+bash scripts/wasm-opt.sh
 bash scripts/wasm-modules.sh check >&2
 
 step "tests: unit, host-tests (real modules on wasmtime), Envoy end-to-end (features: $features)"
