@@ -36,15 +36,16 @@ pub fn update<R>(
     for _ in 0..CAS_RETRIES {
         let (current, cas) = host.shared_get(key).map_err(UpdateError::Host)?;
         let exists = current.is_some();
-        // An empty value is a creation placeholder (see below): it reads as absent.
+        // An empty value is a creation placeholder of earlier versions (a module of one may share
+        // the store during a configuration update): it reads as absent.
         let current = current.filter(|b| !b.is_empty());
         let Some((next, result)) = f(current.as_deref()) else {
             return Err(UpdateError::Declined);
         };
         // Envoy accepts any CAS for a key that does not exist yet, so two workers creating it at
-        // once could both "win" and one update be lost: `create_then_update` closes that.
+        // once could both "win" and one update be lost: `create` closes that.
         if !exists {
-            match create_then_update(host, key, &next)? {
+            match create(host, key, &next)? {
                 true => return Ok(result),
                 false => continue,
             }
@@ -58,21 +59,21 @@ pub fn update<R>(
     Err(UpdateError::Contended)
 }
 
-/// Creates a key race-free. Envoy lets a set on a missing key succeed whatever the CAS, so two
-/// creators would both succeed and one update be lost. Instead: write an empty placeholder
-/// unconditionally only if still missing, read back its CAS, and write the value by CAS. If
-/// someone else's value (non-empty) is there by then, report a lost race so the caller re-reads.
-fn create_then_update(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<bool, UpdateError> {
-    let (current, _) = host.shared_get(key).map_err(UpdateError::Host)?;
-    if current.is_some() {
-        return Ok(false);
-    }
-    host.shared_set(key, b"", 0).map_err(UpdateError::Host)?;
-    let (current, cas) = host.shared_get(key).map_err(UpdateError::Host)?;
-    if current.as_deref() != Some(b"") {
-        return Ok(false);
-    }
-    match host.shared_set(key, value, cas) {
+/// The CAS a creation writes with. Envoy (proxy-wasm-cpp-host) checks a CAS only against an
+/// existing key, under the store's lock: on a missing key any CAS writes, on an existing one
+/// only its own. An entry's CAS comes from one counter per Envoy that skips 0, so it is this
+/// value for one write in 2³²; a creation racing with exactly that write is the only one that
+/// could still overwrite.
+const CREATE_CAS: u32 = u32::MAX;
+
+/// Creates a key race-free: written with [`CREATE_CAS`], the value lands only if the key is
+/// still missing when the host takes its lock. `false` when another worker created it first (the
+/// caller re-reads and updates that value by CAS). An earlier version wrote an empty placeholder
+/// with CAS 0 after checking that the key was missing; a worker that created the key between
+/// the check and that write lost its update, which let two workers admit a few requests more than
+/// one rate-limit bucket holds.
+fn create(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<bool, UpdateError> {
+    match host.shared_set(key, value, CREATE_CAS) {
         Ok(()) => Ok(true),
         Err(HostError::CasMismatch) => Ok(false),
         Err(e) => Err(UpdateError::Host(e)),
@@ -201,6 +202,35 @@ mod tests {
         host.interfere_with_cas = Some(3);
         update(&mut host, "k", |_| Some((b"3".to_vec(), ()))).unwrap();
         assert_eq!(host.shared_get("k").unwrap().0.unwrap(), b"3");
+    }
+
+    #[test]
+    fn a_creation_never_overwrites_another_workers_value() {
+        let count = |cur: Option<&[u8]>| {
+            let n: u32 = cur
+                .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+                .unwrap_or(0);
+            Some(((n + 1).to_string().into_bytes(), n + 1))
+        };
+        let mut host = MockHost::new();
+        // Another worker creates the key (its count: 1) between this worker's read, which found
+        // it missing, and this worker's write.
+        host.create_first = Some(b"1".to_vec());
+        assert_eq!(update(&mut host, "k", count), Ok(2));
+        assert_eq!(host.create_first, None, "the race was staged");
+        assert_eq!(host.shared_get("k").unwrap().0.unwrap(), b"2");
+        // Without the race the first update creates the key.
+        let mut host = MockHost::new();
+        assert_eq!(update(&mut host, "k", count), Ok(1));
+    }
+
+    #[test]
+    fn an_earlier_versions_placeholder_reads_as_missing() {
+        let mut host = MockHost::new();
+        host.shared_set("k", b"", 0).unwrap();
+        let seen = update(&mut host, "k", |cur| Some((b"v".to_vec(), cur.is_none()))).unwrap();
+        assert!(seen);
+        assert_eq!(host.shared_get("k").unwrap().0.unwrap(), b"v");
     }
 
     #[test]

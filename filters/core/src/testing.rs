@@ -71,6 +71,9 @@ pub struct MockHost {
     next_cas: u32,
     /// Makes the next N conditional sets fail with CasMismatch, as if another worker wrote first.
     pub interfere_with_cas: Option<usize>,
+    /// Once: just before a set on a missing key, another worker creates that key with this value
+    /// (the race of two workers creating one key).
+    pub create_first: Option<Vec<u8>>,
     pub callouts: Vec<Callout>,
     pub grpc_callouts: Vec<GrpcCallout>,
     next_token: u32,
@@ -300,6 +303,13 @@ impl Host for MockHost {
         })
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        if !self.shared.contains_key(key) {
+            if let Some(theirs) = self.create_first.take() {
+                let next = self.next_cas;
+                self.next_cas = self.next_cas.checked_add(1).unwrap_or(1);
+                self.shared.insert(key.to_string(), (theirs, next));
+            }
+        }
         let next = self.next_cas;
         self.next_cas = self.next_cas.checked_add(1).unwrap_or(1);
         if cas != 0 {
