@@ -4,6 +4,8 @@
 #   - CARGO_TARGET_DIR is honoured: target-dir.sh, the module list of `scripts/test.sh
 #     --list-modules`, `scripts/wasm-modules.sh check`, oci-package.sh's output and fuzz.sh's build
 #     directory all point into it when it is set, and into target/ when it is not;
+#   - scripts/wasm-opt.sh optimises a module in place once, leaves rustc's output under deps/
+#     alone and puts its kept copy back after cargo linked rustc's output in again;
 #   - `scripts/gateway.sh status` exits 1 when the gateway is stopped.
 # `test && pass || fail ...` below is safe: pass always succeeds.
 # shellcheck disable=SC2015

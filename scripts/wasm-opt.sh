@@ -30,9 +30,9 @@ if ! command -v wasm-opt >/dev/null 2>&1; then
 fi
 
 # -O3, but a function with one caller is inlined only up to 100 instructions: by default Binaryen
-# inlines every such function whatever its size, and the giant functions that made cost Envoy
-# 14-16 MiB more memory with jwt-auth alone (98 → 113 MiB of VmRSS at start, 2 workers; 181 → 213
-# MiB with the one module), as V8 compiles them; with the limit the module is 0.5 % larger and
+# inlines every such function whatever its size, and the giant functions this makes cost Envoy
+# 14-16 MiB more memory with jwt-auth alone as V8 compiles them (98 → 113 MiB of VmRSS at start,
+# 2 workers; 181 → 213 MiB with the one module). With the limit the module is 0.5 % larger and
 # Envoy's memory is what it was without wasm-opt. The features are those rustc enables for
 # wasm32-wasip1, which the modules use and Envoy's V8 runs.
 options=(-O3 --one-caller-inline-max-function-size 100
