@@ -100,7 +100,7 @@ fn add_assign(a: &mut [u32], b: &[u32]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
 
@@ -113,8 +113,8 @@ mod tests {
             .collect()
     }
 
-    /// The generator (FIPS 186-4, D.1.2.4).
-    fn generator() -> Vec<u8> {
+    /// The generator (FIPS 186-4, D.1.2.4), uncompressed: 0x04 ‖ x ‖ y.
+    pub(crate) fn generator() -> Vec<u8> {
         let mut g = vec![0x04];
         g.extend(hex("aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7"));
         g.extend(hex("3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f"));
