@@ -1310,8 +1310,8 @@ def report(samples, mem, mic, meta, atk):
 
     w("## Signature verification, per call")
     w("")
-    w("- native: jwt-auth's own `Jwk::verify` (release build: RS256 and ES256 with the crate's own arithmetic, EdDSA "
-      "with ring 0.17) on this machine, over the run's tokens "
+    w("- native: jwt-auth's own `Jwk::verify` (release build: RS256, ES256 and EdDSA with the crate's own "
+      "arithmetic) on this machine, over the run's tokens "
       "(`bench-mint verify`).")
     w("- wasm: requests through the real `jwt_auth.wasm` on the test host (`host-tests`, **wasmtime, not V8**: "
       "indicative only), token cache off (every request verifies) minus the same with a cached token; the difference "
@@ -1520,13 +1520,16 @@ CLOSE = {
     "SIMD (`simd128`, which Envoy's V8 runs) for the multiply-accumulate rows, and caching a verification per token "
     "(the warm path).",
     "ES256": "How it is verified now: a variable-time P-256 implementation (every input of a verification is public): "
-    "Solinas reduction on 32-bit limbs, u1·G + u2·Q with both scalars cut into four 64-bit pieces sharing one chain of 64 "
+    "Solinas reduction on 32-bit limbs, u1·G + u2·Q with both scalars cut into eight 32-bit pieces sharing one chain of 33 "
     "doublings, a fixed-base table for G built once per VM and a table for each key built at JWKS import, and a binary "
     "inversion of s. ring 0.17 on wasm32 used two constant-time scalar multiplications meant for private keys, about "
     "5-10× slower. The rest of the gap is the field arithmetic without 64-bit multiplies or assembly. What would close it: "
     "wasm SIMD for the field products, larger precomputed tables (at a memory cost per key).",
-    "EdDSA": "Why: ring's Ed25519 is portable C on both sides, 64-bit limbs natively and 32-bit limbs in wasm32. "
-    "What would close it: 64-bit-limb field arithmetic in wasm, a per-key precomputation at JWKS import, wasm simd128.",
+    "EdDSA": "How it is verified now: the crate's own variable-time edwards25519 arithmetic (ten 25/26-bit limbs "
+    "with 64-bit products), the key decoded and a table for it built at JWKS import, a fixed-base table for B built "
+    "once per VM, S and k cut into eight 32-bit pieces sharing one chain of 32 doublings, then one inversion to "
+    "encode the sum and compare it with R (ring decoded the key on every call and doubled 253 times). What would "
+    "close more: wasm SIMD for the field products, a check of R without the inversion.",
     "size": "The modules built on ring and serde share jwt-auth's make-up, measured by function for jwt_auth.wasm (a "
     "build with a name section, grouped by crate, before wasm-opt; 489 KB of code): serde and serde_json 23 % (the "
     "configuration, the JWKS and the claims; serde_json's deserialiser alone 91 KB), shieldwall's core 16 %, ring 14 % "

@@ -127,8 +127,9 @@ pub(crate) enum KeyMaterial {
         point: Vec<u8>,
         es256: Option<Arc<crate::p256::VerifyingKey>>,
     },
-    /// The 32-byte public key.
-    Ed25519([u8; 32]),
+    /// The 32-byte public key, decoded once with its tables of multiples for verification and
+    /// shared by clones.
+    Ed25519(Arc<crate::ed25519::VerifyingKey>),
     /// A shared secret, with its HMAC keys prepared once.
     Oct(Box<OctKey>),
 }
@@ -218,8 +219,8 @@ impl Key {
                 };
                 json!({"kty": "EC", "crv": crv, "x": b64url_encode(x), "y": b64url_encode(y)})
             }
-            KeyMaterial::Ed25519(x) => {
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(x)})
+            KeyMaterial::Ed25519(key) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(key.encoded())})
             }
             KeyMaterial::Oct(oct) => json!({"kty": "oct", "k": b64url_encode(&oct.secret)}),
         };
@@ -493,7 +494,8 @@ fn import_okp(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
     if let Some(reason) = crate::ed25519::weak_key_reason(&x) {
         return Err(reason);
     }
-    Ok(KeyMaterial::Ed25519(x))
+    let key = crate::ed25519::VerifyingKey::from_bytes(&x).ok_or("ed25519_not_on_curve")?;
+    Ok(KeyMaterial::Ed25519(Arc::new(key)))
 }
 
 /// Minimum HMAC secret: RFC 7518 §3.2 requires a key at least as long as the hash output.
@@ -841,7 +843,9 @@ mod tests {
         let forged = Key {
             kid: None,
             alg: None,
-            key: KeyMaterial::Ed25519(x),
+            key: KeyMaterial::Ed25519(Arc::new(
+                crate::ed25519::VerifyingKey::from_bytes(&x).unwrap(),
+            )),
         };
         let mut sig = [0u8; 64];
         sig[0] = 1;

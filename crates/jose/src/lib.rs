@@ -3,10 +3,11 @@
 //! One crate checks JSON Web Signatures for the whole project, so no filter carries signature
 //! code of its own: [`jws`] parses compact JWS strictly, [`jwk`] imports a JWKS into
 //! ready-to-verify [`Key`]s (refusing weak and malformed keys one by one), [`verify`] checks
-//! signatures and selects candidate keys for a token. RSA and ES256 use this crate's own
+//! signatures and selects candidate keys for a token. RSA, ES256 and EdDSA use this crate's own
 //! variable-time arithmetic on keys prepared at import (every input of a verification is public);
-//! ES384, EdDSA and HMAC use ring (P-384 keys are checked at import by this crate). With the `jwt-compact` feature, [`compact`] offers the
-//! verifiers as jwt-compact `Algorithm`s.
+//! ES384 and HMAC use ring (P-384 keys are checked at import by this crate), and ring supplies
+//! the hashes. With the `jwt-compact` feature, [`compact`] offers the verifiers as jwt-compact
+//! `Algorithm`s.
 //!
 //! The small public surface: [`Key::from_jwk`] (one JWK), [`parse_jwks`] (a set),
 //! [`Key::verify`], [`parse_compact`] / [`parse_compact_raw`] (the parsed compact token) and
@@ -14,6 +15,7 @@
 
 #[cfg(feature = "jwt-compact")]
 pub mod compact;
+mod curve25519;
 mod ed25519;
 pub mod jwk;
 pub mod jws;

@@ -9,12 +9,13 @@
 //!   integers natively but has no 128-bit product), reduced with the NIST fast reduction that
 //!   the special form of p allows; the limb code is unrolled by hand because the crate is built
 //!   for size, which leaves loops rolled;
-//! - `u1·G + u2·Q` is one pass (Shamir's trick): each scalar is cut into four 64-bit pieces, and
-//!   the width-w NAF digits of all eight pieces are added in from tables of odd multiples of
-//!   `2^(64j)·G` and `2^(64j)·Q` in affine form (mixed additions) over one shared chain of 64
-//!   doublings;
-//! - the tables of G are built once per VM on first use (16 KiB of memory, not in the module),
-//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 4 KiB per key), so
+//! - `u1·G + u2·Q` is one pass (Shamir's trick): each scalar is cut into eight 32-bit pieces,
+//!   and the width-w NAF digits of all sixteen pieces are added in from tables of odd multiples
+//!   of `2^(32j)·G` and `2^(32j)·Q` in affine form (mixed additions) over one shared chain of 33
+//!   doublings (four pieces of 64 bits took 65: more, smaller pieces trade table memory for
+//!   doublings);
+//! - the tables of G are built once per VM on first use (32 KiB of memory, not in the module),
+//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 8 KiB per key), so
 //!   a verification does no table work;
 //! - `s⁻¹ mod n` is a binary extended Euclid, and `x(R) mod n = r` is checked without leaving
 //!   Jacobian coordinates (`X = r·Z²`, and `(r + n)·Z²` when `r + n < p`).
@@ -110,9 +111,9 @@ const N0: u32 = neg_inv_u32(N[0]);
 /// Each scalar is cut into `PARTS` pieces of `PART_BITS` bits, and each point P has one table per
 /// piece, of multiples of 2^(PART_BITS·j)·P. The pieces share one chain of doublings, so a
 /// verification doubles `PART_BITS` times instead of 256.
-const PARTS: usize = 4;
-const PART_BITS: u32 = 64;
-/// Digits of a width-w NAF of a 64-bit piece: one more than its bits.
+const PARTS: usize = 8;
+const PART_BITS: u32 = 32;
+/// Digits of a width-w NAF of a piece: one more than its bits.
 const NAF_LEN: usize = PART_BITS as usize + 1;
 
 /// Window width of the NAF digits for G, and the number of odd multiples in each of its tables
@@ -123,9 +124,9 @@ const G_TABLE: usize = 1 << (G_WINDOW - 2);
 const Q_WINDOW: u32 = 6;
 const Q_TABLE: usize = 1 << (Q_WINDOW - 2);
 
-// NAF digits are stored as i8, so |digit| < 2^(w-1) must fit; pieces are whole u64 limbs pairs.
+// NAF digits are stored as i8, so |digit| < 2^(w-1) must fit; pieces are whole 32-bit limbs.
 const _: () = assert!(G_WINDOW <= 8 && Q_WINDOW <= 8 && G_WINDOW >= 2 && Q_WINDOW >= 2);
-const _: () = assert!(PARTS * PART_BITS as usize == 256 && PART_BITS == 64);
+const _: () = assert!(PARTS * PART_BITS as usize == 256 && PART_BITS == 32);
 
 const fn neg_inv_u32(a: u32) -> u32 {
     // Newton's iteration doubles the number of correct low bits each step; `a` is its own
@@ -1289,7 +1290,7 @@ impl Jacobian {
     }
 }
 
-/// Per piece j of a scalar, the odd multiples B_j, 3B_j, ..., (2K-1)B_j of B_j = 2^(64j)·P, in
+/// Per piece j of a scalar, the odd multiples B_j, 3B_j, ..., (2K-1)B_j of B_j = 2^(32j)·P, in
 /// affine form. P must be a finite point of the curve: then every entry is finite (the group
 /// has prime order n and no multiple here is a multiple of n), so one shared inversion
 /// normalises them all.
@@ -1346,7 +1347,7 @@ fn g_tables() -> &'static Tables<G_TABLE> {
     })
 }
 
-/// Width-w NAF of a 64-bit piece: digits odd or zero, |digit| < 2^(w-1), least significant
+/// Width-w NAF of a piece (up to 64 bits): digits odd or zero, |digit| < 2^(w-1), least significant
 /// first, at least w-1 zeros after each non-zero digit, and their sum `digit_i·2^i` equals `k`.
 fn wnaf(k: u64, w: u32) -> [i8; NAF_LEN] {
     let mut digits = [0i8; NAF_LEN];
@@ -1372,15 +1373,9 @@ fn wnaf(k: u64, w: u32) -> [i8; NAF_LEN] {
     digits
 }
 
-/// The 64-bit pieces of a 256-bit scalar, least significant first.
+/// The 32-bit pieces of a 256-bit scalar (its limbs), least significant first.
 fn pieces(k: &Limbs) -> [u64; PARTS] {
-    widen!([k0, k1, k2, k3, k4, k5, k6, k7] = *k, u64);
-    [
-        k0 | (k1 << 32),
-        k2 | (k3 << 32),
-        k4 | (k5 << 32),
-        k6 | (k7 << 32),
-    ]
+    k.map(u64::from)
 }
 
 /// The table entry for a non-zero NAF digit: `digit·B` from the odd multiples of B.
@@ -1389,8 +1384,8 @@ fn table_point<const K: usize>(table: &[Affine; K], digit: i8) -> Option<Affine>
     Some(if digit < 0 { point.neg() } else { *point })
 }
 
-/// `u1·G + u2·Q`: the NAF digits of the eight 64-bit pieces (four of each scalar) are added in
-/// from their tables over one shared chain of 64 doublings.
+/// `u1·G + u2·Q`: the NAF digits of the sixteen 32-bit pieces (eight of each scalar) are added
+/// in from their tables over one shared chain of 33 doublings.
 fn double_mul(u1: &Limbs, u2: &Limbs, q_tables: &Tables<Q_TABLE>) -> Jacobian {
     let g = g_tables();
     let d1 = pieces(u1).map(|k| wnaf(k, G_WINDOW));
@@ -1961,12 +1956,12 @@ mod tests {
             .unwrap();
         let key = VerifyingKey::from_uncompressed(&encode(&q)).unwrap();
         let check = |tables: &[Vec<Affine>], p: &Affine| {
-            assert_eq!(tables.len(), 4);
+            assert_eq!(tables.len(), PARTS);
             for (j, table) in tables.iter().enumerate() {
                 for (i, entry) in table.iter().enumerate() {
-                    // (2i + 1)·2^(64j) as a 256-bit scalar.
+                    // (2i + 1)·2^(32j) as a 256-bit scalar.
                     let mut k = [0u32; 8];
-                    k[2 * j] = 2 * i as u32 + 1;
+                    k[j] = 2 * i as u32 + 1;
                     assert!(entry.is_on_curve());
                     assert_eq!(
                         Some(*entry),
@@ -2023,9 +2018,11 @@ mod tests {
 
     #[test]
     fn naf_digits() {
-        let mut values: Vec<u64> = vec![0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1];
+        // Pieces are 32 bits.
+        let top = u64::from(u32::MAX);
+        let mut values: Vec<u64> = vec![0, 1, 2, 3, top, top - 1, 1 << 31, (1 << 31) - 1];
         values.extend(sample(&N, 40).iter().flat_map(pieces));
-        values.extend((0..40).map(|_| u64::from_le_bytes(random_bytes())));
+        values.extend((0..40).map(|_| u64::from(u32::from_le_bytes(random_bytes()))));
         for k in values {
             for w in [G_WINDOW, Q_WINDOW, 2, 8] {
                 let digits = wnaf(k, w);
@@ -2052,10 +2049,7 @@ mod tests {
         // The pieces put the scalar back together.
         for k in sample(&N, 10) {
             let p = pieces(&k);
-            let back: Vec<u32> = p
-                .iter()
-                .flat_map(|&x| [x as u32, (x >> 32) as u32])
-                .collect();
+            let back: Vec<u32> = p.iter().map(|&x| u32::try_from(x).unwrap()).collect();
             assert_eq!(back, k.to_vec());
         }
     }

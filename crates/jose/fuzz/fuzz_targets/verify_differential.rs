@@ -1,6 +1,6 @@
 #![no_main]
 
-//! ES256 and RSA verification against ring on fuzzer-chosen messages and signatures: a valid
+//! ES256, RSA and EdDSA verification against ring on fuzzer-chosen messages and signatures: a valid
 //! signature of the input message, then changed as the input says (bytes overwritten, cut,
 //! extended), or the input's own bytes as the signature. shieldwall-jose and ring must agree on
 //! every case; a disagreement panics with the case in hex.
@@ -20,6 +20,8 @@ struct Keys {
     rsa_ours: Key,
     n: Vec<u8>,
     e: Vec<u8>,
+    ed: rsig::Ed25519KeyPair,
+    ed_ours: Key,
 }
 
 fn keys() -> &'static Keys {
@@ -37,7 +39,13 @@ fn keys() -> &'static Keys {
         let components: ring::rsa::PublicKeyComponents<Vec<u8>> = rsa.public().into();
         let (n, e) = (components.n, components.e);
         let rsa_jwk = serde_json::json!({"kty": "RSA", "n": b64url_encode(&n), "e": b64url_encode(&e)});
+        let pkcs8 = rsig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let ed = rsig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let ed_jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519",
+            "x": b64url_encode(ed.public_key().as_ref())});
         Keys {
+            ed_ours: Key::from_jwk(&ed_jwk, false).unwrap(),
+            ed,
             ec,
             ec_ours: Key::from_jwk(&ec_jwk, false).unwrap(),
             ec_point,
@@ -98,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
     let k = keys();
     let rng = SystemRandom::new();
     let raw = selector & 0x80 != 0;
-    let (alg, ours, theirs, sig) = match selector % 7 {
+    let (alg, ours, theirs, sig) = match selector % 8 {
         0 => {
             let sig = if raw { tail.to_vec() } else { k.ec.sign(&rng, msg).unwrap().as_ref().to_vec() };
             let mut s = sig;
@@ -110,6 +118,17 @@ fuzz_target!(|data: &[u8]| {
                 .verify(msg, &s)
                 .is_ok();
             (Alg::ES256, ours, theirs, s)
+        }
+        7 => {
+            let mut s = if raw { tail.to_vec() } else { k.ed.sign(msg).as_ref().to_vec() };
+            if !raw {
+                edit(&mut s, tail);
+            }
+            let ours = k.ed_ours.verify(Alg::EdDSA, msg, &s).is_ok();
+            let theirs = rsig::UnparsedPublicKey::new(&rsig::ED25519, k.ed.public_key().as_ref())
+                .verify(msg, &s)
+                .is_ok();
+            (Alg::EdDSA, ours, theirs, s)
         }
         i => {
             let (alg, signing, verifying) = RSA_ALGS[usize::from(i - 1)];
