@@ -15,8 +15,8 @@
 //!   doublings (four pieces of 64 bits took 65: more, smaller pieces trade table memory for
 //!   doublings);
 //! - the tables of G are built once per VM on first use (32 KiB of memory, not in the module),
-//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 8 KiB per key), so
-//!   a verification does no table work;
+//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 16 KiB per key),
+//!   so a verification does no table work;
 //! - `s⁻¹ mod n` is a binary extended Euclid, and `x(R) mod n = r` is checked without leaving
 //!   Jacobian coordinates (`X = r·Z²`, and `(r + n)·Z²` when `r + n < p`).
 //!
@@ -121,7 +121,7 @@ const NAF_LEN: usize = PART_BITS as usize + 1;
 const G_WINDOW: u32 = 8;
 const G_TABLE: usize = 1 << (G_WINDOW - 2);
 /// The same for the public key Q.
-const Q_WINDOW: u32 = 6;
+const Q_WINDOW: u32 = 7;
 const Q_TABLE: usize = 1 << (Q_WINDOW - 2);
 
 // NAF digits are stored as i8, so |digit| < 2^(w-1) must fit; pieces are whole 32-bit limbs.
@@ -1392,7 +1392,11 @@ fn double_mul(u1: &Limbs, u2: &Limbs, q_tables: &Tables<Q_TABLE>) -> Jacobian {
     let d2 = pieces(u2).map(|k| wnaf(k, Q_WINDOW));
     let mut acc = Jacobian::INFINITY;
     for i in (0..NAF_LEN).rev() {
-        acc = acc.double();
+        // Doubling the point at infinity is a full doubling that yields it again: skipped until
+        // the first digit.
+        if !acc.is_infinity() {
+            acc = acc.double();
+        }
         for (digits, table) in d1.iter().zip(g) {
             if let Some(&digit) = digits.get(i).filter(|&&d| d != 0) {
                 if let Some(p) = table_point(table, digit) {
