@@ -1,10 +1,11 @@
-//! Import checks for Ed25519 public keys (RFC 8032 §5.1.3), on the encoding alone.
+//! Ed25519 public keys: the import checks (RFC 8032 §5.1.3) and the verifier.
 //!
 //! A verifier that accepts a key of small order accepts forgeries: with the identity point as the
 //! key, the signature R = identity, S = 0 satisfies `[S]B = R + [k]A` for every message, and the
-//! other points of order 2, 4 and 8 do the same for a share of messages. ring verifies without
-//! looking at the key's order, so this module refuses such keys before they reach it, and with
-//! them every encoding that is not the canonical one of its point.
+//! other points of order 2, 4 and 8 do the same for a share of messages. The verifier below (as
+//! ring's) does not look at the key's order, so [`weak_key_reason`] refuses such keys before
+//! they reach it, on the encoding alone, and with them every encoding that is not the canonical
+//! one of its point.
 //!
 //! Why the encoding is enough: the points of order dividing 8 are exactly the eight points of the
 //! curve's torsion subgroup. Their y-coordinates are 1 (the identity, order 1), p − 1 (order 2),
