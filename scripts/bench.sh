@@ -34,12 +34,21 @@ for tool in taskset python3 cargo; do
 done
 
 target="$(bash "$root/scripts/target-dir.sh")"
+release="$target/wasm32-wasip1/release"
+# The modules the rows load: their packages, and the files cargo writes for them (one list, so
+# what is built is what goes through wasm-opt below).
+packages=(jwt-auth scope-authz rate-limit token-introspection shieldwall audit-log identity-exchange
+  payload-guard policy-authz noop hostcalls)
+build_args=()
+module_files=()
+for package in "${packages[@]}"; do
+  build_args+=(-p "$package")
+  module_files+=("$release/${package//-/_}.wasm")
+done
 say "building the modules (release, wasm32-wasip1)"
-cargo build --quiet --release --target wasm32-wasip1 -p jwt-auth -p scope-authz -p rate-limit \
-  -p token-introspection -p shieldwall -p audit-log -p identity-exchange -p payload-guard -p policy-authz -p noop -p hostcalls
+cargo build --quiet --release --target wasm32-wasip1 "${build_args[@]}"
 # The one module built with only the filters a row runs, beside the default build (each variant
 # writes shieldwall.wasm, so it is copied away, and the default build is made again last).
-release="$target/wasm32-wasip1/release"
 say "building the one module with only the filters of a row"
 bench/one-module.sh "$release/shieldwall-jwt-only.wasm" --no-default-features --features jwt-auth
 bench/one-module.sh "$release/shieldwall-jwt-scope-ratelimit.wasm" --no-default-features \
@@ -49,8 +58,7 @@ touch "$root/filters/shieldwall/src/lib.rs"
 cargo build --quiet --release --target wasm32-wasip1 -p shieldwall
 # Every module as it ships: Binaryen's wasm-opt over each (scripts/wasm-opt.sh).
 say "wasm-opt over the modules"
-bash scripts/wasm-opt.sh "$release"/{jwt_auth,scope_authz,rate_limit,token_introspection,shieldwall,audit_log}.wasm \
-  "$release"/{identity_exchange,payload_guard,policy_authz,noop,hostcalls}.wasm
+bash scripts/wasm-opt.sh "${module_files[@]}"
 say "building the benchmark helper"
 cargo build --quiet --release -p bench-mint --bin bench-mint
 cargo build --quiet -p bench-mint --example wasm_verify

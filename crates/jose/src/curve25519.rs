@@ -23,8 +23,9 @@
 //! below 2^26 in magnitude (2^25 for odd limbs, up to a small excess on limb 1). A product's
 //! largest sum of terms is 142.5·2^52·m·n when its operands' limbs are at most m and n times
 //! those of a reduced element; it stays below 2^63 while m·n ≤ 14. Every operand of a product
-//! here is reduced, or the sum or difference of at most three reduced elements with the other
-//! operand reduced or a sum of two (m·n ≤ 9): the comments at each formula give m and n.
+//! here is reduced or the sum or difference of at most three reduced elements, and no product
+//! has m·n above 9: the comments at each formula give m for the operands that are not reduced.
+//! The tests check products at the limbs' extremes up to m·n = 12 against a reference.
 
 use std::sync::OnceLock;
 
@@ -243,7 +244,8 @@ impl Fe {
         reduce(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9)
     }
 
-    /// 2·self², for the doubling formula.
+    /// 2·self², for the doubling formula; self must be reduced (the doubled columns count as
+    /// m·n = 2).
     pub(crate) fn square2(&self) -> Fe {
         let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9] = self.square_columns().map(|h| 2 * h);
         reduce(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9)
@@ -755,16 +757,10 @@ pub(crate) fn double_scalar_mul_base(
 mod tests {
     use super::*;
     use crate::rsa::{less_than as limbs_less_than, mont_mul, neg_inv, r_squared, sub_assign};
+    use crate::testutil::random_bytes;
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     use curve25519_dalek::edwards::CompressedEdwardsY;
     use curve25519_dalek::scalar::Scalar;
-    use ring::rand::{SecureRandom, SystemRandom};
-
-    fn random<const N: usize>() -> [u8; N] {
-        let mut out = [0u8; N];
-        SystemRandom::new().fill(&mut out).unwrap();
-        out
-    }
 
     /// p as eight 32-bit limbs.
     fn p_limbs() -> Vec<u32> {
@@ -837,7 +833,7 @@ mod tests {
 
     /// A field element with limbs anywhere up to `m` times a reduced limb, either sign.
     fn random_fe(m: i64) -> Fe {
-        let r: [u8; 40] = random();
+        let r: [u8; 40] = random_bytes();
         let mut limbs = [0i32; 10];
         for (i, (l, c)) in limbs.iter_mut().zip(r.chunks(4)).enumerate() {
             let raw = i64::from(u32::from_le_bytes(c.try_into().unwrap()));
@@ -881,7 +877,7 @@ mod tests {
             }
         }
         for _ in 0..300 {
-            let mut b: [u8; 32] = random();
+            let mut b: [u8; 32] = random_bytes();
             b[31] &= 0x7f;
             let f = Fe::from_bytes(&b);
             assert_eq!(Fe::from_bytes(&f.to_bytes()).to_bytes(), f.to_bytes());
@@ -948,7 +944,7 @@ mod tests {
 
     #[test]
     fn decoding_and_encoding_agree_with_curve25519_dalek() {
-        let mut candidates: Vec<[u8; 32]> = (0..200).map(|_| random()).collect();
+        let mut candidates: Vec<[u8; 32]> = (0..200).map(|_| random_bytes()).collect();
         let mut p = ED25519_BASEPOINT_POINT;
         for _ in 0..50 {
             candidates.push(p.compress().to_bytes());
@@ -983,7 +979,7 @@ mod tests {
     #[test]
     fn naf_digits_sum_to_the_scalar() {
         let mut scalars: Vec<[u8; 32]> = (0..200)
-            .map(|_| Scalar::from_bytes_mod_order(random()).to_bytes())
+            .map(|_| Scalar::from_bytes_mod_order(random_bytes()).to_bytes())
             .collect();
         scalars.push([0; 32]);
         scalars.push((Scalar::ZERO - Scalar::ONE).to_bytes());
@@ -1021,9 +1017,9 @@ mod tests {
         let mut cases: Vec<(Scalar, Scalar, Scalar)> = (0..40)
             .map(|_| {
                 (
-                    Scalar::from_bytes_mod_order(random()),
-                    Scalar::from_bytes_mod_order(random()),
-                    Scalar::from_bytes_mod_order(random()),
+                    Scalar::from_bytes_mod_order(random_bytes()),
+                    Scalar::from_bytes_mod_order(random_bytes()),
+                    Scalar::from_bytes_mod_order(random_bytes()),
                 )
             })
             .collect();

@@ -247,14 +247,7 @@ pub(crate) fn reduce_wide(wide: &[u8; 64]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex32(s: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-        }
-        out
-    }
+    use crate::testutil::{hex, hex_array, random_bytes};
 
     #[test]
     fn the_identity_and_its_other_encodings_are_refused() {
@@ -291,9 +284,11 @@ mod tests {
     #[test]
     fn ordinary_keys_pass() {
         // RFC 8032 §7.1 test 1, and the base point.
-        let rfc = hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        let rfc =
+            hex_array::<32>("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         assert_eq!(weak_key_reason(&rfc), None);
-        let base = hex32("5866666666666666666666666666666666666666666666666666666666666666");
+        let base =
+            hex_array::<32>("5866666666666666666666666666666666666666666666666666666666666666");
         assert_eq!(weak_key_reason(&base), None);
         // p − 2 is canonical (the largest canonical y but one) and no torsion point.
         let mut pm2 = P;
@@ -304,7 +299,6 @@ mod tests {
     #[test]
     fn wide_reduction_agrees_with_curve25519_dalek() {
         use curve25519_dalek::scalar::Scalar;
-        use ring::rand::{SecureRandom, SystemRandom};
         let mut cases: Vec<[u8; 64]> = vec![[0; 64], [0xff; 64]];
         let mut l_wide = [0u8; 64];
         l_wide[..32].copy_from_slice(&L);
@@ -313,9 +307,7 @@ mod tests {
         l_high[32..].copy_from_slice(&L);
         cases.push(l_high);
         for _ in 0..2000 {
-            let mut wide = [0u8; 64];
-            SystemRandom::new().fill(&mut wide).unwrap();
-            cases.push(wide);
+            cases.push(random_bytes());
         }
         for wide in cases {
             assert_eq!(
@@ -339,11 +331,6 @@ mod tests {
     /// signature or the message changed, nothing verifies.
     #[test]
     fn rfc_8032_vectors() {
-        let hex = |s: &str| -> Vec<u8> {
-            (0..s.len() / 2)
-                .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-                .collect()
-        };
         let vectors = [
             ("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
              "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),

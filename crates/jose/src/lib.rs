@@ -22,6 +22,8 @@ pub mod jws;
 mod p256;
 mod p384;
 mod rsa;
+#[cfg(test)]
+mod testutil;
 pub mod verify;
 
 pub use jwk::{parse_jwks, Jwks, JwksError, JwksOptions, Key, SkippedKey};

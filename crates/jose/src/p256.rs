@@ -1488,7 +1488,8 @@ impl VerifyingKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::rand::{SecureRandom, SystemRandom};
+    use crate::testutil::{hex_array, random_bytes};
+    use ring::rand::SystemRandom;
     use ring::signature::{self, EcdsaKeyPair, KeyPair};
 
     // ---- A naive reference: little-endian u32 digits, schoolbook product, bitwise remainder.
@@ -1570,12 +1571,6 @@ mod tests {
         big_rem(&v, m)
     }
 
-    fn random_bytes<const K: usize>() -> [u8; K] {
-        let mut out = [0u8; K];
-        SystemRandom::new().fill(&mut out).unwrap();
-        out
-    }
-
     /// Random values below m, with a bias towards the edges (all-ones limbs, small values).
     fn sample(m: &Limbs, count: usize) -> Vec<Limbs> {
         let m_minus = |k: u32| sub_limbs(m, &[k, 0, 0, 0, 0, 0, 0, 0]).0;
@@ -1636,14 +1631,6 @@ mod tests {
         }
     }
 
-    fn hex32(s: &str) -> [u8; 32] {
-        let v: Vec<u8> = (0..64)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect();
-        v.try_into().unwrap()
-    }
-
     fn same_point(a: &Jacobian, b: &Jacobian) -> bool {
         a.to_affine() == b.to_affine()
     }
@@ -1667,7 +1654,7 @@ mod tests {
         assert_eq!(&p[..8], &P[..]);
         assert_eq!(p[8], 0);
         assert_eq!(
-            limbs_from_be(&hex32(
+            limbs_from_be(&hex_array::<32>(
                 "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"
             )),
             N
@@ -1889,13 +1876,13 @@ mod tests {
         let two_g = Jacobian::from_affine(&g()).double().to_affine().unwrap();
         assert_eq!(
             two_g.x.0,
-            limbs_from_be(&hex32(
+            limbs_from_be(&hex_array::<32>(
                 "7cf27b188d034f7e8a52380304b51ac3c08969e277f21b35a60b48fc47669978"
             ))
         );
         assert_eq!(
             two_g.y.0,
-            limbs_from_be(&hex32(
+            limbs_from_be(&hex_array::<32>(
                 "07775510db8ed040293d9ac69f7430dbba7dade63ce982299e04b79d227873d1"
             ))
         );

@@ -105,13 +105,7 @@ pub(crate) mod tests {
     use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
 
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::testutil::hex;
 
     /// The generator (FIPS 186-4, D.1.2.4), uncompressed: 0x04 ‖ x ‖ y.
     pub(crate) fn generator() -> Vec<u8> {

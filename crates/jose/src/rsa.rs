@@ -426,12 +426,13 @@ mod tests {
     use std::cmp::Ordering;
     use std::time::Instant;
 
-    use ring::rand::{SecureRandom, SystemRandom};
+    use ring::rand::SystemRandom;
     use ring::signature::{self as rsig, RsaKeyPair, RsaPublicKeyComponents};
 
     use super::*;
     use crate::jwk::{parse_jwks, JwksOptions, Key};
     use crate::jws::{b64url_encode, Alg};
+    use crate::testutil::{hex, random_vec};
     use crate::verify::VerifyError;
 
     // Test keys made with `openssl genpkey -algorithm RSA` (PKCS#8 DER), for tests only: 2048
@@ -497,14 +498,8 @@ mod tests {
 
     // ---- An independent reference: schoolbook products and bit-at-a-time reduction. ----
 
-    fn random_bytes(len: usize) -> Vec<u8> {
-        let mut v = vec![0u8; len];
-        SystemRandom::new().fill(&mut v).unwrap();
-        v
-    }
-
     fn random_limbs(len: usize) -> Vec<u32> {
-        random_bytes(4 * len)
+        random_vec(4 * len)
             .chunks(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
@@ -618,7 +613,7 @@ mod tests {
     #[test]
     fn limb_conversions() {
         for len in [1usize, 3, 4, 5, 255, 256, 257] {
-            let bytes = random_bytes(len);
+            let bytes = random_vec(len);
             let limbs = limbs_from_be(&bytes, len.div_ceil(4)).unwrap();
             assert_eq!(limbs_to_be(&limbs, len), bytes);
             // The reference layout: least significant limb first.
@@ -747,7 +742,7 @@ mod tests {
         // panic, and ring agrees that none of them verifies.
         let key = ring_key(RSA2048);
         for len in (0..300).step_by(7).chain(250..260) {
-            let sig = random_bytes(len);
+            let sig = random_vec(len);
             for (alg, _, _) in ALGS {
                 assert!(!both(&key.n, &key.e, &key.jwk, alg, MSG, &sig), "{len}");
             }
@@ -755,8 +750,8 @@ mod tests {
         // Blocks that decrypt to anything at all, fed straight to the encoding checks.
         for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
             for len in 0..300 {
-                let block = random_bytes(len);
-                let m_hash = random_bytes(64);
+                let block = random_vec(len);
+                let m_hash = random_vec(64);
                 let m_hash = &m_hash[..hash.algorithm().output_len()];
                 for em_bits in [
                     8 * len,
@@ -842,7 +837,7 @@ mod tests {
         for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
             let m_hash = digest::digest(hash.algorithm(), b"message");
             let m_hash = m_hash.as_ref();
-            let salt = random_bytes(m_hash.len());
+            let salt = random_vec(m_hash.len());
             // Modulus of 2049 bits: emBits = 2048, so the block has a leading zero byte; of 2048
             // bits: emBits = 2047, one top bit masked; of 2058: seven bits masked.
             for mod_bits in [2049usize, 2048, 2058, 2055] {
@@ -1076,10 +1071,7 @@ mod tests {
         } else {
             text.to_owned()
         };
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
+        hex(&text)
     }
 
     #[test]

@@ -1,0 +1,28 @@
+//! Helpers the unit tests share: hex test vectors and random bytes.
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Hex text (an even number of digits) as bytes.
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Hex text of exactly `N` bytes.
+pub(crate) fn hex_array<const N: usize>(s: &str) -> [u8; N] {
+    hex(s).try_into().unwrap()
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    SystemRandom::new().fill(&mut out).unwrap();
+    out
+}
+
+pub(crate) fn random_vec(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    SystemRandom::new().fill(&mut out).unwrap();
+    out
+}
