@@ -45,6 +45,12 @@ if [ ${#files[@]} -eq 0 ]; then
 fi
 state="$(bash "$root/scripts/target-dir.sh")/wasm-opt"
 mkdir -p "$state"
+# Runs over one build directory take turns (the tests start several gateway stacks at once, each
+# building and optimising the same modules); the temporary files are per process as well.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$state/lock"
+  flock 9
+fi
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -63,12 +69,12 @@ for file in "${files[@]}"; do
     continue
   fi
   if ! [ "$current" = "$before" ] || ! [ -f "$kept" ] || ! [ "$(sha "$kept")" = "$after" ]; then
-    wasm-opt "${options[@]}" "$file" -o "$kept.tmp"
-    mv "$kept.tmp" "$kept"
+    wasm-opt "${options[@]}" "$file" -o "$kept.$$.tmp"
+    mv "$kept.$$.tmp" "$kept"
     printf '%s %s\n' "$current" "$(sha "$kept")" > "$stamp"
     printf '%s: %s → %s bytes\n' "$(basename "$file")" "$(stat -c %s "$file")" "$(stat -c %s "$kept")" >&2
   fi
   # A new file in the module's place: a link to rustc's output is replaced, not written through.
-  cp "$kept" "$file.wasm-opt.tmp"
-  mv "$file.wasm-opt.tmp" "$file"
+  cp "$kept" "$file.wasm-opt.$$.tmp"
+  mv "$file.wasm-opt.$$.tmp" "$file"
 done
