@@ -756,6 +756,7 @@ pub(crate) fn double_scalar_mul_base(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ed25519::limbs_le;
     use crate::rsa::{less_than as limbs_less_than, mont_mul, neg_inv, r_squared, sub_assign};
     use crate::testutil::random_bytes;
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
@@ -768,13 +769,6 @@ mod tests {
         p[0] = 0xffff_ffed;
         p[7] = 0x7fff_ffff;
         p
-    }
-
-    fn le_limbs(bytes: &[u8; 32]) -> Vec<u32> {
-        bytes
-            .chunks(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
     }
 
     fn le_bytes(limbs: &[u32]) -> [u8; 32] {
@@ -825,7 +819,7 @@ mod tests {
         let p0 = neg_inv(p[0]);
         let r2 = r_squared(&p, p0, 255).unwrap();
         let mut t = vec![0u32; 8];
-        mont_mul(&mut t, &le_limbs(a), &le_limbs(b), &p, p0);
+        mont_mul(&mut t, &limbs_le(a), &limbs_le(b), &p, p0);
         let mut out = vec![0u32; 8];
         mont_mul(&mut out, &t, &r2, &p, p0);
         le_bytes(&out)

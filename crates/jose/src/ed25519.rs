@@ -153,7 +153,7 @@ impl VerifyingKey {
 }
 
 /// Little-endian bytes as eight 32-bit limbs.
-fn limbs_le(bytes: &[u8]) -> [u32; 8] {
+pub(crate) fn limbs_le(bytes: &[u8]) -> [u32; 8] {
     let mut out = [0u32; 8];
     for (limb, chunk) in out.iter_mut().zip(bytes.chunks(4)) {
         *limb = chunk

@@ -22,7 +22,6 @@ pub mod jws;
 mod p256;
 mod p384;
 mod rsa;
-#[cfg(test)]
 mod testutil;
 pub mod verify;
 

@@ -1,4 +1,6 @@
-//! Helpers the unit tests share: hex test vectors and random bytes.
+//! Helpers the unit tests share: hex test vectors and random bytes. Compiled for tests only.
+
+#![cfg(test)]
 
 use ring::rand::{SecureRandom, SystemRandom};
 
