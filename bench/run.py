@@ -1520,11 +1520,12 @@ CLOSE = {
     "SIMD (`simd128`, which Envoy's V8 runs) for the multiply-accumulate rows, and caching a verification per token "
     "(the warm path).",
     "ES256": "How it is verified now: a variable-time P-256 implementation (every input of a verification is public): "
-    "Solinas reduction on 32-bit limbs, u1·G + u2·Q with both scalars cut into eight 32-bit pieces sharing one chain of 33 "
-    "doublings, a fixed-base table for G built once per VM and a table for each key built at JWKS import, and a binary "
-    "inversion of s. ring 0.17 on wasm32 used two constant-time scalar multiplications meant for private keys, about "
-    "5-10× slower. The rest of the gap is the field arithmetic without 64-bit multiplies or assembly. What would close it: "
-    "wasm SIMD for the field products, larger precomputed tables (at a memory cost per key).",
+    "Solinas reduction on 32-bit limbs, u1·G + u2·Q with both scalars cut into sixteen 16-bit pieces sharing one chain "
+    "of 17 doublings, a fixed-base table for G built once per VM and a table for each key built at JWKS import, and "
+    "s inverted by Bernstein and Yang's divsteps on 30-bit limbs. ring 0.17 on wasm32 used two constant-time scalar "
+    "multiplications meant for private keys, about 5-10× slower. The rest of the gap is the field arithmetic without "
+    "64-bit multiplies or assembly. What would close it: wasm SIMD for the field products, larger precomputed tables "
+    "(at a memory cost per key).",
     "EdDSA": "How it is verified now: the crate's own variable-time edwards25519 arithmetic (ten 25/26-bit limbs "
     "with 64-bit products), the key decoded and a table for it built at JWKS import, a fixed-base table for B built "
     "once per VM, S and k cut into eight 32-bit pieces sharing one chain of 32 doublings, then one inversion to "

@@ -9,16 +9,17 @@
 //!   integers natively but has no 128-bit product), reduced with the NIST fast reduction that
 //!   the special form of p allows; the limb code is unrolled by hand because the crate is built
 //!   for size, which leaves loops rolled;
-//! - `u1·G + u2·Q` is one pass (Shamir's trick): each scalar is cut into eight 32-bit pieces,
-//!   and the width-w NAF digits of all sixteen pieces are added in from tables of odd multiples
-//!   of `2^(32j)·G` and `2^(32j)·Q` in affine form (mixed additions) over one shared chain of 33
-//!   doublings (four pieces of 64 bits took 65: more, smaller pieces trade table memory for
-//!   doublings);
-//! - the tables of G are built once per VM on first use (32 KiB of memory, not in the module),
-//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 16 KiB per key),
+//! - `u1·G + u2·Q` is one pass (Shamir's trick): each scalar is cut into sixteen 16-bit pieces,
+//!   and the width-w NAF digits of all thirty-two pieces are added in from tables of odd
+//!   multiples of `2^(16j)·G` and `2^(16j)·Q` in affine form (mixed additions) over one shared
+//!   chain of 17 doublings (eight pieces of 32 bits took 33, four of 64 took 65: more, smaller
+//!   pieces trade table memory for doublings);
+//! - the tables of G are built once per VM on first use (64 KiB of memory, not in the module),
+//!   those of Q once per key at import ([`VerifyingKey::from_uncompressed`], 32 KiB per key),
 //!   so a verification does no table work;
-//! - `s⁻¹ mod n` is a binary extended Euclid, and `x(R) mod n = r` is checked without leaving
-//!   Jacobian coordinates (`X = r·Z²`, and `(r + n)·Z²` when `r + n < p`).
+//! - `s⁻¹ mod n` is Bernstein and Yang's divsteps, thirty at a time on signed 30-bit limbs
+//!   (a binary extended Euclid took four times as long), and `x(R) mod n = r` is checked
+//!   without leaving Jacobian coordinates (`X = r·Z²`, and `(r + n)·Z²` when `r + n < p`).
 //!
 //! Every check of ECDSA verification stays: the signature is exactly 64 bytes, `r` and `s` lie in
 //! `[1, n-1]`, the hash is reduced mod n, the sum point must not be the point at infinity, and
@@ -30,7 +31,6 @@
 //! against ring's key-pair check, and signatures against ring's verifier; the Wycheproof ES256
 //! vectors run through the public API.
 
-use std::cmp::Ordering;
 use std::sync::OnceLock;
 
 use ring::digest;
@@ -111,8 +111,8 @@ const N0: u32 = neg_inv_u32(N[0]);
 /// Each scalar is cut into `PARTS` pieces of `PART_BITS` bits, and each point P has one table per
 /// piece, of multiples of 2^(PART_BITS·j)·P. The pieces share one chain of doublings, so a
 /// verification doubles `PART_BITS` times instead of 256.
-const PARTS: usize = 8;
-const PART_BITS: u32 = 32;
+const PARTS: usize = 16;
+const PART_BITS: u32 = 16;
 /// Digits of a width-w NAF of a piece: one more than its bits.
 const NAF_LEN: usize = PART_BITS as usize + 1;
 
@@ -124,9 +124,9 @@ const G_TABLE: usize = 1 << (G_WINDOW - 2);
 const Q_WINDOW: u32 = 7;
 const Q_TABLE: usize = 1 << (Q_WINDOW - 2);
 
-// NAF digits are stored as i8, so |digit| < 2^(w-1) must fit; pieces are whole 32-bit limbs.
+// NAF digits are stored as i8, so |digit| < 2^(w-1) must fit; pieces are halves of 32-bit limbs.
 const _: () = assert!(G_WINDOW <= 8 && Q_WINDOW <= 8 && G_WINDOW >= 2 && Q_WINDOW >= 2);
-const _: () = assert!(PARTS * PART_BITS as usize == 256 && PART_BITS == 32);
+const _: () = assert!(PARTS * PART_BITS as usize == 256 && PART_BITS == 16);
 
 const fn neg_inv_u32(a: u32) -> u32 {
     // Newton's iteration doubles the number of correct low bits each step; `a` is its own
@@ -912,108 +912,6 @@ fn scalar_reduce(a: &Limbs) -> Limbs {
     }
 }
 
-/// `a - b mod n` for a, b below n.
-fn scalar_sub(a: &Limbs, b: &Limbs) -> Limbs {
-    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, i64);
-    widen!([b0, b1, b2, b3, b4, b5, b6, b7] = *b, i64);
-    let v = a0 - b0;
-    let d0 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a1 - b1 + c;
-    let d1 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a2 - b2 + c;
-    let d2 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a3 - b3 + c;
-    let d3 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a4 - b4 + c;
-    let d4 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a5 - b5 + c;
-    let d5 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a6 - b6 + c;
-    let d6 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a7 - b7 + c;
-    let d7 = v & 0xffff_ffff;
-    let c = v >> 32;
-    // Add n when the difference went negative (c = -1), without a branch.
-    let mask = c & 0xffff_ffff;
-    let v = d0 + (0xfc63_2551 & mask);
-    let t0 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d1 + (0xf3b9_cac2 & mask) + c;
-    let t1 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d2 + (0xa717_9e84 & mask) + c;
-    let t2 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d3 + (0xbce6_faad & mask) + c;
-    let t3 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d4 + mask + c;
-    let t4 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d5 + mask + c;
-    let t5 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d6 + c;
-    let t6 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = d7 + mask + c;
-    let t7 = v & 0xffff_ffff;
-    [
-        t0 as u32, t1 as u32, t2 as u32, t3 as u32, t4 as u32, t5 as u32, t6 as u32, t7 as u32,
-    ]
-}
-
-/// `a / 2^k mod n` for a below n and k in [1, 31]: adds the multiple of n that clears the low
-/// k bits (N0 is -n⁻¹ mod 2^32), then shifts.
-fn scalar_div_pow2(a: &mut Limbs, k: u32) {
-    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, u64);
-    let m = u64::from((a0 as u32).wrapping_mul(N0) & ((1u32 << k) - 1));
-    // a + m·n < 2^32·n: nine limbs.
-    let v = a0 + m * 0xfc63_2551;
-    let t0 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a1 + m * 0xf3b9_cac2 + c;
-    let t1 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a2 + m * 0xa717_9e84 + c;
-    let t2 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a3 + m * 0xbce6_faad + c;
-    let t3 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a4 + m * 0xffff_ffff + c;
-    let t4 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a5 + m * 0xffff_ffff + c;
-    let t5 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a6 + c;
-    let t6 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let v = a7 + m * 0xffff_ffff + c;
-    let t7 = v & 0xffff_ffff;
-    let c = v >> 32;
-    let t8 = c;
-    // Shift right by k. As a < n and m < 2^k, a + m·n < 2^k·n: the result is below n.
-    *a = [
-        ((t0 >> k) | (t1 << (32 - k))) as u32,
-        ((t1 >> k) | (t2 << (32 - k))) as u32,
-        ((t2 >> k) | (t3 << (32 - k))) as u32,
-        ((t3 >> k) | (t4 << (32 - k))) as u32,
-        ((t4 >> k) | (t5 << (32 - k))) as u32,
-        ((t5 >> k) | (t6 << (32 - k))) as u32,
-        ((t6 >> k) | (t7 << (32 - k))) as u32,
-        ((t7 >> k) | (t8 << (32 - k))) as u32,
-    ];
-}
-
 /// Montgomery product `a·b·2^-256 mod n`, for a, b below n.
 fn scalar_mont_mul(a: &Limbs, b: &Limbs) -> Limbs {
     let wide = mul_wide(a, b);
@@ -1049,86 +947,213 @@ fn scalar_mont_mul(a: &Limbs, b: &Limbs) -> Limbs {
     }
 }
 
+// The inversion of s: Bernstein and Yang's divsteps ("Fast constant-time gcd computation and
+// modular inversion", 2019), in the variable-time form (every input of a verification is
+// public). Values are nine signed limbs of 30 bits, so that the 2×2 matrix of thirty divsteps,
+// whose entries fit 31 bits, applies to them with 64-bit products.
+
+/// `Σ limb_i·2^(30i)`. Normalised: limbs 0..8 in [0, 2^30), the top limb carries the sign.
+type Signed30 = [i32; 9];
+const MASK30: i64 = (1 << 30) - 1;
+/// Thirty divsteps per matrix.
+const BATCH: u32 = 30;
+/// 741 divsteps always reach g = 0 for 256-bit inputs (the paper's bound, (49·256 + 57)/17):
+/// 25 batches of 30.
+const MAX_BATCHES: usize = 25;
+/// n⁻¹ mod 2^30 (N0 is -n⁻¹ mod 2^32).
+const N_INV30: i64 = (N0.wrapping_neg() as i64) & MASK30;
+
+fn to_signed30(a: &Limbs) -> Signed30 {
+    let mut out = [0i32; 9];
+    for (i, limb) in out.iter_mut().enumerate() {
+        let bit = 30 * i;
+        let (word, shift) = (bit / 32, bit % 32);
+        let lo = u64::from(a.get(word).copied().unwrap_or(0));
+        let hi = u64::from(a.get(word + 1).copied().unwrap_or(0));
+        *limb = (((lo | (hi << 32)) >> shift) & MASK30 as u64) as i32;
+    }
+    out
+}
+
+/// The 32-bit limbs of a normalised non-negative value below 2^256.
+fn from_signed30(a: &Signed30) -> Limbs {
+    let mut out = [0u32; 8];
+    let mut acc = 0u64;
+    let mut bits = 0u32;
+    let mut limbs = out.iter_mut();
+    for &l in a {
+        acc |= (l as u64 & MASK30 as u64) << bits;
+        bits += 30;
+        while bits >= 32 {
+            if let Some(o) = limbs.next() {
+                *o = acc as u32;
+            }
+            acc >>= 32;
+            bits -= 32;
+        }
+    }
+    out
+}
+
+/// Thirty divsteps on the low bits of f (odd) and g, with eta = -delta. Returns the matrix
+/// (u, v, q, r) with 2^30·f' = u·f + v·g and 2^30·g' = q·f + r·g; |u| + |v| and |q| + |r| are
+/// at most 2^30.
+fn divsteps(eta: &mut i32, f: u32, g: u32) -> (i64, i64, i64, i64) {
+    let (mut u, mut v, mut q, mut r) = (1i32, 0i32, 0i32, 1i32);
+    let (mut f, mut g) = (f, g);
+    let mut left = BATCH;
+    loop {
+        // The even steps at once: g halves, f's row doubles, eta falls by one each.
+        let zeros = (g | (u32::MAX << left)).trailing_zeros();
+        g >>= zeros;
+        u <<= zeros;
+        v <<= zeros;
+        *eta -= zeros as i32;
+        left -= zeros;
+        if left == 0 {
+            break;
+        }
+        // g is odd. With delta > 0 the divstep swaps: (f, g) becomes (g, -f).
+        if *eta < 0 {
+            *eta = -*eta;
+            (f, g) = (g, f.wrapping_neg());
+            (u, v, q, r) = (q, r, -u, -v);
+        }
+        // g + f is even: the halving is the next round's first zero.
+        g = g.wrapping_add(f);
+        q += u;
+        r += v;
+    }
+    (i64::from(u), i64::from(v), i64::from(q), i64::from(r))
+}
+
+/// `(f, g) ← (u·f + v·g, q·f + r·g) / 2^30`, exact divisions. |f|, |g| ≤ n throughout, so
+/// every partial sum stays below 2^62.
+fn update_fg(f: &mut Signed30, g: &mut Signed30, (u, v, q, r): (i64, i64, i64, i64)) {
+    let (fin, gin) = (*f, *g);
+    let ([f0, ..], [g0, ..]) = (fin, gin);
+    let (f0, g0) = (i64::from(f0), i64::from(g0));
+    let mut cf = (u * f0 + v * g0) >> 30;
+    let mut cg = (q * f0 + r * g0) >> 30;
+    let limbs = f.iter_mut().zip(g.iter_mut());
+    for ((fo, go), (&fi, &gi)) in limbs.zip(fin.iter().zip(&gin).skip(1)) {
+        let (fi, gi) = (i64::from(fi), i64::from(gi));
+        cf += u * fi + v * gi;
+        cg += q * fi + r * gi;
+        *fo = (cf & MASK30) as i32;
+        *go = (cg & MASK30) as i32;
+        cf >>= 30;
+        cg >>= 30;
+    }
+    if let (Some(ft), Some(gt)) = (f.last_mut(), g.last_mut()) {
+        *ft = cf as i32;
+        *gt = cg as i32;
+    }
+}
+
+/// `(d, e) ← (u·d + v·e, q·d + r·e) / 2^30 mod n`, for d, e in [0, n) and back in [0, n). The
+/// division adds the multiple of n that clears the low 30 bits; the result lies in (-n, 2n)
+/// (|u| + |v| ≤ 2^30), and one addition or subtraction of n brings it into range.
+fn update_de(
+    d: &mut Signed30,
+    e: &mut Signed30,
+    (u, v, q, r): (i64, i64, i64, i64),
+    n30: &Signed30,
+) {
+    let (din, ein) = (*d, *e);
+    let ([d0, ..], [e0, ..], [n0, ..]) = (din, ein, *n30);
+    let (d0, e0, n0) = (i64::from(d0), i64::from(e0), i64::from(n0));
+    let cd = u * d0 + v * e0;
+    let ce = q * d0 + r * e0;
+    let md = cd.wrapping_neg().wrapping_mul(N_INV30) & MASK30;
+    let me = ce.wrapping_neg().wrapping_mul(N_INV30) & MASK30;
+    let mut cd = (cd + md * n0) >> 30;
+    let mut ce = (ce + me * n0) >> 30;
+    let limbs = d.iter_mut().zip(e.iter_mut());
+    let inputs = din.iter().zip(&ein).zip(n30).skip(1);
+    for ((dout, eout), ((&di, &ei), &ni)) in limbs.zip(inputs) {
+        let (di, ei, ni) = (i64::from(di), i64::from(ei), i64::from(ni));
+        cd += u * di + v * ei + md * ni;
+        ce += q * di + r * ei + me * ni;
+        *dout = (cd & MASK30) as i32;
+        *eout = (ce & MASK30) as i32;
+        cd >>= 30;
+        ce >>= 30;
+    }
+    if let (Some(dt), Some(et)) = (d.last_mut(), e.last_mut()) {
+        *dt = cd as i32;
+        *et = ce as i32;
+    }
+    into_range(d, n30);
+    into_range(e, n30);
+}
+
+/// A normalised value in (-n, 2n) brought into [0, n).
+fn into_range(a: &mut Signed30, n30: &Signed30) {
+    let negative = a.last().is_some_and(|&top| top < 0);
+    if negative {
+        add_signed30(a, n30, 1);
+    } else {
+        // The first limb from the top where they differ decides (limbs below the top are
+        // normalised, so the comparison is the numbers').
+        let below = a.iter().rev().zip(n30.iter().rev()).find(|(x, y)| x != y);
+        if below.is_none_or(|(x, y)| x > y) {
+            add_signed30(a, n30, -1);
+        }
+    }
+}
+
+/// `a ← a + sign·b`, normalised.
+fn add_signed30(a: &mut Signed30, b: &Signed30, sign: i64) {
+    let mut c = 0i64;
+    for (x, &y) in a.iter_mut().zip(b) {
+        c += i64::from(*x) + sign * i64::from(y);
+        *x = (c & MASK30) as i32;
+        c >>= 30;
+    }
+    // The carry out of the top limb is its sign: put it back.
+    if let Some(top) = a.last_mut() {
+        *top = (i64::from(*top) | (c << 30)) as i32;
+    }
+}
+
 /// `a⁻¹·2^256 mod n` (the inverse in Montgomery form, so a Montgomery product with it gives a
-/// plain product), for a in [1, n-1]; binary extended Euclid, variable time.
+/// plain product), for a in [1, n-1]. Invariants: f·2^256 = d·a and g·2^256 = e·a (mod n);
+/// the divsteps take (f, g) from (n, a) to (±1, 0).
 fn scalar_invert_mont(a: &Limbs) -> Option<Limbs> {
     if is_zero(a) || !less_than(a, &N) {
         return None;
     }
-    // u and v in 64-bit limbs: they are only shifted, compared and subtracted.
-    // Invariants: a·x1 = u·2^256 and a·x2 = v·2^256 (mod n); u, v > 0, gcd(u, v) = gcd(a, n).
-    let mut u = to_u64_limbs(a);
-    let mut v = to_u64_limbs(&N);
-    let mut x1 = sub_limbs(&[0; 8], &N).0; // 2^256 mod n
-    let mut x2 = [0u32; 8];
-    // Each step strips at least one factor 2 from u or v (at most 512 in all), or subtracts,
-    // which leaves an even number for the next step: 1100 steps are always enough.
-    for _ in 0..1100 {
-        let [u_low, ..] = u;
-        let [v_low, ..] = v;
-        if u_low & 1 == 0 {
-            let k = u_low.trailing_zeros().min(31);
-            shr_u64_limbs(&mut u, k);
-            scalar_div_pow2(&mut x1, k);
-        } else if v_low & 1 == 0 {
-            let k = v_low.trailing_zeros().min(31);
-            shr_u64_limbs(&mut v, k);
-            scalar_div_pow2(&mut x2, k);
-        } else {
-            match cmp_u64_limbs(&u, &v) {
-                Ordering::Greater => {
-                    u = sub_u64_limbs(&u, &v);
-                    x1 = scalar_sub(&x1, &x2);
-                }
-                Ordering::Less => {
-                    v = sub_u64_limbs(&v, &u);
-                    x2 = scalar_sub(&x2, &x1);
-                }
-                // u = v = gcd(a, n), which is 1 for a in [1, n-1] as n is prime.
-                Ordering::Equal => return (u == [1, 0, 0, 0]).then_some(x1),
+    let n30 = to_signed30(&N);
+    let mut f = n30;
+    let mut g = to_signed30(a);
+    let mut d = [0i32; 9];
+    let mut e = to_signed30(&sub_limbs(&[0; 8], &N).0); // 2^256 mod n
+    let mut eta = -1i32;
+    for _ in 0..MAX_BATCHES {
+        let ([f0, ..], [g0, ..]) = (f, g);
+        let t = divsteps(&mut eta, f0 as u32, g0 as u32);
+        update_de(&mut d, &mut e, t, &n30);
+        update_fg(&mut f, &mut g, t);
+        if g == [0; 9] {
+            let one = to_signed30(&[1, 0, 0, 0, 0, 0, 0, 0]);
+            let mut minus_one = [MASK30 as i32; 9];
+            if let Some(top) = minus_one.last_mut() {
+                *top = -1;
             }
+            return if f == one {
+                Some(from_signed30(&d))
+            } else if f == minus_one && d != [0; 9] {
+                let mut neg = n30;
+                add_signed30(&mut neg, &d, -1);
+                Some(from_signed30(&neg))
+            } else {
+                // gcd(a, n) ≠ 1: not for a prime n and a in [1, n-1].
+                None
+            };
         }
     }
     None
-}
-
-fn to_u64_limbs(a: &Limbs) -> [u64; 4] {
-    widen!([a0, a1, a2, a3, a4, a5, a6, a7] = *a, u64);
-    [
-        a0 | (a1 << 32),
-        a2 | (a3 << 32),
-        a4 | (a5 << 32),
-        a6 | (a7 << 32),
-    ]
-}
-
-fn shr_u64_limbs(a: &mut [u64; 4], k: u32) {
-    let [a0, a1, a2, a3] = *a;
-    *a = [
-        (a0 >> k) | (a1 << (64 - k)),
-        (a1 >> k) | (a2 << (64 - k)),
-        (a2 >> k) | (a3 << (64 - k)),
-        a3 >> k,
-    ];
-}
-
-fn cmp_u64_limbs(a: &[u64; 4], b: &[u64; 4]) -> Ordering {
-    let [a0, a1, a2, a3] = *a;
-    let [b0, b1, b2, b3] = *b;
-    (a3, a2, a1, a0).cmp(&(b3, b2, b1, b0))
-}
-
-/// `a - b` for a >= b.
-fn sub_u64_limbs(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        let (d, b1) = x.overflowing_sub(y);
-        let (d, b2) = d.overflowing_sub(u64::from(borrow));
-        *o = d;
-        borrow = b1 || b2;
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1290,7 +1315,7 @@ impl Jacobian {
     }
 }
 
-/// Per piece j of a scalar, the odd multiples B_j, 3B_j, ..., (2K-1)B_j of B_j = 2^(32j)·P, in
+/// Per piece j of a scalar, the odd multiples B_j, 3B_j, ..., (2K-1)B_j of B_j = 2^(16j)·P, in
 /// affine form. P must be a finite point of the curve: then every entry is finite (the group
 /// has prime order n and no multiple here is a multiple of n), so one shared inversion
 /// normalises them all.
@@ -1373,9 +1398,16 @@ fn wnaf(k: u64, w: u32) -> [i8; NAF_LEN] {
     digits
 }
 
-/// The 32-bit pieces of a 256-bit scalar (its limbs), least significant first.
+/// The 16-bit pieces of a 256-bit scalar (the halves of its limbs), least significant first.
 fn pieces(k: &Limbs) -> [u64; PARTS] {
-    k.map(u64::from)
+    let mut out = [0u64; PARTS];
+    for (pair, limb) in out.chunks_exact_mut(2).zip(k) {
+        if let [lo, hi] = pair {
+            *lo = u64::from(limb & 0xffff);
+            *hi = u64::from(limb >> 16);
+        }
+    }
+    out
 }
 
 /// The table entry for a non-zero NAF digit: `digit·B` from the odd multiples of B.
@@ -1384,8 +1416,8 @@ fn table_point<const K: usize>(table: &[Affine; K], digit: i8) -> Option<Affine>
     Some(if digit < 0 { point.neg() } else { *point })
 }
 
-/// `u1·G + u2·Q`: the NAF digits of the sixteen 32-bit pieces (eight of each scalar) are added
-/// in from their tables over one shared chain of 33 doublings.
+/// `u1·G + u2·Q`: the NAF digits of the thirty-two 16-bit pieces (sixteen of each scalar) are
+/// added in from their tables over one shared chain of 17 doublings.
 fn double_mul(u1: &Limbs, u2: &Limbs, q_tables: &Tables<Q_TABLE>) -> Jacobian {
     let g = g_tables();
     let d1 = pieces(u1).map(|k| wnaf(k, G_WINDOW));
@@ -1491,6 +1523,7 @@ mod tests {
     use crate::testutil::{hex_array, random_bytes};
     use ring::rand::SystemRandom;
     use ring::signature::{self, EcdsaKeyPair, KeyPair};
+    use std::cmp::Ordering;
 
     // ---- A naive reference: little-endian u32 digits, schoolbook product, bitwise remainder.
 
@@ -1852,21 +1885,82 @@ mod tests {
                 }
             }
         }
-        for a in &values {
-            for k in [1, 2, 5, 17, 31] {
-                let mut d = *a;
-                scalar_div_pow2(&mut d, k);
-                assert!(less_than(&d, &N));
-                // d · 2^k = a (mod n)
-                assert_eq!(
-                    ref_mul(&d, &[1 << k, 0, 0, 0, 0, 0, 0, 0], &N),
-                    *a,
-                    "{a:x?} {k}"
-                );
-            }
-        }
         assert!(scalar_invert_mont(&N).is_none());
         assert!(scalar_invert_mont(&[u32::MAX; 8]).is_none());
+    }
+
+    #[test]
+    fn signed30_limbs_round_trip() {
+        for a in sample(&N, 200) {
+            let s = to_signed30(&a);
+            assert!(s.iter().all(|&l| (0..1 << 30).contains(&l)));
+            assert_eq!(from_signed30(&s), a);
+        }
+        // (-n, 2n) into [0, n): a + n and a - n for a few a.
+        let n30 = to_signed30(&N);
+        for a in sample(&N, 50) {
+            let mut up = to_signed30(&a);
+            add_signed30(&mut up, &n30, 1);
+            into_range(&mut up, &n30);
+            assert_eq!(from_signed30(&up), a);
+            let mut down = to_signed30(&a);
+            add_signed30(&mut down, &n30, -1);
+            into_range(&mut down, &n30);
+            assert_eq!(from_signed30(&down), a);
+        }
+        let mut n = n30;
+        into_range(&mut n, &n30);
+        assert_eq!(n, [0; 9]);
+    }
+
+    #[test]
+    fn a_batch_of_divsteps_divides_exactly_and_stays_bounded() {
+        for _ in 0..2000 {
+            let (f, g) = (
+                u64::from_le_bytes(random_bytes()) | 1,
+                u64::from_le_bytes(random_bytes()),
+            );
+            let mut eta = i32::from(random_bytes::<1>()[0] as i8) / 8;
+            let (u, v, q, r) = divsteps(&mut eta, f as u32, g as u32);
+            assert!(u.abs() + v.abs() <= 1 << 30 && q.abs() + r.abs() <= 1 << 30);
+            let (f, g) = (i128::from(f), i128::from(g));
+            let (nf, ng) = (
+                i128::from(u) * f + i128::from(v) * g,
+                i128::from(q) * f + i128::from(r) * g,
+            );
+            assert_eq!(nf % (1 << 30), 0, "{f} {g}");
+            assert_eq!(ng % (1 << 30), 0, "{f} {g}");
+            // f stays odd.
+            assert_eq!((nf >> 30) & 1, 1);
+        }
+    }
+
+    #[test]
+    fn inverses_of_many_scalars() {
+        let r_mod_n = two_pow_256_mod(&N);
+        for a in sample(&N, 3000).iter().filter(|a| !is_zero(a)) {
+            let w = scalar_invert_mont(a).unwrap();
+            assert!(less_than(&w, &N));
+            assert_eq!(ref_mul(a, &w, &N), r_mod_n, "{a:x?}");
+        }
+        // Powers of two and their neighbours, whose divsteps run longest in one direction.
+        for k in 0..256u32 {
+            let mut p = [0u32; 8];
+            if let Some(limb) = p.get_mut((k / 32) as usize) {
+                *limb = 1 << (k % 32);
+            }
+            for a in [
+                p,
+                sub_limbs(&p, &[1, 0, 0, 0, 0, 0, 0, 0]).0,
+                sub_limbs(&N, &p).0,
+            ] {
+                if is_zero(&a) || !less_than(&a, &N) {
+                    continue;
+                }
+                let w = scalar_invert_mont(&a).unwrap();
+                assert_eq!(ref_mul(&a, &w, &N), r_mod_n, "{a:x?}");
+            }
+        }
     }
 
     // ---- Points
@@ -1950,9 +2044,9 @@ mod tests {
             assert_eq!(tables.len(), PARTS);
             for (j, table) in tables.iter().enumerate() {
                 for (i, entry) in table.iter().enumerate() {
-                    // (2i + 1)·2^(32j) as a 256-bit scalar.
+                    // (2i + 1)·2^(PART_BITS·j) as a 256-bit scalar.
                     let mut k = [0u32; 8];
-                    k[j] = 2 * i as u32 + 1;
+                    set_bits(&mut k, PART_BITS as usize * j, 2 * i as u64 + 1);
                     assert!(entry.is_on_curve());
                     assert_eq!(
                         Some(*entry),
@@ -2009,11 +2103,11 @@ mod tests {
 
     #[test]
     fn naf_digits() {
-        // Pieces are 32 bits.
-        let top = u64::from(u32::MAX);
-        let mut values: Vec<u64> = vec![0, 1, 2, 3, top, top - 1, 1 << 31, (1 << 31) - 1];
+        let top = (1u64 << PART_BITS) - 1;
+        let half = 1u64 << (PART_BITS - 1);
+        let mut values: Vec<u64> = vec![0, 1, 2, 3, top, top - 1, half, half - 1];
         values.extend(sample(&N, 40).iter().flat_map(pieces));
-        values.extend((0..40).map(|_| u64::from(u32::from_le_bytes(random_bytes()))));
+        values.extend((0..40).map(|_| u64::from_le_bytes(random_bytes()) & top));
         for k in values {
             for w in [G_WINDOW, Q_WINDOW, 2, 8] {
                 let digits = wnaf(k, w);
@@ -2039,9 +2133,21 @@ mod tests {
         }
         // The pieces put the scalar back together.
         for k in sample(&N, 10) {
-            let p = pieces(&k);
-            let back: Vec<u32> = p.iter().map(|&x| u32::try_from(x).unwrap()).collect();
-            assert_eq!(back, k.to_vec());
+            let mut back = [0u32; 8];
+            for (j, &x) in pieces(&k).iter().enumerate() {
+                assert!(x <= top);
+                set_bits(&mut back, PART_BITS as usize * j, x);
+            }
+            assert_eq!(back, k);
+        }
+    }
+
+    /// ORs `value` (below 2^32) into a 256-bit scalar at bit `at`.
+    fn set_bits(k: &mut Limbs, at: usize, value: u64) {
+        let wide = value << (at % 32);
+        k[at / 32] |= wide as u32;
+        if let Some(next) = k.get_mut(at / 32 + 1) {
+            *next |= (wide >> 32) as u32;
         }
     }
 
