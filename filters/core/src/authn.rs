@@ -314,7 +314,7 @@ impl Requirement {
 /// `azp`), the scopes ([`scopes_from_claims`]), the tenant from `tenant_claim`, `exp` and every
 /// claim. `auth` names the method (`jwt`, `introspection`).
 pub fn identity_from_claims(
-    claims: &Map<String, Value>,
+    claims: Map<String, Value>,
     auth: &str,
     tenant_claim: &str,
 ) -> Identity {
@@ -335,11 +335,11 @@ pub fn identity_from_claims(
         iss: text("iss"),
         aud,
         client_id: text("client_id").or_else(|| text("azp")),
-        scopes: scopes_from_claims(claims),
+        scopes: scopes_from_claims(&claims),
         tenant: text(tenant_claim),
         auth: vec![auth.to_string()],
         exp,
-        claims: claims.clone(),
+        claims,
         ..Default::default()
     }
 }
@@ -661,7 +661,7 @@ mod tests {
             "scope": "a b", "scp": ["c"], "org": "acme", "tenant": "ignored", "exp": 1700000000.9,
         });
         let claims = claims.as_object().unwrap();
-        let id = identity_from_claims(claims, "introspection", "org");
+        let id = identity_from_claims(claims.clone(), "introspection", "org");
         assert_eq!(id.sub.as_deref(), Some("alice"));
         assert_eq!(id.iss.as_deref(), Some("https://idp"));
         assert_eq!(id.aud, vec!["api", "other"]);
@@ -678,7 +678,7 @@ mod tests {
 
         let claims = json!({"sub": "line\nbreak", "aud": "api", "client_id": "cli", "azp": "web",
             "tenant": 42, "exp": -5});
-        let id = identity_from_claims(claims.as_object().unwrap(), "jwt", "tenant");
+        let id = identity_from_claims(claims.as_object().unwrap().clone(), "jwt", "tenant");
         assert_eq!(id.sub, None, "control characters are never taken");
         assert_eq!(id.aud, vec!["api"]);
         assert_eq!(id.client_id.as_deref(), Some("cli"));

@@ -241,7 +241,7 @@ impl IdentityFrom {
                 let from_jwt = bytes
                     .and_then(|b| crate::metadata::jwt_payload_claims(&b))
                     .map(|claims| {
-                        crate::authn::identity_from_claims(&claims, "jwt_authn", tenant_claim)
+                        crate::authn::identity_from_claims(claims, "jwt_authn", tenant_claim)
                     });
                 match (Identity::read(host), from_jwt) {
                     (Some(mut context), Some(jwt)) => {

@@ -12,7 +12,6 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-use serde_json::{Map, Value};
 use shieldwall_core::Identity;
 
 pub type TokenHash = u64;
@@ -21,7 +20,8 @@ pub type TokenHash = u64;
 #[derive(Debug)]
 pub struct Verified {
     pub provider: usize,
-    pub claims: Map<String, Value>,
+    /// The identity the token establishes; its `claims` are the token's, checked again on
+    /// every hit.
     pub identity: Identity,
     /// `identity` as the JSON written to the identity context, serialised once.
     pub identity_json: Vec<u8>,
@@ -131,7 +131,6 @@ mod tests {
     fn verified(provider: usize, kid: Option<&str>) -> Rc<Verified> {
         Rc::new(Verified {
             provider,
-            claims: Map::new(),
             identity: Identity::default(),
             identity_json: Vec::new(),
             payload_b64: String::new(),

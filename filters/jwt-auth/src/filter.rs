@@ -397,11 +397,11 @@ impl JwtStream {
             .filter(|v| v.provider == p)
         {
             worker.metrics.inc(host, "cache.hit");
-            if let Err(e) = validate(&hit.claims, &rules) {
+            if let Err(e) = validate(&hit.identity.claims, &rules) {
                 return Eval::Fail(e.code());
             }
             // The binding is to the connection, so it is checked on every request, hit or not.
-            return match check_certificate_binding(host, &hit.claims) {
+            return match check_certificate_binding(host, &hit.identity.claims) {
                 Ok(()) => Eval::Ok(vec![hit]),
                 Err(e) => Eval::Fail(e.code()),
             };
@@ -445,6 +445,8 @@ impl JwtStream {
         let mut tried = 0usize;
         let mut last = "no_matching_key";
         let mut candidates = candidate_keys(&jwks, &jws.header);
+        // The kid of the key that verified the token (itself optional).
+        let mut verified_by: Option<Option<String>> = None;
         for key in candidates.by_ref().take(provider.max_key_tries) {
             tried += 1;
             let signing_input = cred
@@ -454,32 +456,41 @@ impl JwtStream {
                 .unwrap_or_default();
             match key.verify(jws.header.alg, signing_input, &jws.signature) {
                 Ok(()) => {
-                    let payload_b64 = cred.token.split('.').nth(1).unwrap_or_default().to_string();
-                    let identity = identity_from_claims(&jws.claims, "jwt", &provider.tenant_claim);
-                    let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
-                    let verified = Rc::new(Verified {
-                        provider: p,
-                        identity,
-                        identity_json,
-                        claims: jws.claims.clone(),
-                        payload_b64,
-                        kid: key.kid.clone(),
-                        key_version: version,
-                    });
-                    let exp = verified
-                        .identity
-                        .exp
-                        .unwrap_or_else(|| now_s.saturating_add(300));
-                    worker
-                        .cache
-                        .insert(cred.hash, &cred.token, verified.clone(), exp);
-                    if let Err(e) = check_certificate_binding(host, &verified.claims) {
-                        return Eval::Fail(e.code());
-                    }
-                    return Eval::Ok(vec![verified]);
+                    verified_by = Some(key.kid.clone());
+                    break;
                 }
                 Err(e) => last = e.code(),
             }
+        }
+        if let Some(kid) = verified_by {
+            // The parsed token is not needed any more: its claims move into the identity,
+            // one map for the cache entry, the identity and the checks below.
+            drop(candidates);
+            let Some(Ok(parsed)) = cred.parsed.take() else {
+                return Eval::Fail("malformed");
+            };
+            let payload_b64 = cred.token.split('.').nth(1).unwrap_or_default().to_string();
+            let identity = identity_from_claims(parsed.claims, "jwt", &provider.tenant_claim);
+            let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
+            let verified = Rc::new(Verified {
+                provider: p,
+                identity,
+                identity_json,
+                payload_b64,
+                kid,
+                key_version: version,
+            });
+            let exp = verified
+                .identity
+                .exp
+                .unwrap_or_else(|| now_s.saturating_add(300));
+            worker
+                .cache
+                .insert(cred.hash, &cred.token, verified.clone(), exp);
+            if let Err(e) = check_certificate_binding(host, &verified.identity.claims) {
+                return Eval::Fail(e.code());
+            }
+            return Eval::Ok(vec![verified]);
         }
         if tried == 0 {
             if let Some(kid) = &jws.header.kid {
@@ -743,7 +754,7 @@ impl JwtStream {
             let Some(provider) = config.providers.get(v.provider) else {
                 continue;
             };
-            set_claim_headers(host, &v.claims, &provider.claim_to_headers);
+            set_claim_headers(host, &v.identity.claims, &provider.claim_to_headers);
             if let Some(h) = &provider.forward_payload_header {
                 host.set_request_header(h, Some(&v.payload_b64));
             }

@@ -63,7 +63,8 @@ pub struct Known {
 
 impl Known {
     fn new(members: Map<String, Value>, provider: &Provider) -> Known {
-        let identity = identity_from_claims(&members, "introspection", &provider.tenant_claim);
+        let identity =
+            identity_from_claims(members.clone(), "introspection", &provider.tenant_claim);
         let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
         Known {
             members,
