@@ -53,24 +53,26 @@ struct Tables {
     memo: TokenMemo<Rc<Known>>,
 }
 
-/// An active answer as requests use it: its members, and the identity context they establish,
-/// serialised once (a hit from the memo then costs no JSON work).
+/// An active answer as requests use it: the identity context its members establish (the
+/// members themselves are the identity's `claims`), serialised once (a hit from the memo then
+/// costs no JSON work).
 pub struct Known {
-    members: Map<String, Value>,
     identity: Identity,
     identity_json: Vec<u8>,
 }
 
 impl Known {
     fn new(members: Map<String, Value>, provider: &Provider) -> Known {
-        let identity =
-            identity_from_claims(members.clone(), "introspection", &provider.tenant_claim);
+        let identity = identity_from_claims(members, "introspection", &provider.tenant_claim);
         let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
         Known {
-            members,
             identity,
             identity_json,
         }
+    }
+
+    fn members(&self) -> &Map<String, Value> {
+        &self.identity.claims
     }
 }
 
@@ -406,7 +408,7 @@ impl IntrospectionStream {
         audiences: Option<&[String]>,
         now_s: u64,
     ) -> Eval {
-        match answer::check(host, &known.members, provider, audiences, now_s) {
+        match answer::check(host, known.members(), provider, audiences, now_s) {
             Ok(()) => Eval::Ok(vec![(p, known.clone())]),
             Err(code) => Eval::Fail(code),
         }
@@ -780,7 +782,7 @@ impl IntrospectionStream {
         }
         for (p, known) in accepted {
             if let Some(provider) = config.providers.get(*p) {
-                set_claim_headers(host, &known.members, &provider.claim_to_headers);
+                set_claim_headers(host, known.members(), &provider.claim_to_headers);
             }
         }
         let forward = accepted
