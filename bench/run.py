@@ -156,7 +156,11 @@ HOSTCALL_KINDS = [
     ("get_header_pairs", "read the whole request header map"),
     ("replace_header", "set a request header"),
     ("get_property", "read a property (`source.address`)"),
-    ("set_property", "write a filter-state property (a 20-byte JSON value, as a decision record)"),
+    ("set_property", "write a filter-state property (a 20-byte JSON value, as a decision record), the same key again"),
+    ("set_property_new", "write a filter-state property under a key not yet set on the request (a new object, as a "
+                         "filter's first write of its identity or decision record)"),
+    ("get_property_missing", "read a filter-state property no one set (an earlier filter's identity or decision "
+                             "that is not there)"),
     ("get_shared", "read a 24-byte shared-data entry"),
     ("set_shared", "write a 24-byte shared-data entry"),
     ("metric", "increment a counter"),
@@ -165,15 +169,23 @@ HOSTCALL_KINDS = [
 HOSTCALLS_PER_REQUEST = int(ENV.get("BENCH_HOSTCALLS_PER_REQUEST", "20"))
 # The host calls of a row's path, as the unit tests pin them, as the wasm adapter makes them: the
 # header reads of one callback are one read of the header map; a removed header is priced as a set
-# one; `set_property` last is the adapter's decision record.
+# one; a filter-state key written for the first time on a request (the identity, the decision
+# record, which comes last) is a new object; a read of an earlier filter's identity that no filter
+# wrote finds nothing.
 FLOOR_CALLS = {
-    "warm": ["get_header_pairs", "clock", "metric", "get_property", "set_property", "replace_header", "metric",
-             "set_property"],
-    "ratelimit": ["get_header_pairs", "clock", "get_property", "get_shared", "set_shared", "metric", "set_property"],
+    "warm": ["get_header_pairs", "clock", "metric", "get_property_missing", "set_property_new", "replace_header",
+             "metric", "set_property_new"],
+    "ratelimit": ["get_header_pairs", "clock", "get_property", "get_shared", "set_shared", "metric",
+                  "set_property_new"],
 }
 # audit-log's path with the benchmark's configuration (pinned by audit-log's
-# `a_record_makes_only_the_calls_it_needs`): a record is built from Envoy's properties.
-AUDIT_FLOOR_CALLS = ["clock", "get_header_pairs"] + ["get_property"] * 18 + ["set_property", "metric"]
+# `a_record_makes_only_the_calls_it_needs`): a record is built from Envoy's properties. Eight of
+# them are there on a plaintext request (source.address, response.code and code_details,
+# request.duration, request.total_size, response.total_size, xds.route_name, xds.cluster_name);
+# ten find nothing (connection.tls_version without TLS, the identity and eight decisions of filters
+# the row does not run).
+AUDIT_FLOOR_CALLS = (["clock", "get_header_pairs"] + ["get_property"] * 8 + ["get_property_missing"] * 10
+                     + ["set_property_new", "metric"])
 
 
 def wasm(module, plugin, config):
@@ -1237,8 +1249,10 @@ def report(samples, mem, mic, meta, atk):
             names = ", ".join(f"{AUDIT_FLOOR_CALLS.count(c)}× {c}" for c in dict.fromkeys(AUDIT_FLOOR_CALLS))
             w(f"audit-log's floor, the same way: its record of one request makes {names} (audit-log's "
               f"`a_record_makes_only_the_calls_it_needs`), {floor:.1f} µs with the empty module, against "
-              f"{added['diag-audit'][1]:.1f} µs measured and a target of 10 µs: a record read from Envoy's "
-              "properties one host call each cannot meet that target in this Envoy."
+              f"{added['diag-audit'][1]:.1f} µs measured and a target of 10 µs"
+              + (": a record read from Envoy's properties one host call each cannot meet that target in this Envoy."
+                 if floor >= 10 else
+                 ": the calls leave room under the target; the rest is the module's own work in V8.")
               + (f" The same record natively on the mock host: {mic['path_native']['audit']:.2f} µs."
                  if "audit" in mic.get("path_native", {}) else ""))
             w("")

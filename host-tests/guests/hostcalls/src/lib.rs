@@ -10,7 +10,12 @@
 //! - `get_header_pairs`: `proxy_get_header_map_pairs(request headers)` (the whole map)
 //! - `replace_header`: `proxy_replace_header_map_value(request headers, "x-bench", "1")`
 //! - `get_property`: `proxy_get_property("source.address")`
-//! - `set_property`: `proxy_set_property("bench.value", "{\"decision\":\"allow\"}")`
+//! - `set_property`: `proxy_set_property("bench.value", "{\"decision\":\"allow\"}")`, the same
+//!   key every time (after the first call of a request, Envoy updates the object it made)
+//! - `set_property_new`: the same value under a new key each call (`bench.new.0`, `bench.new.1`,
+//!   …), so every call makes a filter-state object, as a filter's first write of a key does
+//! - `get_property_missing`: `proxy_get_property("shieldwall.nothing")`, a filter-state key no
+//!   one set (a filter looking for an earlier filter's identity or decision that is not there)
 //! - `get_shared`: `proxy_get_shared_data("bench")`
 //! - `set_shared`: `proxy_set_shared_data("bench", 24 bytes, cas 0)`
 //! - `metric`: `proxy_increment_metric` of a counter defined at configuration
@@ -89,6 +94,8 @@ enum Kind {
     ReplaceHeader,
     GetProperty,
     SetProperty,
+    SetPropertyNew,
+    GetPropertyMissing,
     GetShared,
     SetShared,
     Metric,
@@ -149,6 +156,8 @@ pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
         "replace_header" => Kind::ReplaceHeader,
         "get_property" => Kind::GetProperty,
         "set_property" => Kind::SetProperty,
+        "set_property_new" => Kind::SetPropertyNew,
+        "get_property_missing" => Kind::GetPropertyMissing,
         "get_shared" => Kind::GetShared,
         "set_shared" => Kind::SetShared,
         "metric" => Kind::Metric,
@@ -179,7 +188,7 @@ pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(_id: u32, _parent: u32) {}
 
-fn call(kind: Kind) {
+fn call(kind: Kind, index: u32) {
     let mut ptr = std::ptr::null_mut();
     let mut len = 0;
     // SAFETY (every arm): static inputs and out-pointers to locals; what the host returns is
@@ -226,6 +235,18 @@ fn call(kind: Kind) {
                 let (path, value) = (b"bench.value", br#"{"decision":"allow"}"#);
                 proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len());
             }
+            Kind::SetPropertyNew => {
+                // A few bytes of formatting: nothing next to the call itself.
+                let path = format!("bench.new.{index}");
+                let value = br#"{"decision":"allow"}"#;
+                proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len());
+            }
+            Kind::GetPropertyMissing => {
+                let path = b"shieldwall.nothing";
+                if proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut len) == 0 {
+                    drop(take(ptr, len));
+                }
+            }
             Kind::GetShared => {
                 let key = b"bench";
                 let mut cas = 0;
@@ -253,8 +274,8 @@ fn call(kind: Kind) {
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(_id: u32, _headers: usize, _end_of_stream: u32) -> u32 {
     let (kind, count) = PLAN.with(Cell::get);
-    for _ in 0..count {
-        call(kind);
+    for i in 0..count {
+        call(kind, i);
     }
     0
 }
