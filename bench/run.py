@@ -30,6 +30,9 @@ WARMUP = int(ENV.get("BENCH_WARMUP", "3"))
 CONNECTIONS = int(ENV.get("BENCH_CONNECTIONS", "16"))
 MEMORY_SECONDS = int(ENV.get("BENCH_MEMORY_SECONDS", "3"))
 ENVOY_CPU = ENV.get("BENCH_ENVOY_CPU", "0")
+# Diagnostic rows sample Envoy's CPU with `perf` when it is there (BENCH_PERF=0: never), to split
+# what a module adds between its own compiled code and the rest of Envoy's process.
+PERF = shutil.which("perf") if ENV.get("BENCH_PERF", "1") != "0" else None
 LOAD_CPU = ENV.get("BENCH_LOAD_CPU", "1")
 ENVOY = ENV.get("BENCH_ENVOY", "envoy")
 WASM_DIR = ENV.get("BENCH_WASM_DIR", "")
@@ -161,6 +164,8 @@ HOSTCALL_KINDS = [
                          "filter's first write of its identity or decision record)"),
     ("get_property_missing", "read a filter-state property no one set (an earlier filter's identity or decision "
                              "that is not there)"),
+    ("audit_reads", "audit-log's eighteen property reads for one record, as one block at the end of the stream"),
+    ("memory_copy", "no host call: ten 64-byte `memory.copy` inside the module"),
     ("get_shared", "read a 24-byte shared-data entry"),
     ("set_shared", "write a 24-byte shared-data entry"),
     ("metric", "increment a counter"),
@@ -179,13 +184,11 @@ FLOOR_CALLS = {
                   "set_property_new"],
 }
 # audit-log's path with the benchmark's configuration (pinned by audit-log's
-# `a_record_makes_only_the_calls_it_needs`): a record is built from Envoy's properties. Eight of
-# them are there on a plaintext request (source.address, response.code and code_details,
-# request.duration, request.total_size, response.total_size, xds.route_name, xds.cluster_name);
-# ten find nothing (connection.tls_version without TLS, the identity and eight decisions of filters
-# the row does not run).
-AUDIT_FLOOR_CALLS = (["clock", "get_header_pairs"] + ["get_property"] * 8 + ["get_property_missing"] * 10
-                     + ["set_property_new", "metric"])
+# `a_record_makes_only_the_calls_it_needs`): a record is built from eighteen of Envoy's properties,
+# priced as the block the hostcalls guest reads at the end of the stream (`audit_reads`: eight are
+# there on a plaintext request, ten find nothing: connection.tls_version without TLS, the identity
+# and eight decisions of filters the row does not run).
+AUDIT_FLOOR_CALLS = ["clock", "get_header_pairs", "audit_reads", "set_property_new", "metric"]
 
 
 def wasm(module, plugin, config):
@@ -746,14 +749,57 @@ def wrk(port, source, seconds, offsets, cpu=LOAD_CPU, threads=1):
     return res, usage
 
 
-def measure(envoy, name, source, seconds, offsets, cpu=LOAD_CPU, threads=1):
-    """One wrk run; also what else the machine did meanwhile (cores busy outside Envoy and wrk)."""
+def perf_start(seconds):
+    """Samples Envoy's core for the middle of a run (None without perf or when it cannot record)."""
+    if not PERF or seconds < 3:
+        return None
+    out = tempfile.NamedTemporaryFile(prefix="shieldwall-perf-", suffix=".data", delete=False).name
+    # From 1 s into the run to 1 s before its end.
+    cmd = [PERF, "record", "-q", "-C", ENVOY_CPU, "-F", "999", "-D", "1000", "-o", out, "--", "sleep",
+           str(seconds - 1)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, out
+
+
+def perf_module_share(started):
+    """The share of Envoy's core's time spent in code V8 generated (the modules' own code), from a
+    recording `perf_start` began; None when there is none."""
+    if started is None:
+        return None
+    proc, out = started
+    try:
+        if proc.wait(timeout=60) != 0:
+            return None
+        report = subprocess.run([PERF, "report", "-i", out, "--stdio", "--sort", "dso", "--show-nr-samples"],
+                                capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        try:
+            os.unlink(out)
+        except OSError:
+            pass
+    total = jit = 0
+    for line in report.splitlines():
+        m = re.match(r"^\s*[0-9.]+%\s+(\d+)\s+(.*)$", line)
+        if m:
+            total += int(m.group(1))
+            if m.group(2).strip().startswith("[JIT]"):
+                jit += int(m.group(1))
+    return jit / total if total else None
+
+
+def measure(envoy, name, source, seconds, offsets, cpu=LOAD_CPU, threads=1, profile=False):
+    """One wrk run; also what else the machine did meanwhile (cores busy outside Envoy and wrk).
+    With `profile`, also the µs per request Envoy's core spent in the modules' compiled code."""
     load0 = loadavg()
     busy0, envoy0 = busy_ticks(), envoy.cpu_ticks()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
+    sampling = perf_start(seconds) if profile else None
     res, after = wrk(envoy.ports[name], source, seconds, offsets, cpu=cpu, threads=threads)
     elapsed = time.time() - t0
+    share = perf_module_share(sampling)
     busy1, envoy1 = busy_ticks(), envoy.cpu_ticks()
     wrk_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     envoy_s = (envoy1 - envoy0) / CLK_TCK
@@ -772,6 +818,9 @@ def measure(envoy, name, source, seconds, offsets, cpu=LOAD_CPU, threads=1):
         "other_cores": other,
         "load": (load0 + loadavg()) / 2,
         "requests": res["requests"],
+        # The core's clock is sampled busy or idle: the share is of its time, and a second of it
+        # serves `rps` requests.
+        "module_us": share * 1e6 / rps if share is not None else None,
     }
 
 
@@ -839,7 +888,8 @@ def throughput(workdir):
             for row, label, sides in order_rows:
                 order = sides if r % 2 == 0 else list(reversed(sides))
                 for side, listener, source in order:
-                    m = measure(envoy, listener, source, SECONDS, offsets)
+                    profile = row.startswith("diag-") and not row.startswith("diag-hc-")
+                    m = measure(envoy, listener, source, SECONDS, offsets, profile=profile)
                     samples.setdefault((row, side), []).append(m)
                     if listener == "ours-audit-http":
                         sink_sent += m["requests"]
@@ -1179,16 +1229,27 @@ def report(samples, mem, mic, meta, atk):
       "chain (the V8 call-ins per stream, the host calls every filter makes to read the request line) as opposed "
       "to the work of its rules.")
     w("")
-    w("| variant | req/s | p50 / p99 | Envoy CPU µs/request (added) |")
-    w("| --- | ---: | ---: | ---: |")
+    profiled = any(m.get("module_us") is not None for (row, _), ms in samples.items() if row.startswith("diag-")
+                   for m in ms)
+    w("| variant | req/s | p50 / p99 | Envoy CPU µs/request (added) |" + (" of it in the module's code |" if profiled else ""))
+    w("| --- | ---: | ---: | ---: |" + (" ---: |" if profiled else ""))
     for row, label, sides in DIAGNOSTICS:
         if (row, "only") not in samples:
             continue
         s = samples[(row, "only")]
         u = med(s, "cpu_us")
         added[row] = (0.0, u - ceiling_us)
-        w(f"| {label} | {fmt_rps(med(s, 'rps'))} | {med(s, 'p50'):.0f} / {med(s, 'p99'):.0f} µs | {u:.1f} ({u - ceiling_us:+.1f}) |")
+        mods = [m["module_us"] for m in s if m.get("module_us") is not None]
+        module = (f" {statistics.median(mods):.1f} |" if mods else " — |") if profiled else ""
+        w(f"| {label} | {fmt_rps(med(s, 'rps'))} | {med(s, 'p50'):.0f} / {med(s, 'p99'):.0f} µs | {u:.1f} ({u - ceiling_us:+.1f}) |{module}")
     w("")
+    if profiled:
+        w("*of it in the module's code*: `perf record` on Envoy's core during each diagnostic run (999 samples a "
+          "second, from 1 s into the run to 1 s before its end), the share of the core's time in code V8 "
+          "generated for the modules (perf's `[JIT]`) ÷ requests a second; medians over rounds. The rest of what a module adds is spent "
+          "in Envoy's own binary (the host calls' work, the crossings between V8 and Envoy, V8's runtime) and the "
+          "kernel.")
+        w("")
     if "diag-noop" in added and all((row, "only") in samples for row, _, _ in HOSTCALL_ROWS):
         noop_us = added["diag-noop"][1]
         w(f"What one host call costs in this Envoy: a module that makes {HOSTCALLS_PER_REQUEST} calls of one kind on "
@@ -1214,7 +1275,7 @@ def report(samples, mem, mic, meta, atk):
           "less; *best ratio* is native's CPU per request over ours at that floor.")
         w("")
         native_path = mic.get("path_native", {})
-        w("| row | host calls on the path | floor added (µs) | ours added (µs) | work in the module (µs) | the same path natively (µs) | best ratio by CPU | target |")
+        w("| row | host calls on the path | floor added (µs) | ours added (µs) | above the floor (µs) | the same path natively (µs) | best ratio by CPU | target |")
         w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for k, calls in FLOOR_CALLS.items():
             if k not in added:
@@ -1229,10 +1290,23 @@ def report(samples, mem, mic, meta, atk):
         if native_path:
             w("*the same path natively*: the filter's own code on the same request, compiled for this machine and run "
               "on the mock host of the unit tests (`cargo run --release -p shieldwall --example path_cost`, pinned to "
-              "the load generator's core before the run, median of 7 rounds of 20,000). Where *work in the module* is "
-              "several times that, most of it is not the filter's computation but what running it in V8 costs beyond "
-              "the priced calls: the calls into the module for each callback, and the larger values the real path "
-              "hands over (a 300-byte identity, a header map with a token) than the priced calls do.")
+              "the load generator's core before the run, median of 7 rounds of 20,000). Where *above the floor* is "
+              "several times that, most of it is not the filter's computation: the module's compiled code is a "
+              "small part (sampled below), the rest is Envoy's side of running a wasm filter beyond the priced "
+              "calls (the calls into the module for each callback, the larger values the real path hands over, "
+              "a 300-byte identity, a header map with a token).")
+            public = [m["module_us"] for m in samples.get(("diag-jwt-public", "only"), [])
+                      if m.get("module_us") is not None]
+            if public and "diag-jwt-public" in added and "diag-noop" in added:
+                code = statistics.median(public)
+                rest = added["diag-jwt-public"][1] - added["diag-noop"][1] - code
+                w("")
+                w(f"Where the rest goes, sampled (the diagnostics' last column): jwt-auth on a public route adds "
+                  f"{added['diag-jwt-public'][1]:.1f} µs, of which {code:.1f} µs is the module's own compiled code "
+                  f"and {rest:.1f} µs beyond the empty module lies in Envoy's binary and the kernel: its "
+                  "host calls, and what the prices above do not capture, the crossings between V8 and Envoy and "
+                  "V8's runtime. Faster code inside the module cannot move that part; "
+                  "fewer crossings can.")
             if "chain" in native_path and "chain-one" in added:
                 w("")
                 w(f"The chain of three in one module runs natively in {native_path['chain']:.2f} µs per request; in "
@@ -1577,9 +1651,10 @@ CLOSE = {
     "once per callback (one crossing for the request line and the credential instead of three). What would move the "
     "floor further: no read of an earlier identity on a stream no earlier filter touched. (Metrics counted "
     "locally and flushed on the tick would not: the host-call table prices an increment at nothing measurable.) "
-    "Above the floor, *work in the module* is several times what the same path costs natively "
-    "(the floor table's native column): most of it is not the filter's logic but running it in V8 (the calls into the "
-    "module, the values the real calls carry).",
+    "Above the floor, what the row costs is several times what the same path costs natively "
+    "(the floor table's native column), and sampling Envoy's core shows little of it in the module's compiled code "
+    "(the diagnostics' last column): the rest is Envoy's side of the calls into the module and the values the real "
+    "calls carry. What would move it: fewer crossings per request (the one module pays them once for a chain).",
     "ratelimit": "The rule's work is the client address, the bucket's shared-data read and its CAS write (each a host "
     "call, the read also a call back into the VM for memory). The floor table above prices them: the path's calls cap "
     "this row below the target even with no work inside the module. Done: the request line is one header-map read, "
