@@ -757,6 +757,9 @@ def perf_start(seconds):
     # From 1 s into the run to 1 s before its end.
     cmd = [PERF, "record", "-q", "-C", ENVOY_CPU, "-F", "999", "-D", "1000", "-o", out, "--", "sleep",
            str(seconds - 1)]
+    # perf's own process beside the load generator, off Envoy's core.
+    if LOAD_CPU is not None:
+        cmd = ["taskset", "-c", LOAD_CPU] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, out
 
@@ -1248,7 +1251,8 @@ def report(samples, mem, mic, meta, atk):
           "second, from 1 s into the run to 1 s before its end), the share of the core's time in code V8 "
           "generated for the modules (perf's `[JIT]`) ÷ requests a second; medians over rounds. The rest of what a module adds is spent "
           "in Envoy's own binary (the host calls' work, the crossings between V8 and Envoy, V8's runtime) and the "
-          "kernel.")
+          "kernel. The sampling interrupts Envoy's core a thousand times a second, which lengthens these rows' tail "
+          "latency (their p99 above); their CPU per request, Envoy's own time, moves within the noise.")
         w("")
     if "diag-noop" in added and all((row, "only") in samples for row, _, _ in HOSTCALL_ROWS):
         noop_us = added["diag-noop"][1]
