@@ -1587,7 +1587,9 @@ def report(samples, mem, mic, meta, atk):
             w(f"- **token-introspection cached** ({verdicts[k][0]:.2f}× jwt-auth warm > 1.10×): both paths make the "
               "same host calls (each filter's test `a_cached_token_makes_only_the_calls_it_needs`) and both answer "
               "from a per-worker memo of exact tokens, so what is left is work inside the module: the claims "
-              "checked again and the identity written from the remembered answer.")
+              "checked again and the identity written from the remembered answer. The row is a ratio of two rows, "
+              "each with its own spread from run to run, and only the introspection row is a diagnostic run that "
+              "perf samples (see the diagnostics).")
         else:
             nu, ou = added.get(k, (0, 0))
             floor = added.get("diag-noop", (0, float("nan")))[1]
