@@ -20,7 +20,10 @@
 //!   compiler cannot see, which the wasm target compiles to the bulk-memory `memory.copy` (what it
 //!   costs in the engine, per ten copies)
 //! - `audit_reads`: at the end of the stream (`proxy_on_log`), the eighteen properties audit-log
-//!   reads for one record with its default configuration, as one block (N blocks per request)
+//!   reads for one record with its default configuration, as one block (N blocks per request).
+//!   The module exports `proxy_on_log` for this kind, so Envoy calls into it at every stream's
+//!   end whatever the kind: each price carries a twentieth of that call-in (the empty module
+//!   does not export it).
 //! - `get_shared`: `proxy_get_shared_data("bench")`
 //! - `set_shared`: `proxy_set_shared_data("bench", 24 bytes, cas 0)`
 //! - `metric`: `proxy_increment_metric` of a counter defined at configuration
