@@ -758,8 +758,7 @@ def perf_start(seconds):
     cmd = [PERF, "record", "-q", "-C", ENVOY_CPU, "-F", "999", "-D", "1000", "-o", out, "--", "sleep",
            str(seconds - 1)]
     # perf's own process beside the load generator, off Envoy's core.
-    if LOAD_CPU is not None:
-        cmd = ["taskset", "-c", LOAD_CPU] + cmd
+    cmd = ["taskset", "-c", LOAD_CPU] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, out
 

@@ -77,9 +77,14 @@ fn es256_tokens(now: u64, count: u32) -> Result<(Vec<String>, Value), Failure> {
     Ok((tokens, jwks))
 }
 
+/// jwt-auth as the benchmark configures it: one provider with the keys inline, every path.
+fn jwt_config(jwks: &Value) -> Value {
+    json!({"providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": jwks}},
+           "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]})
+}
+
 fn configs(jwks: &Value) -> [(&'static str, Value); 4] {
-    let jwt = json!({"providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": jwks}},
-                     "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]});
+    let jwt = jwt_config(jwks);
     let scope =
         json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
     let limit = json!({"rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
@@ -181,9 +186,8 @@ fn main() -> Result<(), Failure> {
         let n = one_round.unwrap_or(6_000);
         let rounds = if one_round.is_some() { 1 } else { 7 };
         let (tokens, jwks) = es256_tokens(now, n)?;
-        let jwt = json!({"providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": jwks}},
-                         "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]});
-        let mut root = jwt_auth::filter::JwtAuth::configure(&mut host, jwt.to_string().as_bytes())?;
+        let jwt = jwt_config(&jwks).to_string();
+        let mut root = jwt_auth::filter::JwtAuth::configure(&mut host, jwt.as_bytes())?;
         let median = time("cold-ES256", &mut root, &mut host, &[], &tokens, rounds, n)?;
         let opts = shieldwall_jose::jwk::JwksOptions {
             allow_symmetric: false,
