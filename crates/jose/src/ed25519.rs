@@ -22,7 +22,7 @@
 //! M) mod L, and the encoding of [S]B − [k]A must equal R byte for byte (so a non-canonical R
 //! never matches). The arithmetic is the `curve25519` module's.
 
-use ring::digest;
+use crate::digest;
 
 use crate::curve25519::{double_scalar_mul_base, Point, Tables, A_TABLE};
 use crate::rsa::{less_than as limbs_less_than, mont_mul, neg_inv, r_squared, sub_assign};
@@ -140,7 +140,7 @@ impl VerifyingKey {
         if !less_than(&s, &L) {
             return false;
         }
-        let mut hash = digest::Context::new(&digest::SHA512);
+        let mut hash = digest::Context::new(digest::Algorithm::Sha512);
         hash.update(&r);
         hash.update(&self.encoded);
         hash.update(message);

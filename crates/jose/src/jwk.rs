@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use ring::hmac;
+use crate::digest::{Algorithm as HashAlgorithm, HmacKey};
 use serde_json::{json, Map, Value};
 
 use crate::jws::{b64url_decode, b64url_encode, parse_strict_json, Alg, AlgFamily, Curve};
@@ -134,14 +134,14 @@ pub(crate) enum KeyMaterial {
     Oct(Box<OctKey>),
 }
 
-/// HMAC keys prepared once per hash (ring precomputes the padded inner and outer states),
+/// HMAC keys prepared once per hash (the padded inner and outer blocks hashed in advance),
 /// present only for the hashes this secret may be used with.
 #[derive(Clone)]
 pub(crate) struct OctKey {
     secret: Vec<u8>,
-    hs256: Option<hmac::Key>,
-    hs384: Option<hmac::Key>,
-    hs512: Option<hmac::Key>,
+    hs256: Option<HmacKey>,
+    hs384: Option<HmacKey>,
+    hs512: Option<HmacKey>,
 }
 
 impl KeyMaterial {
@@ -188,7 +188,7 @@ impl Key {
         }
     }
 
-    pub(crate) fn hmac_key(&self, alg: Alg) -> Option<&hmac::Key> {
+    pub(crate) fn hmac_key(&self, alg: Alg) -> Option<&HmacKey> {
         let KeyMaterial::Oct(oct) = &self.key else {
             return None;
         };
@@ -510,10 +510,10 @@ fn hmac_min_len(alg: Alg) -> usize {
 fn import_oct(m: &Map<String, Value>, alg: Option<Alg>) -> Result<KeyMaterial, &'static str> {
     let secret = member_b64(m, "k", "bad_oct_key")?;
     let usable = |a: Alg| alg.is_none_or(|own| own == a) && secret.len() >= hmac_min_len(a);
-    let prepare = |a: Alg, r: hmac::Algorithm| usable(a).then(|| hmac::Key::new(r, &secret));
-    let hs256 = prepare(Alg::HS256, hmac::HMAC_SHA256);
-    let hs384 = prepare(Alg::HS384, hmac::HMAC_SHA384);
-    let hs512 = prepare(Alg::HS512, hmac::HMAC_SHA512);
+    let prepare = |a: Alg, h: HashAlgorithm| usable(a).then(|| HmacKey::new(h, &secret));
+    let hs256 = prepare(Alg::HS256, HashAlgorithm::Sha256);
+    let hs384 = prepare(Alg::HS384, HashAlgorithm::Sha384);
+    let hs512 = prepare(Alg::HS512, HashAlgorithm::Sha512);
     if hs256.is_none() && hs384.is_none() && hs512.is_none() {
         return Err(match alg {
             Some(a) if a.family() != AlgFamily::Hmac => "alg_key_mismatch",

@@ -5,8 +5,8 @@
 //! ready-to-verify [`Key`]s (refusing weak and malformed keys one by one), [`verify`] checks
 //! signatures and selects candidate keys for a token. RSA, ES256 and EdDSA use this crate's own
 //! variable-time arithmetic on keys prepared at import (every input of a verification is public);
-//! ES384 and HMAC use ring (P-384 keys are checked at import by this crate), and ring supplies
-//! the hashes. With the `jwt-compact` feature, [`compact`] offers the verifiers as jwt-compact
+//! ES384 uses ring (P-384 keys are checked at import by this crate); the SHA-2 hashes and HMAC
+//! are the crate's own (`digest`, HMAC tags compared in constant time). With the `jwt-compact` feature, [`compact`] offers the verifiers as jwt-compact
 //! `Algorithm`s.
 //!
 //! The small public surface: [`Key::from_jwk`] (one JWK), [`parse_jwks`] (a set),
@@ -16,6 +16,7 @@
 #[cfg(feature = "jwt-compact")]
 pub mod compact;
 mod curve25519;
+mod digest;
 mod ed25519;
 pub mod jwk;
 pub mod jws;

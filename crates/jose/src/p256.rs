@@ -33,7 +33,7 @@
 
 use std::sync::OnceLock;
 
-use ring::digest;
+use crate::digest;
 
 /// A 256-bit number as eight 32-bit limbs, least significant first.
 type Limbs = [u32; 8];
@@ -1493,7 +1493,7 @@ impl VerifyingKey {
         let (Some(r), Some(s)) = (scalar_from_be(r_bytes), scalar_from_be(s_bytes)) else {
             return false;
         };
-        let digest = digest::digest(&digest::SHA256, message);
+        let digest = digest::digest(digest::Algorithm::Sha256, message);
         let Ok(hash) = <&[u8; 32]>::try_from(digest.as_ref()) else {
             return false;
         };

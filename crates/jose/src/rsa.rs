@@ -18,7 +18,7 @@
 //! parameter) and compares it to the decrypted block, never parsing that block; PSS follows
 //! EMSA-PSS-VERIFY with MGF1 over the same hash and a salt exactly as long as the hash.
 
-use ring::digest;
+use crate::digest;
 
 /// The hash of a JWS RSA algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +29,11 @@ pub(crate) enum Hash {
 }
 
 impl Hash {
-    fn algorithm(self) -> &'static digest::Algorithm {
+    fn algorithm(self) -> digest::Algorithm {
         match self {
-            Hash::Sha256 => &digest::SHA256,
-            Hash::Sha384 => &digest::SHA384,
-            Hash::Sha512 => &digest::SHA512,
+            Hash::Sha256 => digest::Algorithm::Sha256,
+            Hash::Sha384 => digest::Algorithm::Sha384,
+            Hash::Sha512 => digest::Algorithm::Sha512,
         }
     }
 

@@ -4,7 +4,8 @@
 //! ES384; Ed25519: EdDSA; oct: HS*), and only its own `alg` when the JWK names one, so a token
 //! can never make a public key act as an HMAC secret or switch padding schemes.
 //!
-//! Cost per call: HMAC keys are prepared once at import (ring keeps the padded key states).
+//! Cost per call: HMAC keys are prepared once at import (their padded inner and outer blocks
+//! hashed in advance, `digest`).
 //! ES256 is verified by the `p256` module, a variable-time implementation (every input of a
 //! verification is public) whose key tables are built once at import: ring's P-256 code is
 //! written for secret scalars and was the slowest verification in wasm. EdDSA is verified by the
@@ -16,12 +17,12 @@
 //!
 //! RSA keys are prepared at import too, by the `rsa` module: ring 0.17 would rebuild the modulus
 //! and R² mod n on every call, on top of arithmetic that is slow in a wasm VM, so RSA signatures
-//! are checked by the crate's own Montgomery arithmetic and encoding checks (ring still supplies
-//! the hashes).
+//! are checked by the crate's own Montgomery arithmetic and encoding checks. The hashes and HMAC
+//! are the crate's own too (`digest`).
 
 use std::fmt;
 
-use ring::{hmac, signature};
+use ring::signature;
 
 use crate::jwk::{Jwks, Key, KeyMaterial};
 use crate::jws::{Alg, Header};
@@ -100,7 +101,7 @@ impl Key {
             // import (see `curve25519`).
             KeyMaterial::Ed25519(key) => key.verify(signing_input, signature),
             KeyMaterial::Oct(_) => match self.hmac_key(alg) {
-                Some(key) => hmac::verify(key, signing_input, signature).is_ok(),
+                Some(key) => key.verify(signing_input, signature),
                 None => return Err(VerifyError::AlgNotAllowed),
             },
         };
@@ -145,6 +146,7 @@ mod tests {
     use super::*;
     use crate::jwk::{parse_jwks, JwksOptions};
     use crate::jws::b64url_encode;
+    use ring::hmac;
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
