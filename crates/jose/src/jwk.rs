@@ -120,18 +120,27 @@ pub(crate) enum KeyMaterial {
         e: Vec<u8>,
         public: Arc<rsa::PublicKey>,
     },
-    /// Uncompressed point `04 || x || y`, checked to be on the curve. For P-256 also the key's
-    /// table of multiples, built once here and shared by clones, for the ES256 fast path.
+    /// Uncompressed point `04 || x || y`, checked to be on the curve, and the key's verifier with
+    /// its table of multiples, built once here and shared by clones.
     Ec {
         curve: Curve,
         point: Vec<u8>,
-        es256: Option<Arc<crate::p256::VerifyingKey>>,
+        verifier: EcVerifier,
     },
     /// The 32-byte public key, decoded once with its tables of multiples for verification and
     /// shared by clones.
     Ed25519(Arc<crate::ed25519::VerifyingKey>),
     /// A shared secret, with its HMAC keys prepared once.
     Oct(Box<OctKey>),
+}
+
+/// The verifier of an EC key, by curve.
+#[derive(Clone)]
+pub(crate) enum EcVerifier {
+    /// ES256.
+    P256(Arc<crate::p256::VerifyingKey>),
+    /// ES384.
+    P384(Arc<crate::p384::VerifyingKey>),
 }
 
 /// HMAC keys prepared once per hash (the padded inner and outer blocks hashed in advance),
@@ -470,18 +479,18 @@ fn import_ec(m: &Map<String, Value>) -> Result<KeyMaterial, &'static str> {
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
     // A bad point (a coordinate not below p, or off the curve) is refused here, by name, instead
-    // of failing every token later. P-256: the ES256 verifier's own key import checks it.
-    let es256 = match curve {
-        Curve::P256 => Some(Arc::new(
-            crate::p256::VerifyingKey::from_uncompressed(&point).ok_or("ec_point_not_on_curve")?,
-        )),
-        Curve::P384 if crate::p384::point_is_valid(&point) => None,
-        Curve::P384 => return Err("ec_point_not_on_curve"),
-    };
+    // of failing every token later: each verifier's key import checks it.
+    let verifier = match curve {
+        Curve::P256 => crate::p256::VerifyingKey::from_uncompressed(&point)
+            .map(|k| EcVerifier::P256(Arc::new(k))),
+        Curve::P384 => crate::p384::VerifyingKey::from_uncompressed(&point)
+            .map(|k| EcVerifier::P384(Arc::new(k))),
+    }
+    .ok_or("ec_point_not_on_curve")?;
     Ok(KeyMaterial::Ec {
         curve,
         point,
-        es256,
+        verifier,
     })
 }
 
@@ -594,13 +603,13 @@ mod tests {
         let KeyMaterial::Ec {
             curve,
             point,
-            es256,
+            verifier,
         } = &k.key
         else {
             panic!()
         };
         assert_eq!((*curve, point.len(), point[0]), (Curve::P256, 65, 4));
-        assert!(es256.is_some());
+        assert!(matches!(verifier, EcVerifier::P256(_)));
         assert_eq!(one(ed("")).unwrap().kty(), "OKP");
         assert_eq!(one(oct("")).unwrap().kty(), "oct");
     }

@@ -3,10 +3,11 @@
 //! One crate checks JSON Web Signatures for the whole project, so no filter carries signature
 //! code of its own: [`jws`] parses compact JWS strictly, [`jwk`] imports a JWKS into
 //! ready-to-verify [`Key`]s (refusing weak and malformed keys one by one), [`verify`] checks
-//! signatures and selects candidate keys for a token. RSA, ES256 and EdDSA use this crate's own
-//! variable-time arithmetic on keys prepared at import (every input of a verification is public);
-//! ES384 uses ring (P-384 keys are checked at import by this crate); the SHA-2 hashes and HMAC
-//! are the crate's own (`digest`, HMAC tags compared in constant time). With the `jwt-compact` feature, [`compact`] offers the verifiers as jwt-compact
+//! signatures and selects candidate keys for a token. RSA, ES256, ES384 and EdDSA use this crate's
+//! own variable-time arithmetic on keys prepared at import (every input of a verification is
+//! public); the SHA-2 hashes and HMAC are the crate's own too (`digest`, HMAC tags compared in
+//! constant time), so no module links ring through this crate (the tests use it as a reference).
+//! With the `jwt-compact` feature, [`compact`] offers the verifiers as jwt-compact
 //! `Algorithm`s.
 //!
 //! The small public surface: [`Key::from_jwk`] (one JWK), [`parse_jwks`] (a set),

@@ -11,9 +11,9 @@
 //! written for secret scalars and was the slowest verification in wasm. EdDSA is verified by the
 //! `ed25519` module the same way: the key decoded and its tables built at import, the point
 //! arithmetic variable time (`curve25519`); ring decoded the key again on every call and walked
-//! all 253 bits of both scalars. For ES384 ring 0.17 offers no public pre-parsed verification
-//! key, so the stored bytes (already validated at import) are handed to ring, which re-reads
-//! them on each call; that is small next to the signature arithmetic.
+//! all 253 bits of both scalars. ES384 is the `p384` module's, on the same principle (the key's
+//! table of multiples built at import; ring re-read the key and ran constant-time code on
+//! every call, four times slower in V8).
 //!
 //! RSA keys are prepared at import too, by the `rsa` module: ring 0.17 would rebuild the modulus
 //! and R² mod n on every call, on top of arithmetic that is slow in a wasm VM, so RSA signatures
@@ -22,9 +22,7 @@
 
 use std::fmt;
 
-use ring::signature;
-
-use crate::jwk::{Jwks, Key, KeyMaterial};
+use crate::jwk::{EcVerifier, Jwks, Key, KeyMaterial};
 use crate::jws::{Alg, Header};
 use crate::rsa::{Hash, Padding};
 
@@ -82,21 +80,14 @@ impl Key {
                 };
                 public.verify(padding, hash, signing_input, signature)
             }
-            // ES256 takes this crate's variable-time verifier with the key's precomputed table
-            // (see `p256`): ring's P-256 code is built for secret scalars and several times
-            // slower in wasm. A P-256 key always has its table; without one nothing verifies.
-            KeyMaterial::Ec { es256, .. } if alg == Alg::ES256 => es256
-                .as_ref()
-                .is_some_and(|key| key.verify(signing_input, signature)),
-            KeyMaterial::Ec { point, .. } => {
-                let verifier: &'static dyn signature::VerificationAlgorithm = match alg {
-                    Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
-                    _ => return Err(VerifyError::AlgNotAllowed),
-                };
-                signature::UnparsedPublicKey::new(verifier, point)
-                    .verify(signing_input, signature)
-                    .is_ok()
-            }
+            // ES256 and ES384 take this crate's variable-time verifiers with the key's table of
+            // multiples built at import (see `p256` and `p384`): ring's code is built for secret
+            // scalars and several times slower in wasm.
+            KeyMaterial::Ec { verifier, .. } => match (verifier, alg) {
+                (EcVerifier::P256(key), Alg::ES256) => key.verify(signing_input, signature),
+                (EcVerifier::P384(key), Alg::ES384) => key.verify(signing_input, signature),
+                _ => return Err(VerifyError::AlgNotAllowed),
+            },
             // EdDSA takes this crate's verifier with the key decoded and its tables built at
             // import (see `curve25519`).
             KeyMaterial::Ed25519(key) => key.verify(signing_input, signature),
@@ -146,9 +137,9 @@ mod tests {
     use super::*;
     use crate::jwk::{parse_jwks, JwksOptions};
     use crate::jws::b64url_encode;
-    use ring::hmac;
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+    use ring::{hmac, signature};
 
     const OPTS: JwksOptions = JwksOptions {
         allow_symmetric: true,

@@ -1,7 +1,7 @@
 //! Differential tests: for valid signatures and their mutations, this crate must agree with
 //! independent reference implementations on every case.
 //!
-//! - ES256: RustCrypto `p256` and ring (both must agree with us).
+//! - ES256: RustCrypto `p256` and ring (both must agree with us). ES384: ring.
 //! - RS256/384/512 and PS256/384/512: RustCrypto `rsa` and ring. PS384 and PS512 are covered
 //!   here because Wycheproof has no vectors for them.
 //! - EdDSA: `ed25519-dalek`'s `verify_strict` (which refuses weak keys, as our import does); and
@@ -173,33 +173,73 @@ const P256_P: [u8; 32] = [
     0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
 
+const P384_N: [u8; 48] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf,
+    0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+];
+const P384_P: [u8; 48] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+];
+
+/// A curve's parameters for the differential cases: ring's signing and verifying algorithms, the
+/// JWK `crv`, the coordinate length, n and p.
+struct EcCurve {
+    signing: &'static rsig::EcdsaSigningAlgorithm,
+    verifying: &'static rsig::EcdsaVerificationAlgorithm,
+    crv: &'static str,
+    len: usize,
+    n: &'static [u8],
+    p: &'static [u8],
+}
+
+const P256: EcCurve = EcCurve {
+    signing: &rsig::ECDSA_P256_SHA256_FIXED_SIGNING,
+    verifying: &rsig::ECDSA_P256_SHA256_FIXED,
+    crv: "P-256",
+    len: 32,
+    n: &P256_N,
+    p: &P256_P,
+};
+
+const P384: EcCurve = EcCurve {
+    signing: &rsig::ECDSA_P384_SHA384_FIXED_SIGNING,
+    verifying: &rsig::ECDSA_P384_SHA384_FIXED,
+    crv: "P-384",
+    len: 48,
+    n: &P384_N,
+    p: &P384_P,
+};
+
 struct EcKey {
     pair: rsig::EcdsaKeyPair,
     ours: Key,
     point: Vec<u8>,
 }
 
-fn ec_key() -> EcKey {
+fn ec_key(curve: &EcCurve) -> EcKey {
     let rng = SystemRandom::new();
-    let alg = &rsig::ECDSA_P256_SHA256_FIXED_SIGNING;
-    let pkcs8 = rsig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-    let pair = rsig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let pkcs8 = rsig::EcdsaKeyPair::generate_pkcs8(curve.signing, &rng).unwrap();
+    let pair = rsig::EcdsaKeyPair::from_pkcs8(curve.signing, pkcs8.as_ref(), &rng).unwrap();
     let point = pair.public_key().as_ref().to_vec();
-    let jwk = json!({"kty": "EC", "crv": "P-256",
-                     "x": b64url_encode(&point[1..33]), "y": b64url_encode(&point[33..])});
+    let (x, y) = point[1..].split_at(curve.len);
+    let jwk = json!({"kty": "EC", "crv": curve.crv, "x": b64url_encode(x), "y": b64url_encode(y)});
     let ours = Key::from_jwk(&jwk, false).unwrap();
     EcKey { pair, ours, point }
 }
 
-fn es256_cases(sig: &[u8], other_sig: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    let (r, s) = sig.split_at(32);
+fn ecdsa_cases(curve: &EcCurve, sig: &[u8], other_sig: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let len = curve.len;
+    let (r, s) = sig.split_at(len);
     let values: [(&str, Vec<u8>); 6] = [
-        ("0", vec![0u8; 32]),
-        ("1", be_add(&[0u8; 32], 1)),
-        ("n-1", be_sub(&P256_N, 1)),
-        ("n", P256_N.to_vec()),
-        ("n+1", be_add(&P256_N, 1)),
-        ("p", P256_P.to_vec()),
+        ("0", vec![0u8; len]),
+        ("1", be_add(&vec![0u8; len], 1)),
+        ("n-1", be_sub(curve.n, 1)),
+        ("n", curve.n.to_vec()),
+        ("n+1", be_add(curve.n, 1)),
+        ("p", curve.p.to_vec()),
     ];
     let mut cases = vec![
         ("as signed", sig.to_vec()),
@@ -207,13 +247,13 @@ fn es256_cases(sig: &[u8], other_sig: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         ("bit flip", flip_bit(sig)),
         ("bit flip", flip_bit(sig)),
         ("r and s swapped", [s, r].concat()),
-        ("s -> n - s", [r, &be_sub_big(&P256_N, s)].concat()),
-        ("truncated", sig[..63].to_vec()),
+        ("s -> n - s", [r, &be_sub_big(curve.n, s)].concat()),
+        ("truncated", sig[..2 * len - 1].to_vec()),
         ("extended", [sig, &[0]].concat()),
         ("zero-prefixed", [&[0], sig].concat()),
         ("DER", der_of(sig)),
         ("another key's signature", other_sig.to_vec()),
-        ("random", random_bytes(64)),
+        ("random", random_bytes(2 * len)),
     ];
     for (name, v) in &values {
         cases.push((leak(format!("r = {name}")), [v.as_slice(), s].concat()));
@@ -230,7 +270,7 @@ fn leak(s: String) -> &'static str {
 fn es256_agrees_with_p256_and_ring() {
     use p256::ecdsa::signature::Verifier as _;
     let rng = SystemRandom::new();
-    let keys: Vec<EcKey> = (0..4 * rounds()).map(|_| ec_key()).collect();
+    let keys: Vec<EcKey> = (0..4 * rounds()).map(|_| ec_key(&P256)).collect();
     let mut tally = Tally::default();
     for (k, key) in keys.iter().enumerate() {
         let other = &keys[(k + 1) % keys.len()];
@@ -239,7 +279,7 @@ fn es256_agrees_with_p256_and_ring() {
         for msg in messages(8 * rounds()) {
             let sig = key.pair.sign(&rng, &msg).unwrap().as_ref().to_vec();
             let other_sig = other.pair.sign(&rng, &msg).unwrap().as_ref().to_vec();
-            let mut cases: Vec<(&str, Vec<u8>, Vec<u8>)> = es256_cases(&sig, &other_sig)
+            let mut cases: Vec<(&str, Vec<u8>, Vec<u8>)> = ecdsa_cases(&P256, &sig, &other_sig)
                 .into_iter()
                 .map(|(name, s)| (name, msg.clone(), s))
                 .collect();
@@ -263,6 +303,45 @@ fn es256_agrees_with_p256_and_ring() {
     assert!(
         tally.cases >= 800 * rounds(),
         "ES256: {} cases",
+        tally.cases
+    );
+    // Valid signatures and their n − s twins verify.
+    assert!(tally.accepted >= 2 * 32 * rounds());
+}
+
+#[test]
+fn es384_agrees_with_ring() {
+    let rng = SystemRandom::new();
+    let keys: Vec<EcKey> = (0..4 * rounds()).map(|_| ec_key(&P384)).collect();
+    let mut tally = Tally::default();
+    for (k, key) in keys.iter().enumerate() {
+        let other = &keys[(k + 1) % keys.len()];
+        let ring_key = rsig::UnparsedPublicKey::new(P384.verifying, &key.point);
+        for msg in messages(8 * rounds()) {
+            let sig = key.pair.sign(&rng, &msg).unwrap().as_ref().to_vec();
+            let other_sig = other.pair.sign(&rng, &msg).unwrap().as_ref().to_vec();
+            let mut cases: Vec<(&str, Vec<u8>, Vec<u8>)> = ecdsa_cases(&P384, &sig, &other_sig)
+                .into_iter()
+                .map(|(name, s)| (name, msg.clone(), s))
+                .collect();
+            cases.push(("another message", other_message(&msg), sig.clone()));
+            for (name, m, s) in cases {
+                let ours = key.ours.verify(Alg::ES384, &m, &s).is_ok();
+                let ring_ok = ring_key.verify(&m, &s).is_ok();
+                tally.agree(
+                    &format!("ES384 {name} (msg {} bytes)", m.len()),
+                    ours,
+                    &[("ring", ring_ok)],
+                );
+                if name == "as signed" {
+                    assert!(ours, "ES384: a valid signature must verify");
+                }
+            }
+        }
+    }
+    assert!(
+        tally.cases >= 800 * rounds(),
+        "ES384: {} cases",
         tally.cases
     );
     // Valid signatures and their n − s twins verify.

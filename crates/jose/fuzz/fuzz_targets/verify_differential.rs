@@ -1,6 +1,6 @@
 #![no_main]
 
-//! ES256, RSA and EdDSA verification against ring on fuzzer-chosen messages and signatures: a valid
+//! ES256, ES384, RSA and EdDSA verification against ring on fuzzer-chosen messages and signatures: a valid
 //! signature of the input message, then changed as the input says (bytes overwritten, cut,
 //! extended), or the input's own bytes as the signature. shieldwall-jose and ring must agree on
 //! every case; a disagreement panics with the case in hex.
@@ -16,6 +16,9 @@ struct Keys {
     ec: rsig::EcdsaKeyPair,
     ec_ours: Key,
     ec_point: Vec<u8>,
+    ec384: rsig::EcdsaKeyPair,
+    ec384_ours: Key,
+    ec384_point: Vec<u8>,
     rsa: rsig::RsaKeyPair,
     rsa_ours: Key,
     n: Vec<u8>,
@@ -34,6 +37,12 @@ fn keys() -> &'static Keys {
         let ec_point = ec.public_key().as_ref().to_vec();
         let ec_jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
             "x": b64url_encode(&ec_point[1..33]), "y": b64url_encode(&ec_point[33..])});
+        let alg = &rsig::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let pkcs8 = rsig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let ec384 = rsig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let ec384_point = ec384.public_key().as_ref().to_vec();
+        let ec384_jwk = serde_json::json!({"kty": "EC", "crv": "P-384",
+            "x": b64url_encode(&ec384_point[1..49]), "y": b64url_encode(&ec384_point[49..])});
         let rsa = rsig::RsaKeyPair::from_pkcs8(include_bytes!("../../tests/data/rsa/rsa2048.pk8"))
             .unwrap();
         let components: ring::rsa::PublicKeyComponents<Vec<u8>> = rsa.public().into();
@@ -49,6 +58,9 @@ fn keys() -> &'static Keys {
             ec,
             ec_ours: Key::from_jwk(&ec_jwk, false).unwrap(),
             ec_point,
+            ec384_ours: Key::from_jwk(&ec384_jwk, false).unwrap(),
+            ec384,
+            ec384_point,
             rsa,
             rsa_ours: Key::from_jwk(&rsa_jwk, false).unwrap(),
             n,
@@ -106,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
     let k = keys();
     let rng = SystemRandom::new();
     let raw = selector & 0x80 != 0;
-    let (alg, ours, theirs, sig) = match selector % 8 {
+    let (alg, ours, theirs, sig) = match selector % 9 {
         0 => {
             let sig = if raw { tail.to_vec() } else { k.ec.sign(&rng, msg).unwrap().as_ref().to_vec() };
             let mut s = sig;
@@ -118,6 +130,17 @@ fuzz_target!(|data: &[u8]| {
                 .verify(msg, &s)
                 .is_ok();
             (Alg::ES256, ours, theirs, s)
+        }
+        8 => {
+            let mut s = if raw { tail.to_vec() } else { k.ec384.sign(&rng, msg).unwrap().as_ref().to_vec() };
+            if !raw {
+                edit(&mut s, tail);
+            }
+            let ours = k.ec384_ours.verify(Alg::ES384, msg, &s).is_ok();
+            let theirs = rsig::UnparsedPublicKey::new(&rsig::ECDSA_P384_SHA384_FIXED, &k.ec384_point)
+                .verify(msg, &s)
+                .is_ok();
+            (Alg::ES384, ours, theirs, s)
         }
         7 => {
             let mut s = if raw { tail.to_vec() } else { k.ed.sign(msg).as_ref().to_vec() };
