@@ -25,6 +25,16 @@ pub enum Unmatched {
     Allow,
 }
 
+impl Unmatched {
+    /// `unmatched`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<Unmatched, ConfigError> {
+        Ok(match crate::json_config::variant(v, &["deny", "allow"])? {
+            0 => Unmatched::Deny,
+            _ => Unmatched::Allow,
+        })
+    }
+}
+
 /// One entry of `rules`: a route and what it requires (nothing: the route is public).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +53,34 @@ pub struct RequirementFile {
     pub any: Option<Vec<RequirementFile>>,
     pub all: Option<Vec<RequirementFile>>,
     pub allow_missing: Option<Box<RequirementFile>>,
+}
+
+impl RuleFile {
+    /// One entry of `rules`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<RuleFile, ConfigError> {
+        let o = crate::json_config::object(v, &["match", "requires"])?;
+        Ok(RuleFile {
+            route: o.need("match", RouteMatchConfig::from_json)?,
+            requires: o.optional("requires", RequirementFile::from_json)?,
+        })
+    }
+}
+
+impl RequirementFile {
+    /// A rule's `requires`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<RequirementFile, ConfigError> {
+        use crate::json_config::{array, object, string, strings};
+        let o = object(v, &["provider", "audiences", "any", "all", "allow_missing"])?;
+        Ok(RequirementFile {
+            provider: o.optional("provider", string)?,
+            audiences: o.optional("audiences", strings)?,
+            any: o.optional("any", |v| array(v, RequirementFile::from_json))?,
+            all: o.optional("all", |v| array(v, RequirementFile::from_json))?,
+            allow_missing: o
+                .optional("allow_missing", RequirementFile::from_json)?
+                .map(Box::new),
+        })
+    }
 }
 
 /// A requirement with its providers resolved to indexes into the filter's provider list.
@@ -353,6 +391,18 @@ pub fn identity_from_claims(
 pub struct ClaimToHeader {
     pub claim: String,
     pub header: String,
+}
+
+impl ClaimToHeader {
+    /// One entry of `claim_to_headers`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<ClaimToHeader, ConfigError> {
+        use crate::json_config::{object, string};
+        let o = object(v, &["claim", "header"])?;
+        Ok(ClaimToHeader {
+            claim: o.need("claim", string)?,
+            header: o.need("header", string)?,
+        })
+    }
 }
 
 /// Validates `claim_to_headers` (header names lowercased) and adds each header to `owned`, the

@@ -34,6 +34,24 @@ pub struct BudgetFile {
     pub slots: Option<u64>,
 }
 
+impl BudgetFile {
+    /// `failed_verification_budget`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<BudgetFile, ConfigError> {
+        use crate::json_config::{object, u32_value, u64_value};
+        let o = object(
+            v,
+            &["failures", "per", "burst", "xff_trusted_hops", "slots"],
+        )?;
+        Ok(BudgetFile {
+            failures: o.need("failures", u64_value)?,
+            per: o.need("per", Per::from_json)?,
+            burst: o.optional("burst", u64_value)?,
+            xff_trusted_hops: o.or("xff_trusted_hops", 0, u32_value)?,
+            slots: o.optional("slots", u64_value)?,
+        })
+    }
+}
+
 /// Slots of the budget table when the configuration does not say, and the most it may have.
 pub const DEFAULT_BUDGET_SLOTS: u64 = 16_384;
 pub const MAX_BUDGET_SLOTS: u64 = 1 << 20;

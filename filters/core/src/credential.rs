@@ -19,6 +19,18 @@ pub struct FromHeader {
     pub value_prefix: Option<String>,
 }
 
+impl FromHeader {
+    /// One entry of `from_headers`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<FromHeader, crate::ConfigError> {
+        use crate::json_config::{object, string};
+        let o = object(v, &["name", "value_prefix"])?;
+        Ok(FromHeader {
+            name: o.need("name", string)?,
+            value_prefix: o.optional("value_prefix", string)?,
+        })
+    }
+}
+
 /// The token locations of one provider, as configured: `from_headers`, `from_params`,
 /// `from_cookies`. Without any, a token is an `Authorization: Bearer` header.
 #[derive(Debug, Default, Clone)]

@@ -35,6 +35,7 @@ pub mod decision;
 pub mod filter;
 pub mod host;
 pub mod identity;
+pub mod json_config;
 pub mod json_text;
 pub mod memo;
 pub mod metadata;

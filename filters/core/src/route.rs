@@ -50,6 +50,17 @@ pub struct PathOptions {
     pub allow_encoded_slashes: bool,
 }
 
+impl PathOptions {
+    /// `path`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<PathOptions, crate::ConfigError> {
+        use crate::json_config::{boolean, object};
+        let o = object(v, &["allow_encoded_slashes"])?;
+        Ok(PathOptions {
+            allow_encoded_slashes: o.or("allow_encoded_slashes", false, boolean)?,
+        })
+    }
+}
+
 /// The method, normalised path and raw query of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestLine {
@@ -249,6 +260,20 @@ pub struct RouteMatchConfig {
     pub template: Option<String>,
     #[serde(default)]
     pub methods: Vec<String>,
+}
+
+impl RouteMatchConfig {
+    /// A rule's `match`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
+    pub fn from_json(v: &serde_json::Value) -> Result<RouteMatchConfig, crate::ConfigError> {
+        use crate::json_config::{object, string, strings};
+        let o = object(v, &["path", "prefix", "template", "methods"])?;
+        Ok(RouteMatchConfig {
+            path: o.optional("path", string)?,
+            prefix: o.optional("prefix", string)?,
+            template: o.optional("template", string)?,
+            methods: o.or("methods", Vec::new(), strings)?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,14 +8,13 @@
 
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use shieldwall_core::{shared, CalloutResponse, Host};
 
 use crate::config::{remote_jwks_options, KeySource, Provider, RemoteJwks};
 use shieldwall_jose::{parse_jwks, Jwks};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Meta {
     /// Bumped on every successful fetch; 0 = no key set yet.
     pub version: u64,
@@ -26,6 +25,30 @@ pub struct Meta {
     pub fetching_until_ms: u64,
     pub failures: u32,
     pub error: Option<String>,
+}
+
+impl Meta {
+    /// The record as written (JSON, every member optional); `None` when it is not one. Read by
+    /// hand: serde's derived reader would be the last one in the module.
+    pub fn parse(bytes: &[u8]) -> Option<Meta> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let m = value.as_object()?;
+        let number = |key: &str| match m.get(key) {
+            None => Some(0),
+            Some(v) => v.as_u64(),
+        };
+        Some(Meta {
+            version: number("version")?,
+            fetched_ms: number("fetched_ms")?,
+            attempt_ms: number("attempt_ms")?,
+            fetching_until_ms: number("fetching_until_ms")?,
+            failures: u32::try_from(number("failures")?).ok()?,
+            error: match m.get("error") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(v.as_str()?.to_string()),
+            },
+        })
+    }
 }
 
 /// Why a fetch is wanted; each has its own rate limit.
@@ -113,9 +136,7 @@ pub fn start_fetch(
     let now = host.now_millis();
     let key = meta_key(plugin, &provider.name);
     let won = shared::update(host, &key, |current| {
-        let mut meta: Meta = current
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or_default();
+        let mut meta: Meta = current.and_then(Meta::parse).unwrap_or_default();
         if !may_fetch(&meta, remote, reason, now) {
             return None;
         }
@@ -153,9 +174,7 @@ pub fn start_fetch(
 
 fn record_failure(host: &mut dyn Host, meta_key: &str, code: &'static str) {
     let _ = shared::update(host, meta_key, |current| {
-        let mut meta: Meta = current
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or_default();
+        let mut meta: Meta = current.and_then(Meta::parse).unwrap_or_default();
         meta.fetching_until_ms = 0;
         meta.failures = meta.failures.saturating_add(1);
         meta.error = Some(code.to_string());
@@ -203,9 +222,7 @@ pub fn complete_fetch(
     }
     let now = host.now_millis();
     let version = shared::update(host, &meta_k, |current| {
-        let mut meta: Meta = current
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or_default();
+        let mut meta: Meta = current.and_then(Meta::parse).unwrap_or_default();
         meta.version = meta.version.saturating_add(1);
         meta.fetched_ms = now;
         meta.fetching_until_ms = 0;
@@ -231,8 +248,10 @@ pub fn complete_fetch(
 
 /// Reads the meta record.
 pub fn read_meta(host: &dyn Host, plugin: &str, provider: &str) -> Meta {
-    shared::get_json::<Meta>(host, &meta_key(plugin, provider))
-        .map(|(m, _)| m)
+    host.shared_get(&meta_key(plugin, provider))
+        .ok()
+        .and_then(|(bytes, _)| bytes)
+        .and_then(|b| Meta::parse(&b))
         .unwrap_or_default()
 }
 
@@ -268,6 +287,36 @@ mod tests {
             cache_duration_ms: 600_000,
             refetch_min_interval_ms: 10_000,
             max_bytes: 65536,
+        }
+    }
+
+    #[test]
+    fn meta_records_read_back_what_was_written() {
+        let full = Meta {
+            version: 7,
+            fetched_ms: 1_700_000_000_000,
+            attempt_ms: 1_700_000_000_500,
+            fetching_until_ms: 1_700_000_002_500,
+            failures: 3,
+            error: Some("status 503".into()),
+        };
+        for m in [Meta::default(), full.clone()] {
+            assert_eq!(Meta::parse(&serde_json::to_vec(&m).unwrap()), Some(m));
+        }
+        // Members may be missing (older records) or null (no error).
+        assert_eq!(Meta::parse(br#"{"version": 2}"#).unwrap().version, 2);
+        assert_eq!(Meta::parse(br#"{"error": null}"#), Some(Meta::default()));
+        // Anything else is not a record.
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{",
+            br#"{"version": -1}"#,
+            br#"{"version": "2"}"#,
+            br#"{"failures": 5000000000}"#,
+            br#"{"error": 5}"#,
+        ] {
+            assert_eq!(Meta::parse(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
 
