@@ -2,7 +2,9 @@
 //! publishes (the signer's own public half and, during a rotation, the others).
 //!
 //! A private key is a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, as `openssl genpkey` writes it)
-//! or a private JWK (`EC` P-256 with `d`, `OKP` Ed25519 with `d`). Signing only touches kept,
+//! or a private JWK (`EC` P-256 with `d`, `OKP` Ed25519 with `d`). The PKCS#8 document is read by
+//! this module's strict DER reader (`p256_pkcs8`; the `der`/`pkcs8` crates were a twelfth of the
+//! module), and a public key it carries must be the private key's own. Signing only touches kept,
 //! constant-time implementations: RustCrypto's `p256`/`ecdsa` (deterministic nonces per
 //! RFC 6979, so no random source is needed to sign) and `ed25519-compact`. The verifiers of
 //! `shieldwall-jose`, which use fast variable-time arithmetic on public data, never see a private
@@ -13,7 +15,6 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
-use p256::pkcs8::DecodePrivateKey;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use shieldwall_jose::{b64url_decode, b64url_encode};
@@ -86,9 +87,21 @@ impl PrivateKey {
         {
             return ed25519_from_seed(der.get(16..48).unwrap_or_default(), der.get(51..));
         }
-        p256::SecretKey::from_pkcs8_der(der)
-            .map(|sk| PrivateKey::P256(Box::new(p256::ecdsa::SigningKey::from(sk))))
-            .map_err(|_| "not a PKCS#8 P-256 or Ed25519 private key".to_string())
+        let Pkcs8P256 { d, publics } = p256_pkcs8(der)
+            .ok_or_else(|| "not a PKCS#8 P-256 or Ed25519 private key".to_string())?;
+        let sk = p256::SecretKey::from_slice(d).map_err(|_| {
+            "the PKCS#8 key's private scalar is not a P-256 private key".to_string()
+        })?;
+        let point = sk.public_key().to_sec1_bytes();
+        if publics.iter().flatten().any(|p| *p != &point[..]) {
+            return Err(
+                "the public key in the PKCS#8 document is not the one of its private key"
+                    .to_string(),
+            );
+        }
+        Ok(PrivateKey::P256(Box::new(p256::ecdsa::SigningKey::from(
+            sk,
+        ))))
     }
 
     fn from_jwk(jwk: &Value) -> Result<PrivateKey, String> {
@@ -164,6 +177,133 @@ impl PrivateKey {
             _ => Map::new(),
         }
     }
+}
+
+/// One DER element: (tag, contents, what follows). Definite lengths in their shortest form only.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7f => (usize::from(first), rest),
+        0x81 => {
+            let (&l, rest) = rest.split_first()?;
+            if l < 0x80 {
+                return None;
+            }
+            (usize::from(l), rest)
+        }
+        0x82 => {
+            let (&hi, rest) = rest.split_first()?;
+            let (&lo, rest) = rest.split_first()?;
+            let l = usize::from(hi) << 8 | usize::from(lo);
+            if l < 0x100 {
+                return None;
+            }
+            (l, rest)
+        }
+        _ => return None,
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (contents, after) = rest.split_at(len);
+    Some((tag, contents, after))
+}
+
+/// `06 07 2a8648ce3d0201` (id-ecPublicKey) and `06 08 2a8648ce3d030107` (prime256v1).
+const EC_PUBLIC_KEY_OID: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const PRIME256V1_OID: [u8; 8] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// A PKCS#8 P-256 private key (RFC 5208 / RFC 5958 around RFC 5915's `ECPrivateKey`): the
+/// 32-byte private scalar and the public keys the document carries (inside `ECPrivateKey`, and
+/// after it in a version-2 document), each `04 || x || y`. Read strictly: every length in DER's
+/// form, the algorithm id-ecPublicKey on prime256v1, the curve named again inside only as
+/// prime256v1, nothing left over; attributes are skipped.
+fn p256_pkcs8(der: &[u8]) -> Option<Pkcs8P256<'_>> {
+    let (0x30, info, []) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, version, rest) = der_element(info)? else {
+        return None;
+    };
+    if version != [0] && version != [1] {
+        return None;
+    }
+    let (0x30, algorithm, rest) = der_element(rest)? else {
+        return None;
+    };
+    let (0x06, oid, parameters) = der_element(algorithm)? else {
+        return None;
+    };
+    let (0x06, curve, []) = der_element(parameters)? else {
+        return None;
+    };
+    if oid != EC_PUBLIC_KEY_OID || curve != PRIME256V1_OID {
+        return None;
+    }
+    let (0x04, private_key, mut rest) = der_element(rest)? else {
+        return None;
+    };
+    // [0] attributes (skipped), then in version 2 [1] the public key as a BIT STRING's contents.
+    let mut outer_public = None;
+    if let Some((0xa0, _, after)) = der_element(rest) {
+        rest = after;
+    }
+    if let Some((0x81, bits, after)) = der_element(rest) {
+        if version != [1] {
+            return None;
+        }
+        outer_public = Some(bits.strip_prefix(&[0])?);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    // ECPrivateKey ::= SEQUENCE { 1, OCTET STRING d, [0] curve OPTIONAL, [1] BIT STRING OPTIONAL }
+    let (0x30, ec, []) = der_element(private_key)? else {
+        return None;
+    };
+    let (0x02, [1], rest) = der_element(ec)? else {
+        return None;
+    };
+    let (0x04, d, mut rest) = der_element(rest)? else {
+        return None;
+    };
+    if d.len() != 32 {
+        return None;
+    }
+    if let Some((0xa0, named, after)) = der_element(rest) {
+        let (0x06, curve, []) = der_element(named)? else {
+            return None;
+        };
+        if curve != PRIME256V1_OID {
+            return None;
+        }
+        rest = after;
+    }
+    let mut inner_public = None;
+    if let Some((0xa1, wrapped, after)) = der_element(rest) {
+        let (0x03, bits, []) = der_element(wrapped)? else {
+            return None;
+        };
+        inner_public = Some(bits.strip_prefix(&[0])?);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Pkcs8P256 {
+        d,
+        publics: [inner_public, outer_public],
+    })
+}
+
+/// What [`p256_pkcs8`] reads from a document.
+struct Pkcs8P256<'a> {
+    /// The private scalar, 32 bytes big-endian.
+    d: &'a [u8],
+    /// The public keys given inside `ECPrivateKey` and after it.
+    publics: [Option<&'a [u8]>; 2],
 }
 
 fn ed25519_from_seed(seed: &[u8], public: Option<&[u8]>) -> Result<PrivateKey, String> {
@@ -324,6 +464,113 @@ MC4CAQAwBQYDK2VwBCIEICvmcVSY4WtVwbOStSPpJp6yAW1j/9JxDb0LfQT64B2G
         );
         ed["x"] = jwk["x"].clone();
         assert!(PrivateKey::parse(&ed.to_string()).is_err());
+    }
+
+    /// A DER element with its length in the shortest form.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match contents.len() {
+            n @ 0..=0x7f => out.push(n as u8),
+            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    /// A PKCS#8 P-256 document: `version`, then the ECPrivateKey's optional parts as given.
+    fn pkcs8(
+        version: u8,
+        d: &[u8],
+        curve_inside: Option<&[u8]>,
+        inner_public: Option<&[u8]>,
+        outer_public: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut ec = [tlv(0x02, &[1]), tlv(0x04, d)].concat();
+        if let Some(oid) = curve_inside {
+            ec.extend(tlv(0xa0, &tlv(0x06, oid)));
+        }
+        if let Some(p) = inner_public {
+            ec.extend(tlv(0xa1, &tlv(0x03, &[&[0u8][..], p].concat())));
+        }
+        let algorithm = [tlv(0x06, &EC_PUBLIC_KEY_OID), tlv(0x06, &PRIME256V1_OID)].concat();
+        let mut info = [
+            tlv(0x02, &[version]),
+            tlv(0x30, &algorithm),
+            tlv(0x04, &tlv(0x30, &ec)),
+        ]
+        .concat();
+        if let Some(p) = outer_public {
+            info.extend(tlv(0x81, &[&[0u8][..], p].concat()));
+        }
+        tlv(0x30, &info)
+    }
+
+    #[test]
+    fn pkcs8_p256_documents_are_read_strictly() {
+        let PrivateKey::P256(sk) = PrivateKey::parse(P256_PEM).unwrap() else {
+            panic!()
+        };
+        let d = sk.to_bytes().to_vec();
+        let public = sk
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        let same = |der: &[u8]| match PrivateKey::from_pkcs8_der(der) {
+            Ok(PrivateKey::P256(k)) => k.to_bytes().to_vec() == d,
+            _ => false,
+        };
+        // The PEM's own document is the form `openssl genpkey` writes.
+        let pem = pem_private_key(P256_PEM).unwrap();
+        assert_eq!(pem, pkcs8(0, &d, None, Some(&public), None));
+        for der in [
+            pem.clone(),
+            pkcs8(0, &d, None, None, None),
+            pkcs8(0, &d, Some(&PRIME256V1_OID), Some(&public), None),
+            pkcs8(1, &d, None, Some(&public), Some(&public)),
+            pkcs8(1, &d, None, None, Some(&public)),
+        ] {
+            assert!(same(&der), "{der:02x?}");
+        }
+        // A public key that is not the private key's.
+        let mut other = public.clone();
+        other[64] ^= 1;
+        for der in [
+            pkcs8(0, &d, None, Some(&other), None),
+            pkcs8(1, &d, None, Some(&public), Some(&other)),
+        ] {
+            let e = PrivateKey::from_pkcs8_der(&der).unwrap_err();
+            assert!(e.contains("not the one of its private key"), "{e}");
+        }
+        // Other curves, versions and shapes.
+        let p384 = [0x2b, 0x81, 0x04, 0x00, 0x22];
+        let mut wrong_curve = pkcs8(0, &d, None, None, None);
+        let at = wrong_curve
+            .windows(PRIME256V1_OID.len())
+            .position(|w| w == PRIME256V1_OID)
+            .unwrap();
+        wrong_curve[at + 7] = 0x08;
+        let mut long_form = pem.clone();
+        long_form.splice(1..2, [0x81, 0x81]);
+        let refused = [
+            wrong_curve,
+            pkcs8(0, &d, Some(&p384), None, None),
+            pkcs8(2, &d, None, None, None),
+            pkcs8(0, &d, None, None, Some(&public)),
+            pkcs8(0, &d[..31], None, None, None),
+            [pem.clone(), vec![0]].concat(),
+            pem[..pem.len() - 1].to_vec(),
+            long_form,
+            vec![],
+        ];
+        for der in refused {
+            assert!(PrivateKey::from_pkcs8_der(&der).is_err(), "{der:02x?}");
+        }
+        // Every truncation of a good document is refused, never a panic.
+        for cut in 0..pem.len() {
+            assert!(PrivateKey::from_pkcs8_der(&pem[..cut]).is_err());
+        }
     }
 
     #[test]
