@@ -89,8 +89,11 @@ fn check_duplicates(text: &[u8]) -> Result<(), ConfigError> {
                 {
                     let raw = text.get(start + 1..j).unwrap_or_default();
                     let name = if escaped {
-                        serde_json::from_slice::<String>(text.get(start..=j).unwrap_or_default())
-                            .unwrap_or_default()
+                        // Through `Value`, whose reader every module has already.
+                        match serde_json::from_slice(text.get(start..=j).unwrap_or_default()) {
+                            Ok(Value::String(s)) => s,
+                            _ => String::new(),
+                        }
                     } else {
                         String::from_utf8_lossy(raw).into_owned()
                     };
@@ -182,6 +185,11 @@ pub fn u64_value(v: &Value) -> Result<u64, ConfigError> {
 pub fn usize_value(v: &Value) -> Result<usize, ConfigError> {
     let x = unsigned(v, "usize", usize::MAX as u64)?;
     usize::try_from(x).map_err(|_| invalid_type(v, "usize"))
+}
+
+pub fn u8_value(v: &Value) -> Result<u8, ConfigError> {
+    let x = unsigned(v, "u8", u64::from(u8::MAX))?;
+    u8::try_from(x).map_err(|_| invalid_type(v, "u8"))
 }
 
 pub fn u32_value(v: &Value) -> Result<u32, ConfigError> {

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::Value;
 use shieldwall_core::config::Within;
+use shieldwall_core::json_config::{
+    array, boolean, invalid_type, object, parse_document, string, u64_value, u8_value, usize_value,
+    variant,
+};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::{ConfigError, Host, Identity, IdentityFrom};
 
@@ -18,80 +21,55 @@ pub const MAX_TTL_S: u64 = 86_400;
 /// The most entries the cache of minted tokens may be given, per worker.
 pub const MAX_CACHE_ENTRIES: usize = 100_000;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct ConfigFile {
     /// The SPIFFE ID template (`spiffe://{tenant}.bank.example/user/{sub}`).
     pub spiffe_id: String,
     /// `reject` (default) or `escape` a value that is not a plain SPIFFE path segment.
-    #[serde(default)]
     pub spiffe_segments: SegmentRule,
     /// A caller whose identity already has a `spiffe_id` (mtls-identity) keeps it (default true).
-    #[serde(default = "yes")]
     pub keep_spiffe_id: bool,
     /// Where the caller's identity comes from: shieldwall's authenticators (the default) or
     /// Envoy's own `jwt_authn` (`"jwt_authn"`, see `shieldwall_core::IdentityFrom`).
-    #[serde(default)]
     pub identity_from: IdentityFrom,
     pub token: TokenFile,
-    #[serde(default = "default_spiffe_header")]
     pub spiffe_header: String,
     /// Where the filter answers with the JWKS of its keys (unset: not served).
-    #[serde(default)]
     pub jwks_path: Option<String>,
     /// `cache-control: max-age` of the JWKS reply.
-    #[serde(default = "default_jwks_max_age")]
     pub jwks_max_age_s: u64,
     pub rules: Vec<RuleFile>,
-    #[serde(default)]
     pub realm: Option<String>,
-    #[serde(default)]
     pub path: PathOptions,
-    #[serde(default)]
     pub cache: CacheFile,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct TokenFile {
     pub issuer: String,
-    #[serde(default = "default_audience")]
     pub audience: String,
-    #[serde(default = "default_ttl")]
     pub ttl_s: u64,
-    #[serde(default)]
     pub alg: Alg,
-    #[serde(default)]
     pub profile: Profile,
     pub keys: Vec<KeyFile>,
     /// Claim name → identity field (`scopes`, `sub`, `iss`, `client_id`, `tenant`,
     /// `claims.<name>`).
-    #[serde(default)]
     pub claims: Option<BTreeMap<String, String>>,
-    #[serde(default)]
     pub act: bool,
-    #[serde(default)]
     pub header: HeaderFile,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct KeyFile {
     pub kid: String,
-    #[serde(default)]
     pub private_key_env: Option<String>,
-    #[serde(default)]
     pub private_key: Option<String>,
-    #[serde(default)]
     pub public_jwk: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct HeaderFile {
-    #[serde(default = "default_header_name")]
     pub name: String,
-    #[serde(default = "default_prefix")]
     pub value_prefix: String,
 }
 
@@ -104,21 +82,15 @@ impl Default for HeaderFile {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RuleFile {
-    #[serde(rename = "match")]
     pub route: RouteMatchConfig,
-    #[serde(default)]
     pub exchange: Exchange,
-    #[serde(default)]
     pub audience: Option<String>,
-    #[serde(default)]
     pub ttl_s: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug)]
 pub struct CacheFile {
     /// Minted tokens kept per worker (0: every request mints).
     pub max_entries: usize,
@@ -135,8 +107,7 @@ impl Default for CacheFile {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Exchange {
     /// A token is minted; a request without an identity gets 401.
     #[default]
@@ -147,19 +118,154 @@ pub enum Exchange {
     Skip,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Profile {
     /// JWT-SVID: header `alg`, `kid`, `typ: JWT`; exactly one audience.
     #[default]
     JwtSvid,
     /// RFC 9068 access token: `typ: at+jwt`, `client_id` and `jti` required.
-    #[serde(rename = "rfc9068")]
     Rfc9068,
 }
 
-fn yes() -> bool {
-    true
+impl ConfigFile {
+    /// The document, read by hand (`shieldwall_core::json_config`) rather than by serde's
+    /// derived code: the same fields, defaults and messages, in less of the module.
+    pub fn parse(bytes: &[u8]) -> Result<ConfigFile, ConfigError> {
+        ConfigFile::from_json(&parse_document(bytes)?)
+    }
+
+    pub fn from_json(v: &Value) -> Result<ConfigFile, ConfigError> {
+        let o = object(
+            v,
+            &[
+                "spiffe_id",
+                "spiffe_segments",
+                "keep_spiffe_id",
+                "identity_from",
+                "token",
+                "spiffe_header",
+                "jwks_path",
+                "jwks_max_age_s",
+                "rules",
+                "realm",
+                "path",
+                "cache",
+            ],
+        )?;
+        Ok(ConfigFile {
+            spiffe_id: o.need("spiffe_id", string)?,
+            spiffe_segments: o.or("spiffe_segments", SegmentRule::Reject, |v| {
+                Ok(match variant(v, &["reject", "escape"])? {
+                    0 => SegmentRule::Reject,
+                    _ => SegmentRule::Escape,
+                })
+            })?,
+            keep_spiffe_id: o.or("keep_spiffe_id", true, boolean)?,
+            identity_from: o.or("identity_from", IdentityFrom::Shieldwall, |v| {
+                IdentityFrom::try_from(v.clone()).map_err(|e| ConfigError::new("", e))
+            })?,
+            token: o.need("token", TokenFile::from_json)?,
+            spiffe_header: o.or("spiffe_header", default_spiffe_header(), string)?,
+            jwks_path: o.optional("jwks_path", string)?,
+            jwks_max_age_s: o.or("jwks_max_age_s", default_jwks_max_age(), u64_value)?,
+            rules: o.need("rules", |v| array(v, RuleFile::from_json))?,
+            realm: o.optional("realm", string)?,
+            path: o.or("path", PathOptions::default(), PathOptions::from_json)?,
+            cache: o.or("cache", CacheFile::default(), CacheFile::from_json)?,
+        })
+    }
+}
+
+impl TokenFile {
+    fn from_json(v: &Value) -> Result<TokenFile, ConfigError> {
+        let o = object(
+            v,
+            &[
+                "issuer", "audience", "ttl_s", "alg", "profile", "keys", "claims", "act", "header",
+            ],
+        )?;
+        Ok(TokenFile {
+            issuer: o.need("issuer", string)?,
+            audience: o.or("audience", default_audience(), string)?,
+            ttl_s: o.or("ttl_s", default_ttl(), u64_value)?,
+            alg: o.or("alg", Alg::ES256, |v| {
+                Ok(match variant(v, &["ES256", "EdDSA"])? {
+                    0 => Alg::ES256,
+                    _ => Alg::EdDSA,
+                })
+            })?,
+            profile: o.or("profile", Profile::JwtSvid, |v| {
+                Ok(match variant(v, &["jwt-svid", "rfc9068"])? {
+                    0 => Profile::JwtSvid,
+                    _ => Profile::Rfc9068,
+                })
+            })?,
+            keys: o.need("keys", |v| array(v, KeyFile::from_json))?,
+            claims: o.optional("claims", |v| {
+                let Some(map) = v.as_object() else {
+                    return Err(invalid_type(v, "a map"));
+                };
+                let mut out = BTreeMap::new();
+                for (name, field) in map {
+                    out.insert(name.clone(), string(field).map_err(|e| e.within(name))?);
+                }
+                Ok(out)
+            })?,
+            act: o.or("act", false, boolean)?,
+            header: o.or("header", HeaderFile::default(), HeaderFile::from_json)?,
+        })
+    }
+}
+
+impl KeyFile {
+    fn from_json(v: &Value) -> Result<KeyFile, ConfigError> {
+        let o = object(v, &["kid", "private_key_env", "private_key", "public_jwk"])?;
+        Ok(KeyFile {
+            kid: o.need("kid", string)?,
+            private_key_env: o.optional("private_key_env", string)?,
+            private_key: o.optional("private_key", string)?,
+            public_jwk: o.get("public_jwk").cloned(),
+        })
+    }
+}
+
+impl HeaderFile {
+    fn from_json(v: &Value) -> Result<HeaderFile, ConfigError> {
+        let o = object(v, &["name", "value_prefix"])?;
+        Ok(HeaderFile {
+            name: o.or("name", default_header_name(), string)?,
+            value_prefix: o.or("value_prefix", default_prefix(), string)?,
+        })
+    }
+}
+
+impl RuleFile {
+    fn from_json(v: &Value) -> Result<RuleFile, ConfigError> {
+        let o = object(v, &["match", "exchange", "audience", "ttl_s"])?;
+        Ok(RuleFile {
+            route: o.need("match", RouteMatchConfig::from_json)?,
+            exchange: o.or("exchange", Exchange::Required, |v| {
+                Ok(match variant(v, &["required", "optional", "skip"])? {
+                    0 => Exchange::Required,
+                    1 => Exchange::Optional,
+                    _ => Exchange::Skip,
+                })
+            })?,
+            audience: o.optional("audience", string)?,
+            ttl_s: o.optional("ttl_s", u64_value)?,
+        })
+    }
+}
+
+impl CacheFile {
+    fn from_json(v: &Value) -> Result<CacheFile, ConfigError> {
+        let o = object(v, &["max_entries", "reuse_percent"])?;
+        let defaults = CacheFile::default();
+        Ok(CacheFile {
+            max_entries: o.or("max_entries", defaults.max_entries, usize_value)?,
+            reuse_percent: o.or("reuse_percent", defaults.reuse_percent, u8_value)?,
+        })
+    }
 }
 fn default_spiffe_header() -> String {
     "x-spiffe-id".to_string()
@@ -261,8 +367,7 @@ impl Config {
         bytes: &[u8],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let file: ConfigFile = shieldwall_core::config::parse_json(bytes)?;
-        Config::from_file(file, env)
+        Config::from_file(ConfigFile::parse(bytes)?, env)
     }
 
     pub fn from_host(host: &dyn Host, bytes: &[u8]) -> Result<Config, ConfigError> {

@@ -15,12 +15,11 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use shieldwall_jose::{b64url_decode, b64url_encode};
 
 /// The signature algorithms the internal token may use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Alg {
     /// ECDSA with P-256 and SHA-256.
     #[default]

@@ -28,8 +28,7 @@ pub const MAX_TRUST_DOMAIN: usize = 255;
 pub const MAX_AUDIENCE: usize = 256;
 
 /// How a value that is not a plain SPIFFE path segment is treated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SegmentRule {
     /// Refuse the request: the identity cannot be carried inward.
     #[default]

@@ -171,7 +171,7 @@ impl FilterKind {
             // only the configuration's shape and fields are checked here.
             #[cfg(feature = "identity-exchange")]
             FilterKind::IdentityExchange => {
-                parse_json::<identity_exchange::config::ConfigFile>(text).map(drop)
+                identity_exchange::config::ConfigFile::parse(text).map(drop)
             }
             #[cfg(feature = "payload-guard")]
             FilterKind::PayloadGuard => payload_guard::Config::parse(text).map(drop),
