@@ -1638,16 +1638,17 @@ CLOSE = {
     "once per VM, S and k cut into eight 32-bit pieces sharing one chain of 32 doublings, then one inversion to "
     "encode the sum and compare it with R (ring decoded the key on every call and doubled 253 times). What would "
     "close more: wasm SIMD for the field products, a check of R without the inversion.",
-    "size": "The modules built on ring and serde share jwt-auth's make-up, measured by function for jwt_auth.wasm (a "
-    "build with a name section, grouped by crate, before wasm-opt; 478 KB of code, 2026-12-01): serde and serde_json "
-    "24 % (the configuration, the JWKS and the claims; serde_json's deserialiser alone 91 KB, most of it one "
-    "`deserialize_struct` per configuration type), shieldwall's core 16 %, the signature crate 11 %, ring 8 % (ES384 "
-    "verification, the HMACs and hashes), and most of the rest Rust's core and alloc (formatting, collections, the "
-    "float printing behind serde's error messages). Done: the configuration's error paths no longer wrap every serde "
-    "visitor (-54 KB); EC keys are checked at import by the signature crate instead of a ring key agreement (-46 KB); "
-    "Ed25519 verified by the signature crate (-10 KB); every module goes through Binaryen's wasm-opt "
-    "(scripts/wasm-opt.sh, -14 %). What would close it: hand-written configuration and JWKS parsing in place of "
-    "serde's generated code (ring's remaining 37 KB alone would not).",
+    "size": "What a single-filter module is made of, measured by function for jwt_auth.wasm (a build with a name "
+    "section, grouped by crate, before wasm-opt): 478 KB of code before, 399 KB after the changes below "
+    "(2026-12-01), of which shieldwall's core 22 %, the signature crate 16 %, serde_json 8 % (the JSON reader and "
+    "writer every module needs), the rest mostly Rust's core and alloc. Done: the signature crate verifies every algorithm and hashes with its own code, so no module "
+    "links ring through it (-22 KB in jwt_auth.wasm); jwt-auth and identity-exchange read their configuration by "
+    "hand from a parsed JSON value (shieldwall_core::json_config) instead of serde's derived code, one "
+    "`deserialize_struct` per configuration type, and with it went the float printing of serde's error messages "
+    "(-57 KB in jwt_auth.wasm); identity-exchange reads PKCS#8 keys with its own DER reader (-24 KB); before that, "
+    "error paths without a wrapper per serde visitor (-54 KB), EC keys checked at import by the signature crate "
+    "(-46 KB), Binaryen's wasm-opt on every module (scripts/wasm-opt.sh, -14 %). What would close it for another "
+    "module: the same hand-written configuration reading.",
     "memory": "What would close it: each wasm VM (one per module and worker) holds its own linear memory; a smaller "
     "initial memory and fewer retained allocations per VM.",
     "warm": "Done this round: the module exports only the callbacks it uses (no response, log or delete call-ins), "
