@@ -2286,17 +2286,7 @@ mod tests {
         let msg = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0";
         let sig = s.pair.sign(&rng, msg).unwrap().as_ref().to_vec();
         let rounds = 300;
-        let time = |f: &dyn Fn() -> bool| {
-            let mut best = f64::MAX;
-            for _ in 0..10 {
-                let start = std::time::Instant::now();
-                for _ in 0..rounds {
-                    assert!(f());
-                }
-                best = best.min(start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds));
-            }
-            best
-        };
+        let time = |f: &dyn Fn() -> bool| crate::testutil::best_micros(rounds, f);
         let ours = time(&|| s.key.verify(msg, &sig));
         let ring = time(&|| ring_verifies(&s, msg, &sig));
         let import =

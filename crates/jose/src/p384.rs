@@ -41,44 +41,34 @@ const B: [u8; 48] = [
     0xc6, 0x56, 0x39, 0x8d, 0x8a, 0x2e, 0xd1, 0x9d, 0x2a, 0x85, 0xc8, 0xed, 0xd3, 0xec, 0x2a, 0xef,
 ];
 
-/// Whether `point` (0x04 ‖ x ‖ y, 48 bytes each) is a P-384 point with canonical coordinates.
+/// Whether `point` (0x04 ‖ x ‖ y, 48 bytes each) is a P-384 point with canonical coordinates: the
+/// import check as a yes or no, for the tests that hold it against ring's.
+#[cfg(test)]
 pub(crate) fn point_is_valid(point: &[u8]) -> bool {
-    let Some((&0x04, coords)) = point.split_first() else {
-        return false;
+    affine_point(point).is_some()
+}
+
+/// The affine point `point` names (Montgomery form), if both coordinates are below p and it lies
+/// on y² = x³ − 3x + b.
+fn affine_point(point: &[u8]) -> Option<Affine> {
+    let (&0x04, coords) = point.split_first()? else {
+        return None;
     };
     if coords.len() != 2 * 48 {
-        return false;
+        return None;
     }
-    let (x, y) = coords.split_at(48);
-    let (Some(p), Some(b), Some(x), Some(y)) = (
-        limbs_from_be(&P, LIMBS),
-        limbs_from_be(&B, LIMBS),
-        limbs_from_be(x, LIMBS),
-        limbs_from_be(y, LIMBS),
-    ) else {
-        return false;
-    };
-    if !less_than(&x, &p) || !less_than(&y, &p) {
-        return false;
+    let c = curve()?;
+    let f = &c.p;
+    let x = limbs(coords.get(..48)?)?;
+    let y = limbs(coords.get(48..)?)?;
+    if !less_than(&x, &f.m) || !less_than(&y, &f.m) {
+        return None;
     }
-    let Some(&p0) = p.first() else {
-        return false;
-    };
-    let p_inv = neg_inv(p0);
-    let Some(r2) = r_squared(&p, p_inv, 384) else {
-        return false;
-    };
-    let mul = |a: &[u32], b: &[u32]| {
-        let mut out = vec![0u32; LIMBS];
-        mont_mul(&mut out, a, b, &p, p_inv);
-        out
-    };
-    // Every value times R (Montgomery form); a product of two such values is again one.
-    let (xm, ym, bm) = (mul(&x, &r2), mul(&y, &r2), mul(&b, &r2));
-    let x3 = mul(&mul(&xm, &xm), &xm);
-    let three_x = add_mod(&add_mod(&xm, &xm, &p), &xm, &p);
-    let rhs = add_mod(&sub_mod(&x3, &three_x, &p), &bm, &p);
-    mul(&ym, &ym) == rhs
+    let (xm, ym) = (f.to_mont(&x), f.to_mont(&y));
+    let x3 = f.mul(&f.mul(&xm, &xm), &xm);
+    let three_x = f.add(&f.add(&xm, &xm), &xm);
+    let rhs = f.add(&f.sub(&x3, &three_x), &c.b);
+    (f.mul(&ym, &ym) == rhs).then_some(Affine { x: xm, y: ym })
 }
 
 /// A 384-bit number as twelve 32-bit limbs, least significant first.
@@ -205,6 +195,8 @@ struct Curve {
     n: Modulus,
     /// n as limbs of a field element (to test r + n < p).
     n_limbs: Limbs,
+    /// The curve's b, in Montgomery form.
+    b: Limbs,
     g: Vec<Affine>,
 }
 
@@ -219,8 +211,15 @@ fn curve() -> Option<&'static Curve> {
                 y: p.to_mont(&limbs(&GY)?),
             };
             let n_limbs = limbs(&N)?;
+            let b = p.to_mont(&limbs(&B)?);
             let g = odd_multiples(&p, &g, G_WINDOW);
-            Some(Curve { p, n, n_limbs, g })
+            Some(Curve {
+                p,
+                n,
+                n_limbs,
+                b,
+                g,
+            })
         })
         .as_ref()
 }
@@ -430,16 +429,10 @@ pub(crate) struct VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Imports an uncompressed point `04 || x || y` that [`point_is_valid`] accepts.
+    /// Imports an uncompressed point `04 || x || y`: both coordinates below p, on the curve.
     pub(crate) fn from_uncompressed(point: &[u8]) -> Option<VerifyingKey> {
-        if !point_is_valid(point) {
-            return None;
-        }
+        let q = affine_point(point)?;
         let c = curve()?;
-        let q = Affine {
-            x: c.p.to_mont(&limbs(point.get(1..49)?)?),
-            y: c.p.to_mont(&limbs(point.get(49..97)?)?),
-        };
         Some(VerifyingKey {
             table: odd_multiples(&c.p, &q, Q_WINDOW),
         })
@@ -503,28 +496,6 @@ fn double_mul(c: &Curve, u1: &Limbs, u2: &Limbs, q_table: &[Affine]) -> Option<J
         }
     }
     Some(acc)
-}
-
-/// a + b mod p, for a, b < p.
-fn add_mod(a: &[u32], b: &[u32], p: &[u32]) -> Vec<u32> {
-    let mut out = a.to_vec();
-    let carry = add_assign(&mut out, b);
-    if carry || !less_than(&out, p) {
-        sub_assign(&mut out, p);
-    }
-    out
-}
-
-/// a − b mod p, for a, b < p.
-fn sub_mod(a: &[u32], b: &[u32], p: &[u32]) -> Vec<u32> {
-    let mut out = a.to_vec();
-    let wrapped = less_than(a, b);
-    sub_assign(&mut out, b);
-    if wrapped {
-        // a − b + 2³⁸⁴ + p − 2³⁸⁴: the carry out of this addition cancels the borrow.
-        add_assign(&mut out, p);
-    }
-    out
 }
 
 /// a += b over equal lengths; whether a carry left the top limb.
@@ -815,7 +786,6 @@ pub(crate) mod tests {
     #[test]
     #[ignore]
     fn es384_timing() {
-        use std::time::Instant;
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref(), &rng)
@@ -825,17 +795,7 @@ pub(crate) mod tests {
         let msg = b"eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiJhIn0";
         let sig = pair.sign(&rng, msg).unwrap().as_ref().to_vec();
         let rounds = 300;
-        let time = |f: &dyn Fn() -> bool| {
-            let mut best = f64::MAX;
-            for _ in 0..3 {
-                let start = Instant::now();
-                for _ in 0..rounds {
-                    assert!(f());
-                }
-                best = best.min(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
-            }
-            best
-        };
+        let time = |f: &dyn Fn() -> bool| crate::testutil::best_micros(rounds, f);
         let ours = time(&|| key.verify(msg, &sig));
         let ring = time(&|| {
             ring::signature::UnparsedPublicKey::new(

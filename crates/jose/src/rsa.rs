@@ -428,7 +428,6 @@ pub(crate) fn mont_mul(out: &mut [u32], a: &[u32], b: &[u32], n: &[u32], n0: u32
 #[cfg(test)]
 mod tests {
     use std::cmp::Ordering;
-    use std::time::Instant;
 
     use ring::rand::SystemRandom;
     use ring::signature::{self as rsig, RsaKeyPair, RsaPublicKeyComponents};
@@ -1134,17 +1133,7 @@ mod tests {
                 .sign(&rsig::RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
                 .unwrap();
             let rounds = 2000;
-            let time = |f: &dyn Fn() -> bool| {
-                let mut best = f64::MAX;
-                for _ in 0..3 {
-                    let start = Instant::now();
-                    for _ in 0..rounds {
-                        assert!(f());
-                    }
-                    best = best.min(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
-                }
-                best
-            };
+            let time = |f: &dyn Fn() -> bool| crate::testutil::best_micros(rounds, f);
             let ours = time(&|| key.jwk.verify(Alg::RS256, msg, &sig).is_ok());
             let ring = time(&|| {
                 RsaPublicKeyComponents {

@@ -28,3 +28,17 @@ pub(crate) fn random_vec(len: usize) -> Vec<u8> {
     SystemRandom::new().fill(&mut out).unwrap();
     out
 }
+
+/// Microseconds per call of `f` (which must return true), the best of three passes of `rounds`
+/// calls: the timing tests' measure.
+pub(crate) fn best_micros(rounds: u32, f: &dyn Fn() -> bool) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            assert!(f());
+        }
+        best = best.min(start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds));
+    }
+    best
+}

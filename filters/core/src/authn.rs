@@ -28,10 +28,7 @@ pub enum Unmatched {
 impl Unmatched {
     /// `unmatched`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
     pub fn from_json(v: &serde_json::Value) -> Result<Unmatched, ConfigError> {
-        Ok(match crate::json_config::variant(v, &["deny", "allow"])? {
-            0 => Unmatched::Deny,
-            _ => Unmatched::Allow,
-        })
+        crate::json_config::choice(v, &[("deny", Unmatched::Deny), ("allow", Unmatched::Allow)])
     }
 }
 

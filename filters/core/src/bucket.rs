@@ -26,13 +26,15 @@ pub enum Per {
 impl Per {
     /// `per`, read by hand ([`crate::json_config`]); the serde derive serves the filters that do not read their configuration that way yet, and a test keeps the two in agreement.
     pub fn from_json(v: &serde_json::Value) -> Result<Per, crate::ConfigError> {
-        const NAMES: [&str; 4] = ["second", "minute", "hour", "day"];
-        Ok(match crate::json_config::variant(v, &NAMES)? {
-            0 => Per::Second,
-            1 => Per::Minute,
-            2 => Per::Hour,
-            _ => Per::Day,
-        })
+        crate::json_config::choice(
+            v,
+            &[
+                ("second", Per::Second),
+                ("minute", Per::Minute),
+                ("hour", Per::Hour),
+                ("day", Per::Day),
+            ],
+        )
     }
 
     pub fn millis(self) -> u64 {

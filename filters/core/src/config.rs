@@ -55,15 +55,37 @@ impl std::error::Error for ConfigError {}
 /// The path comes from the error's position in the text ([`path_at`]), not from wrapping every
 /// visitor: that wrapping doubled the deserialisation code in each module.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
-    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+    let text = document_text(bytes);
+    serde_json::from_slice(text).map_err(|e| serde_error(text, &e))
+}
+
+/// The text to parse: an empty (or all-whitespace) configuration is `{}`.
+pub(crate) fn document_text(bytes: &[u8]) -> &[u8] {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
-    };
-    serde_json::from_slice(text).map_err(|e| {
-        let path = path_at(text, e.line(), e.column());
-        ConfigError::new(path, strip_position(&e.to_string()))
-    })
+    }
+}
+
+/// A serde_json error as a configuration error at the path of its position in `text`.
+pub(crate) fn serde_error(text: &[u8], e: &serde_json::Error) -> ConfigError {
+    let path = path_at(text, e.line(), e.column());
+    ConfigError::new(path, strip_position(&e.to_string()))
+}
+
+/// The index of the closing quote of the JSON string whose opening quote is at `open` (the end
+/// of the text if there is none); escapes are skipped, not decoded.
+pub(crate) fn string_end(text: &[u8], open: usize) -> usize {
+    let mut j = open + 1;
+    while let Some(&c) = text.get(j) {
+        match c {
+            b'\\' => j += 2,
+            b'"' => break,
+            _ => j += 1,
+        }
+    }
+    j.min(text.len())
 }
 
 /// One open container while walking the text.
@@ -117,14 +139,7 @@ pub fn path_at(text: &[u8], line: usize, column: usize) -> String {
             }
             b'"' => {
                 let start = i + 1;
-                let mut j = start;
-                while j < text.len() {
-                    match text.get(j) {
-                        Some(b'\\') => j += 2,
-                        Some(b'"') => break,
-                        _ => j += 1,
-                    }
-                }
+                let j = string_end(text, i);
                 if let Some(Frame::Object {
                     key,
                     want_key: true,

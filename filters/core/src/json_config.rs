@@ -13,26 +13,14 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::config::{path_at, ConfigError};
+use crate::config::{document_text, path_at, serde_error, string_end, ConfigError};
 
 /// Parses a configuration document into a JSON value. An empty (or all-whitespace) document is
 /// `{}`. Syntax errors name the path where they occur, and a member given twice in one object
 /// is refused (`duplicate field`) at its second occurrence, as serde's derived code does.
 pub fn parse_document(bytes: &[u8]) -> Result<Value, ConfigError> {
-    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    let value: Value = serde_json::from_slice(text).map_err(|e| {
-        let path = path_at(text, e.line(), e.column());
-        let message = e.to_string();
-        let reason = match message.rfind(" at line ") {
-            Some(i) => message.get(..i).unwrap_or(&message).to_string(),
-            None => message,
-        };
-        ConfigError::new(path, reason)
-    })?;
+    let text = document_text(bytes);
+    let value: Value = serde_json::from_slice(text).map_err(|e| serde_error(text, &e))?;
     check_duplicates(text)?;
     Ok(value)
 }
@@ -70,25 +58,14 @@ fn check_duplicates(text: &[u8]) -> Result<(), ConfigError> {
             }
             b'"' => {
                 let start = i;
-                let mut j = i + 1;
-                let mut escaped = false;
-                while let Some(&d) = text.get(j) {
-                    match d {
-                        b'\\' => {
-                            escaped = true;
-                            j += 2;
-                        }
-                        b'"' => break,
-                        _ => j += 1,
-                    }
-                }
+                let j = string_end(text, i);
                 if let Some(Open::Object {
                     names,
                     want_name: true,
                 }) = stack.last_mut()
                 {
                     let raw = text.get(start + 1..j).unwrap_or_default();
-                    let name = if escaped {
+                    let name = if raw.contains(&b'\\') {
                         // Through `Value`, whose reader every module has already.
                         match serde_json::from_slice(text.get(start..=j).unwrap_or_default()) {
                             Ok(Value::String(s)) => s,
@@ -226,6 +203,16 @@ pub fn variant(v: &Value, variants: &[&str]) -> Result<usize, ConfigError> {
             format!("unknown variant `{s}`, expected {}", one_of(variants)),
         )
     })
+}
+
+/// A unit variant written as its name, mapped to its value: `choice(v, &[("deny", Deny), …])`.
+pub fn choice<T: Copy>(v: &Value, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let index = variant(v, &names)?;
+    choices
+        .get(index)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| invalid_type(v, "a string"))
 }
 
 /// serde's list of expected names: "`a`", "`a` or `b`", "one of `a`, `b`, `c`".

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use shieldwall_core::config::Within;
 use shieldwall_core::json_config::{
-    array, boolean, invalid_type, object, parse_document, string, u64_value, u8_value, usize_value,
-    variant,
+    array, boolean, choice, invalid_type, object, parse_document, string, u64_value, u8_value,
+    usize_value,
 };
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::{ConfigError, Host, Identity, IdentityFrom};
@@ -155,10 +155,13 @@ impl ConfigFile {
         Ok(ConfigFile {
             spiffe_id: o.need("spiffe_id", string)?,
             spiffe_segments: o.or("spiffe_segments", SegmentRule::Reject, |v| {
-                Ok(match variant(v, &["reject", "escape"])? {
-                    0 => SegmentRule::Reject,
-                    _ => SegmentRule::Escape,
-                })
+                choice(
+                    v,
+                    &[
+                        ("reject", SegmentRule::Reject),
+                        ("escape", SegmentRule::Escape),
+                    ],
+                )
             })?,
             keep_spiffe_id: o.or("keep_spiffe_id", true, boolean)?,
             identity_from: o.or("identity_from", IdentityFrom::Shieldwall, |v| {
@@ -189,16 +192,16 @@ impl TokenFile {
             audience: o.or("audience", default_audience(), string)?,
             ttl_s: o.or("ttl_s", default_ttl(), u64_value)?,
             alg: o.or("alg", Alg::ES256, |v| {
-                Ok(match variant(v, &["ES256", "EdDSA"])? {
-                    0 => Alg::ES256,
-                    _ => Alg::EdDSA,
-                })
+                choice(v, &[("ES256", Alg::ES256), ("EdDSA", Alg::EdDSA)])
             })?,
             profile: o.or("profile", Profile::JwtSvid, |v| {
-                Ok(match variant(v, &["jwt-svid", "rfc9068"])? {
-                    0 => Profile::JwtSvid,
-                    _ => Profile::Rfc9068,
-                })
+                choice(
+                    v,
+                    &[
+                        ("jwt-svid", Profile::JwtSvid),
+                        ("rfc9068", Profile::Rfc9068),
+                    ],
+                )
             })?,
             keys: o.need("keys", |v| array(v, KeyFile::from_json))?,
             claims: o.optional("claims", |v| {
@@ -245,11 +248,14 @@ impl RuleFile {
         Ok(RuleFile {
             route: o.need("match", RouteMatchConfig::from_json)?,
             exchange: o.or("exchange", Exchange::Required, |v| {
-                Ok(match variant(v, &["required", "optional", "skip"])? {
-                    0 => Exchange::Required,
-                    1 => Exchange::Optional,
-                    _ => Exchange::Skip,
-                })
+                choice(
+                    v,
+                    &[
+                        ("required", Exchange::Required),
+                        ("optional", Exchange::Optional),
+                        ("skip", Exchange::Skip),
+                    ],
+                )
             })?,
             audience: o.optional("audience", string)?,
             ttl_s: o.optional("ttl_s", u64_value)?,

@@ -13,7 +13,7 @@ use shieldwall_core::authn::{build_rules, claim_headers, usable_header_name};
 use shieldwall_core::config::{split_http_uri, Within};
 use shieldwall_core::credential::{authorization_only, token_locations, TokenLocationsFile};
 use shieldwall_core::json_config::{
-    array, boolean, object, parse_document, string, strings, u64_value, usize_value, variant,
+    array, boolean, choice, object, parse_document, string, strings, u64_value, usize_value,
 };
 use shieldwall_core::route::PathOptions;
 use shieldwall_core::ConfigError;
@@ -77,10 +77,13 @@ impl ConfigFile {
             failed_verification_budget: o
                 .optional("failed_verification_budget", BudgetFile::from_json)?,
             non_jwt_tokens: o.or("non_jwt_tokens", NonJwtTokens::Refuse, |v| {
-                Ok(match variant(v, &["refuse", "pass"])? {
-                    0 => NonJwtTokens::Refuse,
-                    _ => NonJwtTokens::Pass,
-                })
+                choice(
+                    v,
+                    &[
+                        ("refuse", NonJwtTokens::Refuse),
+                        ("pass", NonJwtTokens::Pass),
+                    ],
+                )
             })?,
         })
     }
