@@ -194,6 +194,14 @@ pub(crate) fn digest(algorithm: Algorithm, data: &[u8]) -> Digest {
     context.finish()
 }
 
+/// SHA-256 of `data`, for the filters that hash outside a signature (a certificate's
+/// thumbprint).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(Algorithm::Sha256, data).as_ref());
+    out
+}
+
 impl Context {
     pub(crate) fn new(algorithm: Algorithm) -> Context {
         let state = match algorithm {

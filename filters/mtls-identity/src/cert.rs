@@ -7,18 +7,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
-use x509_cert::der::oid::AssociatedOid;
-use x509_cert::der::{Decode, Encode, Tag, Tagged};
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, SubjectAltName};
-use x509_cert::name::Name;
-use x509_cert::Certificate;
 
 use shieldwall_core::json_text::hex;
 
 use crate::dn::{canonical_kind, Attribute, Dn};
 use crate::spiffe::SpiffeId;
+use crate::x509::{self, oid, tag, Certificate, Name};
 
 /// The largest PEM text read; a client certificate is a few kilobytes.
 pub const MAX_PEM_LEN: usize = 64 * 1024;
@@ -62,54 +56,43 @@ impl NotSvid {
     }
 }
 
-/// The DER of the first `CERTIFICATE` block in a PEM text.
-fn first_pem_block(pem: &[u8]) -> Result<Vec<u8>, String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = std::str::from_utf8(pem).map_err(|_| "the PEM text is not UTF-8".to_string())?;
-    let start = text.find(BEGIN).ok_or("no PEM certificate block")?;
-    let rest = text.get(start..).unwrap_or("");
-    let end = rest.find(END).ok_or("the PEM block is not closed")? + END.len();
-    let block = rest.get(..end).unwrap_or("");
-    let (label, der) = x509_cert::der::pem::decode_vec(block.as_bytes())
-        .map_err(|e| format!("the PEM block cannot be decoded: {e}"))?;
-    if label != "CERTIFICATE" {
-        return Err("the PEM block is not a certificate".into());
+/// An attribute value as text, for the string types a subject uses: UTF8String, PrintableString
+/// (its character set), IA5String and TeletexString (ASCII, as `x509-cert` reads it).
+fn attribute_text(value: &x509::Tlv<'_>) -> Option<String> {
+    let bytes = value.content;
+    let printable = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b' ' | b'\'' | b'(' | b')' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'=' | b'?'
+            )
+    };
+    let valid = match value.tag {
+        tag::UTF8_STRING => true,
+        tag::PRINTABLE_STRING => bytes.iter().all(printable),
+        tag::IA5_STRING | tag::TELETEX_STRING => bytes.is_ascii(),
+        _ => false,
+    };
+    if !valid {
+        return None;
     }
-    Ok(der)
+    std::str::from_utf8(bytes).ok().map(str::to_string)
 }
 
-/// A certificate subject as a [`Dn`] in RFC 4514 order.
-fn subject_of(name: &Name) -> Dn {
+/// A certificate name as a [`Dn`] in RFC 4514 order (the certificate's order reversed); a value
+/// of another type is written `#` and the hex of its encoding.
+fn subject_of(name: &Name<'_>) -> Dn {
     let mut rdns: Vec<Vec<Attribute>> = name
-        .0
+        .rdns
         .iter()
         .map(|rdn| {
-            rdn.0
-                .iter()
+            rdn.iter()
                 .map(|atv| {
-                    let oid = atv.oid.to_string();
-                    let value = &atv.value;
-                    let text = match value.tag() {
-                        Tag::Utf8String => Utf8StringRef::try_from(value)
-                            .ok()
-                            .map(|s| s.as_str().to_string()),
-                        Tag::PrintableString => PrintableStringRef::try_from(value)
-                            .ok()
-                            .map(|s| s.as_str().to_string()),
-                        Tag::Ia5String => Ia5StringRef::try_from(value)
-                            .ok()
-                            .map(|s| s.as_str().to_string()),
-                        Tag::TeletexString => TeletexStringRef::try_from(value)
-                            .ok()
-                            .map(|s| s.as_str().to_string()),
-                        _ => None,
-                    };
+                    let dotted = x509::oid_string(atv.oid);
                     Attribute {
-                        kind: canonical_kind(&oid).unwrap_or(oid),
-                        value: text.unwrap_or_else(|| {
-                            format!("#{}", hex(&value.to_der().unwrap_or_default()))
-                        }),
+                        kind: canonical_kind(&dotted).unwrap_or(dotted),
+                        value: attribute_text(&atv.value)
+                            .unwrap_or_else(|| format!("#{}", hex(atv.value.der))),
                     }
                 })
                 .collect()
@@ -125,53 +108,35 @@ impl PeerCertificate {
         if pem.len() > MAX_PEM_LEN {
             return Err("the certificate text is too long".into());
         }
-        let der = first_pem_block(pem)?;
+        let text = std::str::from_utf8(pem).map_err(|_| "the PEM text is not UTF-8".to_string())?;
+        let der = crate::forwarded::pem_block(text)?;
         PeerCertificate::from_der(&der)
     }
 
     pub fn from_der(der: &[u8]) -> Result<PeerCertificate, String> {
         let cert =
             Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, der);
-        let mut sha256 = [0u8; 32];
-        sha256.copy_from_slice(digest.as_ref());
-        let tbs = &cert.tbs_certificate;
         let mut out = PeerCertificate {
-            sha256,
-            subject: subject_of(&tbs.subject),
+            sha256: shieldwall_jose::sha256(der),
+            subject: subject_of(&cert.subject),
             uri_sans: Vec::new(),
             dns_sans: Vec::new(),
             is_ca: false,
             can_sign_certificates: false,
         };
-        let mut seen = Vec::new();
-        for ext in tbs.extensions.iter().flatten() {
-            if seen.contains(&ext.extn_id) {
-                return Err("an extension appears twice".into());
-            }
-            seen.push(ext.extn_id);
-            let value = ext.extn_value.as_bytes();
-            if ext.extn_id == SubjectAltName::OID {
-                let san = SubjectAltName::from_der(value)
-                    .map_err(|e| format!("subjectAltName cannot be read: {e}"))?;
-                for name in san.0 {
-                    match name {
-                        GeneralName::UniformResourceIdentifier(uri) => {
-                            out.uri_sans.push(uri.to_string())
-                        }
-                        GeneralName::DnsName(dns) => out.dns_sans.push(dns.to_string()),
-                        _ => {}
-                    }
-                }
-            } else if ext.extn_id == BasicConstraints::OID {
-                let bc = BasicConstraints::from_der(value)
-                    .map_err(|e| format!("basicConstraints cannot be read: {e}"))?;
-                out.is_ca = bc.ca;
-            } else if ext.extn_id == KeyUsage::OID {
-                let ku = KeyUsage::from_der(value)
-                    .map_err(|e| format!("keyUsage cannot be read: {e}"))?;
-                out.can_sign_certificates = ku.key_cert_sign() || ku.crl_sign();
-            }
+        if let Some(ext) = cert.extension(oid::SUBJECT_ALT_NAME) {
+            let (uris, dns) = x509::subject_alt_names(ext.value)
+                .map_err(|e| format!("subjectAltName cannot be read: {e}"))?;
+            out.uri_sans = uris;
+            out.dns_sans = dns;
+        }
+        if let Some(ext) = cert.extension(oid::BASIC_CONSTRAINTS) {
+            out.is_ca = x509::basic_constraints(ext.value)
+                .map_err(|e| format!("basicConstraints cannot be read: {e}"))?;
+        }
+        if let Some(ext) = cert.extension(oid::KEY_USAGE) {
+            out.can_sign_certificates = x509::can_sign_certificates(ext.value)
+                .map_err(|e| format!("keyUsage cannot be read: {e}"))?;
         }
         Ok(out)
     }

@@ -6,17 +6,14 @@
 //!
 //! Signatures are verified by shieldwall-jose, the verifier the token filters use (so the
 //! one-module build carries one copy): ECDSA P-256 with SHA-256 and P-384 with SHA-384, RSA
-//! PKCS#1 v1.5 with SHA-256/384/512 (keys jose accepts: 2048 bits and more), and Ed25519. The signed bytes are the DER encoding of
-//! `tbsCertificate` as decoded (x509-cert decodes strict DER, so re-encoding gives the bytes that
-//! were signed).
+//! PKCS#1 v1.5 with SHA-256/384/512 (keys jose accepts: 2048 bits and more), and Ed25519. The
+//! signed bytes are the `tbsCertificate` element as it stands in the certificate ([`x509`]
+//! reads strict DER and keeps slices of its input).
 
 use serde_json::json;
 use shieldwall_jose::{b64url_encode, Alg, Key};
-use x509_cert::der::asn1::{ObjectIdentifier, UintRef};
-use x509_cert::der::oid::AssociatedOid;
-use x509_cert::der::{Decode, Encode, Reader, SliceReader};
-use x509_cert::ext::pkix::BasicConstraints;
-use x509_cert::Certificate;
+
+use crate::x509::{self, oid, tag, Certificate, Reader};
 
 const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const P256: &str = "1.2.840.10045.3.1.7";
@@ -51,16 +48,19 @@ pub struct TrustedCa {
 
 /// Two DER INTEGERs in a SEQUENCE (an RSAPublicKey's modulus and exponent, an ECDSA signature's
 /// r and s), as unsigned big-endian bytes without leading zeros.
-fn two_integers(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let mut reader = SliceReader::new(der).map_err(|e| e.to_string())?;
-    let pair = reader
-        .sequence(|r| {
-            let a = UintRef::decode(r)?;
-            let b = UintRef::decode(r)?;
-            Ok((a.as_bytes().to_vec(), b.as_bytes().to_vec()))
-        })
-        .map_err(|e| e.to_string())?;
-    reader.finish(pair).map_err(|e| e.to_string())
+fn two_integers(der: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let mut outer = Reader::new(der);
+    let mut pair = outer.sequence("the pair of integers")?;
+    outer.finish("the pair of integers")?;
+    let a = x509::unsigned_integer(&mut pair, "the first integer")?;
+    let b = x509::unsigned_integer(&mut pair, "the second integer")?;
+    pair.finish("the pair of integers")?;
+    let trim =
+        |x: &'_ [u8]| -> usize { x.iter().take_while(|&&b| b == 0).count().min(x.len() - 1) };
+    Ok((
+        a.get(trim(a)..).unwrap_or_default(),
+        b.get(trim(b)..).unwrap_or_default(),
+    ))
 }
 
 /// The public key as a JWK for [`Key::from_jwk`].
@@ -69,7 +69,7 @@ fn jwk(kind: KeyKind, bits: &[u8]) -> Result<serde_json::Value, String> {
         KeyKind::Rsa => {
             let (n, e) = two_integers(bits)
                 .map_err(|e| format!("the RSA public key cannot be read: {e}"))?;
-            json!({"kty": "RSA", "n": b64url_encode(&n), "e": b64url_encode(&e)})
+            json!({"kty": "RSA", "n": b64url_encode(n), "e": b64url_encode(e)})
         }
         KeyKind::P256 | KeyKind::P384 => {
             let coords = bits
@@ -94,24 +94,21 @@ fn ecdsa_fixed(der: &[u8], size: usize) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0u8; 2 * size];
-    out.get_mut(size - r.len()..size)?.copy_from_slice(&r);
-    out.get_mut(2 * size - s.len()..)?.copy_from_slice(&s);
+    out.get_mut(size - r.len()..size)?.copy_from_slice(r);
+    out.get_mut(2 * size - s.len()..)?.copy_from_slice(s);
     Some(out)
 }
 
-fn key_kind(cert: &Certificate) -> Result<KeyKind, String> {
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    let alg = spki.algorithm.oid.to_string();
+fn key_kind(cert: &Certificate<'_>) -> Result<KeyKind, String> {
+    let spki = &cert.public_key_algorithm;
+    let alg = x509::oid_string(spki.oid);
     match alg.as_str() {
         EC_PUBLIC_KEY => {
-            let curve: ObjectIdentifier = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .ok_or("an EC key without its curve")?
-                .decode_as()
-                .map_err(|_| "an EC key whose curve cannot be read".to_string())?;
-            match curve.to_string().as_str() {
+            let curve = spki.parameters.ok_or("an EC key without its curve")?;
+            if curve.tag != tag::OID {
+                return Err("an EC key whose curve cannot be read".into());
+            }
+            match x509::oid_string(curve.content).as_str() {
                 P256 => Ok(KeyKind::P256),
                 P384 => Ok(KeyKind::P384),
                 other => Err(format!("the EC curve {other} is not supported")),
@@ -129,30 +126,19 @@ impl TrustedCa {
         let der = crate::forwarded::pem_to_der(pem)?;
         let cert =
             Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        let tbs = &cert.tbs_certificate;
-        let is_ca = tbs
-            .extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == BasicConstraints::OID)
-            .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
-            .is_some_and(|bc| bc.ca);
+        let is_ca = cert
+            .extension(oid::BASIC_CONSTRAINTS)
+            .and_then(|e| x509::basic_constraints(e.value).ok())
+            .unwrap_or(false);
         if !is_ca {
             return Err("not a CA certificate (basicConstraints cA is not true)".into());
         }
         let kind = key_kind(&cert)?;
-        let bits = tbs
-            .subject_public_key_info
-            .subject_public_key
-            .as_bytes()
-            .ok_or("the public key is not a whole number of bytes")?;
+        let bits = x509::whole_bytes(cert.public_key, "the public key")?;
         let key = Key::from_jwk(&jwk(kind, bits)?, false)
             .map_err(|e| format!("the public key is refused: {e}"))?;
         Ok(TrustedCa {
-            subject: tbs
-                .subject
-                .to_der()
-                .map_err(|e| format!("the subject cannot be encoded: {e}"))?,
+            subject: cert.subject.der.to_vec(),
             kind,
             key,
         })
@@ -183,36 +169,23 @@ impl TrustedCa {
 /// (seconds since the Unix epoch).
 pub fn verify(der: &[u8], cas: &[TrustedCa], now_secs: u64) -> Result<(), String> {
     let cert = Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-    let tbs = &cert.tbs_certificate;
-    let validity = &tbs.validity;
-    let not_before = validity.not_before.to_unix_duration().as_secs();
-    let not_after = validity.not_after.to_unix_duration().as_secs();
-    if now_secs < not_before {
+    if now_secs < cert.not_before {
         return Err("the certificate is not valid yet".into());
     }
-    if now_secs > not_after {
+    if now_secs > cert.not_after {
         return Err("the certificate has expired".into());
     }
-    if cert.signature_algorithm != tbs.signature {
+    if cert.signature_algorithm.der != cert.tbs_signature.der {
         return Err("the two signature algorithms of the certificate differ".into());
     }
-    let issuer = tbs
-        .issuer
-        .to_der()
-        .map_err(|e| format!("the issuer cannot be encoded: {e}"))?;
-    let signed = tbs
-        .to_der()
-        .map_err(|e| format!("the certificate cannot be encoded: {e}"))?;
-    let sig = cert
-        .signature
-        .as_bytes()
-        .ok_or("the signature is not a whole number of bytes")?;
-    let oid = cert.signature_algorithm.oid.to_string();
+    let sig = x509::whole_bytes(cert.signature, "the signature")?;
+    let oid = x509::oid_string(cert.signature_algorithm.oid);
+    let issuer = cert.issuer.der;
     let mut issuers = cas.iter().filter(|ca| ca.subject == issuer).peekable();
     if issuers.peek().is_none() {
         return Err("the certificate's issuer is none of the configured CAs".into());
     }
-    if issuers.any(|ca| ca.verifies(&oid, &signed, sig)) {
+    if issuers.any(|ca| ca.verifies(&oid, cert.tbs, sig)) {
         return Ok(());
     }
     Err("the certificate's signature is not by a configured CA".into())

@@ -221,8 +221,7 @@ fn from_xfcc_element(element: &str) -> Result<Forwarded, String> {
             let der = pem_to_der(pem)?;
             // The fields, when present, must describe the same certificate.
             if let Some(hash) = field("Hash").next() {
-                let digest = ring::digest::digest(&ring::digest::SHA256, &der);
-                if sha256_from_hex(hash).as_ref().map(|h| h.as_slice()) != Some(digest.as_ref()) {
+                if sha256_from_hex(hash) != Some(shieldwall_jose::sha256(&der)) {
                     return Err("the XFCC `Hash` is not the SHA-256 of its `Cert`".into());
                 }
             }
@@ -293,12 +292,16 @@ fn percent_decode(text: &str) -> Result<String, String> {
 /// The DER of the first certificate in a PEM text that may be URL-encoded and whose line breaks
 /// may have become spaces (as some load balancers put it in a header).
 pub fn pem_to_der(text: &str) -> Result<Vec<u8>, String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
     if text.len() > MAX_PEM_LEN * 3 {
         return Err("the certificate text is too long".into());
     }
-    let text = percent_decode(text)?;
+    pem_block(&percent_decode(text)?)
+}
+
+/// The DER of the first `CERTIFICATE` block of a PEM text; whitespace inside the block is ignored.
+pub fn pem_block(text: &str) -> Result<Vec<u8>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
     let start = text.find(BEGIN).ok_or("no PEM certificate block")? + BEGIN.len();
     let rest = text.get(start..).unwrap_or("");
     let end = rest.find(END).ok_or("the PEM block is not closed")?;

@@ -26,6 +26,9 @@ mod tests;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod wasm;
+pub mod x509;
+#[cfg(test)]
+mod x509_tests;
 
 pub use config::Config;
 pub use filter::{MtlsIdentity, MtlsIdentityStream};

@@ -171,8 +171,10 @@ impl TestCa {
             &self.dir,
         );
         let der = std::fs::read(self.dir.join(&der_file)).unwrap();
-        let digest = ring::digest::digest(&ring::digest::SHA256, &der);
-        let sha256_hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256_hex = shieldwall_jose::sha256(&der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         TestCert {
             cert: self.dir.join(crt),
             key: self.dir.join(key),
