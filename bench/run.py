@@ -1538,15 +1538,6 @@ def report(samples, mem, mic, meta, atk):
                   + (f"; scope-authz, a filter of the same shape without it, is {scope:,} bytes" if scope else "")
                   + ". What would close it: a smaller Rego evaluator, or policies compiled ahead of time into a "
                   "form the module runs without an interpreter.")
-            elif k == "size-mtls-identity":
-                w(f"- **mtls-identity module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}). Measured by "
-                  "function (a build with a name section, before wasm-opt, 2026-12-01): of 536 KB of code, the "
-                  "X.509 parsing of RustCrypto's `x509-cert` and `der` is 107 KB (20 %), the signature crate "
-                  "that checks forwarded certificates 58 KB, serde_json's deserialiser instantiated for its "
-                  "configuration types 19 KB and the float printing behind serde's messages 15 KB. What would close it: an X.509 reader of its "
-                  "own for the fields the filter uses (names, SANs, validity, the signed part and the key), as "
-                  "identity-exchange now reads its PKCS#8 keys, and the configuration read by hand as jwt-auth "
-                  "does (-57 KB there).")
             elif k == "size-payload-guard":
                 w(f"- **payload-guard module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): most of it is the "
                   "JSON Schema validator (boon) and the Unicode tables of the regex engine behind `pattern`, which "

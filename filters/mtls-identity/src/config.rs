@@ -1,11 +1,13 @@
 //! The plugin configuration of mtls-identity and its validation into the runtime form.
-//! Unknown fields are refused; every error names its field path.
+//! Unknown fields are refused; every error names its field path. The document is read by hand
+//! from a parsed JSON value (`shieldwall_core::json_config`), not by serde's derived code, which
+//! would be a large part of the module.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::Value;
 use shieldwall_core::config::Within;
+use shieldwall_core::json_config::{array, choice, object, parse_document, string, strings};
 use shieldwall_core::route::{PathOptions, RouteMatch, RouteMatchConfig};
 use shieldwall_core::ConfigError;
 
@@ -17,73 +19,142 @@ use crate::spiffe::{check_trust_domain, SpiffeId};
 /// The header Envoy uses for forwarded client certificate details.
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct ConfigFile {
-    #[serde(default)]
     pub trust_domains: Vec<String>,
-    #[serde(default)]
     pub tenant_from_trust_domain: BTreeMap<String, String>,
     pub rules: Vec<RuleFile>,
-    #[serde(default)]
     pub forward_client_cert: ForwardClientCert,
-    #[serde(default)]
     pub headers: HeadersFile,
-    #[serde(default)]
     pub from_front_proxy: Option<FrontProxyFile>,
-    #[serde(default)]
     pub path: PathOptions,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl ConfigFile {
+    pub fn from_json(v: &Value) -> Result<ConfigFile, ConfigError> {
+        let o = object(
+            v,
+            &[
+                "trust_domains",
+                "tenant_from_trust_domain",
+                "rules",
+                "forward_client_cert",
+                "headers",
+                "from_front_proxy",
+                "path",
+            ],
+        )?;
+        Ok(ConfigFile {
+            trust_domains: o.or("trust_domains", Vec::new(), strings)?,
+            tenant_from_trust_domain: o.or("tenant_from_trust_domain", BTreeMap::new(), |v| {
+                let map = v
+                    .as_object()
+                    .ok_or_else(|| shieldwall_core::json_config::invalid_type(v, "a map"))?;
+                let mut out = BTreeMap::new();
+                for (key, value) in map {
+                    out.insert(key.clone(), string(value).map_err(|e| e.within(key))?);
+                }
+                Ok(out)
+            })?,
+            rules: o.need("rules", |v| array(v, RuleFile::from_json))?,
+            forward_client_cert: o.or(
+                "forward_client_cert",
+                ForwardClientCert::Sanitize,
+                ForwardClientCert::from_json,
+            )?,
+            headers: o.or("headers", HeadersFile::default(), HeadersFile::from_json)?,
+            from_front_proxy: o.optional("from_front_proxy", FrontProxyFile::from_json)?,
+            path: o.or("path", PathOptions::default(), PathOptions::from_json)?,
+        })
+    }
+}
+
+#[derive(Debug)]
 pub struct RuleFile {
     /// A name for logs (default `rules[<index>]`).
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(rename = "match")]
     pub route: RouteMatchConfig,
     /// `"optional"`, an object of matchers, or absent. Read by hand for precise errors.
-    #[serde(default)]
     pub requires: Option<Value>,
 }
 
+impl RuleFile {
+    fn from_json(v: &Value) -> Result<RuleFile, ConfigError> {
+        let o = object(v, &["name", "match", "requires"])?;
+        Ok(RuleFile {
+            name: o.optional("name", string)?,
+            route: o.need("match", RouteMatchConfig::from_json)?,
+            requires: o.get("requires").cloned(),
+        })
+    }
+}
+
 /// `from_front_proxy`: a TLS terminator in front that forwards the client certificate in a header.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct FrontProxyFile {
     pub proxies: ProxiesFile,
-    #[serde(default)]
     pub header: Option<String>,
-    #[serde(default)]
     pub format: Option<Format>,
     /// CA certificates (PEM) a forwarded certificate must be issued by.
-    #[serde(default)]
     pub ca_certificates: Vec<String>,
 }
 
+impl FrontProxyFile {
+    fn from_json(v: &Value) -> Result<FrontProxyFile, ConfigError> {
+        let o = object(v, &["proxies", "header", "format", "ca_certificates"])?;
+        Ok(FrontProxyFile {
+            proxies: o.need("proxies", ProxiesFile::from_json)?,
+            header: o.optional("header", string)?,
+            format: o.optional("format", |v| {
+                choice(
+                    v,
+                    &[
+                        ("xfcc", Format::Xfcc),
+                        ("pem", Format::Pem),
+                        ("der_base64", Format::DerBase64),
+                    ],
+                )
+            })?,
+            ca_certificates: o.or("ca_certificates", Vec::new(), strings)?,
+        })
+    }
+}
+
 /// The front proxies, by their own connection certificate.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct ProxiesFile {
-    #[serde(default)]
     pub spiffe_ids: Vec<String>,
-    #[serde(default)]
     pub sha256: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl ProxiesFile {
+    fn from_json(v: &Value) -> Result<ProxiesFile, ConfigError> {
+        let o = object(v, &["spiffe_ids", "sha256"])?;
+        Ok(ProxiesFile {
+            spiffe_ids: o.or("spiffe_ids", Vec::new(), strings)?,
+            sha256: o.or("sha256", Vec::new(), strings)?,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct HeadersFile {
-    #[serde(default)]
     pub spiffe_id: Option<String>,
-    #[serde(default)]
     pub cert_sha256: Option<String>,
 }
 
+impl HeadersFile {
+    fn from_json(v: &Value) -> Result<HeadersFile, ConfigError> {
+        let o = object(v, &["spiffe_id", "cert_sha256"])?;
+        Ok(HeadersFile {
+            spiffe_id: o.optional("spiffe_id", string)?,
+            cert_sha256: o.optional("cert_sha256", string)?,
+        })
+    }
+}
+
 /// What happens to `x-forwarded-client-cert`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ForwardClientCert {
     /// Remove any copy the client sent.
     #[default]
@@ -94,8 +165,20 @@ pub enum ForwardClientCert {
     ForwardOnly,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl ForwardClientCert {
+    fn from_json(v: &Value) -> Result<ForwardClientCert, ConfigError> {
+        choice(
+            v,
+            &[
+                ("sanitize", ForwardClientCert::Sanitize),
+                ("sanitize_set", ForwardClientCert::SanitizeSet),
+                ("forward_only", ForwardClientCert::ForwardOnly),
+            ],
+        )
+    }
+}
+
+#[derive(Debug, Default)]
 struct MatcherFile {
     spiffe_ids: Option<Vec<String>>,
     spiffe_id_prefix: Option<String>,
@@ -104,6 +187,33 @@ struct MatcherFile {
     dns_san: Option<String>,
     any: Option<Vec<Value>>,
     all: Option<Vec<Value>>,
+}
+
+impl MatcherFile {
+    fn from_json(v: &Value) -> Result<MatcherFile, ConfigError> {
+        let o = object(
+            v,
+            &[
+                "spiffe_ids",
+                "spiffe_id_prefix",
+                "trust_domain",
+                "subject",
+                "dns_san",
+                "any",
+                "all",
+            ],
+        )?;
+        let values = |v: &Value| array(v, |x| Ok(x.clone()));
+        Ok(MatcherFile {
+            spiffe_ids: o.optional("spiffe_ids", strings)?,
+            spiffe_id_prefix: o.optional("spiffe_id_prefix", string)?,
+            trust_domain: o.optional("trust_domain", string)?,
+            subject: o.optional("subject", string)?,
+            dns_san: o.optional("dns_san", string)?,
+            any: o.optional("any", values)?,
+            all: o.optional("all", values)?,
+        })
+    }
 }
 
 // ------------------------------------------------------------------ runtime form
@@ -261,8 +371,8 @@ fn front_proxy(file: FrontProxyFile, identity_headers: &[&str]) -> Result<FrontP
 
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let file: ConfigFile = shieldwall_core::config::parse_json(bytes)?;
-        Config::build(file)
+        let document = parse_document(bytes)?;
+        Config::build(ConfigFile::from_json(&document)?)
     }
 
     pub fn build(file: ConfigFile) -> Result<Config, ConfigError> {
@@ -391,8 +501,7 @@ fn matcher(value: &Value, trust_domains: &[String], depth: usize) -> Result<Matc
             "expected \"optional\" or an object of matchers",
         ));
     }
-    let file: MatcherFile =
-        serde_json::from_value(value.clone()).map_err(|e| ConfigError::new("", e.to_string()))?;
+    let file = MatcherFile::from_json(value)?;
     let mut parts = Vec::new();
     if let Some(ids) = file.spiffe_ids {
         if ids.is_empty() {

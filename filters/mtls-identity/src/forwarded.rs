@@ -14,8 +14,7 @@ use crate::chain::{self, TrustedCa};
 use crate::dn::Dn;
 
 /// How the forwarded header carries the certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Envoy's `x-forwarded-client-cert`: the last element's `Cert=` (URL-encoded PEM), or else
     /// its `Hash`, `Subject`, `URI` and `DNS` fields.

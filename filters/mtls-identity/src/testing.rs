@@ -29,7 +29,7 @@ pub struct TestCert {
     pub sha256_hex: String,
 }
 
-fn openssl(args: &[&str], dir: &Path) {
+pub(crate) fn openssl(args: &[&str], dir: &Path) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -628,6 +628,62 @@ fn refused(config: Value) -> String {
 }
 
 #[test]
+fn the_document_is_read_with_serdes_rules() {
+    // Read by hand (shieldwall_core::json_config) with the behaviour of serde's derived code.
+    let parse = |text: &str| {
+        Config::parse(text.as_bytes())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        parse("{}"),
+        Err("configuration: missing field `rules`".to_string())
+    );
+    let e = parse(r#"{"rules": [], "rule": 1}"#).unwrap_err();
+    assert!(
+        e.starts_with("rule: unknown field `rule`, expected one of `trust_domains`"),
+        "{e}"
+    );
+    let e = parse(r#"{"rules": [], "rules": []}"#).unwrap_err();
+    assert!(e.ends_with("duplicate field `rules`"), "{e}");
+    let mut c = issue_config();
+    c["headers"]["spiffe_id"] = Value::Null;
+    let config = Config::parse(c.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        config.spiffe_id_header, None,
+        "null is absent for an optional member"
+    );
+    assert_eq!(
+        config.cert_sha256_header.as_deref(),
+        Some("x-client-cert-sha256")
+    );
+    let mut c = issue_config();
+    c["tenant_from_trust_domain"]["bank-a.example"] = json!(1);
+    assert_eq!(
+        refused(c),
+        "tenant_from_trust_domain.bank-a.example: invalid type: integer `1`, expected a string"
+    );
+    let mut c = issue_config();
+    c["rules"][2]["requires"]["any"] = json!({"subject": "CN=x"});
+    assert_eq!(
+        refused(c),
+        "rules[2].requires.any: invalid type: map, expected a sequence"
+    );
+    let mut c = issue_config();
+    c["from_front_proxy"] = json!({"proxies": {"sha256": [FRONT_HASH]}, "format": "PEM"});
+    assert_eq!(
+        refused(c),
+        "from_front_proxy.format: unknown variant `PEM`, expected one of `xfcc`, `pem`, `der_base64`"
+    );
+    let mut c = issue_config();
+    c["from_front_proxy"] = json!({"header": "x-cert"});
+    assert_eq!(refused(c), "from_front_proxy: missing field `proxies`");
+    let mut c = issue_config();
+    c["rules"][0]["match"] = json!(null);
+    assert!(refused(c).starts_with("rules[0].match: invalid type: null"));
+}
+
+#[test]
 fn bad_configurations_name_the_field() {
     let mut c = issue_config();
     c["rules"][1]["requires"]["spiffe_ids"][0] = json!("spiffe://evil.example/x");
@@ -640,7 +696,7 @@ fn bad_configurations_name_the_field() {
     assert!(refused(c).starts_with("rules[2].requires.any[0].spiffe_id_prefix: not a SPIFFE ID"));
     let mut c = issue_config();
     c["rules"][2]["requires"]["any"][1] = json!({"subjekt": "CN=x"});
-    assert!(refused(c).starts_with("rules[2].requires.any[1]: unknown field `subjekt`"));
+    assert!(refused(c).starts_with("rules[2].requires.any[1].subjekt: unknown field `subjekt`"));
     let mut c = issue_config();
     c["rules"][2]["requires"]["any"][1] = json!({});
     assert!(refused(c).starts_with("rules[2].requires.any[1]: no matcher"));

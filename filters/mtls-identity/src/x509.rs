@@ -426,6 +426,19 @@ fn time(reader: &mut Reader<'_>, what: &str) -> Result<u64, String> {
     u64::try_from(secs).map_err(|_| format!("{what}: before 1970"))
 }
 
+/// An optional `BOOLEAN DEFAULT FALSE` named `field`: absent is false, `FF` true; `00` is refused
+/// (DER does not encode a DEFAULT value), as is any other content.
+fn default_false(reader: &mut Reader<'_>, what: &str, field: &str) -> Result<bool, String> {
+    match reader.optional(tag::BOOLEAN, what)? {
+        None => Ok(false),
+        Some(b) => match b.content {
+            [0xff] => Ok(true),
+            [0x00] => Err(format!("{what}: `{field}` FALSE encoded (DER omits it)")),
+            _ => Err(format!("{what}: a BOOLEAN that is not 00 or FF")),
+        },
+    }
+}
+
 /// `Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Extension<'a> {
@@ -440,14 +453,7 @@ fn extension<'a>(reader: &mut Reader<'a>) -> Result<Extension<'a>, String> {
     let mut fields = reader.sequence(WHAT)?;
     let oid = fields.expect(tag::OID, WHAT)?.content;
     check_oid(oid).map_err(|e| format!("{WHAT}: {e}"))?;
-    let critical = match fields.optional(tag::BOOLEAN, WHAT)? {
-        None => false,
-        Some(b) => match b.content {
-            [0xff] => true,
-            [0x00] => return Err(format!("{WHAT}: `critical` FALSE encoded (DER omits it)")),
-            _ => return Err(format!("{WHAT}: a BOOLEAN that is not 00 or FF")),
-        },
-    };
+    let critical = default_false(&mut fields, WHAT, "critical")?;
     let value = fields.expect(tag::OCTET_STRING, WHAT)?.content;
     fields.finish(WHAT)?;
     Ok(Extension {
@@ -692,14 +698,7 @@ pub fn basic_constraints(value: &[u8]) -> Result<bool, String> {
     let mut outer = Reader::new(value);
     let mut fields = outer.sequence(WHAT)?;
     outer.finish(WHAT)?;
-    let ca = match fields.optional(tag::BOOLEAN, WHAT)? {
-        None => false,
-        Some(b) => match b.content {
-            [0xff] => true,
-            [0x00] => return Err(format!("{WHAT}: `cA` FALSE encoded (DER omits it)")),
-            _ => return Err(format!("{WHAT}: a BOOLEAN that is not 00 or FF")),
-        },
-    };
+    let ca = default_false(&mut fields, WHAT, "cA")?;
     if fields.peek_tag().is_some() {
         small_integer(&mut fields, WHAT, 255)?;
     }

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
 use x509_cert::der::oid::AssociatedOid;
@@ -26,16 +25,7 @@ use crate::dn::{canonical_kind, Attribute, Dn};
 use crate::x509::{self, Certificate};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::testing::openssl(args, dir);
 }
 
 /// Self-signed certificates (DER) of the kinds the filter reads: each key type, v1 and v3,
