@@ -27,7 +27,7 @@ mod rsa;
 mod testutil;
 pub mod verify;
 
-pub use digest::sha256;
+pub use digest::{sha256, HmacSha256};
 pub use jwk::{parse_jwks, Jwks, JwksError, JwksOptions, Key, SkippedKey};
 pub use jws::{
     b64url_decode, b64url_encode, parse_compact, parse_compact_raw, Alg, AlgFamily, Curve, Header,

@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 
-use ring::hmac;
 use serde_json::Value;
+use shieldwall_jose::HmacSha256;
 
 use shieldwall_core::json_text::{push_hex, push_u64};
 
@@ -28,7 +28,7 @@ pub struct Chain {
     name: String,
     seq: u64,
     prev: String,
-    key: hmac::Key,
+    key: HmacSha256,
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -68,7 +68,7 @@ impl Chain {
             name,
             seq: 0,
             prev: String::new(),
-            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+            key: HmacSha256::new(key),
         }
     }
 
@@ -91,13 +91,11 @@ impl Chain {
     pub fn seal_owned(&mut self, mut line: String) -> String {
         self.seq += 1;
         open_audit(&mut line, &self.name, self.seq);
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(self.prev.as_bytes());
-        ctx.update(line.as_bytes());
-        ctx.update(b"}}");
-        let tag = ctx.sign();
+        let tag = self
+            .key
+            .sign(&[self.prev.as_bytes(), line.as_bytes(), b"}}"]);
         self.prev.clear();
-        push_hex(&mut self.prev, tag.as_ref());
+        push_hex(&mut self.prev, &tag);
         line.reserve(14 + self.prev.len());
         line.push_str(",\"hash\":\"");
         line.push_str(&self.prev);
@@ -184,7 +182,7 @@ pub fn verify<'a>(
     key: &[u8],
     allow_partial: bool,
 ) -> Result<Summary, Break> {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let key = HmacSha256::new(key);
     let mut last: BTreeMap<String, Link> = BTreeMap::new();
     let mut summary = Summary::default();
     for (index, line) in lines.into_iter().enumerate() {
@@ -249,9 +247,7 @@ pub fn verify<'a>(
         };
         if let Some(prev) = prev {
             let tag = unhex(record.hash).unwrap_or_default();
-            let mut message = prev.into_bytes();
-            message.extend_from_slice(record.hashed.as_bytes());
-            if hmac::verify(&key, &message, &tag).is_err() {
+            if !key.verify(&[prev.as_bytes(), record.hashed.as_bytes()], &tag) {
                 return Err(fail(format!(
                     "seq {}: the hash does not match (the record or the one before it was altered, or the key is not the chain's)",
                     record.seq

@@ -35,20 +35,6 @@ pub struct AuditLog {
     shipper: Option<Shipper>,
 }
 
-/// 32 random bytes from the host (WASI `random_get`).
-fn random_bytes() -> [u8; 32] {
-    use ring::rand::SecureRandom;
-    let mut out = [0u8; 32];
-    if ring::rand::SystemRandom::new().fill(&mut out).is_err() {
-        // No random source: std's per-VM hash keys still differ per worker.
-        for (i, chunk) in out.chunks_mut(8).enumerate() {
-            let v = worker_id() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
-    }
-    out
-}
-
 impl RootFilter for AuditLog {
     type Stream = AuditStream;
     const NAME: &'static str = "audit_log";
@@ -59,7 +45,7 @@ impl RootFilter for AuditLog {
     fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
         let env = |name: &str| host.env_var(name);
         let config = Config::parse(config, &env)?;
-        let random = random_bytes();
+        let random = shieldwall_core::shared::random_bytes();
         // The chain's name: 64 random bits in hex, new each time a worker (re)loads the plugin.
         let name = hex(random.get(..8).unwrap_or_default());
         let chain = config

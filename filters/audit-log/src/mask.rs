@@ -13,8 +13,8 @@
 //! value gives one tag across requests and workers (when the key is configured) and cannot be
 //! guessed back without the key.
 
-use ring::hmac;
 use shieldwall_core::json_text::{hex_digit, push_hex};
+use shieldwall_jose::HmacSha256;
 
 use crate::config::MaskConfig;
 
@@ -45,7 +45,7 @@ impl Hits {
 pub struct Masker {
     config: MaskConfig,
     patterns: Vec<(String, regex_lite::Regex)>,
-    key: hmac::Key,
+    key: HmacSha256,
 }
 
 /// Prefixes of API keys that announce themselves (Stripe, GitHub, Slack, AWS access key ids).
@@ -314,7 +314,7 @@ impl Masker {
             .clone()
             .unwrap_or_else(|| random_key.to_vec());
         Masker {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
+            key: HmacSha256::new(&key_bytes),
             patterns,
             config,
         }
@@ -333,16 +333,12 @@ impl Masker {
 
     /// `[kind:xxxxxxxx]`: the first 32 bits of HMAC-SHA256(key, kind 0x00 value).
     pub fn tag(&self, kind: &str, value: &str) -> String {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(kind.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(value.as_bytes());
-        let tag = ctx.sign();
+        let tag = self.key.sign(&[kind.as_bytes(), &[0], value.as_bytes()]);
         let mut out = String::with_capacity(kind.len() + 11);
         out.push('[');
         out.push_str(kind);
         out.push(':');
-        push_hex(&mut out, tag.as_ref().get(..4).unwrap_or_default());
+        push_hex(&mut out, tag.get(..4).unwrap_or_default());
         out.push(']');
         out
     }

@@ -162,10 +162,32 @@ pub fn worker_id() -> u64 {
     h.finish()
 }
 
+/// 32 random bytes from the host's random source (WASI `random_get` in a module), for the keys
+/// a filter makes at start (token-introspection's cache-key secret, audit-log's chain name and
+/// masking key). Should the source fail, the bytes come from std's per-VM hash keys, which the
+/// same source seeded and which still differ per worker.
+pub fn random_bytes() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if getrandom::getrandom(&mut out).is_err() {
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            let v = worker_id() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::MockHost;
+
+    #[test]
+    fn random_bytes_differ_each_time() {
+        let (a, b) = (random_bytes(), random_bytes());
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+    }
 
     #[test]
     fn keys_are_namespaced() {

@@ -12,8 +12,8 @@
 //! A bucket's value is one line per entry: `<key hex> <expires s> <stored ms> <payload>`, where
 //! the payload is the answer's JSON (one line: serde_json escapes newlines) or `-`.
 
-use ring::hmac;
 use shieldwall_core::{shared, Host};
+use shieldwall_jose::HmacSha256;
 
 use crate::config::TableSize;
 
@@ -30,7 +30,7 @@ pub struct TokenKey {
 
 /// The HMAC key of token keys: 32 random bytes, created once per Envoy, read by every worker.
 pub struct Keyer {
-    key: hmac::Key,
+    key: HmacSha256,
 }
 
 impl Keyer {
@@ -45,17 +45,17 @@ impl Keyer {
             _ => fresh.to_vec(),
         };
         Keyer {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            key: HmacSha256::new(&secret),
         }
     }
 
     pub fn token_key(&self, endpoint: &str, token: &str) -> TokenKey {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(&(endpoint.len() as u64).to_le_bytes());
-        ctx.update(endpoint.as_bytes());
-        ctx.update(token.as_bytes());
-        let tag = ctx.sign();
-        let bytes = tag.as_ref();
+        let tag = self.key.sign(&[
+            &(endpoint.len() as u64).to_le_bytes(),
+            endpoint.as_bytes(),
+            token.as_bytes(),
+        ]);
+        let bytes = tag.as_slice();
         let mut id = String::with_capacity(32);
         for b in bytes.iter().take(16) {
             id.push_str(&format!("{b:02x}"));
@@ -73,16 +73,7 @@ impl Keyer {
 
 /// 32 fresh random bytes (the host's random source, through WASI `random_get`).
 pub fn random_secret() -> [u8; 32] {
-    use ring::rand::SecureRandom;
-    let mut out = [0u8; 32];
-    if ring::rand::SystemRandom::new().fill(&mut out).is_err() {
-        // No random source: std's per-VM random keys still make the secret unpredictable.
-        for (i, chunk) in out.chunks_mut(8).enumerate() {
-            let v = shared::worker_id() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
-    }
-    out
+    shared::random_bytes()
 }
 
 /// One table (active or inactive answers of one provider).
