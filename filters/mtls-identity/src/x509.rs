@@ -680,13 +680,26 @@ fn directory_string(content: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Checks that `content` is a run of well-formed elements, recursing into constructed ones.
+/// How deep [`check_nested`] follows constructed elements: the values it checks (an otherName's
+/// value, an x400Address) nest a few levels in practice, and a certificate made to nest
+/// thousands deep must not exhaust the module's stack.
+const MAX_NESTING: usize = 16;
+
+/// Checks that `content` is a run of well-formed elements, recursing into constructed ones (at
+/// most [`MAX_NESTING`] levels).
 fn check_nested(content: &[u8]) -> Result<(), String> {
+    check_nested_at(content, 0)
+}
+
+fn check_nested_at(content: &[u8], depth: usize) -> Result<(), String> {
+    if depth > MAX_NESTING {
+        return Err("elements nested too deeply".into());
+    }
     let mut reader = Reader::new(content);
     while !reader.is_empty() {
         let tlv = reader.any()?;
         if tlv.tag & 0x20 != 0 {
-            check_nested(tlv.content)?;
+            check_nested_at(tlv.content, depth + 1)?;
         }
     }
     Ok(())

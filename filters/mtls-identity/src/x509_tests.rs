@@ -640,4 +640,16 @@ fn structure_rules_beyond_the_lengths() {
     assert!(x509::subject_alt_names(&tlv(0x30, &[0x82, 0x01, 0xe9])).is_err());
     assert!(x509::subject_alt_names(&tlv(0x30, &[0x89, 0x00])).is_err());
     assert!(x509::subject_alt_names(&tlv(0x30, &[0xa4, 0x02, 0x04, 0x00])).is_err());
+    // An x400Address nested a few levels is read; nested thousands deep it is refused, not
+    // followed until the stack runs out.
+    let nested = |levels: usize| {
+        let mut inner = vec![0x04, 0x00];
+        for _ in 0..levels {
+            inner = tlv(0x30, &inner);
+        }
+        x509::subject_alt_names(&tlv(0x30, &tlv(0xa3, &inner)))
+    };
+    assert!(nested(4).is_ok());
+    let e = nested(5_000).unwrap_err();
+    assert!(e.contains("nested too deeply"), "{e}");
 }
