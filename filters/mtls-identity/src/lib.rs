@@ -9,8 +9,9 @@
 //! a header, only on a connection whose own certificate is a listed front proxy, and [`chain`]
 //! optionally verifies it against configured CA certificates.
 //!
-//! [`spiffe`] parses SPIFFE IDs; [`dn`] parses and compares distinguished names; [`cert`] reads
-//! the certificate; [`config`] parses the plugin configuration; [`filter`] is the stream logic.
+//! [`spiffe`] parses SPIFFE IDs; [`dn`] parses and compares distinguished names; [`x509`] is the
+//! strict DER reader of certificates and [`cert`] takes from it what the filter decides on;
+//! [`config`] parses the plugin configuration; [`filter`] is the stream logic.
 
 pub mod cert;
 pub mod chain;

@@ -113,7 +113,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next element, which must have `tag`.
-    pub fn expect(&mut self, tag: u8, what: &str) -> Result<Tlv<'a>, String> {
+    pub fn element(&mut self, tag: u8, what: &str) -> Result<Tlv<'a>, String> {
         let tlv = self.any().map_err(|e| format!("{what}: {e}"))?;
         if tlv.tag != tag {
             return Err(format!("{what}: an unexpected tag {:#04x}", tlv.tag));
@@ -124,7 +124,7 @@ impl<'a> Reader<'a> {
     /// The next element if it has `tag`.
     pub fn optional(&mut self, tag: u8, what: &str) -> Result<Option<Tlv<'a>>, String> {
         if self.peek_tag() == Some(tag) {
-            self.expect(tag, what).map(Some)
+            self.element(tag, what).map(Some)
         } else {
             Ok(None)
         }
@@ -132,7 +132,7 @@ impl<'a> Reader<'a> {
 
     /// The content of the next element, a SEQUENCE, as a reader.
     pub fn sequence(&mut self, what: &str) -> Result<Reader<'a>, String> {
-        Ok(Reader::new(self.expect(tag::SEQUENCE, what)?.content))
+        Ok(Reader::new(self.element(tag::SEQUENCE, what)?.content))
     }
 
     /// Fails when anything is left.
@@ -237,7 +237,7 @@ fn check_integer(content: &[u8]) -> Result<(), String> {
 /// An unsigned INTEGER as big-endian bytes without the sign octet (a key's modulus, a signature's
 /// r). Negative values are refused.
 pub fn unsigned_integer<'a>(reader: &mut Reader<'a>, what: &str) -> Result<&'a [u8], String> {
-    let content = reader.expect(tag::INTEGER, what)?.content;
+    let content = reader.element(tag::INTEGER, what)?.content;
     check_integer(content).map_err(|e| format!("{what}: {e}"))?;
     match content {
         [0x00, rest @ ..] if !rest.is_empty() => Ok(rest),
@@ -295,9 +295,9 @@ pub struct AlgorithmIdentifier<'a> {
 }
 
 fn algorithm<'a>(reader: &mut Reader<'a>, what: &str) -> Result<AlgorithmIdentifier<'a>, String> {
-    let tlv = reader.expect(tag::SEQUENCE, what)?;
+    let tlv = reader.element(tag::SEQUENCE, what)?;
     let mut inner = Reader::new(tlv.content);
-    let oid = inner.expect(tag::OID, what)?.content;
+    let oid = inner.element(tag::OID, what)?.content;
     check_oid(oid).map_err(|e| format!("{what}: {e}"))?;
     let parameters = if inner.is_empty() {
         None
@@ -331,17 +331,17 @@ pub struct Name<'a> {
 }
 
 fn name<'a>(reader: &mut Reader<'a>, what: &str) -> Result<Name<'a>, String> {
-    let tlv = reader.expect(tag::SEQUENCE, what)?;
+    let tlv = reader.element(tag::SEQUENCE, what)?;
     let mut rdns_reader = Reader::new(tlv.content);
     let mut rdns = Vec::new();
     while !rdns_reader.is_empty() {
-        let set = rdns_reader.expect(tag::SET, what)?;
+        let set = rdns_reader.element(tag::SET, what)?;
         let mut items = Reader::new(set.content);
         let mut rdn: Vec<(&[u8], NameAttribute<'a>)> = Vec::new();
         while !items.is_empty() {
-            let atv = items.expect(tag::SEQUENCE, what)?;
+            let atv = items.element(tag::SEQUENCE, what)?;
             let mut fields = Reader::new(atv.content);
-            let oid = fields.expect(tag::OID, what)?.content;
+            let oid = fields.element(tag::OID, what)?.content;
             check_oid(oid).map_err(|e| format!("{what}: {e}"))?;
             let value = fields.any().map_err(|e| format!("{what}: {e}"))?;
             fields.finish(what)?;
@@ -451,10 +451,10 @@ pub struct Extension<'a> {
 fn extension<'a>(reader: &mut Reader<'a>) -> Result<Extension<'a>, String> {
     const WHAT: &str = "an extension";
     let mut fields = reader.sequence(WHAT)?;
-    let oid = fields.expect(tag::OID, WHAT)?.content;
+    let oid = fields.element(tag::OID, WHAT)?.content;
     check_oid(oid).map_err(|e| format!("{WHAT}: {e}"))?;
     let critical = default_false(&mut fields, WHAT, "critical")?;
-    let value = fields.expect(tag::OCTET_STRING, WHAT)?.content;
+    let value = fields.element(tag::OCTET_STRING, WHAT)?.content;
     fields.finish(WHAT)?;
     Ok(Extension {
         oid,
@@ -496,9 +496,9 @@ impl<'a> Certificate<'a> {
         let mut cert = outer.sequence("the certificate")?;
         outer.finish("the certificate")?;
 
-        let tbs_tlv = cert.expect(tag::SEQUENCE, "tbsCertificate")?;
+        let tbs_tlv = cert.element(tag::SEQUENCE, "tbsCertificate")?;
         let signature_algorithm = algorithm(&mut cert, "signatureAlgorithm")?;
-        let signature = cert.expect(tag::BIT_STRING, "signatureValue")?.content;
+        let signature = cert.element(tag::BIT_STRING, "signatureValue")?.content;
         bit_string(signature, "signatureValue")?;
         cert.finish("the certificate")?;
 
@@ -516,7 +516,7 @@ impl<'a> Certificate<'a> {
                 version
             }
         };
-        let serial = tbs.expect(tag::INTEGER, "serialNumber")?.content;
+        let serial = tbs.element(tag::INTEGER, "serialNumber")?.content;
         check_integer(serial).map_err(|e| format!("serialNumber: {e}"))?;
         // RFC 5280: at most 20 octets; one more for a leading 00, as x509-cert reads it.
         if serial.len() > 21 {
@@ -531,7 +531,7 @@ impl<'a> Certificate<'a> {
         let subject = name(&mut tbs, "subject")?;
         let mut spki = tbs.sequence("subjectPublicKeyInfo")?;
         let public_key_algorithm = algorithm(&mut spki, "subjectPublicKeyInfo")?;
-        let public_key = spki.expect(tag::BIT_STRING, "subjectPublicKey")?.content;
+        let public_key = spki.element(tag::BIT_STRING, "subjectPublicKey")?.content;
         bit_string(public_key, "subjectPublicKey")?;
         spki.finish("subjectPublicKeyInfo")?;
         for (unique_tag, what) in [
@@ -628,9 +628,9 @@ pub fn subject_alt_names(value: &[u8]) -> Result<(Vec<String>, Vec<String>), Str
             // otherName [0]: `type-id OID, value [0] EXPLICIT ANY`.
             0xa0 => {
                 let mut fields = Reader::new(name.content);
-                let type_id = fields.expect(tag::OID, WHAT)?.content;
+                let type_id = fields.element(tag::OID, WHAT)?.content;
                 check_oid(type_id).map_err(|e| format!("{WHAT}: {e}"))?;
-                let value = fields.expect(0xa0, WHAT)?;
+                let value = fields.element(0xa0, WHAT)?;
                 let mut inner = Reader::new(value.content);
                 let any = inner.any().map_err(|e| format!("{WHAT}: {e}"))?;
                 inner.finish(WHAT)?;
@@ -652,7 +652,7 @@ pub fn subject_alt_names(value: &[u8]) -> Result<(Vec<String>, Vec<String>), Str
                 if let Some(assigner) = fields.optional(0xa0, WHAT)? {
                     directory_string(assigner.content)?;
                 }
-                directory_string(fields.expect(0xa1, WHAT)?.content)?;
+                directory_string(fields.element(0xa1, WHAT)?.content)?;
                 fields.finish(WHAT)?;
             }
             // x400Address [3]: constructed, read as well-formed elements.
@@ -724,7 +724,7 @@ pub fn basic_constraints(value: &[u8]) -> Result<bool, String> {
 pub fn can_sign_certificates(value: &[u8]) -> Result<bool, String> {
     const WHAT: &str = "keyUsage";
     let mut outer = Reader::new(value);
-    let content = outer.expect(tag::BIT_STRING, WHAT)?.content;
+    let content = outer.element(tag::BIT_STRING, WHAT)?.content;
     outer.finish(WHAT)?;
     let (bytes, _) = bit_string(content, WHAT)?;
     let bits = match bytes {

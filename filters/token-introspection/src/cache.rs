@@ -71,11 +71,6 @@ impl Keyer {
     }
 }
 
-/// 32 fresh random bytes (the host's random source, through WASI `random_get`).
-pub fn random_secret() -> [u8; 32] {
-    shared::random_bytes()
-}
-
 /// One table (active or inactive answers of one provider).
 pub struct Table {
     prefix: String,
@@ -208,7 +203,7 @@ mod tests {
     use shieldwall_core::testing::MockHost;
 
     fn keyer(host: &mut MockHost) -> Keyer {
-        Keyer::load(host, "test", random_secret())
+        Keyer::load(host, "test", shared::random_bytes())
     }
 
     #[test]

@@ -24,7 +24,7 @@ use shieldwall_core::{
 };
 
 use crate::answer::{self, active_ttl_s, classify, description, Answer};
-use crate::cache::{random_secret, Keyer, Table, TokenKey, FILTER};
+use crate::cache::{Keyer, Table, TokenKey, FILTER};
 use crate::config::{form_encode, Config, Provider, Requirement};
 use crate::flight::{self, Claim, State, MARGIN_MS};
 
@@ -272,7 +272,7 @@ impl RootFilter for TokenIntrospection {
     fn configure(host: &mut dyn Host, config: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::from_host(host, config)?;
         let plugin = (host as &dyn Host).plugin_name();
-        let keyer = Keyer::load(host, &plugin, random_secret());
+        let keyer = Keyer::load(host, &plugin, shieldwall_core::shared::random_bytes());
         let tables = config
             .providers
             .iter()
