@@ -160,12 +160,7 @@ pub fn split_fragment(uri: &str) -> (&str, Option<String>) {
 }
 
 fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// `%XX` sequences decoded (a malformed one is kept as written; invalid UTF-8 replaced).
