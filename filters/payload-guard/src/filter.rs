@@ -77,7 +77,7 @@ struct Pending {
     /// Parse and check as JSON (the media type is JSON).
     json: bool,
     /// The body's schema: its compiled index and pointer in the document.
-    schema: Option<(boon::SchemaIndex, String)>,
+    schema: Option<(shieldwall_jsonschema::SchemaIndex, String)>,
     /// For log lines.
     what: String,
 }

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use boon::{SchemaIndex, Schemas};
 use serde_json::{Map, Value};
 use shieldwall_core::ConfigError;
+use shieldwall_jsonschema::{SchemaIndex, Schemas};
 
 use crate::config::{AdditionalProperties, Formats};
 use crate::schema::{self, escape, Dialect, Fault};

@@ -1,5 +1,5 @@
 //! Schemas: the OpenAPI dialects brought to JSON Schema draft 2020-12, closed where the
-//! configuration asks, compiled by `boon`, and validation errors turned into violations that
+//! configuration asks, compiled by `shieldwall-jsonschema`, and validation errors turned into violations that
 //! name schema locations and rules, never the client's values.
 //!
 //! One path for both OpenAPI versions. A 3.1 document's schemas are draft 2020-12 already; a
@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use boon::{Compiler, Draft, ErrorKind, InstanceToken, SchemaIndex, Schemas, ValidationError};
 use serde_json::{Map, Value};
+use shieldwall_jsonschema::{Compiler, Error, Kind, SchemaIndex, Schemas, Token};
 
 use crate::config::{AdditionalProperties, Formats};
 
@@ -570,127 +570,76 @@ fn translate_30(obj: &mut Map<String, Value>, ptr: &str) -> Result<(), Fault> {
     Ok(())
 }
 
-/// A validator loader that loads nothing: every schema must be in the document.
-struct NoRemote;
-
-impl boon::UrlLoader for NoRemote {
-    fn load(&self, url: &str) -> Result<Value, Box<dyn std::error::Error>> {
-        Err(format!("remote references are not supported (`{url}`)").into())
-    }
-}
-
-fn int_format(v: &Value, min: i64, max: i64) -> Result<(), Box<dyn std::error::Error>> {
+fn int_format(v: &Value, min: i64, max: i64) -> bool {
     match v {
-        Value::Number(n) => {
-            let fits = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-                (Some(i), _, _) => (min..=max).contains(&i),
-                (None, Some(_), _) => false,
-                (None, None, Some(f)) => f.fract() != 0.0 || (f >= min as f64 && f <= max as f64),
-                _ => true,
-            };
-            if fits {
-                Ok(())
-            } else {
-                Err("out of range".into())
-            }
-        }
-        _ => Ok(()),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => (min..=max).contains(&i),
+            (None, Some(_), _) => false,
+            (None, None, Some(f)) => f.fract() != 0.0 || (f >= min as f64 && f <= max as f64),
+            _ => true,
+        },
+        _ => true,
     }
 }
 
-fn int32(v: &Value) -> Result<(), Box<dyn std::error::Error>> {
+fn int32(v: &Value) -> bool {
     int_format(v, i64::from(i32::MIN), i64::from(i32::MAX))
 }
 
-fn int64(v: &Value) -> Result<(), Box<dyn std::error::Error>> {
+fn int64(v: &Value) -> bool {
     int_format(v, i64::MIN, i64::MAX)
 }
 
-fn byte(v: &Value) -> Result<(), Box<dyn std::error::Error>> {
-    let Value::String(s) = v else { return Ok(()) };
+fn byte(v: &Value) -> bool {
+    let Value::String(s) = v else { return true };
     let b = s.as_bytes();
     let body = b.iter().rposition(|c| *c != b'=').map_or(0, |i| i + 1);
-    let ok = b.len() % 4 == 0
+    b.len() % 4 == 0
         && b.len() - body <= 2
         && b.get(..body)
             .unwrap_or_default()
             .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/');
-    if ok {
-        Ok(())
-    } else {
-        Err("not base64".into())
-    }
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
-fn anything(_: &Value) -> Result<(), Box<dyn std::error::Error>> {
-    Ok(())
-}
-
-/// The validator as payload-guard sets it up: draft 2020-12, nothing loaded from outside the
-/// document, formats asserted (with OpenAPI's `int32`, `int64` and `byte`) unless annotating.
-fn compiler(formats: Formats) -> Compiler {
-    let mut c = Compiler::new();
-    c.set_default_draft(Draft::V2020_12);
-    c.use_loader(Box::new(NoRemote));
-    if formats == Formats::Assert {
-        c.enable_format_assertions();
-        for (name, func) in [
-            (
-                "int32",
-                int32 as fn(&Value) -> Result<(), Box<dyn std::error::Error>>,
-            ),
-            ("int64", int64),
-            ("byte", byte),
-            ("binary", anything),
-            ("float", anything),
-            ("double", anything),
-            ("password", anything),
-        ] {
-            c.register_format(boon::Format { name, func });
-        }
-    }
-    c
-}
-
-/// Compiles the schemas at `pointers` of a prepared document.
+/// Compiles the schemas at `pointers` of a prepared document: draft 2020-12, nothing loaded
+/// from outside the document, formats asserted (with OpenAPI's `int32`, `int64` and `byte`)
+/// unless annotating. OpenAPI's other formats (`binary`, `float`, `double`, `password`) are
+/// annotations, as any format the validator does not know.
 pub fn compile(
     doc: Value,
     formats: Formats,
     pointers: &[String],
 ) -> Result<(Schemas, Vec<SchemaIndex>), Fault> {
-    let mut c = compiler(formats);
-    c.add_resource(DOCUMENT_URL, doc)
-        .map_err(|e| Fault::new("", e.to_string()))?;
+    // Every component schema and every schema in use is indexed first, so a reference by
+    // `$id` or anchor finds its target wherever in the document it sits.
+    let components: Vec<String> = match doc.pointer("/components/schemas") {
+        Some(Value::Object(m)) => m
+            .keys()
+            .map(|k| format!("/components/schemas/{}", escape(k)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut c = Compiler::new(DOCUMENT_URL, doc);
+    if formats == Formats::Assert {
+        c.assert_formats(true);
+        c.register_format("int32", int32);
+        c.register_format("int64", int64);
+        c.register_format("byte", byte);
+    }
+    for p in components.iter().chain(pointers) {
+        c.index(p)
+            .map_err(|e| Fault::new(p.clone(), e.to_string()))?;
+    }
     let mut schemas = Schemas::new();
     let mut out = Vec::with_capacity(pointers.len());
     for p in pointers {
-        let loc = format!("{DOCUMENT_URL}#{}", pointer_to_fragment(p));
         let idx = c
-            .compile(&loc, &mut schemas)
-            .map_err(|e| Fault::new(p.clone(), compile_reason(&e)))?;
+            .compile(p, &mut schemas)
+            .map_err(|e| Fault::new(p.clone(), e.to_string()))?;
         out.push(idx);
     }
     Ok((schemas, out))
-}
-
-/// A JSON pointer as a URI fragment: characters outside the fragment set percent-encoded.
-fn pointer_to_fragment(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for b in p.bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn compile_reason(e: &boon::CompileError) -> String {
-    // The alternate form adds the cause (which keyword, which reference).
-    let text = format!("{e:#}");
-    text.replace(DOCUMENT_URL, "").replace('\n', "; ")
 }
 
 /// One reason a request was refused, for the reply.
@@ -747,116 +696,61 @@ pub fn tidy(list: &mut Vec<Violation>) {
     list.truncate(MAX_VIOLATIONS);
 }
 
-fn rule_of(kind: &ErrorKind) -> &'static str {
-    use ErrorKind::*;
-    match kind {
-        Group | Schema { .. } | RefCycle { .. } => "schema",
-        ContentSchema => "contentSchema",
-        PropertyName { .. } => "propertyNames",
-        Reference { kw, .. } => kw,
-        FalseSchema => "false",
-        Type { .. } => "type",
-        Enum { .. } => "enum",
-        Const { .. } => "const",
-        Format { .. } => "format",
-        MinProperties { .. } => "minProperties",
-        MaxProperties { .. } => "maxProperties",
-        AdditionalProperties { .. } => "additionalProperties",
-        Required { .. } => "required",
-        Dependency { .. } => "dependencies",
-        DependentRequired { .. } => "dependentRequired",
-        MinItems { .. } => "minItems",
-        MaxItems { .. } => "maxItems",
-        Contains => "contains",
-        MinContains { .. } => "minContains",
-        MaxContains { .. } => "maxContains",
-        UniqueItems { .. } => "uniqueItems",
-        AdditionalItems { .. } => "additionalItems",
-        MinLength { .. } => "minLength",
-        MaxLength { .. } => "maxLength",
-        Pattern { .. } => "pattern",
-        ContentEncoding { .. } => "contentEncoding",
-        ContentMediaType { .. } => "contentMediaType",
-        Minimum { .. } => "minimum",
-        Maximum { .. } => "maximum",
-        ExclusiveMinimum { .. } => "exclusiveMinimum",
-        ExclusiveMaximum { .. } => "exclusiveMaximum",
-        MultipleOf { .. } => "multipleOf",
-        Not => "not",
-        AllOf => "allOf",
-        AnyOf => "anyOf",
-        OneOf(_) => "oneOf",
-    }
-}
-
-/// The leaves of a validation error as violations (at most [`MAX_VIOLATIONS`]).
+/// The failures of a validation as violations (at most [`MAX_VIOLATIONS`] after [`tidy`]).
 pub fn violations(
-    err: &ValidationError,
+    errors: &[Error],
     in_: &'static str,
     name: Option<&str>,
     known: &HashSet<String>,
     out: &mut Vec<Violation>,
 ) {
-    let descend =
-        !err.causes.is_empty() && !matches!(err.kind, ErrorKind::AnyOf | ErrorKind::OneOf(_));
-    if descend {
-        for c in &err.causes {
-            violations(c, in_, name, known, out);
+    for err in errors {
+        if out.len() >= MAX_COLLECTED {
+            return;
         }
-        return;
-    }
-    if out.len() >= MAX_COLLECTED {
-        return;
-    }
-    let mut tokens: Vec<String> = err
-        .instance_location
-        .tokens
-        .iter()
-        .map(|t| match t {
-            InstanceToken::Prop(p) => p.to_string(),
-            InstanceToken::Item(i) => i.to_string(),
-        })
-        .collect();
-    let raw: String = tokens.iter().map(|t| format!("/{}", escape(t))).collect();
-    let mut member = None;
-    let mut rule = rule_of(&err.kind);
-    // A member that a closed schema does not list: point at the object, not at the member's
-    // name (the client's text), and say which rule closed it.
-    if matches!(err.kind, ErrorKind::FalseSchema)
-        && (err.schema_url.ends_with("/unevaluatedProperties")
-            || err.schema_url.ends_with("/additionalProperties"))
-    {
-        tokens.pop();
-        rule = "additionalProperties";
-        member = Some(tokens.iter().map(|t| format!("/{}", escape(t))).collect());
-    } else if matches!(err.kind, ErrorKind::AdditionalProperties { .. }) {
-        // The same report from `additionalProperties: false`, made at the object itself.
-        member = Some(raw.clone());
-    } else if matches!(err.kind, ErrorKind::FalseSchema)
-        && (err.schema_url.ends_with("/unevaluatedItems") || err.schema_url.ends_with("/items"))
-    {
-        tokens.pop();
-        rule = "items";
-    }
-    let mut pointer = String::new();
-    for t in tokens {
-        pointer.push('/');
-        if t.bytes().all(|b| b.is_ascii_digit()) || known.contains(&t) {
-            pointer.push_str(&escape(&t));
-        } else {
-            pointer.push('*');
+        let mut tokens: Vec<String> = err
+            .instance
+            .iter()
+            .map(|t| match t {
+                Token::Prop(p) => p.clone(),
+                Token::Item(i) => i.to_string(),
+            })
+            .collect();
+        let raw: String = tokens.iter().map(|t| format!("/{}", escape(t))).collect();
+        let mut member = None;
+        match err.kind {
+            // A member that a closed schema does not list: point at the object, not at the
+            // member's name (the client's text).
+            Kind::UnknownMember => {
+                tokens.pop();
+                member = Some(tokens.iter().map(|t| format!("/{}", escape(t))).collect());
+            }
+            // An item beyond what the schema allows: point at the array.
+            Kind::ExtraItem => {
+                tokens.pop();
+            }
+            _ => {}
         }
-    }
-    let v = Violation {
-        in_,
-        name: name.map(str::to_string),
-        pointer,
-        rule,
-        member,
-        member_raw: Some(raw),
-    };
-    if !out.contains(&v) {
-        out.push(v);
+        let mut pointer = String::new();
+        for t in tokens {
+            pointer.push('/');
+            if t.bytes().all(|b| b.is_ascii_digit()) || known.contains(&t) {
+                pointer.push_str(&escape(&t));
+            } else {
+                pointer.push('*');
+            }
+        }
+        let v = Violation {
+            in_,
+            name: name.map(str::to_string),
+            pointer,
+            rule: err.keyword(),
+            member,
+            member_raw: Some(raw),
+        };
+        if !out.contains(&v) {
+            out.push(v);
+        }
     }
 }
 
