@@ -1525,11 +1525,13 @@ def report(samples, mem, mic, meta, atk):
               + (f"; OpenSSL verifies in {ssl:.0f} µs" if ssl else "") + ". " + CLOSE[alg])
         elif k.startswith("size-"):
             if k == "size-shieldwall":
-                w(f"- **shieldwall module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): payload-guard's JSON "
-                  "Schema validator (boon, with the regex crate's Unicode tables) and policy-authz's Rego interpreter "
-                  "(regorus) are most of it; built without those two (`--no-default-features --features …`, see "
-                  "filters/shieldwall/README.md) the module is within 2 MB. What would close it for the default build: "
-                  "a `pattern` engine without the Unicode tables, and a smaller Rego evaluator.")
+                w(f"- **shieldwall module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): policy-authz's Rego "
+                  "interpreter (regorus) and payload-guard (its validator, pattern engine and injection checks, about "
+                  "1 MB built for speed) are most of it; built without those two (`--no-default-features --features …`, "
+                  "see filters/shieldwall/README.md) the module is within 2 MB. Done: payload-guard's validator is the "
+                  "project's own, with an ECMA-262 pattern engine without Unicode tables (the module was 3,982,833 "
+                  "bytes with boon and the regex crate). What would close it for the default build: a smaller Rego "
+                  "evaluator, or policies compiled ahead of time.")
             elif k == "size-policy-authz":
                 scope = meta["sizes"].get("scope-authz")
                 w(f"- **policy-authz module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): most of it is the "
@@ -1539,11 +1541,10 @@ def report(samples, mem, mic, meta, atk):
                   + ". What would close it: a smaller Rego evaluator, or policies compiled ahead of time into a "
                   "form the module runs without an interpreter.")
             elif k == "size-payload-guard":
-                w(f"- **payload-guard module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): most of it is the "
-                  "JSON Schema validator (boon) and the Unicode tables of the regex engine behind `pattern`, which "
-                  "boon does not let a user switch off (filters/payload-guard/README.md, Size and cost); it is built "
-                  "for speed (`opt-level = 3`, about 450 KB more than at `s`, which gives 2.2 MB). What would close it: "
-                  "a validator whose `pattern` engine is pluggable, so a smaller one can stand in.")
+                w(f"- **payload-guard module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): it is built for speed "
+                  "(`opt-level = 3`) and carries the project's JSON Schema validator, its ECMA-262 pattern engine and "
+                  "libinjectionrs (filters/payload-guard/README.md, Size and cost). What would close it: building the "
+                  "module at `s`.")
             else:
                 w(f"- **{k[5:]} module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}). " + CLOSE["size"])
         elif k == "memory":
@@ -1556,8 +1557,8 @@ def report(samples, mem, mic, meta, atk):
                          "the native chain (the V8 instances themselves), and the one module built with only the "
                          f"chain's three filters {mem['ours-chain-one-slim']['loaded_kib'] / base:.2f}×.")
             w(f"- **memory, the one module** ({verdicts[k][0]:.2f}× > 1.5×): every worker holds its own V8 instance of "
-              "the module, and the default build carries every filter (4.7 MB of wasm, most of it payload-guard's "
-              f"validator and policy-authz's Rego interpreter).{extra} What would close it: a build with only the "
+              "the module, and the default build carries every filter (2.9 MB of wasm, most of it policy-authz's "
+              f"Rego interpreter and payload-guard).{extra} What would close it: a build with only the "
               "filters you run (see the module sizes), smaller validators, and less of each instance's own memory "
               "(its caches and heap) resident.")
         elif k == "payload-guard":
