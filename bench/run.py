@@ -1527,8 +1527,9 @@ def report(samples, mem, mic, meta, atk):
             if k == "size-shieldwall":
                 w(f"- **shieldwall module** is {verdicts[k][0]:,} bytes (> {verdicts[k][1]:,}): policy-authz's Rego "
                   "interpreter (regorus) and payload-guard (its validator, pattern engine and injection checks, about "
-                  "1 MB built for speed) are most of it; built without those two (`--no-default-features --features …`, "
-                  "see filters/shieldwall/README.md) the module is within 2 MB. Done: payload-guard's validator is the "
+                  "1 MB built for speed) are most of it; built without policy-authz alone (`--no-default-features --features …`; "
+                  "bench/module-sizes.sh measures it, filters/shieldwall/README.md gives the figures) the module is "
+                  "within 2 MB. Done: payload-guard's validator is the "
                   "project's own, with an ECMA-262 pattern engine without Unicode tables (the module was 3,982,833 "
                   "bytes with boon and the regex crate). What would close it for the default build: a smaller Rego "
                   "evaluator, or policies compiled ahead of time.")
