@@ -1557,6 +1557,13 @@ def report(samples, mem, mic, meta, atk):
                 extra = (f" Measured beside it: an empty module alone is {mem['wasm-noop']['loaded_kib'] / base:.2f}× "
                          "the native chain (the V8 instances themselves), and the one module built with only the "
                          f"chain's three filters {mem['ours-chain-one-slim']['loaded_kib'] / base:.2f}×.")
+                big, small = meta["sizes"].get("shieldwall"), meta["sizes"].get("shieldwall-jwt-scope-ratelimit")
+                if big and small and big > small:
+                    d_mib = (mem["ours-chain-one"]["loaded_kib"] - mem["ours-chain-one-slim"]["loaded_kib"]) / 1024
+                    extra += (f" Those two run the same configuration; the default build ({big:,} bytes) holds "
+                              f"{d_mib:.1f} MiB more than the three-filter build ({small:,} bytes): "
+                              f"{d_mib / ((big - small) / 1e6):.1f} MiB per MB of wasm across the instances, so what "
+                              "this row measures grows with the module's size rather than with the chain's work.")
             w(f"- **memory, the one module** ({verdicts[k][0]:.2f}× > 1.5×): every worker holds its own V8 instance of "
               "the module, and the default build carries every filter (2.9 MB of wasm, most of it policy-authz's "
               f"Rego interpreter and payload-guard).{extra} What would close it: a build with only the "
