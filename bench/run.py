@@ -64,7 +64,8 @@ MODULES = {"jwt-auth": "jwt_auth.wasm", "scope-authz": "scope_authz.wasm", "rate
            "mtls-identity": "mtls_identity.wasm", "hostcalls": "hostcalls.wasm",
            # The one module built with only the filters a row runs (scripts/bench.sh builds them).
            "shieldwall-jwt-only": "shieldwall-jwt-only.wasm",
-           "shieldwall-jwt-scope-ratelimit": "shieldwall-jwt-scope-ratelimit.wasm"}
+           "shieldwall-jwt-scope-ratelimit": "shieldwall-jwt-scope-ratelimit.wasm",
+           "shieldwall-without-policy-authz": "shieldwall-without-policy-authz.wasm"}
 # Not a shieldwall filter: the smallest wasm filter there is, for the floor of any wasm filter.
 NOOP_MODULE = "noop.wasm"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -463,6 +464,8 @@ LISTENERS = {
     "ours-one-jwt-slim": [wasm("shieldwall-jwt-only", "one-jwt-slim",
                                {"chain": [{"filter": "jwt-auth", "config": jwt_config()}]})],
     "ours-chain-one-slim": [wasm("shieldwall-jwt-scope-ratelimit", "chain-one-slim", {"chain": chain_stages()})],
+    # The same chain in the one module built with every filter but policy-authz (Envoy's memory only).
+    "ours-chain-one-norego": [wasm("shieldwall-without-policy-authz", "chain-one-norego", {"chain": chain_stages()})],
     "ours-one-exchange": [ours_one_module("one-exchange", [("jwt-auth", jwt_config()),
                                                             ("identity-exchange", exchange_config())])],
     # Key churn: every request from another client address (x-forwarded-for, trusted by the
@@ -971,7 +974,7 @@ def memory(workdir):
     out = {}
     runs = [("ceiling", "warm"), ("native-jwt-cached", "warm"), ("ours-jwt-warm", "warm"), ("native-ratelimit", "warm"),
             ("ours-ratelimit", "warm"), ("native-chain", "warm"), ("ours-chain", "warm"), ("ours-chain-one", "warm"),
-            ("ours-chain-one-slim", "warm"), ("wasm-noop", "warm")]
+            ("ours-chain-one-slim", "warm"), ("ours-chain-one-norego", "warm"), ("wasm-noop", "warm")]
     for name, source in runs:
         envoy = Envoy([name], 2, None, workdir, f"memory-{name}")
         try:
@@ -1475,6 +1478,11 @@ def report(samples, mem, mic, meta, atk):
             w("")
             w(f"The same chain in the one module built with only its three filters: {slim / 1024:.1f} MiB, "
               f"**{slim / base:.2f}×** the native chain.")
+        if "ours-chain-one-norego" in mem:
+            norego = mem["ours-chain-one-norego"]["loaded_kib"]
+            w("")
+            w(f"The same chain in the one module built with every filter but policy-authz: {norego / 1024:.1f} MiB, "
+              f"**{norego / base:.2f}×** the native chain.")
         if "wasm-noop" in mem and "ceiling" in mem:
             noop, ceil = mem["wasm-noop"]["loaded_kib"], mem["ceiling"]["loaded_kib"]
             w("")
@@ -1564,6 +1572,9 @@ def report(samples, mem, mic, meta, atk):
                               f"{d_mib:.1f} MiB more than the three-filter build ({small:,} bytes): "
                               f"{d_mib / ((big - small) / 1e6):.1f} MiB per MB of wasm across the instances, so what "
                               "this row measures grows with the module's size rather than with the chain's work.")
+                if "ours-chain-one-norego" in mem:
+                    extra += (" Built with every filter but policy-authz, the same chain's module is "
+                              f"{mem['ours-chain-one-norego']['loaded_kib'] / base:.2f}× the native chain.")
             w(f"- **memory, the one module** ({verdicts[k][0]:.2f}× > 1.5×): every worker holds its own V8 instance of "
               "the module, and the default build carries every filter (2.9 MB of wasm, most of it policy-authz's "
               f"Rego interpreter and payload-guard).{extra} What would close it: a build with only the "
