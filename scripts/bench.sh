@@ -54,8 +54,7 @@ bench/one-module.sh "$release/shieldwall-jwt-only.wasm" --no-default-features --
 bench/one-module.sh "$release/shieldwall-jwt-scope-ratelimit.wasm" --no-default-features \
   --features jwt-auth,scope-authz,rate-limit
 # Every filter but policy-authz (the Rego interpreter): the build for deployments without policies.
-bench/one-module.sh "$release/shieldwall-without-policy-authz.wasm" --no-default-features \
-  --features jwt-auth,scope-authz,rate-limit,mtls-identity,token-introspection,audit-log,identity-exchange,payload-guard
+bench/one-module.sh "$release/shieldwall-without-policy-authz.wasm" --without policy-authz
 # The default build last: the tests and the other rows load shieldwall.wasm.
 touch "$root/filters/shieldwall/src/lib.rs"
 cargo build --quiet --release --target wasm32-wasip1 -p shieldwall
