@@ -251,6 +251,35 @@ fn scope_authz_alone_refuses_protected_routes() {
     send(&w, "GET", "/healthz", None).upstream();
 }
 
+/// The debug message of an allowed request crosses to the proxy only when the proxy would print
+/// it: at Envoy's default level (info) none is written; once the level is lowered to debug at run
+/// time, the module notices within the 256 questions one answer of the level serves.
+#[test]
+fn debug_messages_follow_the_proxys_log_level() {
+    use host_tests::LogLevel;
+    let allowed = |w: &Worker| {
+        w.logs()
+            .iter()
+            .filter(|l| l.message.starts_with("scope-authz: allowed"))
+            .count()
+    };
+    let envoy = Envoy::new();
+    let w = envoy.worker(&[scope_authz(&policy())]).unwrap();
+    for _ in 0..3 {
+        send(&w, "GET", "/healthz", None).upstream();
+    }
+    assert_eq!(allowed(&w), 0, "{}", w.log_text());
+    envoy.set_log_level(LogLevel::Debug);
+    for _ in 0..260 {
+        send(&w, "GET", "/healthz", None).upstream();
+    }
+    let written = allowed(&w);
+    assert!((4..=260).contains(&written), "{written}: {}", w.log_text());
+    // From then on every allowed request is written.
+    send(&w, "GET", "/healthz", None).upstream();
+    assert_eq!(allowed(&w), written + 1);
+}
+
 #[test]
 fn a_configuration_that_cannot_work_is_refused_at_load() {
     let envoy = Envoy::new();

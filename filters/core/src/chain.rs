@@ -23,7 +23,7 @@
 //! - So are the decisions the stages record (`shieldwall.decision.<filter>`): written to the
 //!   proxy once each, and read back by later stages (audit-log's record) from memory.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
@@ -166,6 +166,9 @@ struct StageHost<'a> {
     headers: Option<&'a RefCell<HeaderCopy>>,
     /// The decisions the stages recorded in this request (streams only).
     decisions: Option<&'a RefCell<KeptDecisions>>,
+    /// The clock as first read in this callback of the stream (streams only): the stages of one
+    /// callback run within microseconds, so they share one read.
+    clock: Option<&'a Cell<Option<u64>>>,
     replied: bool,
     /// The stage recorded its decision in this callback.
     decided: bool,
@@ -180,6 +183,7 @@ impl<'a> StageHost<'a> {
             identity: None,
             headers: None,
             decisions: None,
+            clock: None,
             replied: false,
             decided: false,
         }
@@ -198,10 +202,21 @@ impl<'a> StageHost<'a> {
 
 impl Host for StageHost<'_> {
     fn now_nanos(&self) -> u64 {
-        self.inner.now_nanos()
+        let Some(clock) = self.clock else {
+            return self.inner.now_nanos();
+        };
+        if let Some(now) = clock.get() {
+            return now;
+        }
+        let now = self.inner.now_nanos();
+        clock.set(Some(now));
+        now
     }
     fn log(&self, level: LogLevel, message: &str) {
         self.inner.log(level, message)
+    }
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        self.inner.log_enabled(level)
     }
     fn request_header(&self, name: &str) -> Option<String> {
         // Each header is asked of the proxy once per request, whichever stages read it; the
@@ -524,6 +539,7 @@ impl Chain {
             decided: 0,
             headers: RefCell::new(HeaderCopy::default()),
             decisions: RefCell::new(Vec::new()),
+            clock: Cell::new(None),
         }
     }
 
@@ -613,6 +629,9 @@ pub struct ChainStream {
     headers: RefCell<HeaderCopy>,
     /// The decisions recorded by the stages in this request (property name → value).
     decisions: RefCell<KeptDecisions>,
+    /// The clock as first read in the current callback, shared by its stages (reset as each
+    /// callback begins).
+    clock: Cell<Option<u64>>,
 }
 
 /// Which callback a stage gets.
@@ -641,6 +660,7 @@ impl ChainStream {
         h.identity = Some(&mut self.identity);
         h.headers = Some(&self.headers);
         h.decisions = Some(&self.decisions);
+        h.clock = Some(&self.clock);
         let action = f(stream.as_mut(), &mut h);
         let bit = Routing::wake_mask(i);
         if h.decided {
@@ -715,6 +735,7 @@ impl ChainStream {
 
 impl StreamFilter for ChainStream {
     fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        self.clock.set(None);
         self.end_of_stream = end_of_stream;
         self.walk(host)
     }
@@ -725,6 +746,7 @@ impl StreamFilter for ChainStream {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
+        self.clock.set(None);
         // The stages that passed the request headers see the body, in order; one that buffers
         // (`Pause`) holds it from the later ones until the end of the stream.
         let passed = if self.paused {
@@ -748,6 +770,7 @@ impl StreamFilter for ChainStream {
     }
 
     fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        self.clock.set(None);
         // As the body: the stages that passed the headers, in order, until one holds or replies.
         let passed = if self.paused {
             self.seen.saturating_sub(1)
@@ -768,6 +791,7 @@ impl StreamFilter for ChainStream {
     }
 
     fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        self.clock.set(None);
         for i in (0..self.seen).rev() {
             let _ = self.run(host, i, false, |s, h| {
                 s.on_response_headers(h, end_of_stream)
@@ -782,6 +806,7 @@ impl StreamFilter for ChainStream {
         token: u32,
         response: CalloutResponse,
     ) -> Action {
+        self.clock.set(None);
         match self.owner(token) {
             Some(i) => self.deliver(host, i, Call::Http(token, response)),
             None => self.state(),
@@ -794,6 +819,7 @@ impl StreamFilter for ChainStream {
         token: u32,
         response: GrpcResponse,
     ) -> Action {
+        self.clock.set(None);
         match self.owner(token) {
             Some(i) => self.deliver(host, i, Call::Grpc(token, response)),
             None => self.state(),
@@ -801,6 +827,7 @@ impl StreamFilter for ChainStream {
     }
 
     fn on_wake(&mut self, host: &mut dyn Host) -> Action {
+        self.clock.set(None);
         let mask = self
             .routing
             .try_borrow_mut()
@@ -817,6 +844,7 @@ impl StreamFilter for ChainStream {
     }
 
     fn on_log(&mut self, host: &mut dyn Host) {
+        self.clock.set(None);
         for i in 0..self.streams.len() {
             let _ = self.run(host, i, false, |s, h| {
                 s.on_log(h);
@@ -826,6 +854,7 @@ impl StreamFilter for ChainStream {
     }
 
     fn on_done(&mut self, host: &mut dyn Host) {
+        self.clock.set(None);
         for i in 0..self.streams.len() {
             let _ = self.run(host, i, false, |s, h| {
                 s.on_done(h);

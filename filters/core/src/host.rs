@@ -72,6 +72,12 @@ pub trait Host {
     /// Wall-clock time in nanoseconds since the Unix epoch, as the proxy reports it.
     fn now_nanos(&self) -> u64;
     fn log(&self, level: LogLevel, message: &str);
+    /// Whether a message at `level` would be written, so that a caller need not build one the
+    /// proxy would drop (see [`debug_with`](#method.debug_with)). A proxy answers from its log
+    /// level; the default writes everything.
+    fn log_enabled(&self, _level: LogLevel) -> bool {
+        true
+    }
 
     // ---- the request and response of the current stream
     /// The first value of a request header (names are lower-case in HTTP/2 and in Envoy).
@@ -217,6 +223,12 @@ impl dyn Host + '_ {
     }
     pub fn debug(&self, message: &str) {
         self.log(LogLevel::Debug, message)
+    }
+    /// A debug message built only when the proxy would write it (messages on every request).
+    pub fn debug_with(&self, message: impl FnOnce() -> String) {
+        if self.log_enabled(LogLevel::Debug) {
+            self.log(LogLevel::Debug, &message())
+        }
     }
     pub fn info(&self, message: &str) {
         self.log(LogLevel::Info, message)

@@ -59,6 +59,9 @@ pub struct GrpcCallout {
 pub struct MockHost {
     pub now_ns: u64,
     pub logs: RefCell<Vec<(LogLevel, String)>>,
+    /// The lowest level the host writes (`None`: every message, as by default); a proxy at
+    /// Envoy's default writes info and above.
+    pub log_level: Option<LogLevel>,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,
     pub request_body: Vec<u8>,
@@ -237,6 +240,9 @@ impl Host for MockHost {
     }
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        self.log_level.is_none_or(|lowest| level >= lowest)
     }
     fn request_header(&self, name: &str) -> Option<String> {
         self.header_reads.borrow_mut().push(name.to_string());
@@ -499,6 +505,10 @@ impl crate::Host for CountingHost {
     fn log(&self, level: crate::LogLevel, message: &str) {
         self.note("log");
         self.inner.log(level, message)
+    }
+    fn log_enabled(&self, level: crate::LogLevel) -> bool {
+        // In a proxy, a question of the cached level: no call out of the VM (see WasmHost).
+        self.inner.log_enabled(level)
     }
     fn request_header(&self, name: &str) -> Option<String> {
         self.note("request_header");

@@ -320,11 +320,13 @@ impl PolicyAuthzStream {
         match verdict {
             Ok(Verdict::Allow { headers }) => {
                 self.count(host, "allowed");
-                (host as &dyn Host).debug(&format!(
-                    "policy-authz: allowed {} {} by {by}",
-                    line.method,
-                    printable(&line.path)
-                ));
+                (host as &dyn Host).debug_with(|| {
+                    format!(
+                        "policy-authz: allowed {} {} by {by}",
+                        line.method,
+                        printable(&line.path)
+                    )
+                });
                 if at_headers {
                     self.allow(host, line, &headers);
                 } else if !headers.is_empty() && !config.shadow {

@@ -541,10 +541,12 @@ impl StreamFilter for RateLimitStream {
         token: u32,
         response: GrpcResponse,
     ) -> Action {
-        (host as &dyn Host).debug(&format!(
-            "rate-limit: rate-limit service answered: grpc status {}",
-            response.status
-        ));
+        (host as &dyn Host).debug_with(|| {
+            format!(
+                "rate-limit: rate-limit service answered: grpc status {}",
+                response.status
+            )
+        });
         if self.pending != Some(token) {
             // Not our call: stay as we are (paused if our own call is still out).
             return if self.pending.is_some() {

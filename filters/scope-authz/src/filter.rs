@@ -189,7 +189,7 @@ impl ScopeAuthzStream {
             Decision::Allow(how) => {
                 self.count(host, allowed_event(*how));
                 (host as &dyn Host)
-                    .debug(&format!("scope-authz: allowed {method} {path} by {rule}"));
+                    .debug_with(|| format!("scope-authz: allowed {method} {path} by {rule}"));
                 if !config.shadow {
                     self.prepare_upstream(host, &line);
                 }

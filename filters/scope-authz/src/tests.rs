@@ -825,3 +825,38 @@ fn template_parameters_are_found() {
     assert_eq!(template_params("/v1/*/x/{path=**}"), vec!["path"]);
     assert!(template_params("/a/b").is_empty());
 }
+
+/// An allowed request, call by call, as the benchmark's chain of three modules runs it
+/// (`require.scopes` on every path): what it costs in calls out of the VM once the worker's
+/// metrics exist. bench/run.py prices the chain row's floor from this list. In a proxy the
+/// adapter adds the decision record (one property write).
+#[test]
+fn an_allowed_request_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let mut inner = MockHost::new();
+    // Envoy's default log level: the debug message of an allowed request makes no call.
+    inner.log_level = Some(shieldwall_core::LogLevel::Info);
+    let mut host = CountingHost::new(inner);
+    let config =
+        json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
+    let mut root = ScopeAuthz::configure(&mut host, config.to_string().as_bytes()).unwrap();
+    let identity = serde_json::to_vec(&reader_a()).unwrap();
+    let calls = host.header_calls_when_warm(&mut root, "/orders", &[], |mock| {
+        mock.properties
+            .insert(IDENTITY_PROPERTY.into(), identity.clone());
+    });
+    assert_eq!(calls, CALLS_ALLOWED);
+}
+
+/// The request headers come from one read of the header map in a proxy (the adapter's), and a
+/// removed header the map does not have makes no call there.
+const CALLS_ALLOWED: [&str; 8] = [
+    "request_header",   // :path
+    "request_header",   // :method
+    "property",         // the identity context
+    "increment_metric", // allowed
+    "remove_header",    // x-http-method-override (absent: no call in a proxy)
+    "remove_header",    // x-http-method (absent: no call in a proxy)
+    "remove_header",    // x-method-override (absent: no call in a proxy)
+    "request_header",   // :path again, for the rewrite check (from the same map read)
+];

@@ -573,3 +573,68 @@ fn a_later_stage_reads_the_decisions_of_earlier_ones_from_memory() {
     assert!(text.contains("tenant_mismatch"), "{text}");
     assert!(text.contains("jwt_auth"), "{text}");
 }
+
+/// The benchmark's chain row in one module (jwt-auth with a cached token, scope-authz,
+/// rate-limit under its limit), call by call: what a request costs in calls out of the VM once
+/// the worker is warm. bench/run.py prices the row's floor from this list.
+#[test]
+fn the_chain_makes_only_the_calls_it_needs() {
+    use shieldwall_core::testing::CountingHost;
+    let key = EcKey::new();
+    let mut inner = MockHost::new();
+    inner.set_now_secs(NOW);
+    // Envoy's default log level: a stage's debug message makes no call.
+    inner.log_level = Some(shieldwall_core::LogLevel::Info);
+    let mut host = CountingHost::new(inner);
+    let jwt = json!({"providers": {"idp": {"issuer": "https://idp.example.com",
+        "audiences": ["orders-api"], "local_jwks": key.jwks()}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]});
+    let scope =
+        json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
+    let limit = json!({"rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
+        "limit": {"requests": 1_000_000_000u64, "per": "second"}}], "headers": "none"});
+    let config = chain(&[
+        ("jwt-auth", jwt),
+        ("scope-authz", scope),
+        ("rate-limit", limit),
+    ]);
+    let mut root = Shieldwall::configure(&mut host, config.as_bytes()).unwrap();
+    let auth = key.bearer(json!({}));
+    let calls =
+        host.header_calls_when_warm(&mut root, "/orders", &[("authorization", &auth)], |mock| {
+            mock.set_property(&["source", "address"], b"10.0.0.1:40000")
+                .unwrap();
+        });
+    assert_eq!(calls, CALLS_CHAIN);
+}
+
+/// The request headers each stage reads come from one read of the header map in a proxy (the
+/// adapter's), and a header removed that the map does not have makes no call there: as Envoy
+/// runs it, the chain makes one header-map read, one clock read, four metric increments, two
+/// property reads, four property writes (the identity and three decision records), one header
+/// removal and two shared-data calls.
+const CALLS_CHAIN: [&str; 20] = [
+    // jwt-auth
+    "request_header",   // :path
+    "request_header",   // :method
+    "request_header",   // authorization
+    "now",              // expiry; the later stages use the same reading
+    "increment_metric", // cache_hit
+    "property",         // an identity context from before the chain, to merge with
+    "set_property",     // the identity context
+    "remove_header",    // the credential does not travel upstream
+    "increment_metric", // allowed
+    "set_property",     // jwt-auth's decision record
+    // scope-authz: the identity context from memory
+    "increment_metric", // allowed
+    "remove_header",    // x-http-method-override (absent: no call in a proxy)
+    "remove_header",    // x-http-method (absent: no call in a proxy)
+    "remove_header",    // x-method-override (absent: no call in a proxy)
+    "set_property",     // scope-authz's decision record
+    // rate-limit: the request line from memory
+    "property",         // source.address, the client
+    "shared_get",       // the bucket
+    "shared_set",       // the bucket, compare-and-swap
+    "increment_metric", // rule.per-ip.admitted
+    "set_property",     // rate-limit's decision record
+];

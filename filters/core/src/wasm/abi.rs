@@ -31,6 +31,7 @@ pub const STREAM_REQUEST: u32 = 0;
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, data: *const u8, size: usize) -> u32;
+    fn proxy_get_log_level(out: *mut u32) -> u32;
     fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
@@ -191,6 +192,14 @@ fn path_bytes(path: &[&str]) -> Vec<u8> {
 pub fn log(level: u32, message: &str) {
     // SAFETY: message is a live buffer of the given size.
     unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+}
+
+/// The proxy's log level for this plugin (proxy-wasm's numbering: 0 trace … 5 critical).
+pub fn log_level() -> Result<u32, u32> {
+    let mut level = 0u32;
+    // SAFETY: `level` is a valid out-pointer.
+    result(unsafe { proxy_get_log_level(&mut level) })?;
+    Ok(level)
 }
 
 pub fn now_nanos() -> u64 {

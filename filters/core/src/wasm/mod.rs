@@ -32,6 +32,42 @@ static ALLOCATOR: crate::pool::Pool<std::alloc::System> =
 const ACTION_CONTINUE: u32 = 0;
 const ACTION_PAUSE: u32 = 1;
 
+fn level_code(level: LogLevel) -> u32 {
+    match level {
+        LogLevel::Trace => 0,
+        LogLevel::Debug => 1,
+        LogLevel::Info => 2,
+        LogLevel::Warn => 3,
+        LogLevel::Error => 4,
+        LogLevel::Critical => 5,
+    }
+}
+
+/// How many questions of the log level one answer of the proxy serves: the level is asked again
+/// after that many, so a level changed at run time (Envoy's `/logging`) applies within as many
+/// debug messages, without a call out of the VM for each.
+const LOG_LEVEL_ANSWERS: u32 = 256;
+
+thread_local! {
+    /// The proxy's log level as last asked, and how many more questions it answers.
+    static LOG_LEVEL: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The proxy's log level for this plugin, asked once per [`LOG_LEVEL_ANSWERS`] questions (a
+/// proxy that cannot say: trace, everything written).
+fn proxy_log_level() -> u32 {
+    LOG_LEVEL.with(|cached| {
+        let (level, left) = cached.get();
+        if left > 0 {
+            cached.set((level, left - 1));
+            return level;
+        }
+        let level = abi::log_level().unwrap_or(0);
+        cached.set((level, LOG_LEVEL_ANSWERS - 1));
+        level
+    })
+}
+
 fn host_error(status: u32) -> HostError {
     match status {
         abi::CAS_MISMATCH => HostError::CasMismatch,
@@ -99,15 +135,15 @@ impl Host for WasmHost {
         abi::now_nanos()
     }
     fn log(&self, level: LogLevel, message: &str) {
-        let level = match level {
-            LogLevel::Trace => 0,
-            LogLevel::Debug => 1,
-            LogLevel::Info => 2,
-            LogLevel::Warn => 3,
-            LogLevel::Error => 4,
-            LogLevel::Critical => 5,
-        };
-        abi::log(level, message);
+        // Below info (messages a filter may write on every request), only what the proxy
+        // would print crosses to it; info and above always do.
+        if level < LogLevel::Info && !self.log_enabled(level) {
+            return;
+        }
+        abi::log(level_code(level), message);
+    }
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        level_code(level) >= proxy_log_level()
     }
     fn request_header(&self, name: &str) -> Option<String> {
         // As Envoy answers a single read: the first value of that name.
