@@ -195,6 +195,21 @@ FLOOR_CALLS = {
     "chain-one": ["get_header_pairs", "clock", "metric", "get_property_missing", "set_property_new",
                   "replace_header", "metric", "set_property_new", "metric", "set_property_new", "get_property",
                   "get_shared", "set_shared", "metric", "set_property_new"],
+    # The full chain in one module (shieldwall's `the_full_chain_makes_only_the_calls_it_needs`), as
+    # Envoy runs it: a read that finds nothing (a connection without TLS, an identity or decision no
+    # stage wrote) is priced as one, every other property read as `source.address`'s.
+    "full-one": ["clock", "get_header_pairs", "get_property", "set_property_new",          # audit-log
+                 "get_property", "metric", "set_property_new",                             # mtls-identity
+                 "metric", "get_property_missing", "set_property_new", "replace_header",   # jwt-auth
+                 "metric", "set_property_new",
+                 "metric", "set_property_new",                                             # scope-authz
+                 "get_property", "get_shared", "set_shared", "metric", "set_property_new", # rate-limit
+                 "metric", "set_property_new",                                             # payload-guard
+                 "replace_header", "replace_header", "metric", "set_property_new",         # identity-exchange
+                 # audit-log's record at the end of the stream
+                 "get_property", "get_property", "get_property", "get_property", "get_property",
+                 "get_property_missing", "get_property", "get_property", "get_property",
+                 "get_property_missing", "get_property_missing", "set_property_new", "metric"],
 }
 # How many modules a row's path runs through (each pays the empty module's fixed cost).
 FLOOR_MODULES = {"chain": 3}
@@ -1304,8 +1319,12 @@ def report(samples, mem, mic, meta, atk):
           "`a_request_under_the_limit_makes_only_the_calls_it_needs`, scope-authz's "
           "`an_allowed_request_makes_only_the_calls_it_needs`, plus the adapter's decision record per module; for "
           "the one module shieldwall's `the_chain_makes_only_the_calls_it_needs`) at the prices above, plus the "
-          "empty module once per module the path runs through. No implementation of that path in a wasm module can "
-          "cost less; *best ratio* is native's CPU per request over ours at that floor.")
+          "empty module once per module the path runs through; the full chain's list is shieldwall's "
+          "`the_full_chain_makes_only_the_calls_it_needs`. No implementation of that path in a wasm module can "
+          "cost less; *best ratio* is native's CPU per request over ours at that floor. The control row of the "
+          f"host-call table (ten memory copies inside the module, no host call) prices at "
+          f"{price['memory_copy']:.2f} µs: about the noise in each price of this run, so a floor of n calls is "
+          "uncertain by about n times that.")
         w("")
         native_path = mic.get("path_native", {})
         w("| row | host calls on the path | floor added (µs) | ours added (µs) | above the floor (µs) | the same path natively (µs) | best ratio by CPU | target |")

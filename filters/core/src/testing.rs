@@ -445,7 +445,9 @@ impl CountingHost {
         }
     }
 
-    fn note(&self, call: &'static str) {
+    /// Adds `call` to the list: each host call notes itself; a test may note a marker between
+    /// callbacks.
+    pub fn note(&self, call: &'static str) {
         self.calls.borrow_mut().push(call);
     }
 

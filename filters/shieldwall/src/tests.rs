@@ -638,3 +638,144 @@ const CALLS_CHAIN: [&str; 20] = [
     "increment_metric", // rule.per-ip.admitted
     "set_property",     // rate-limit's decision record
 ];
+
+/// The benchmark's full chain in one module (audit-log, mtls-identity with the certificate
+/// optional on a plaintext connection, jwt-auth with a cached token, scope-authz, rate-limit,
+/// payload-guard on a GET its OpenAPI document lists, identity-exchange with its token cached),
+/// call by call over the request headers and the end of the stream once the worker is warm.
+/// bench/run.py prices the full-chain row's floor from this list.
+#[cfg(all(
+    feature = "audit-log",
+    feature = "mtls-identity",
+    feature = "payload-guard",
+    feature = "identity-exchange"
+))]
+#[test]
+fn the_full_chain_makes_only_the_calls_it_needs() {
+    use base64::engine::general_purpose::STANDARD;
+    use shieldwall_core::testing::CountingHost;
+    let key = EcKey::new();
+    let rng = SystemRandom::new();
+    let signing = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        STANDARD.encode(signing.as_ref())
+    );
+    let mut inner = MockHost::new();
+    inner.set_now_secs(NOW);
+    inner.log_level = Some(shieldwall_core::LogLevel::Info);
+    let mut host = CountingHost::new(inner);
+    let audit =
+        json!({"sinks": {"access_log": true}, "include": {"request_headers": ["user-agent"]}});
+    let mtls = json!({"rules": [{"match": {"prefix": "/"}, "requires": "optional"}]});
+    let jwt = json!({"providers": {"idp": {"issuer": "https://idp.example.com",
+        "audiences": ["orders-api"], "local_jwks": key.jwks()}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]});
+    let scope =
+        json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
+    let limit = json!({"rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
+        "limit": {"requests": 1_000_000_000u64, "per": "second"}}], "headers": "none"});
+    let openapi = json!({"openapi": "3.1.0", "info": {"title": "bench", "version": "1"},
+        "paths": {"/orders": {"get": {"responses": {"200": {"description": "ok"}}}}}});
+    let guard = json!({ "openapi": openapi });
+    let exchange = json!({"spiffe_id": "spiffe://bench.example/user/{sub}",
+        "token": {"issuer": "https://gateway.bench.example", "audience": "mesh", "ttl_s": 300,
+                  "alg": "ES256", "keys": [{"kid": "bench", "private_key": pem}]},
+        "rules": [{"match": {"prefix": "/"}}]});
+    let config = chain(&[
+        ("audit-log", audit),
+        ("mtls-identity", mtls),
+        ("jwt-auth", jwt),
+        ("scope-authz", scope),
+        ("rate-limit", limit),
+        ("payload-guard", guard),
+        ("identity-exchange", exchange),
+    ]);
+    let mut root = Shieldwall::configure(&mut host, config.as_bytes()).unwrap();
+    let auth = key.bearer(json!({}));
+    let calls = host.calls_when_warm(
+        |mock| {
+            mock.new_stream(
+                "GET",
+                "/orders",
+                &[("authorization", &auth), ("user-agent", "wrk")],
+            );
+            mock.set_property(&["source", "address"], b"10.0.0.1:40000")
+                .unwrap();
+        },
+        |host| {
+            let mut s = root.new_stream(host, 7);
+            let action = s.on_request_headers(host, true);
+            assert_eq!(action, Action::Continue, "{:?}", host.inner.local_reply);
+            host.note("-- response headers");
+            let _ = s.on_response_headers(host, true);
+            host.note("-- log");
+            s.on_log(host);
+        },
+    );
+    assert_eq!(calls, CALLS_FULL_CHAIN);
+}
+
+/// As Envoy runs it: the request headers come from one read of the header map (the adapter's), a
+/// removed header the map does not have makes no call, and the end of the stream reads Envoy's
+/// own `request.duration` instead of the clock.
+const CALLS_FULL_CHAIN: [&str; 50] = [
+    // audit-log
+    "now",             // the start of the request (read once for every stage of this callback)
+    "request_headers", // what the client sent, once
+    "property",        // source.address
+    "set_property",    // audit-log's decision record
+    // mtls-identity
+    "property",         // connection.mtls (plaintext: false, nothing more to read)
+    "remove_header",    // x-forwarded-client-cert (absent: no call in a proxy)
+    "request_header",   // :path
+    "request_header",   // :method
+    "increment_metric", // no certificate, optional
+    "set_property",     // mtls-identity's decision record
+    // jwt-auth: the request line from memory
+    "request_header",   // authorization
+    "increment_metric", // cache_hit
+    "property",         // an identity context from before the chain (none)
+    "set_property",     // the identity context
+    "remove_header",    // the credential does not travel upstream
+    "increment_metric", // allowed
+    "set_property",     // jwt-auth's decision record
+    // scope-authz: the identity from memory
+    "increment_metric", // allowed
+    "remove_header",    // x-http-method-override (absent: no call in a proxy)
+    "remove_header",    // x-http-method (absent: no call in a proxy)
+    "remove_header",    // x-method-override (absent: no call in a proxy)
+    "set_property",     // scope-authz's decision record
+    // rate-limit
+    "property",         // source.address
+    "shared_get",       // the bucket
+    "shared_set",       // the bucket, compare-and-swap
+    "increment_metric", // rule.per-ip.admitted
+    "set_property",     // rate-limit's decision record
+    // payload-guard: the operation of a GET, no body
+    "request_header",   // content-length (from the map)
+    "increment_metric", // allowed
+    "set_property",     // payload-guard's decision record
+    // identity-exchange: the identity from memory, the token from its cache
+    "replace_header",   // authorization: the internal token
+    "replace_header",   // the SPIFFE ID header
+    "increment_metric", // why it allowed (a cached token)
+    "set_property",     // identity-exchange's decision record, with that reason
+    "-- response headers",
+    "-- log",
+    // audit-log's record: the identity and six decisions from memory
+    "property",         // response.code
+    "property",         // response.code_details
+    "property",         // request.duration (the mock host has none: the clock instead)
+    "now",              // (not in a proxy: Envoy knows the duration)
+    "property",         // request.total_size
+    "property",         // response.total_size
+    "property",         // connection.tls_version (plaintext: none)
+    "property",         // xds.route_name
+    "property",         // xds.cluster_name
+    "property",         // request.id (no x-request-id header)
+    "property",         // the decision of token-introspection (not in the chain: none)
+    "property",         // the decision of policy-authz (not in the chain: none)
+    "set_property",     // the record
+    "increment_metric", // records
+];
