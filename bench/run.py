@@ -1682,18 +1682,33 @@ def report(samples, mem, mic, meta, atk):
             if calls and prices:
                 at_floor = modules * floor + sum(prices[c] for c in calls)
                 best_calls = (ceiling_us + nu) / (ceiling_us + at_floor)
+                # The floor's uncertainty: the control row's price (no host call) once per call.
+                spread = len(calls) * abs(prices["memory_copy"])
+                low = (ceiling_us + nu) / (ceiling_us + at_floor + spread)
+                high = (ceiling_us + nu) / (ceiling_us + max(0.0, at_floor - spread))
+                target = verdicts[k][1]
+                if high < target:
+                    verdict = "the measured floor stops this target. "
+                elif low >= target:
+                    verdict = "the floor leaves the target reachable; what stands between is above the floor. "
+                else:
+                    verdict = (f"within this run's noise of the target ({low:.2f} … {high:.2f} with the control row's "
+                               "price per call), so this run cannot say whether the floor stops it. ")
                 bound += (f"With the host calls the path makes (the floor table: {len(calls)} calls, {at_floor:.1f} µs with "
-                          f"the empty module{'s' if modules > 1 else ''}), at most {best_calls:.2f}: "
-                          + ("the measured floor stops this target. " if best_calls < verdicts[k][1] else
-                             "the floor leaves the target reachable; what stands between is above the floor. "))
+                          f"the empty module{'s' if modules > 1 else ''}), at most {best_calls:.2f}: " + verdict)
             extra = ""
             if k == "warm" and prices:
                 n = FLOOR_CALLS["warm"].count("metric")
-                saved = n * prices["metric"]
-                extra = (f" Counting the path's {n} metric increments locally and flushing them on the tick would take at "
-                         f"most {saved:.1f} µs off (the table's price of an increment), a ratio by Envoy CPU of at most "
-                         f"{(ceiling_us + nu) / (ceiling_us + ou - saved):.2f}; skipping the read of an earlier identity "
-                         f"on a stream no earlier filter touched, {prices['get_property_missing']:.1f} µs.")
+                noise = abs(prices["memory_copy"])
+                if prices["metric"] <= noise:
+                    extra = (f" Counting the path's {n} metric increments locally and flushing them on the tick would "
+                             f"save what this run cannot tell from its noise (an increment prices at "
+                             f"{prices['metric']:.2f} µs, the control row at {prices['memory_copy']:.2f} µs).")
+                else:
+                    saved = n * prices["metric"]
+                    extra = (f" Counting the path's {n} metric increments locally and flushing them on the tick would "
+                             f"take at most {saved:.1f} µs off (the table's price of an increment), a ratio by Envoy "
+                             f"CPU of at most {(ceiling_us + nu) / (ceiling_us + ou - saved):.2f}.")
             w(f"- **{k}** ({verdicts[k][0]:.2f} < {verdicts[k][1]:.2f}): ours adds {ou:.1f} µs of Envoy CPU per request "
               f"(native: {nu:.1f} µs); " + fixed + bound + CLOSE[k] + extra)
     w("")
@@ -1743,16 +1758,14 @@ CLOSE = {
     "jwt-auth on a public route lies the per-stream work of shieldwall's adapter (a stream object per context, the "
     "request line read with two header calls, each also a call back into the VM to allocate, route matching, a metric); "
     "the cache hit adds the host calls every token needs (the header, the clock, any earlier identity, writing the "
-    "identity, removing the credential). The floor table above prices those calls: with no work at all inside the "
-    "module they alone leave this row at most at the table's best ratio. Done: the adapter reads the request header map "
+    "identity, removing the credential), priced in the floor table above. Done: the adapter reads the request header map "
     "once per callback (one crossing for the request line and the credential instead of three). "
     "Above the floor, what the row costs is several times what the same path costs natively "
     "(the floor table's native column), and sampling Envoy's core shows little of it in the module's compiled code "
     "(the diagnostics' last column): the rest is Envoy's side of the calls into the module and the values the real "
     "calls carry. What would move it: fewer crossings per request (the one module pays them once for a chain).",
     "ratelimit": "The rule's work is the client address, the bucket's shared-data read and its CAS write (each a host "
-    "call, the read also a call back into the VM for memory). The floor table above prices them: the path's calls cap "
-    "this row below the target even with no work inside the module. Done: the request line is one header-map read, "
+    "call, the read also a call back into the VM for memory), priced in the floor table above. Done: the request line is one header-map read, "
     "and a rule may lease tokens (`lease_tokens`: a worker takes several per compare-and-swap and spends them "
     "locally, one shared-data read and write per lease instead of per request, at the cost of exactness across "
     "workers; the row diag-rl-lease measures it). The row itself keeps the exact default, as native "
@@ -1760,15 +1773,15 @@ CLOSE = {
     "chain": "Three modules pay the per-stream cost of the adapter three times (see warm), and scope-authz reads and "
     "parses the identity jwt-auth wrote (rate-limit keyed by client address does not read it). What would close it: the "
     "same per-stream savings as for warm, applied in the shared adapter, and a compact identity encoding that is cheap to "
-    "read; three empty modules alone would leave the target reachable.",
+    "read.",
     "chain-one": "One module pays the per-stream cost of a wasm filter once instead of three times, but still runs the "
     "three filters' own work: jwt-auth's cache hit, scope-authz's rule, rate-limit's shared-data bucket, and each "
     "stage's decision record (a property write). Done: the request headers are read once for all stages, the identity "
     "and the decisions pass between stages in memory, the clock is read once per callback for all stages, and a "
     "stage's debug message (scope-authz's on every allowed request) crosses to Envoy only at a level it prints. Natively the three stages take a few µs (the floor section); the "
     "rest is running them in V8. What would close more where exactness across workers may give: rate-limit's "
-    "`lease_tokens` (the shared-data read and write per request, about 1 µs at the table's prices; see "
-    "diag-rl-lease), which the row does not use.",
+    "`lease_tokens` (no shared-data read and write on most requests; see diag-rl-lease), which the row does not "
+    "use.",
     "full-one": "Seven stages in one module: audit-log's record alone reads some twenty properties (its floor above), "
     "payload-guard looks up the operation, identity-exchange replaces the token and sets the SPIFFE ID, each stage "
     "records its decision; native's side is three filters and an access log. What would close it: audit-log taking "
