@@ -574,18 +574,17 @@ fn a_later_stage_reads_the_decisions_of_earlier_ones_from_memory() {
     assert!(text.contains("jwt_auth"), "{text}");
 }
 
-/// The benchmark's chain row in one module (jwt-auth with a cached token, scope-authz,
-/// rate-limit under its limit), call by call: what a request costs in calls out of the VM once
-/// the worker is warm. bench/run.py prices the row's floor from this list.
-#[test]
-fn the_chain_makes_only_the_calls_it_needs() {
-    use shieldwall_core::testing::CountingHost;
-    let key = EcKey::new();
+/// A host that counts the calls out of the VM, at Envoy's default log level (a stage's debug
+/// message makes no call).
+fn counting_host() -> shieldwall_core::testing::CountingHost {
     let mut inner = MockHost::new();
     inner.set_now_secs(NOW);
-    // Envoy's default log level: a stage's debug message makes no call.
     inner.log_level = Some(shieldwall_core::LogLevel::Info);
-    let mut host = CountingHost::new(inner);
+    shieldwall_core::testing::CountingHost::new(inner)
+}
+
+/// The benchmark's chain row: jwt-auth (keys inline), scope-authz and rate-limit, every path.
+fn bench_stages(key: &EcKey) -> [(&'static str, Value); 3] {
     let jwt = json!({"providers": {"idp": {"issuer": "https://idp.example.com",
         "audiences": ["orders-api"], "local_jwks": key.jwks()}},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]});
@@ -593,11 +592,21 @@ fn the_chain_makes_only_the_calls_it_needs() {
         json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
     let limit = json!({"rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
         "limit": {"requests": 1_000_000_000u64, "per": "second"}}], "headers": "none"});
-    let config = chain(&[
+    [
         ("jwt-auth", jwt),
         ("scope-authz", scope),
         ("rate-limit", limit),
-    ]);
+    ]
+}
+
+/// The benchmark's chain row in one module (jwt-auth with a cached token, scope-authz,
+/// rate-limit under its limit), call by call: what a request costs in calls out of the VM once
+/// the worker is warm. bench/run.py prices the row's floor from this list.
+#[test]
+fn the_chain_makes_only_the_calls_it_needs() {
+    let key = EcKey::new();
+    let mut host = counting_host();
+    let config = chain(&bench_stages(&key));
     let mut root = Shieldwall::configure(&mut host, config.as_bytes()).unwrap();
     let auth = key.bearer(json!({}));
     let calls =
@@ -605,39 +614,49 @@ fn the_chain_makes_only_the_calls_it_needs() {
             mock.set_property(&["source", "address"], b"10.0.0.1:40000")
                 .unwrap();
         });
-    assert_eq!(calls, CALLS_CHAIN);
+    assert_eq!(calls, calls_chain());
 }
 
-/// The request headers each stage reads come from one read of the header map in a proxy (the
-/// adapter's), and a header removed that the map does not have makes no call there: as Envoy
-/// runs it, the chain makes one header-map read, one clock read, four metric increments, two
-/// property reads, four property writes (the identity and three decision records), one header
-/// removal and two shared-data calls.
-const CALLS_CHAIN: [&str; 20] = [
-    // jwt-auth
-    "request_header",   // :path
-    "request_header",   // :method
-    "request_header",   // authorization
-    "now",              // expiry; the later stages use the same reading
+/// jwt-auth's stage with a cached token, once the request line and the credential are read.
+const JWT_CACHED_STAGE: [&str; 7] = [
     "increment_metric", // cache_hit
-    "property",         // an identity context from before the chain, to merge with
+    "property",         // an identity context from before the chain (none), to merge with
     "set_property",     // the identity context
     "remove_header",    // the credential does not travel upstream
     "increment_metric", // allowed
     "set_property",     // jwt-auth's decision record
     // scope-authz: the identity context from memory
     "increment_metric", // allowed
-    "remove_header",    // x-http-method-override (absent: no call in a proxy)
-    "remove_header",    // x-http-method (absent: no call in a proxy)
-    "remove_header",    // x-method-override (absent: no call in a proxy)
-    "set_property",     // scope-authz's decision record
-    // rate-limit: the request line from memory
+];
+
+/// scope-authz's stage after its metric, then rate-limit's (the request line from memory).
+const SCOPE_AND_RATE_LIMIT_STAGES: [&str; 9] = [
+    "remove_header", // x-http-method-override (absent: no call in a proxy)
+    "remove_header", // x-http-method (absent: no call in a proxy)
+    "remove_header", // x-method-override (absent: no call in a proxy)
+    "set_property",  // scope-authz's decision record
+    // rate-limit
     "property",         // source.address, the client
     "shared_get",       // the bucket
     "shared_set",       // the bucket, compare-and-swap
     "increment_metric", // rule.per-ip.admitted
     "set_property",     // rate-limit's decision record
 ];
+
+/// The request headers each stage reads come from one read of the header map in a proxy (the
+/// adapter's), and a header removed that the map does not have makes no call there: as Envoy
+/// runs it, the chain makes one header-map read, one clock read, four metric increments, two
+/// property reads, four property writes (the identity and three decision records), one header
+/// removal and two shared-data calls.
+fn calls_chain() -> Vec<&'static str> {
+    let line = [
+        "request_header", // :path
+        "request_header", // :method
+        "request_header", // authorization
+        "now",            // expiry; the later stages use the same reading
+    ];
+    [&line[..], &JWT_CACHED_STAGE, &SCOPE_AND_RATE_LIMIT_STAGES].concat()
+}
 
 /// The benchmark's full chain in one module (audit-log, mtls-identity with the certificate
 /// optional on a plaintext connection, jwt-auth with a cached token, scope-authz, rate-limit,
@@ -653,7 +672,6 @@ const CALLS_CHAIN: [&str; 20] = [
 #[test]
 fn the_full_chain_makes_only_the_calls_it_needs() {
     use base64::engine::general_purpose::STANDARD;
-    use shieldwall_core::testing::CountingHost;
     let key = EcKey::new();
     let rng = SystemRandom::new();
     let signing = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -661,20 +679,10 @@ fn the_full_chain_makes_only_the_calls_it_needs() {
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         STANDARD.encode(signing.as_ref())
     );
-    let mut inner = MockHost::new();
-    inner.set_now_secs(NOW);
-    inner.log_level = Some(shieldwall_core::LogLevel::Info);
-    let mut host = CountingHost::new(inner);
+    let mut host = counting_host();
     let audit =
         json!({"sinks": {"access_log": true}, "include": {"request_headers": ["user-agent"]}});
     let mtls = json!({"rules": [{"match": {"prefix": "/"}, "requires": "optional"}]});
-    let jwt = json!({"providers": {"idp": {"issuer": "https://idp.example.com",
-        "audiences": ["orders-api"], "local_jwks": key.jwks()}},
-        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]});
-    let scope =
-        json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
-    let limit = json!({"rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
-        "limit": {"requests": 1_000_000_000u64, "per": "second"}}], "headers": "none"});
     let openapi = json!({"openapi": "3.1.0", "info": {"title": "bench", "version": "1"},
         "paths": {"/orders": {"get": {"responses": {"200": {"description": "ok"}}}}}});
     let guard = json!({ "openapi": openapi });
@@ -682,15 +690,10 @@ fn the_full_chain_makes_only_the_calls_it_needs() {
         "token": {"issuer": "https://gateway.bench.example", "audience": "mesh", "ttl_s": 300,
                   "alg": "ES256", "keys": [{"kid": "bench", "private_key": pem}]},
         "rules": [{"match": {"prefix": "/"}}]});
-    let config = chain(&[
-        ("audit-log", audit),
-        ("mtls-identity", mtls),
-        ("jwt-auth", jwt),
-        ("scope-authz", scope),
-        ("rate-limit", limit),
-        ("payload-guard", guard),
-        ("identity-exchange", exchange),
-    ]);
+    let mut stages = vec![("audit-log", audit), ("mtls-identity", mtls)];
+    stages.extend(bench_stages(&key));
+    stages.extend([("payload-guard", guard), ("identity-exchange", exchange)]);
+    let config = chain(&stages);
     let mut root = Shieldwall::configure(&mut host, config.as_bytes()).unwrap();
     let auth = key.bearer(json!({}));
     let calls = host.calls_when_warm(
@@ -713,13 +716,20 @@ fn the_full_chain_makes_only_the_calls_it_needs() {
             s.on_log(host);
         },
     );
-    assert_eq!(calls, CALLS_FULL_CHAIN);
+    let expected = [
+        &CALLS_FULL_CHAIN_START[..],
+        &JWT_CACHED_STAGE,
+        &SCOPE_AND_RATE_LIMIT_STAGES,
+        &CALLS_FULL_CHAIN_END,
+    ]
+    .concat();
+    assert_eq!(calls, expected);
 }
 
 /// As Envoy runs it: the request headers come from one read of the header map (the adapter's), a
 /// removed header the map does not have makes no call, and the end of the stream reads Envoy's
 /// own `request.duration` instead of the clock.
-const CALLS_FULL_CHAIN: [&str; 50] = [
+const CALLS_FULL_CHAIN_START: [&str; 11] = [
     // audit-log
     "now",             // the start of the request (read once for every stage of this callback)
     "request_headers", // what the client sent, once
@@ -733,25 +743,11 @@ const CALLS_FULL_CHAIN: [&str; 50] = [
     "increment_metric", // no certificate, optional
     "set_property",     // mtls-identity's decision record
     // jwt-auth: the request line from memory
-    "request_header",   // authorization
-    "increment_metric", // cache_hit
-    "property",         // an identity context from before the chain (none)
-    "set_property",     // the identity context
-    "remove_header",    // the credential does not travel upstream
-    "increment_metric", // allowed
-    "set_property",     // jwt-auth's decision record
-    // scope-authz: the identity from memory
-    "increment_metric", // allowed
-    "remove_header",    // x-http-method-override (absent: no call in a proxy)
-    "remove_header",    // x-http-method (absent: no call in a proxy)
-    "remove_header",    // x-method-override (absent: no call in a proxy)
-    "set_property",     // scope-authz's decision record
-    // rate-limit
-    "property",         // source.address
-    "shared_get",       // the bucket
-    "shared_set",       // the bucket, compare-and-swap
-    "increment_metric", // rule.per-ip.admitted
-    "set_property",     // rate-limit's decision record
+    "request_header", // authorization
+];
+
+/// After scope-authz and rate-limit: payload-guard, identity-exchange and the end of the stream.
+const CALLS_FULL_CHAIN_END: [&str; 23] = [
     // payload-guard: the operation of a GET, no body
     "request_header",   // content-length (from the map)
     "increment_metric", // allowed
