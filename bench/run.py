@@ -1296,8 +1296,8 @@ def report(samples, mem, mic, meta, atk):
           "kernel. The sampling interrupts Envoy's core a thousand times a second, which lengthens these rows' tail "
           "latency (their p99 above); their CPU per request, Envoy's own time, moves within the noise.")
         w("")
-    if "diag-noop" in added and all((row, "only") in samples for row, _, _ in HOSTCALL_ROWS):
-        noop_us = added["diag-noop"][1]
+    prices = hostcall_prices(samples, ceiling_us, added.get("diag-noop", (0, None))[1])
+    if prices:
         w(f"What one host call costs in this Envoy: a module that makes {HOSTCALLS_PER_REQUEST} calls of one kind on "
           "every request (host-tests/guests/hostcalls), against the empty module; (its Envoy CPU per request − the "
           f"empty module's) ÷ {HOSTCALLS_PER_REQUEST}. The call's work on Envoy's side and the crossing between V8 "
@@ -1305,14 +1305,11 @@ def report(samples, mem, mic, meta, atk):
         w("")
         w("| host call | µs per call |")
         w("| --- | ---: |")
-        for row, what, _ in HOSTCALL_ROWS:
-            u = med(samples[(row, "only")], "cpu_us") - ceiling_us
-            per_call = (u - noop_us) / HOSTCALLS_PER_REQUEST
-            added[row] = (0.0, per_call)
-            w(f"| {what} | {per_call:.2f} |")
+        for kind, what in HOSTCALL_KINDS:
+            added[f"diag-hc-{kind}"] = (0.0, prices[kind])
+            w(f"| {what} | {prices[kind]:.2f} |")
         w("")
-    if all(row in added for row, _, _ in HOSTCALL_ROWS) and "diag-noop" in added:
-        price = {kind: added[f"diag-hc-{kind}"][1] for kind, _ in HOSTCALL_KINDS}
+    if prices:
         noop_us = added["diag-noop"][1]
         w("The floor these prices set: the host calls a path makes (pinned call by call by unit tests: "
           "jwt-auth's `a_cached_token_makes_only_the_calls_it_needs`, rate-limit's "
@@ -1323,7 +1320,7 @@ def report(samples, mem, mic, meta, atk):
           "`the_full_chain_makes_only_the_calls_it_needs`. No implementation of that path in a wasm module can "
           "cost less; *best ratio* is native's CPU per request over ours at that floor. The control row of the "
           f"host-call table (ten memory copies inside the module, no host call) prices at "
-          f"{price['memory_copy']:.2f} µs: about the noise in each price of this run, so a floor of n calls is "
+          f"{prices['memory_copy']:.2f} µs: about the noise in each price of this run, so a floor of n calls is "
           "uncertain by about n times that.")
         w("")
         native_path = mic.get("path_native", {})
@@ -1332,7 +1329,7 @@ def report(samples, mem, mic, meta, atk):
         for k, calls in FLOOR_CALLS.items():
             if k not in added:
                 continue
-            floor = FLOOR_MODULES.get(k, 1) * noop_us + sum(price[c] for c in calls)
+            floor = FLOOR_MODULES.get(k, 1) * noop_us + sum(prices[c] for c in calls)
             nu, ou = added[k]
             best = (ceiling_us + nu) / (ceiling_us + floor)
             names = ", ".join(f"{calls.count(c)}× {c}" for c in dict.fromkeys(calls))
@@ -1373,7 +1370,7 @@ def report(samples, mem, mic, meta, atk):
                   f"JSON, the cache insertion); in Envoy it adds {added['cold-ES256'][1]:.1f} µs.")
             w("")
         if "diag-audit" in added:
-            floor = noop_us + sum(price[c] for c in AUDIT_FLOOR_CALLS)
+            floor = noop_us + sum(prices[c] for c in AUDIT_FLOOR_CALLS)
             names = ", ".join(f"{AUDIT_FLOOR_CALLS.count(c)}× {c}" for c in dict.fromkeys(AUDIT_FLOOR_CALLS))
             w(f"audit-log's floor, the same way: its record of one request makes {names} (audit-log's "
               f"`a_record_makes_only_the_calls_it_needs`), {floor:.1f} µs with the empty module, against "
