@@ -5,7 +5,12 @@
 //! the floor under shieldwall's per-request work: a filter cannot cost less than the calls it
 //! makes.
 //!
-//! The plugin configuration is `KIND N`, e.g. `get_header 10` (also as a JSON string). Kinds:
+//! The plugin configuration is `KIND N`, e.g. `get_header 10` (also as a JSON string), or
+//! `seq KIND KIND …`: each listed call once, in that order, e.g. the calls one filter's path makes
+//! (what that path's calls cost together, where the first call of a request may cost more than
+//! the same call repeated). `seq/TAG KIND …` names this module's `set_property_new` keys
+//! `bench.new.TAG.0`, …, so that several of these modules in one chain each write new keys.
+//! Kinds:
 //! - `get_header`: `proxy_get_header_map_value(request headers, ":path")`
 //! - `get_header_pairs`: `proxy_get_header_map_pairs(request headers)` (the whole map)
 //! - `replace_header`: `proxy_replace_header_map_value(request headers, "x-bench", "1")`
@@ -33,7 +38,7 @@
 // The ABI is raw imports and exports: unsafe calls and unmangled names are the point of it.
 #![allow(unsafe_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -113,8 +118,11 @@ enum Kind {
 }
 
 thread_local! {
-    static PLAN: Cell<(Kind, u32)> = const { Cell::new((Kind::None, 0)) };
+    /// The calls of one request, in order.
+    static PLAN: RefCell<Vec<Kind>> = const { RefCell::new(Vec::new()) };
     static METRIC: Cell<u32> = const { Cell::new(0) };
+    /// What `set_property_new` puts between `bench.new.` and the call's index (`seq/TAG`).
+    static TAG: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 #[no_mangle]
@@ -144,6 +152,26 @@ pub extern "C" fn proxy_on_vm_start(_root_id: u32, _size: usize) -> u32 {
     1
 }
 
+fn kind_named(name: &str) -> Option<Kind> {
+    Some(match name {
+        "none" => Kind::None,
+        "get_header" => Kind::GetHeader,
+        "get_header_pairs" => Kind::GetHeaderPairs,
+        "replace_header" => Kind::ReplaceHeader,
+        "get_property" => Kind::GetProperty,
+        "set_property" => Kind::SetProperty,
+        "set_property_new" => Kind::SetPropertyNew,
+        "get_property_missing" => Kind::GetPropertyMissing,
+        "audit_reads" => Kind::AuditReads,
+        "memory_copy" => Kind::MemoryCopy,
+        "get_shared" => Kind::GetShared,
+        "set_shared" => Kind::SetShared,
+        "metric" => Kind::Metric,
+        "clock" => Kind::Clock,
+        _ => return None,
+    })
+}
+
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
     let mut ptr = std::ptr::null_mut();
@@ -159,28 +187,34 @@ pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
     let text = String::from_utf8_lossy(&text);
     // Plain text, or the same as one JSON string.
     let mut words = text.trim().trim_matches('"').split_whitespace();
-    let kind = match words.next().unwrap_or("none") {
-        "none" => Kind::None,
-        "get_header" => Kind::GetHeader,
-        "get_header_pairs" => Kind::GetHeaderPairs,
-        "replace_header" => Kind::ReplaceHeader,
-        "get_property" => Kind::GetProperty,
-        "set_property" => Kind::SetProperty,
-        "set_property_new" => Kind::SetPropertyNew,
-        "get_property_missing" => Kind::GetPropertyMissing,
-        "audit_reads" => Kind::AuditReads,
-        "memory_copy" => Kind::MemoryCopy,
-        "get_shared" => Kind::GetShared,
-        "set_shared" => Kind::SetShared,
-        "metric" => Kind::Metric,
-        "clock" => Kind::Clock,
-        _ => return 0,
+    let first = words.next().unwrap_or("none");
+    let (first, tag) = match first.split_once('/') {
+        Some((word, tag)) => (word, format!("{tag}.")),
+        None => (first, String::new()),
     };
-    let Ok(count) = words.next().unwrap_or("0").parse::<u32>() else {
-        return 0;
+    TAG.with(|t| *t.borrow_mut() = tag);
+    let plan = match first {
+        "seq" => {
+            let kinds: Option<Vec<Kind>> = words.map(kind_named).collect();
+            match kinds {
+                Some(kinds) => kinds,
+                None => return 0,
+            }
+        }
+        name => {
+            let Some(kind) = kind_named(name) else {
+                return 0;
+            };
+            let Ok(count) = words.next().unwrap_or("0").parse::<usize>() else {
+                return 0;
+            };
+            vec![kind; count]
+        }
     };
-    PLAN.with(|p| p.set((kind, count)));
-    if kind == Kind::Metric {
+    let metric = plan.contains(&Kind::Metric);
+    let shared = plan.contains(&Kind::GetShared);
+    PLAN.with(|p| *p.borrow_mut() = plan);
+    if metric {
         let name = b"bench.hostcalls";
         let mut id = 0;
         // SAFETY: a static name and an out-pointer to a local.
@@ -189,7 +223,7 @@ pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
         }
         METRIC.with(|m| m.set(id));
     }
-    if kind == Kind::GetShared {
+    if shared {
         let (key, value) = (b"bench", [0u8; 24]);
         // SAFETY: static buffers.
         unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0) };
@@ -200,7 +234,7 @@ pub extern "C" fn proxy_on_configure(_root_id: u32, size: usize) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(_id: u32, _parent: u32) {}
 
-fn call(kind: Kind, index: u32) {
+fn call(kind: Kind, index: usize) {
     let mut ptr = std::ptr::null_mut();
     let mut len = 0;
     // SAFETY (every arm): static inputs and out-pointers to locals; what the host returns is
@@ -249,7 +283,7 @@ fn call(kind: Kind, index: u32) {
             }
             Kind::SetPropertyNew => {
                 // A few bytes of formatting: nothing next to the call itself.
-                let path = format!("bench.new.{index}");
+                let path = TAG.with(|tag| format!("bench.new.{}{index}", tag.borrow()));
                 let value = br#"{"decision":"allow"}"#;
                 proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len());
             }
@@ -327,24 +361,26 @@ const AUDIT_PATHS: [&[u8]; 18] = [
 /// 0: continue.
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(_id: u32, _headers: usize, _end_of_stream: u32) -> u32 {
-    let (kind, count) = PLAN.with(Cell::get);
-    if kind != Kind::AuditReads {
-        for i in 0..count {
-            call(kind, i);
+    PLAN.with(|plan| {
+        for (i, kind) in plan.borrow().iter().enumerate() {
+            if *kind != Kind::AuditReads {
+                call(*kind, i);
+            }
         }
-    }
+    });
     0
 }
 
-/// The end of the stream: only `audit_reads` works here, where Envoy knows the response.
+/// The end of the stream: `audit_reads` are made here, where Envoy knows the response.
 #[no_mangle]
 pub extern "C" fn proxy_on_log(_id: u32) {
-    let (kind, count) = PLAN.with(Cell::get);
-    if kind == Kind::AuditReads {
-        for i in 0..count {
-            call(kind, i);
+    PLAN.with(|plan| {
+        for (i, kind) in plan.borrow().iter().enumerate() {
+            if *kind == Kind::AuditReads {
+                call(*kind, i);
+            }
         }
-    }
+    });
 }
 
 /// 1: the context may be deleted.
