@@ -38,7 +38,7 @@ release="$target/wasm32-wasip1/release"
 # The modules the rows load: their packages, and the files cargo writes for them (one list, so
 # what is built is what goes through wasm-opt below).
 packages=(jwt-auth scope-authz rate-limit token-introspection shieldwall audit-log identity-exchange
-  payload-guard policy-authz mtls-identity noop hostcalls)
+  payload-guard policy-authz mtls-identity noop hostcalls ladder)
 build_args=()
 module_files=()
 for package in "${packages[@]}"; do
