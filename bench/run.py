@@ -61,7 +61,7 @@ MODULES = {"jwt-auth": "jwt_auth.wasm", "scope-authz": "scope_authz.wasm", "rate
            "token-introspection": "token_introspection.wasm", "shieldwall": "shieldwall.wasm",
            "audit-log": "audit_log.wasm", "identity-exchange": "identity_exchange.wasm",
            "payload-guard": "payload_guard.wasm", "policy-authz": "policy_authz.wasm",
-           "mtls-identity": "mtls_identity.wasm", "hostcalls": "hostcalls.wasm",
+           "mtls-identity": "mtls_identity.wasm", "hostcalls": "hostcalls.wasm", "ladder": "ladder.wasm",
            # The one module built with only the filters a row runs (scripts/bench.sh builds them).
            "shieldwall-jwt-only": "shieldwall-jwt-only.wasm",
            "shieldwall-jwt-scope-ratelimit": "shieldwall-jwt-scope-ratelimit.wasm",
@@ -219,6 +219,23 @@ FLOOR_MODULES = {"chain": 3}
 # there on a plaintext request, ten find nothing: connection.tls_version without TLS, the identity
 # and eight decisions of filters the row does not run).
 AUDIT_FLOOR_CALLS = ["clock", "get_header_pairs", "audit_reads", "set_property_new", "metric"]
+# Each path's calls as the modules on it make them (one list per module). The hostcalls guest makes
+# a list once per request, in order (`seq`), one module per list: what the path's calls cost
+# together, measured rather than priced.
+FLOOR_PARTS = {"chain": [_JWT_WARM_CALLS, _SCOPE_CALLS, _RATELIMIT_CALLS]}
+SEQ_PATHS = {**{k: FLOOR_PARTS.get(k, [calls]) for k, calls in FLOOR_CALLS.items()}, "audit": [AUDIT_FLOOR_CALLS]}
+assert all(sum(parts, []) == FLOOR_CALLS[k] for k, parts in SEQ_PATHS.items() if k in FLOOR_CALLS)
+
+
+# The rungs of the ladder guest (host-tests/guests/ladder), each doing what the one before does and
+# one thing more; between the empty module below and jwt-auth on a public route above.
+LADDER_RUNGS = [
+    ("adapter", "shieldwall-core's adapter, a filter that does nothing (a stream object per context)"),
+    ("line", "+ the request line (one read of the request header map, the path normalised)"),
+    ("route", "+ the line matched against one rule (`prefix: /`)"),
+    ("record", "+ the decision record (one property write)"),
+    ("metric", "+ one counter incremented (jwt-auth's `allowed.public`)"),
+]
 
 
 def wasm(module, plugin, config):
@@ -519,6 +536,13 @@ LISTENERS = {
     "ours-ratelimit-nomatch": [ours_ratelimit("rl-nomatch", prefix="/never/")],
     "ours-ratelimit-lease": [ours_ratelimit("rl-lease", lease_tokens=64)],
     "wasm-noop": [wasm("noop", "noop", {})],
+    # The ladder from the empty module to jwt-auth on a public route: shieldwall-core's adapter
+    # doing one more piece of a filter's per-request work per rung (host-tests/guests/ladder).
+    **{f"wasm-ladder-{rung}": [wasm("ladder", f"ladder-{rung}", rung)] for rung, _ in LADDER_RUNGS},
+    # A path's host calls and nothing else: the hostcalls guest makes them once each, in order, one
+    # module per module of the path.
+    **{f"wasm-seq-{k}": [wasm("hostcalls", f"seq-{k}-{i}", f"seq/{i} " + " ".join(part))
+                         for i, part in enumerate(parts)] for k, parts in SEQ_PATHS.items()},
     # What one host call of each kind costs: the hostcalls guest makes HOSTCALLS_PER_REQUEST of one
     # kind on every request.
     **{f"wasm-hc-{kind}": [wasm("hostcalls", f"hc-{kind}", f"{kind} {HOSTCALLS_PER_REQUEST}")]
@@ -602,7 +626,13 @@ DIAGNOSTICS = [
      [("only", "ours-payload", "body")]),
 ]
 ROWS.extend(DIAGNOSTICS)
-# Not in the diagnostics table: reported per call, in their own table.
+# Not in the diagnostics table: the ladder, between the empty module and jwt-auth on a public
+# route; each path's host calls, in the floor table; each host call, per call in its own table.
+LADDER_ROWS = [(f"diag-ladder-{rung}", what, [("only", f"wasm-ladder-{rung}", "warm")]) for rung, what in LADDER_RUNGS]
+ROWS.extend(LADDER_ROWS)
+SEQ_ROWS = [(f"diag-seq-{k}", f"the host calls of the {k} path, made once each by the hostcalls guest",
+             [("only", f"wasm-seq-{k}", "warm")]) for k in SEQ_PATHS]
+ROWS.extend(SEQ_ROWS)
 HOSTCALL_ROWS = [(f"diag-hc-{kind}", what, [("only", f"wasm-hc-{kind}", "warm")]) for kind, what in HOSTCALL_KINDS]
 ROWS.extend(HOSTCALL_ROWS)
 
@@ -922,7 +952,8 @@ def throughput(workdir):
             for row, label, sides in order_rows:
                 order = sides if r % 2 == 0 else list(reversed(sides))
                 for side, listener, source in order:
-                    profile = row.startswith("diag-") and not row.startswith("diag-hc-")
+                    # perf samples the modules' compiled code, which the host-call guests have next to none of.
+                    profile = row.startswith("diag-") and not row.startswith(("diag-hc-", "diag-seq-"))
                     m = measure(envoy, listener, source, SECONDS, offsets, profile=profile)
                     samples.setdefault((row, side), []).append(m)
                     if listener == "ours-audit-http":
@@ -1173,6 +1204,13 @@ def hostcall_prices(samples, ceiling_us, noop_us):
             for kind, _ in HOSTCALL_KINDS}
 
 
+def measured_floor(samples, ceiling_us, k):
+    """µs per request that a path's host calls add when a module makes just them (diag-seq-<k>,
+    with the fixed cost of each module on the path), or None when the run has not measured it."""
+    runs = samples.get((f"diag-seq-{k}", "only"))
+    return med(runs, "cpu_us") - ceiling_us if runs else None
+
+
 def report(samples, mem, mic, meta, atk):
     lines = []
     w = lines.append
@@ -1296,6 +1334,39 @@ def report(samples, mem, mic, meta, atk):
           "kernel. The sampling interrupts Envoy's core a thousand times a second, which lengthens these rows' tail "
           "latency (their p99 above); their CPU per request, Envoy's own time, moves within the noise.")
         w("")
+    if "diag-noop" in added and "diag-jwt-public" in added and all((r, "only") in samples for r, _, _ in LADDER_ROWS):
+        w("From the empty module to jwt-auth on a public route, one piece of work at a time: the ladder guest "
+          "(host-tests/guests/ladder) runs on shieldwall-core's adapter, as every filter does, and each rung does "
+          "the work of the rung above it in the table and one thing more; a rung's *step* is what that one piece "
+          "of work costs in Envoy.")
+        w("")
+        w("| rung | Envoy CPU µs/request added | step |" + (" of it in the module's code |" if profiled else ""))
+        w("| --- | ---: | ---: |" + (" ---: |" if profiled else ""))
+        ladder = ([("diag-noop", "the empty module (no adapter)")]
+                  + [(row, what) for row, what, _ in LADDER_ROWS]
+                  + [("diag-jwt-public", "jwt-auth on a public route (all of the above and its own work)")])
+        before = None
+        for row, what in ladder:
+            s_ = samples[(row, "only")]
+            u = med(s_, "cpu_us") - ceiling_us
+            added[row] = (0.0, u)
+            mods = [m["module_us"] for m in s_ if m.get("module_us") is not None]
+            module = (f" {statistics.median(mods):.1f} |" if mods else " — |") if profiled else ""
+            if before is None:
+                step = ""
+            elif len(before) == len(s_):
+                # Rows run in the same order every round, so a rung and the one above it ran minutes
+                # apart in each round: the difference within a round cancels what drifts between rounds.
+                step = f"{statistics.median(b['cpu_us'] - a['cpu_us'] for a, b in zip(before, s_)):+.1f}"
+            else:
+                step = f"{u - (med(before, 'cpu_us') - ceiling_us):+.1f}"
+            w(f"| {what} | {u:.1f} | {step} |{module}")
+            before = s_
+        w("")
+        w("*step* is the median over rounds of the rung's CPU per request minus the rung above's in the same round "
+          "(the rungs run one after the other in every round), which cancels what drifts between rounds; the "
+          "first column is each row's own median. A step within a few µs of zero is below this run's noise.")
+        w("")
     prices = hostcall_prices(samples, ceiling_us, added.get("diag-noop", (0, None))[1])
     if prices:
         w(f"What one host call costs in this Envoy: a module that makes {HOSTCALLS_PER_REQUEST} calls of one kind on "
@@ -1311,33 +1382,46 @@ def report(samples, mem, mic, meta, atk):
         w("")
     if prices:
         noop_us = added["diag-noop"][1]
-        w("The floor these prices set: the host calls a path makes (pinned call by call by unit tests: "
+        w("The floor under each path: the host calls it makes (pinned call by call by unit tests: "
           "jwt-auth's `a_cached_token_makes_only_the_calls_it_needs`, rate-limit's "
           "`a_request_under_the_limit_makes_only_the_calls_it_needs`, scope-authz's "
           "`an_allowed_request_makes_only_the_calls_it_needs`, plus the adapter's decision record per module; for "
-          "the one module shieldwall's `the_chain_makes_only_the_calls_it_needs`) at the prices above, plus the "
-          "empty module once per module the path runs through; the full chain's list is shieldwall's "
-          "`the_full_chain_makes_only_the_calls_it_needs`. No implementation of that path in a wasm module can "
-          "cost less; *best ratio* is native's CPU per request over ours at that floor. The control row of the "
-          f"host-call table (ten memory copies inside the module, no host call) prices at "
-          f"{prices['memory_copy']:.2f} µs: about the noise in each price of this run, so a floor of n calls is "
-          "uncertain by about n times that.")
+          "the one module shieldwall's `the_chain_makes_only_the_calls_it_needs`; the full chain's list is "
+          "shieldwall's `the_full_chain_makes_only_the_calls_it_needs`). *priced* adds up the prices above and the "
+          "empty module once per module on the path. *measured* is a module making exactly those calls, once each "
+          "and in order, and nothing else (the hostcalls guest's `seq`; for the three-module chain, three such "
+          "modules, each with its module's calls): no implementation of the path in wasm modules can cost less. "
+          "*best ratio* is native's CPU per request over ours at the measured floor (at the priced one where the "
+          "run has no measured one). The control row of the host-call table (ten memory copies inside the module, "
+          f"no host call) prices at {prices['memory_copy']:.2f} µs: about the noise in each price of this run.")
         w("")
         native_path = mic.get("path_native", {})
-        w("| row | host calls on the path | floor added (µs) | ours added (µs) | above the floor (µs) | the same path natively (µs) | best ratio by CPU | target |")
-        w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        w("| row | host calls on the path | priced (µs) | measured (µs) | ours added (µs) | above the measured floor (µs) | the same path natively (µs) | best ratio by CPU | target |")
+        w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        ratios = []
         for k, calls in FLOOR_CALLS.items():
             if k not in added:
                 continue
-            floor = FLOOR_MODULES.get(k, 1) * noop_us + sum(prices[c] for c in calls)
+            priced = FLOOR_MODULES.get(k, 1) * noop_us + sum(prices[c] for c in calls)
+            measured = measured_floor(samples, ceiling_us, k)
+            floor = measured if measured is not None else priced
+            if measured is not None:
+                ratios.append(measured / priced)
             nu, ou = added[k]
             best = (ceiling_us + nu) / (ceiling_us + floor)
             names = ", ".join(f"{calls.count(c)}× {c}" for c in dict.fromkeys(calls))
             # path_cost's `chain` is the three stages in one module; the same work as the three modules.
             nat_key = "chain" if k in ("chain", "chain-one") else k
             nat = f"{native_path[nat_key]:.2f}" if nat_key in native_path else "—"
-            w(f"| {k} | {names} | {floor:.1f} | {ou:.1f} | {ou - floor:.1f} | {nat} | {best:.2f} | ≥ {TARGETS[k]:.2f} |")
+            shown = f"{measured:.1f}" if measured is not None else "—"
+            w(f"| {k} | {names} | {priced:.1f} | {shown} | {ou:.1f} | {ou - floor:.1f} | {nat} | {best:.2f} | ≥ {TARGETS[k]:.2f} |")
         w("")
+        if ratios:
+            w(f"The measured floors are {min(ratios):.1f}–{max(ratios):.1f} times the priced ones: a host call made "
+              "once among other calls costs more than the same call repeated twenty times in a row, which is how "
+              "each price is measured. The difference lies on Envoy's and V8's side of the calls (the guest does "
+              "nothing else); a module can only make fewer calls.")
+            w("")
         if native_path:
             w("*the same path natively*: the filter's own code on the same request, compiled for this machine and run "
               "on the mock host of the unit tests (`cargo run --release -p shieldwall --example path_cost`, pinned to "
@@ -1370,11 +1454,14 @@ def report(samples, mem, mic, meta, atk):
                   f"JSON, the cache insertion); in Envoy it adds {added['cold-ES256'][1]:.1f} µs.")
             w("")
         if "diag-audit" in added:
-            floor = noop_us + sum(prices[c] for c in AUDIT_FLOOR_CALLS)
+            priced = noop_us + sum(prices[c] for c in AUDIT_FLOOR_CALLS)
+            measured = measured_floor(samples, ceiling_us, "audit")
+            floor = measured if measured is not None else priced
             names = ", ".join(f"{AUDIT_FLOOR_CALLS.count(c)}× {c}" for c in dict.fromkeys(AUDIT_FLOOR_CALLS))
             w(f"audit-log's floor, the same way: its record of one request makes {names} (audit-log's "
-              f"`a_record_makes_only_the_calls_it_needs`), {floor:.1f} µs with the empty module, against "
-              f"{added['diag-audit'][1]:.1f} µs measured and a target of 10 µs"
+              f"`a_record_makes_only_the_calls_it_needs`), {priced:.1f} µs priced with the empty module"
+              + (f", {measured:.1f} µs measured (a module making just those calls)" if measured is not None else "")
+              + f", against {added['diag-audit'][1]:.1f} µs for audit-log and a target of 10 µs"
               + (": a record read from Envoy's properties one host call each cannot meet that target in this Envoy."
                  if floor >= 10 else
                  ": the calls leave room under the target; the rest is the module's own work in V8.")
@@ -1667,20 +1754,37 @@ def report(samples, mem, mic, meta, atk):
                      f"at most {best:.2f}. ")
             jwt_floor = added.get("diag-jwt-public", (0, float("nan")))[1]
             rl_floor = added.get("diag-rl-nomatch", (0, float("nan")))[1]
+            def rest(part, what):
+                r = ou - part
+                if r < 2.0:
+                    return (f"{what} itself adds less than this run tells apart from its noise (the two rows differ "
+                            f"by {r:+.1f} µs). ")
+                return f"the rest, {r:.1f} µs, {what}. "
             if k == "warm":
-                fixed = f"of that, {jwt_floor:.1f} µs is jwt-auth on a public route (no token looked at), the rest {ou - jwt_floor:.1f} µs the cache hit. "
+                fixed = (f"of that, {jwt_floor:.1f} µs is jwt-auth on a public route (no token looked at); "
+                         + rest(jwt_floor, "the cache hit"))
             elif k == "ratelimit":
-                fixed = f"of that, {rl_floor:.1f} µs is rate-limit when no rule matches, the rest {ou - rl_floor:.1f} µs the rule's work. "
+                fixed = (f"of that, {rl_floor:.1f} µs is rate-limit when no rule matches; "
+                         + rest(rl_floor, "the rule's work"))
             else:
                 fixed = (f"jwt-auth on a public route alone adds {jwt_floor:.1f} µs and rate-limit without a matching rule "
                          f"{rl_floor:.1f} µs. ")
             calls = FLOOR_CALLS.get(k)
             prices = hostcall_prices(samples, ceiling_us, floor)
+            measured = measured_floor(samples, ceiling_us, k)
             if calls and prices:
-                at_floor = modules * floor + sum(prices[c] for c in calls)
+                if measured is not None:
+                    at_floor = measured
+                    # The floor's uncertainty: one row's against another's, as the control row of the
+                    # host-call table shows it (its price is that difference ÷ the calls per row).
+                    spread = HOSTCALLS_PER_REQUEST * abs(prices["memory_copy"])
+                    how = "measured, a module making just those calls"
+                else:
+                    at_floor = modules * floor + sum(prices[c] for c in calls)
+                    # The floor's uncertainty: the control row's price (no host call) once per call.
+                    spread = len(calls) * abs(prices["memory_copy"])
+                    how = f"priced, with the empty module{'s' if modules > 1 else ''}"
                 best_calls = (ceiling_us + nu) / (ceiling_us + at_floor)
-                # The floor's uncertainty: the control row's price (no host call) once per call.
-                spread = len(calls) * abs(prices["memory_copy"])
                 low = (ceiling_us + nu) / (ceiling_us + at_floor + spread)
                 high = (ceiling_us + nu) / (ceiling_us + max(0.0, at_floor - spread))
                 target = verdicts[k][1]
@@ -1690,9 +1794,9 @@ def report(samples, mem, mic, meta, atk):
                     verdict = "the floor leaves the target reachable; what stands between is above the floor. "
                 else:
                     verdict = (f"within this run's noise of the target ({low:.2f} … {high:.2f} with the control row's "
-                               "price per call), so this run cannot say whether the floor stops it. ")
-                bound += (f"With the host calls the path makes (the floor table: {len(calls)} calls, {at_floor:.1f} µs with "
-                          f"the empty module{'s' if modules > 1 else ''}), at most {best_calls:.2f}: " + verdict)
+                               "noise), so this run cannot say whether the floor stops it. ")
+                bound += (f"With the host calls the path makes (the floor table: {len(calls)} calls, {at_floor:.1f} µs "
+                          f"{how}), at most {best_calls:.2f}: " + verdict)
             extra = ""
             if k == "warm" and prices:
                 n = FLOOR_CALLS["warm"].count("metric")
