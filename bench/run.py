@@ -1462,7 +1462,9 @@ def report(samples, mem, mic, meta, atk):
               f"`a_record_makes_only_the_calls_it_needs`), {priced:.1f} µs priced with the empty module"
               + (f", {measured:.1f} µs measured (a module making just those calls)" if measured is not None else "")
               + f", against {added['diag-audit'][1]:.1f} µs for audit-log and a target of 10 µs"
-              + (": a record read from Envoy's properties one host call each cannot meet that target in this Envoy."
+              + (": a record read from Envoy's properties one host call each cannot meet that target in this Envoy"
+                 + (f" (an empty module alone adds {noop_us:.1f} µs, above the target before any call)."
+                    if noop_us >= 10 else ".")
                  if floor >= 10 else
                  ": the calls leave room under the target; the rest is the module's own work in V8.")
               + (f" The same record natively on the mock host: {mic['path_native']['audit']:.2f} µs."
@@ -1723,10 +1725,15 @@ def report(samples, mem, mic, meta, atk):
               "keyword lookup allocates and binary-searches per word), and a parse that validates without building "
               "the tree.")
         elif k == "exchange-cached":
+            noop = added.get("diag-noop", (0, None))[1]
             w(f"- **identity-exchange cached** ({verdicts[k][0]:.1f} µs > 10 µs): a second module on the request pays the "
-              "fixed cost of a wasm filter (see diag-noop) on top of its cache lookup, the header rewrite and the "
-              "decision record. What would close it: running it as a stage of the one module, where that fixed cost "
-              "is paid once for the whole chain.")
+              "fixed cost of a wasm filter"
+              + (f" (an empty module adds {noop:.1f} µs in this run"
+                 + (": above the target before the module makes one host call, so this floor stops the target "
+                    "for a module of its own" if noop >= 10 else "") + ")"
+                 if noop is not None else " (see diag-noop)")
+              + " on top of its cache lookup, the header rewrite and the decision record. What would close it: "
+              "running it as a stage of the one module, where that fixed cost is paid once for the whole chain.")
         elif k == "exchange-cached-one":
             w(f"- **identity-exchange cached, one module** ({verdicts[k][0]:.1f} µs > 10 µs): what remains on a cache "
               "hit is the clock, the cache lookup keyed by the identity's bytes, the two header replacements (token "
