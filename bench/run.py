@@ -1761,11 +1761,14 @@ def report(samples, mem, mic, meta, atk):
               "the tree.")
         elif k == "exchange-cached":
             noop = added.get("diag-noop", (0, None))[1]
+            pairs = hostcall_alone(samples).get("get_header_pairs")
+            base = noop + pairs if noop is not None and pairs is not None else None
             w(f"- **identity-exchange cached** ({verdicts[k][0]:.1f} µs > 10 µs): a second module on the request pays the "
               "fixed cost of a wasm filter"
               + (f" (an empty module adds {noop:.1f} µs in this run"
-                 + (": above the target before the module makes one host call, so this floor stops the target "
-                    "for a module of its own" if noop >= 10 else "") + ")"
+                 + (f", and the one read of the request headers every filter makes {pairs:.1f} µs more made once: "
+                    f"{base:.1f} µs before the rest of its calls, so this floor stops the target for a module of "
+                    "its own" if base is not None and base >= 10 else "") + ")"
                  if noop is not None else " (see diag-noop)")
               + " on top of its cache lookup, the header rewrite and the decision record. What would close it: "
               "running it as a stage of the one module, where that fixed cost is paid once for the whole chain.")
@@ -1898,12 +1901,12 @@ CLOSE = {
     "initial memory and fewer retained allocations per VM.",
     "warm": "Done this round: the module exports only the callbacks it uses (no response, log or delete call-ins), "
     "the cache finds a token by a keyed 64-bit hash instead of SHA-256, the identity of a cached token is written as "
-    "serialised once, and only the authorization header is read. What remains, measured: between the empty module and "
-    "jwt-auth on a public route lies the per-stream work of shieldwall's adapter (a stream object per context, the "
-    "request line read with two header calls, each also a call back into the VM to allocate, route matching, a metric); "
-    "the cache hit adds the host calls every token needs (the header, the clock, any earlier identity, writing the "
-    "identity, removing the credential), priced in the floor table above. Done: the adapter reads the request header map "
-    "once per callback (one crossing for the request line and the credential instead of three). "
+    "serialised once, and the adapter reads the request header map once per callback (one crossing for the request "
+    "line and the credential instead of three). What remains, measured: between the empty module and jwt-auth on a "
+    "public route lies the per-stream work of shieldwall's adapter, rung by rung in the ladder table (a stream object "
+    "per context, the request line from one read of the header map, also a call back into the VM to allocate, route "
+    "matching, the decision record, a metric); the cache hit adds the host calls every token needs (the clock, any "
+    "earlier identity, writing the identity, removing the credential), priced and measured in the floor table above. "
     "Above the floor, what the row costs is several times what the same path costs natively "
     "(the floor table's native column), and sampling Envoy's core shows little of it in the module's compiled code "
     "(the diagnostics' last column): the rest is Envoy's side of the calls into the module and the values the real "
