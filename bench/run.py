@@ -1214,6 +1214,15 @@ def hostcall_prices(samples, ceiling_us, noop_us):
             for kind, _ in HOSTCALL_KINDS}
 
 
+def paired_diff(runs, base):
+    """Median over rounds of (a row's CPU per request − another row's in the same round): rows run
+    in the same order every round, so this cancels what drifts between rounds. Rows with different
+    round counts (a partial run) fall back to the difference of their medians."""
+    if len(runs) == len(base):
+        return statistics.median(a["cpu_us"] - b["cpu_us"] for a, b in zip(runs, base))
+    return med(runs, "cpu_us") - med(base, "cpu_us")
+
+
 def hostcall_alone(samples):
     """µs per request that one host call of each kind adds as the only call of a request: the
     median over rounds of (its row − the empty module's row in the same round), or {} when the
@@ -1222,12 +1231,8 @@ def hostcall_alone(samples):
     out = {}
     for kind in ALONE_KINDS:
         runs = samples.get((f"diag-hc1-{kind}", "only"))
-        if not runs or not noop:
-            continue
-        if len(runs) == len(noop):
-            out[kind] = statistics.median(a["cpu_us"] - b["cpu_us"] for a, b in zip(runs, noop))
-        else:
-            out[kind] = med(runs, "cpu_us") - med(noop, "cpu_us")
+        if runs and noop:
+            out[kind] = paired_diff(runs, noop)
     return out
 
 
@@ -1379,14 +1384,7 @@ def report(samples, mem, mic, meta, atk):
             added[row] = (0.0, u)
             mods = [m["module_us"] for m in s_ if m.get("module_us") is not None]
             module = (f" {statistics.median(mods):.1f} |" if mods else " — |") if profiled else ""
-            if before is None:
-                step = ""
-            elif len(before) == len(s_):
-                # Rows run in the same order every round, so a rung and the one above it ran minutes
-                # apart in each round: the difference within a round cancels what drifts between rounds.
-                step = f"{statistics.median(b['cpu_us'] - a['cpu_us'] for a, b in zip(before, s_)):+.1f}"
-            else:
-                step = f"{u - (med(before, 'cpu_us') - ceiling_us):+.1f}"
+            step = f"{paired_diff(s_, before):+.1f}" if before is not None else ""
             w(f"| {what} | {u:.1f} | {step} |{module}")
             before = s_
         w("")
