@@ -1449,11 +1449,15 @@ def report(samples, mem, mic, meta, atk):
             shown = f"{measured:.1f}" if measured is not None else "—"
             w(f"| {k} | {names} | {priced:.1f} | {shown} | {ou:.1f} | {ou - floor:.1f} | {nat} | {best:.2f} | ≥ {TARGETS[k]:.2f} |")
         w("")
-        if ratios:
+        if ratios and statistics.median(ratios) > 1.0:
             w(f"The measured floors are {min(ratios):.1f}–{max(ratios):.1f} times the priced ones: a host call made "
               "once among other calls costs more than the same call repeated twenty times in a row, which is how "
               "each price is measured. The difference lies on Envoy's and V8's side of the calls (the guest does "
               "nothing else); a module can only make fewer calls.")
+            w("")
+        elif ratios:
+            w(f"The measured floors are {min(ratios):.1f}–{max(ratios):.1f} times the priced ones: in this run, "
+              "the calls cost about what their prices add up to.")
             w("")
         if native_path:
             w("*the same path natively*: the filter's own code on the same request, compiled for this machine and run "
