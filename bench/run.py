@@ -1214,6 +1214,14 @@ def hostcall_prices(samples, ceiling_us, noop_us):
             for kind, _ in HOSTCALL_KINDS}
 
 
+def table_head(w, columns, optional=None):
+    """A table's header and alignment rows: the first column left-aligned, the others (and the
+    optional last one, when given) right-aligned figures."""
+    columns = columns + ([optional] if optional else [])
+    w("| " + " | ".join(columns) + " |")
+    w("| --- |" + " ---: |" * (len(columns) - 1))
+
+
 def paired_diff(runs, base):
     """Median over rounds of (a row's CPU per request − another row's in the same round): rows run
     in the same order every round, so this cancels what drifts between rounds. Rows with different
@@ -1346,8 +1354,7 @@ def report(samples, mem, mic, meta, atk):
     w("")
     profiled = any(m.get("module_us") is not None for (row, _), ms in samples.items() if row.startswith("diag-")
                    for m in ms)
-    w("| variant | req/s | p50 / p99 | Envoy CPU µs/request (added) |" + (" of it in the module's code |" if profiled else ""))
-    w("| --- | ---: | ---: | ---: |" + (" ---: |" if profiled else ""))
+    table_head(w, ["variant", "req/s", "p50 / p99", "Envoy CPU µs/request (added)"], "of it in the module's code" if profiled else None)
     for row, label, sides in DIAGNOSTICS:
         if (row, "only") not in samples:
             continue
@@ -1372,8 +1379,7 @@ def report(samples, mem, mic, meta, atk):
           "the work of the rung above it in the table and one thing more; a rung's *step* is what that one piece "
           "of work costs in Envoy.")
         w("")
-        w("| rung | Envoy CPU µs/request added | step |" + (" of it in the module's code |" if profiled else ""))
-        w("| --- | ---: | ---: |" + (" ---: |" if profiled else ""))
+        table_head(w, ["rung", "Envoy CPU µs/request added", "step"], "of it in the module's code" if profiled else None)
         ladder = ([("diag-noop", "the empty module (no adapter)")]
                   + [(row, what) for row, what, _ in LADDER_ROWS]
                   + [("diag-jwt-public", "jwt-auth on a public route (all of the above and its own work)")])
@@ -1406,8 +1412,7 @@ def report(samples, mem, mic, meta, atk):
               "calls once; this is what such a call costs, and the difference to the column before is paid once "
               "per request, not per call.")
             w("")
-        w("| host call | µs per call |" + (" made once (µs) |" if alone else ""))
-        w("| --- | ---: |" + (" ---: |" if alone else ""))
+        table_head(w, ["host call", "µs per call"], "made once (µs)" if alone else None)
         for kind, what in HOSTCALL_KINDS:
             added[f"diag-hc-{kind}"] = (0.0, prices[kind])
             once = (f" {alone[kind]:.1f} |" if kind in alone else " — |") if alone else ""
