@@ -548,6 +548,13 @@ LISTENERS = {
     # module per module of the path.
     **{f"wasm-seq-{k}": [wasm("hostcalls", f"seq-{k}-{i}", f"seq/{i} " + " ".join(part))
                          for i, part in enumerate(parts)] for k, parts in SEQ_PATHS.items()},
+    # The three-module chain with its modules swapped in one at a time, in the chain's order: each
+    # module not yet swapped in is a hostcalls guest making just that module's calls.
+    **{f"wasm-swap-{n}": [m if i < n else wasm("hostcalls", f"swap{n}-seq-{i}", f"seq/{i} " + " ".join(part))
+                          for i, (m, part) in enumerate(zip(
+                              [ours_jwt(f"swap{n}-jwt"), ours_scope(f"swap{n}-scope"), ours_ratelimit(f"swap{n}-rl")],
+                              FLOOR_PARTS["chain"]))]
+       for n in range(len(FLOOR_PARTS["chain"]) + 1)},
     # What one host call of each kind costs: the hostcalls guest makes HOSTCALLS_PER_REQUEST of one
     # kind on every request.
     **{f"wasm-hc-{kind}": [wasm("hostcalls", f"hc-{kind}", f"{kind} {HOSTCALLS_PER_REQUEST}")]
@@ -640,6 +647,16 @@ ROWS.extend(LADDER_ROWS)
 SEQ_ROWS = [(f"diag-seq-{k}", f"the host calls of the {k} path, made once each by the hostcalls guest",
              [("only", f"wasm-seq-{k}", "warm")]) for k in SEQ_PATHS]
 ROWS.extend(SEQ_ROWS)
+# The chain of three modules, one module at a time: its rows in SWAP_ROWS' order, each with one
+# more of the chain's modules in place of a module making just its host calls (all four rows
+# sampled by perf, unlike the floor rows, so each step also splits into the module's code and the
+# rest).
+SWAP_MODULES = ["jwt-auth", "scope-authz", "rate-limit"]
+SWAP_ROWS = [(f"diag-swap-{n}", "the chain of three modules, " + (
+                 "each module replaced by one making just its host calls" if n == 0 else
+                 ", ".join(SWAP_MODULES[:n]) + " in place of " + ("its" if n == 1 else "their") + " host calls"),
+              [("only", f"wasm-swap-{n}", "warm")]) for n in range(len(SWAP_MODULES) + 1)]
+ROWS.extend(SWAP_ROWS)
 HOSTCALL_ROWS = [(f"diag-hc-{kind}", what, [("only", f"wasm-hc-{kind}", "warm")]) for kind, what in HOSTCALL_KINDS]
 ROWS.extend(HOSTCALL_ROWS)
 ALONE_ROWS = [(f"diag-hc1-{kind}", f"one {kind} call, the only host call of the request",
@@ -1251,6 +1268,46 @@ def measured_floor(samples, ceiling_us, k):
     return med(runs, "cpu_us") - ceiling_us if runs else None
 
 
+def swap_table(w, samples, ceiling_us, profiled):
+    """The chain of three modules with its modules swapped in one at a time (SWAP_ROWS): what each
+    module costs in the chain above the host calls it makes, beside the same module alone above its
+    own floor (its row minus its path's seq row, where the run has both)."""
+    w("The chain of three modules, one module at a time: the chain's modules in its order, each row with one "
+      "more of them in place of a hostcalls guest making just that module's calls (the floor table's `seq`). A "
+      "row's *step* is what that module costs in the chain beyond its host calls: its own code, and Envoy's "
+      "side of running it beyond the calls themselves.")
+    w("")
+    table_head(w, ["modules", "Envoy CPU µs/request added", "step"],
+               None if not profiled else "of it in the modules' code (step)")
+    before = None
+    for row, what, _ in SWAP_ROWS:
+        s_ = samples[(row, "only")]
+        u = med(s_, "cpu_us") - ceiling_us
+        step = f"{paired_diff(s_, before):+.1f}" if before is not None else ""
+        code = ""
+        if profiled:
+            mods = [m.get("module_us") for m in s_]
+            prev = [m.get("module_us") for m in before] if before is not None else None
+            if None in mods:
+                code = " — |"
+            elif prev is None or None in prev or len(prev) != len(mods):
+                code = f" {statistics.median(mods):.1f} |"
+            else:
+                code = f" {statistics.median(mods):.1f} ({statistics.median(a - b for a, b in zip(mods, prev)):+.1f}) |"
+        w(f"| {what} | {u:.1f} | {step} |{code}")
+        before = s_
+    w("")
+    alone = []
+    for module, row, seq in (("jwt-auth", "warm", "warm"), ("rate-limit", "ratelimit", "ratelimit")):
+        ours, floor = samples.get((row, "ours")), samples.get((f"diag-seq-{seq}", "only"))
+        if ours and floor:
+            alone.append(f"{module} {paired_diff(ours, floor):.1f} µs")
+    w("*step* is the median over rounds of the row's CPU per request minus the row above's in the same round. "
+      "The same modules alone, above their own measured floors (their row minus the floor row, paired the same "
+      "way): " + ("; ".join(alone) if alone else "not measured in this run") + ".")
+    w("")
+
+
 def report(samples, mem, mic, meta, atk):
     lines = []
     w = lines.append
@@ -1512,6 +1569,8 @@ def report(samples, mem, mic, meta, atk):
               + (f" The same record natively on the mock host: {mic['path_native']['audit']:.2f} µs."
                  if "audit" in mic.get("path_native", {}) else ""))
             w("")
+    if all((row, "only") in samples for row, _, _ in SWAP_ROWS):
+        swap_table(w, samples, ceiling_us, profiled)
     if "diag-one-jwt-slim" in added and "diag-one-jwt" in added:
         full, slim = added["diag-one-jwt"][1], added["diag-one-jwt-slim"][1]
         w(f"The one module built with only the filters it runs: jwt-auth as its only stage adds {slim:.1f} µs built "
