@@ -259,9 +259,25 @@ pub(crate) struct Vm {
     next_context: u32,
 }
 
+fn perf_map() -> bool {
+    std::env::var_os("SHIELDWALL_WASM_PERFMAP").is_some_and(|v| v == "1")
+}
+
+/// The engine every VM runs on. With `SHIELDWALL_WASM_PERFMAP=1` it writes `/tmp/perf-<pid>.map`
+/// for the code it compiles, so `perf record` / `perf report` name the guest's functions (a module
+/// built with its name section: `CARGO_PROFILE_RELEASE_STRIP=false`).
 pub(crate) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(Engine::default)
+    ENGINE.get_or_init(|| {
+        if perf_map() {
+            let mut config = wasmtime::Config::new();
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            if let Ok(engine) = Engine::new(&config) {
+                return engine;
+            }
+        }
+        Engine::default()
+    })
 }
 
 /// The target directory: CARGO_TARGET_DIR if set, else the workspace's `target`.
@@ -300,8 +316,8 @@ pub(crate) fn load_module(path: &Path) -> anyhow::Result<Module> {
     let file = dir.join(format!("{sha}-{:016x}.cwasm", h.finish()));
     // SAFETY: the file is one this code wrote with an engine of the same compatibility hash
     // (the hash is in its name); on any failure we compile again.
-    let cached = file
-        .exists()
+    // A module read back from the file is not in the perf map: profiling compiles afresh.
+    let cached = (file.exists() && !perf_map())
         .then(|| unsafe { Module::deserialize_file(engine(), &file) }.ok())
         .flatten();
     let module = match cached {

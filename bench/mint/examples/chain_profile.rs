@@ -1,0 +1,85 @@
+//! The benchmark's three-module chain on the test host (wasmtime, not Envoy's V8), N requests in
+//! a loop: jwt-auth with one cached ES256 token, scope-authz requiring `orders:read`, rate-limit
+//! keyed by the client address under a limit no request reaches, each with the configuration
+//! bench/run.py gives Envoy. Prints the time per request. bench/guest_profile.py runs it under
+//! perf to see where the modules' own code spends a request.
+//!
+//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [chain|jwt|rl]`, DIR
+//! holding `jwt_auth.wasm`, `scope_authz.wasm` and `rate_limit.wasm`; `jwt` or `rl` runs that
+//! module alone.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bench_mint::{claims, Alg, KeySet, Result, AUDIENCE, ISSUER};
+use host_tests::{Envoy, Outcome, Plugin, Request};
+use serde_json::{json, Value};
+
+fn plugin(dir: &str, file: &str, name: &str, config: &Value) -> Plugin {
+    Plugin::new(PathBuf::from(dir).join(file))
+        .name(name)
+        .vm_id(name)
+        .json(config)
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
+        .ok_or("usage: chain_profile DIR [N] [chain|jwt|rl]")?;
+    let n: usize = args.next().map_or(Ok(30_000), |v| v.parse())?;
+    let which = args.next().unwrap_or_else(|| "chain".into());
+    let keys = KeySet::generate()?;
+    let jwt = plugin(
+        &dir,
+        "jwt_auth.wasm",
+        "jwt",
+        &json!({
+        "providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": keys.jwks()}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]}),
+    );
+    let scope = plugin(
+        &dir,
+        "scope_authz.wasm",
+        "scope",
+        &json!({
+        "rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]}),
+    );
+    let rl = plugin(
+        &dir,
+        "rate_limit.wasm",
+        "rl",
+        &json!({
+        "rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
+                   "limit": {"requests": 1_000_000_000u64, "per": "second"}}],
+        "headers": "none"}),
+    );
+    let plugins = match which.as_str() {
+        "jwt" => vec![jwt],
+        "rl" => vec![rl],
+        "chain" => vec![jwt, scope, rl],
+        other => return Err(format!("unknown plugins `{other}`: chain, jwt or rl").into()),
+    };
+    let envoy = Envoy::new();
+    let token = keys.token(Alg::Es256, &claims(0, envoy.now_unix_secs(), 3600))?;
+    let bearer = format!("Bearer {token}");
+    let worker = envoy.worker(&plugins).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut stream = worker.stream(
+            Request::get("/orders")
+                .header("authorization", &bearer)
+                .source("10.0.0.1:40000"),
+        );
+        match stream.send_request() {
+            Outcome::Upstream(_) => {}
+            other => return Err(format!("{other:?}\n{}", worker.log_text()).into()),
+        }
+        stream.finish();
+    }
+    println!(
+        "{:.1} µs per request",
+        started.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
+    );
+    Ok(())
+}
