@@ -374,7 +374,7 @@ pub fn identity_from_claims(
         tenant: text(tenant_claim),
         auth: vec![auth.to_string()],
         exp,
-        claims,
+        claims: claims.into(),
         ..Default::default()
     }
 }
@@ -721,7 +721,7 @@ mod tests {
         assert_eq!(id.tenant.as_deref(), Some("acme"));
         assert_eq!(id.auth, vec!["introspection"]);
         assert_eq!(id.exp, Some(1_700_000_000));
-        assert_eq!(&id.claims, claims);
+        assert_eq!(&*id.claims, claims);
 
         let claims = json!({"sub": "line\nbreak", "aud": "api", "client_id": "cli", "azp": "web",
             "tenant": 42, "exp": -5});

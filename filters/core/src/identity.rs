@@ -37,8 +37,104 @@ pub struct Identity {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
     /// Every claim of the verified token, for rules on arbitrary claims.
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub claims: Map<String, Value>,
+    #[serde(skip_serializing_if = "Claims::is_empty")]
+    pub claims: Claims,
+}
+
+/// The claims of an identity context: a JSON object, read from the identity's text only when a
+/// filter first looks at them. Most deciding filters do not (scope-authz's scopes and tenant, a
+/// rate-limit key on `sub` are members of the identity itself), and building the object was half
+/// of what reading the identity cost a module (bench/RESULTS.md, the three-module chain). Derefs
+/// to the object; an object whose text does not parse reads as empty (only a bug can write one:
+/// clients cannot write the identity).
+#[derive(Clone, Default)]
+pub struct Claims {
+    /// The object's JSON text, until it is parsed.
+    text: Option<Box<str>>,
+    object: std::cell::OnceCell<Map<String, Value>>,
+    /// Never holds anything: what `deref_mut` would hand out if the object were missing, which
+    /// it cannot be (it is set just before).
+    spare: Map<String, Value>,
+}
+
+impl Claims {
+    /// Claims from an object's JSON text, parsed when first looked at.
+    fn from_text(text: &str) -> Claims {
+        Claims {
+            text: Some(text.into()),
+            ..Claims::default()
+        }
+    }
+
+    /// The object, parsed from its text if it has not been (an object already parsed is taken
+    /// as it is).
+    pub fn into_map(mut self) -> Map<String, Value> {
+        match self.object.take() {
+            Some(object) => object,
+            None => parse_object(self.text.as_deref()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        std::ops::Deref::deref(self).is_empty()
+    }
+}
+
+fn parse_object(text: Option<&str>) -> Map<String, Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+impl std::ops::Deref for Claims {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        self.object
+            .get_or_init(|| parse_object(self.text.as_deref()))
+    }
+}
+
+impl std::ops::DerefMut for Claims {
+    fn deref_mut(&mut self) -> &mut Map<String, Value> {
+        let object = std::mem::take(self).into_map();
+        self.object = std::cell::OnceCell::from(object);
+        match self.object.get_mut() {
+            Some(object) => object,
+            None => &mut self.spare,
+        }
+    }
+}
+
+impl From<Map<String, Value>> for Claims {
+    fn from(object: Map<String, Value>) -> Claims {
+        Claims {
+            object: std::cell::OnceCell::from(object),
+            ..Claims::default()
+        }
+    }
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Claims) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for Claims {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Claims {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Claims, D::Error> {
+        Map::deserialize(deserializer).map(Claims::from)
+    }
 }
 
 impl Identity {
@@ -57,54 +153,53 @@ impl Identity {
 
     /// The identity context from its JSON text, as serde's derived reader takes it (every member
     /// optional, unknown members ignored, a member of the wrong type refusing the whole), read by
-    /// hand: this is the one reader of it in every module, and serde's generated code for it was
-    /// as large as the rest of a filter's configuration reading. The derive stays for tests and
-    /// native tools; a test keeps the two in agreement.
+    /// hand in one pass: this is the one reader of it in every module. It builds no JSON tree:
+    /// the members go straight into their fields, and `claims` keeps its text until a filter
+    /// looks at them ([`Claims`]). serde's generated code for it was as large as the rest of a
+    /// filter's configuration reading; the derive stays for tests and native tools, and a test
+    /// keeps the two in agreement.
     pub fn parse(bytes: &[u8]) -> Option<Identity> {
-        let value: Value = serde_json::from_slice(bytes).ok()?;
-        let Value::Object(mut m) = value else {
-            return None;
-        };
-        fn text(m: &mut Map<String, Value>, key: &str) -> Option<Option<String>> {
-            match m.remove(key) {
-                None | Some(Value::Null) => Some(None),
-                Some(Value::String(s)) => Some(Some(s)),
-                Some(_) => None,
+        let mut r = Reader { bytes, at: 0 };
+        let mut id = Identity::default();
+        r.expect(b'{')?;
+        if r.peek()? == b'}' {
+            r.at += 1;
+        } else {
+            loop {
+                let key = r.string()?;
+                r.expect(b':')?;
+                match key.as_str() {
+                    "sub" => id.sub = r.text()?,
+                    "iss" => id.iss = r.text()?,
+                    "aud" => id.aud = r.texts()?,
+                    "client_id" => id.client_id = r.text()?,
+                    "scopes" => id.scopes = r.texts()?,
+                    "tenant" => id.tenant = r.text()?,
+                    "spiffe_id" => id.spiffe_id = r.text()?,
+                    "cert_sha256" => id.cert_sha256 = r.text()?,
+                    "auth" => id.auth = r.texts()?,
+                    "exp" => id.exp = r.number()?,
+                    "claims" => {
+                        if r.peek()? != b'{' {
+                            return None;
+                        }
+                        let (start, end) = r.skip()?;
+                        id.claims =
+                            Claims::from_text(std::str::from_utf8(bytes.get(start..end)?).ok()?);
+                    }
+                    _ => {
+                        r.skip()?;
+                    }
+                }
+                match r.next()? {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return None,
+                }
             }
         }
-        fn texts(m: &mut Map<String, Value>, key: &str) -> Option<Vec<String>> {
-            match m.remove(key) {
-                None => Some(Vec::new()),
-                Some(Value::Array(items)) => items
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::String(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect(),
-                Some(_) => None,
-            }
-        }
-        Some(Identity {
-            sub: text(&mut m, "sub")?,
-            iss: text(&mut m, "iss")?,
-            aud: texts(&mut m, "aud")?,
-            client_id: text(&mut m, "client_id")?,
-            scopes: texts(&mut m, "scopes")?,
-            tenant: text(&mut m, "tenant")?,
-            spiffe_id: text(&mut m, "spiffe_id")?,
-            cert_sha256: text(&mut m, "cert_sha256")?,
-            auth: texts(&mut m, "auth")?,
-            exp: match m.remove("exp") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64()?),
-            },
-            claims: match m.remove("claims") {
-                None => Map::new(),
-                Some(Value::Object(c)) => c,
-                Some(_) => return None,
-            },
-        })
+        // Nothing but white space after the object.
+        r.peek().is_none().then_some(id)
     }
 
     /// Merges `self` into what is already there and writes the result.
@@ -150,8 +245,11 @@ impl Identity {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        for (k, v) in newer.claims {
-            self.claims.insert(k, v);
+        if !newer.claims.is_empty() {
+            let claims = &mut *self.claims;
+            for (k, v) in newer.claims.into_map() {
+                claims.insert(k, v);
+            }
         }
     }
 
@@ -183,6 +281,133 @@ impl Identity {
             name,
             "sub" | "iss" | "client_id" | "tenant" | "spiffe_id" | "cert_sha256"
         ) || name.strip_prefix("claims.").is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// A cursor over the identity's JSON text, for [`Identity::parse`]. Every read skips the white
+/// space before it and answers `None` on text that is not what it reads.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    /// The next byte that is not white space, left in place; `None` at the end.
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+        self.bytes.get(self.at).copied()
+    }
+
+    /// The next byte that is not white space, taken.
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, b: u8) -> Option<()> {
+        (self.next()? == b).then_some(())
+    }
+
+    /// The span of the string at the cursor, its quotes included, and whether it has escapes.
+    fn string_span(&mut self) -> Option<(usize, usize, bool)> {
+        self.expect(b'"')?;
+        let start = self.at.saturating_sub(1);
+        let mut escaped = false;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                c if c < 0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+        self.at += 1;
+        Some((start, self.at, escaped))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let (start, end, escaped) = self.string_span()?;
+        let quoted = self.bytes.get(start..end)?;
+        if escaped {
+            serde_json::from_slice(quoted).ok()
+        } else {
+            let inner = quoted.get(1..quoted.len().saturating_sub(1))?;
+            std::str::from_utf8(inner).ok().map(str::to_owned)
+        }
+    }
+
+    /// The word at the cursor (`null`, `true`, a number, …): its span, empty where there is
+    /// none. What it must be, its reader checks.
+    fn word(&mut self) -> Option<&[u8]> {
+        self.peek()?;
+        let start = self.at;
+        while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'+' | b'.') =
+            self.bytes.get(self.at)
+        {
+            self.at += 1;
+        }
+        self.bytes.get(start..self.at)
+    }
+
+    /// A string, or `null` for none.
+    fn text(&mut self) -> Option<Option<String>> {
+        if self.peek()? == b'"' {
+            return self.string().map(Some);
+        }
+        (self.word()? == b"null").then_some(None)
+    }
+
+    /// An array of strings (not `null`: serde's reader refuses that too).
+    fn texts(&mut self) -> Option<Vec<String>> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(out);
+        }
+        loop {
+            out.push(self.string()?);
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(out),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A whole number that fits 64 bits, or `null` for none: anything else (negative, a
+    /// fraction, an exponent, a string) refuses the identity, as serde's reader does.
+    fn number(&mut self) -> Option<Option<u64>> {
+        let word = self.word()?;
+        if word == b"null" {
+            return Some(None);
+        }
+        if !word.iter().all(u8::is_ascii_digit) || (word.len() > 1 && word.first() == Some(&b'0')) {
+            return None;
+        }
+        word.iter()
+            .try_fold(0u64, |n, d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+            .map(Some)
+    }
+
+    /// Skips the value at the cursor, whatever it is, checking that it is JSON: its span. serde
+    /// reads it without building it (no allocation but for escaped text).
+    fn skip(&mut self) -> Option<(usize, usize)> {
+        self.peek()?;
+        let start = self.at;
+        let mut values = serde_json::Deserializer::from_slice(self.bytes.get(start..)?)
+            .into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        self.at = start + values.byte_offset();
+        Some((start, self.at))
     }
 }
 
@@ -377,6 +602,37 @@ mod tests {
             }
         }
         texts.extend(["null", "5", "\"x\"", "{", ""].map(String::from));
+        // Text as JSON may write it: escapes, white space anywhere, brackets inside strings,
+        // nested unknown members; and text that is not JSON.
+        texts.extend(
+            [
+                r#"{"sub": "a\"b\\c\u00e9\/", "aud": ["x\ty"], "tenant": "\u0074"}"#,
+                " \n{ \"sub\" :\t\"s\" , \"scopes\" : [ \"a\" , \"b\" ] , \"exp\" : 7 }\r\n ",
+                r#"{"claims": {"a": [1, {"b": "}]"}], "c": "{"}, "sub": "s"}"#,
+                r#"{"colour": {"x": [true, false, null, -1.5e3, "]"]}, "sub": "s"}"#,
+                r#"{"exp": 0}"#,
+                r#"{"exp": 01}"#,
+                r#"{"exp": 1e3}"#,
+                r#"{"exp": 18446744073709551616}"#,
+                r#"{"exp": nul}"#,
+                r#"{"sub": nullx}"#,
+                r#"{"sub": "s",}"#,
+                r#"{"sub" "s"}"#,
+                r#"{"sub": "s"} x"#,
+                r#"{"sub": "s"}}"#,
+                r#"{"sub": "a"#,
+                "{\"sub\": \"a\u{1}b\"}",
+                r#"{"claims": {"a": }}"#,
+                r#"{"claims": {"a": 1,}}"#,
+                r#"{"colour": [1 2]}"#,
+                r#"{"colour": tru}"#,
+                r#"{"sub": "\x"}"#,
+                r#"{sub: "s"}"#,
+                "{}",
+                " { } ",
+            ]
+            .map(String::from),
+        );
         for text in texts {
             let derived: Option<Identity> = serde_json::from_str(&text).ok();
             assert_eq!(Identity::parse(text.as_bytes()), derived, "{text}");
@@ -389,6 +645,42 @@ mod tests {
         // No filter writes one; the hand-written reader refuses it.
         assert!(serde_json::from_str::<Identity>("[]").is_ok());
         assert_eq!(Identity::parse(b"[]"), None);
+    }
+
+    #[test]
+    fn claims_are_parsed_only_when_looked_at() {
+        let text = r#"{"sub": "u1", "claims": {"tier": "gold", "n": [1, 2]}, "scopes": ["a"]}"#;
+        let id = Identity::parse(text.as_bytes()).unwrap();
+        assert_eq!(id.sub.as_deref(), Some("u1"));
+        assert!(id.claims.object.get().is_none(), "not parsed yet");
+        assert_eq!(id.claims.get("tier"), Some(&json!("gold")));
+        assert!(id.claims.object.get().is_some());
+        // Written back, merged and compared as the object they are.
+        let mut again = Identity::parse(text.as_bytes()).unwrap();
+        assert_eq!(again, id);
+        assert_eq!(
+            serde_json::to_value(&again).unwrap()["claims"],
+            json!({"tier": "gold", "n": [1, 2]})
+        );
+        again.merge(Identity {
+            claims: json!({"tier": "silver", "x": 1})
+                .as_object()
+                .cloned()
+                .unwrap()
+                .into(),
+            ..Identity::default()
+        });
+        assert_eq!(
+            *again.claims,
+            *json!({"tier": "silver", "n": [1, 2], "x": 1})
+                .as_object()
+                .unwrap()
+        );
+        assert_eq!(again.field("claims.x").as_deref(), Some("1"));
+        // No claims: empty, and left out of the text.
+        let bare = Identity::parse(br#"{"sub": "u2"}"#).unwrap();
+        assert!(bare.claims.is_empty());
+        assert!(!serde_json::to_string(&bare).unwrap().contains("claims"));
     }
 
     #[test]
@@ -481,7 +773,7 @@ mod tests {
             scopes: vec!["a".into(), "b".into()],
             auth: vec!["jwt".into()],
             exp: Some(1000),
-            claims: json!({"tier": "gold"}).as_object().cloned().unwrap(),
+            claims: json!({"tier": "gold"}).as_object().cloned().unwrap().into(),
             ..Default::default()
         };
         mtls.merge(jwt);

@@ -313,7 +313,8 @@ mod tests {
             claims: json!({"dept": "retail", "n": 7})
                 .as_object()
                 .cloned()
-                .unwrap(),
+                .unwrap()
+                .into(),
             ..Default::default()
         }
     }

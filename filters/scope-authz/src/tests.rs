@@ -210,6 +210,12 @@ fn scopes_from_scope_string_or_scp_array_in_the_claims() {
             run("GET", "/tenants/a/orders/1", Some(id)).allowed(),
             "{claims}"
         );
+        // Or with other scopes in the identity: the claims still count.
+        let id = json!({"sub": "x", "tenant": "a", "scopes": ["other"], "claims": claims});
+        assert!(
+            run("GET", "/tenants/a/orders/1", Some(id)).allowed(),
+            "{claims}"
+        );
     }
 }
 
