@@ -80,9 +80,14 @@ impl Claims {
     }
 }
 
+/// Read as a `Value`, the one serde reader every module has already: a typed one (`Map`,
+/// `String`) brings its own copy of serde_json's parser and, through its error messages, Rust's
+/// float printing (some 30 KB of a module).
 fn parse_object(text: Option<&str>) -> Map<String, Value> {
-    text.and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
+    match text.map(|t| serde_json::from_slice(t.as_bytes())) {
+        Some(Ok(Value::Object(object))) => object,
+        _ => Map::new(),
+    }
 }
 
 impl std::ops::Deref for Claims {
@@ -335,7 +340,11 @@ impl Reader<'_> {
         let (start, end, escaped) = self.string_span()?;
         let quoted = self.bytes.get(start..end)?;
         if escaped {
-            serde_json::from_slice(quoted).ok()
+            // As a `Value` (see `parse_object`).
+            match serde_json::from_slice(quoted) {
+                Ok(Value::String(text)) => Some(text),
+                _ => None,
+            }
         } else {
             let inner = quoted.get(1..quoted.len().saturating_sub(1))?;
             std::str::from_utf8(inner).ok().map(str::to_owned)
