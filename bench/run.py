@@ -1955,9 +1955,9 @@ def chain_by_module(steps, ceiling_us, nu, ou, target):
         best = (ceiling_us + nu) / (ceiling_us + without)
         text += (f" With no compiled code of their own at all, the three modules would still add {without:.1f} µs, a "
                  f"ratio of at most {best:.2f}: "
-                 + ("below the target, so what stops it in this run is Envoy's side of running the three modules "
-                    "beyond their bare calls (the calls into each for every callback it exports, the larger values "
-                    "the real calls carry): faster code inside the modules cannot move that part; fewer crossings "
+                 + ("below the target: the host calls and Envoy's side of running the three modules beyond them "
+                    "(the calls into each for every callback it exports, the larger values the real calls carry) "
+                    "stop it in this run. Faster code inside the modules cannot move that part; fewer crossings "
                     "can, as the one module shows." if best < target else
                     "faster code inside the modules could reach the target."))
     return text
