@@ -80,9 +80,9 @@ impl Claims {
     }
 }
 
-/// Read as a `Value`, the one serde reader every module has already: a typed one (`Map`,
-/// `String`) brings its own copy of serde_json's parser and, through its error messages, Rust's
-/// float printing (some 30 KB of a module).
+/// Read as a `Value`, the one serde reader every module has already: reading a `Map` and a
+/// `String` here instead made jwt_auth.wasm 34 KB larger (each typed reader is its own copy of
+/// serde_json's parser).
 fn parse_object(text: Option<&str>) -> Map<String, Value> {
     match text.map(|t| serde_json::from_slice(t.as_bytes())) {
         Some(Ok(Value::Object(object))) => object,
