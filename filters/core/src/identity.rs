@@ -166,13 +166,13 @@ impl Identity {
     pub fn parse(bytes: &[u8]) -> Option<Identity> {
         let mut r = Reader { bytes, at: 0 };
         let mut id = Identity::default();
-        r.expect(b'{')?;
+        r.eat(b'{')?;
         if r.peek()? == b'}' {
             r.at += 1;
         } else {
             loop {
                 let key = r.string()?;
-                r.expect(b':')?;
+                r.eat(b':')?;
                 match key.as_str() {
                     "sub" => id.sub = r.text()?,
                     "iss" => id.iss = r.text()?,
@@ -312,13 +312,13 @@ impl Reader<'_> {
         Some(b)
     }
 
-    fn expect(&mut self, b: u8) -> Option<()> {
+    fn eat(&mut self, b: u8) -> Option<()> {
         (self.next()? == b).then_some(())
     }
 
     /// The span of the string at the cursor, its quotes included, and whether it has escapes.
     fn string_span(&mut self) -> Option<(usize, usize, bool)> {
-        self.expect(b'"')?;
+        self.eat(b'"')?;
         let start = self.at.saturating_sub(1);
         let mut escaped = false;
         loop {
@@ -374,7 +374,7 @@ impl Reader<'_> {
 
     /// An array of strings (not `null`: serde's reader refuses that too).
     fn texts(&mut self) -> Option<Vec<String>> {
-        self.expect(b'[')?;
+        self.eat(b'[')?;
         let mut out = Vec::new();
         if self.peek()? == b']' {
             self.at += 1;
