@@ -4,6 +4,7 @@
 #   - CARGO_TARGET_DIR is honoured: target-dir.sh, the module list of `scripts/test.sh
 #     --list-modules`, `scripts/wasm-modules.sh check`, oci-package.sh's output and fuzz.sh's build
 #     directory all point into it when it is set, and into target/ when it is not;
+#   - `scripts/wasm-modules.sh check` fails on a module over its size budget;
 #   - scripts/wasm-opt.sh optimises a module in place once, leaves rustc's output under deps/
 #     alone and puts its kept copy back after cargo linked rustc's output in again;
 #   - `scripts/gateway.sh status` exits 1 when the gateway is stopped.
@@ -79,6 +80,22 @@ if CARGO_TARGET_DIR="$tmp/ct" bash scripts/wasm-modules.sh check >/dev/null 2>"$
 else
   grep -q "missing: $tmp/ct/wasm32-wasip1/release/jwt_auth.wasm" "$tmp/missing" && pass ||
     fail "wasm-modules.sh check does not name the missing module: $(cat "$tmp/missing")"
+fi
+
+# ...and fails naming a module over its crate's size budget (jwt-auth's wasm-max-bytes), not one
+# at it.
+jwt_budget="$(awk '$1 == "wasm-max-bytes" { gsub(/_/, "", $3); print $3 }' filters/jwt-auth/Cargo.toml)"
+[ -n "$jwt_budget" ] && pass || fail "filters/jwt-auth/Cargo.toml has no wasm-max-bytes"
+truncate -s "${jwt_budget:-0}" "$tmp/ct/wasm32-wasip1/release/jwt_auth.wasm"
+if CARGO_TARGET_DIR="$tmp/ct" bash scripts/wasm-modules.sh check >/dev/null 2>"$tmp/size"; then pass; else
+  fail "wasm-modules.sh check fails with jwt_auth.wasm at its budget: $(cat "$tmp/size")"
+fi
+truncate -s "$((${jwt_budget:-0} + 1))" "$tmp/ct/wasm32-wasip1/release/jwt_auth.wasm"
+if CARGO_TARGET_DIR="$tmp/ct" bash scripts/wasm-modules.sh check >/dev/null 2>"$tmp/size"; then
+  fail "wasm-modules.sh check passes with jwt_auth.wasm one byte over its budget"
+else
+  grep -q "too large: $tmp/ct/wasm32-wasip1/release/jwt_auth.wasm is $((${jwt_budget:-0} + 1)) bytes" "$tmp/size" && pass ||
+    fail "wasm-modules.sh check does not name the module over its budget: $(cat "$tmp/size")"
 fi
 
 # --- oci-package.sh writes to CARGO_TARGET_DIR/oci by default
