@@ -24,12 +24,12 @@
 //!   proxy once each, and read back by later stages (audit-log's record) from memory.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
+use crate::hash::{IdMap, IdSet};
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 use crate::identity::{Identity, IDENTITY_PROPERTY};
 
@@ -71,11 +71,11 @@ impl<F: RootFilter> Stage for F {
 #[derive(Default)]
 struct Routing {
     /// Callouts not yet answered → the stage that started them.
-    callouts: HashMap<u32, usize>,
+    callouts: IdMap<u32, usize>,
     /// Streams alive in this worker (wake-ups for others are dropped).
-    live: HashSet<u32>,
+    live: IdSet<u32>,
     /// Stream → the stages that asked to wake it (bit i = stage i).
-    wakes: HashMap<u32, u64>,
+    wakes: IdMap<u32, u64>,
     /// Per stage: its tick period (zero: none).
     periods: Vec<Duration>,
     /// Per stage: chain ticks left until its next tick.

@@ -20,6 +20,7 @@
 //!   shared-data table, so all workers of an Envoy draw from one bucket per key;
 //! - [`client_ip`]: the client address, from the connection or trusted `x-forwarded-for` hops;
 //! - [`pool`]: the modules' allocator (small blocks from per-size free lists);
+//! - [`hash`]: a cheap hasher for maps whose keys no client chooses (context ids, metric names);
 //! - `wasm` (wasm32 only): the single adapter from the proxy-wasm ABI to the traits above.
 
 pub mod authn;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod credential;
 pub mod decision;
 pub mod filter;
+pub mod hash;
 pub mod host;
 pub mod identity;
 pub mod json_config;

@@ -7,8 +7,10 @@
 //! this worker's memory: never in shared data, a shared-data key or a log.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
+
+use crate::hash::IdMap;
 
 struct Entry<V> {
     token: Box<str>,
@@ -20,7 +22,8 @@ struct Entry<V> {
 pub struct TokenMemo<V> {
     capacity: usize,
     hasher: RandomState,
-    map: HashMap<u64, Entry<V>>,
+    /// By the token's keyed hash, not hashed again ([`IdMap`]).
+    map: IdMap<u64, Entry<V>>,
     order: VecDeque<u64>,
 }
 
@@ -30,7 +33,7 @@ impl<V: Clone> TokenMemo<V> {
         TokenMemo {
             capacity,
             hasher: RandomState::new(),
-            map: HashMap::new(),
+            map: IdMap::default(),
             order: VecDeque::new(),
         }
     }

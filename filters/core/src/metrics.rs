@@ -6,8 +6,7 @@
 //! without declaring every reason up front. The set of names is bounded by the filter's code
 //! (reasons are `&'static str`), never by request data.
 
-use std::collections::HashMap;
-
+use crate::hash::IdMap;
 use crate::host::{Host, MetricKind};
 
 pub fn name(filter: &str, event: &str) -> String {
@@ -18,15 +17,15 @@ pub fn name(filter: &str, event: &str) -> String {
 #[derive(Default)]
 pub struct Metrics {
     filter: &'static str,
-    /// Metric ids by event name.
-    ids: HashMap<String, u32>,
+    /// Metric ids by event name (names the code makes: [`IdMap`]).
+    ids: IdMap<String, u32>,
 }
 
 impl Metrics {
     pub fn new(filter: &'static str) -> Metrics {
         Metrics {
             filter,
-            ids: HashMap::new(),
+            ids: IdMap::default(),
         }
     }
 

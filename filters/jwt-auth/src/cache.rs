@@ -8,10 +8,11 @@
 //! comparison but cost several µs per request inside wasm; an entry now holds the token too.)
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+use shieldwall_core::hash::IdMap;
 use shieldwall_core::Identity;
 
 pub type TokenHash = u64;
@@ -43,7 +44,8 @@ struct Entry {
 pub struct TokenCache {
     capacity: usize,
     hasher: RandomState,
-    map: HashMap<TokenHash, Entry>,
+    /// By the token's keyed hash, not hashed again with SipHash ([`IdMap`]).
+    map: IdMap<TokenHash, Entry>,
     order: VecDeque<TokenHash>,
 }
 
@@ -52,7 +54,7 @@ impl TokenCache {
         TokenCache {
             capacity,
             hasher: RandomState::new(),
-            map: HashMap::new(),
+            map: IdMap::default(),
             order: VecDeque::new(),
         }
     }

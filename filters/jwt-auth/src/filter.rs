@@ -2,7 +2,6 @@
 //! stream does with the answer (continue with an identity, deny, or wait for keys).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use shieldwall_core::authn::{
 use shieldwall_core::binding::{check_certificate_binding, BindingError};
 use shieldwall_core::budget::Charge;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
+use shieldwall_core::hash::IdMap;
 use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
@@ -54,7 +54,7 @@ pub struct Worker {
     cache: TokenCache,
     metrics: Metrics,
     /// Callout token → provider, for JWKS fetches in flight from this worker.
-    fetches: HashMap<u32, usize>,
+    fetches: IdMap<u32, usize>,
     waiters: Vec<Waiter>,
     /// The seed of the failure budget's key hash (one per Envoy, from shared data).
     budget_seed: u64,
@@ -222,7 +222,7 @@ impl RootFilter for JwtAuth {
                 .collect(),
             cache: TokenCache::new(config.token_cache_entries),
             metrics: Metrics::new(FILTER),
-            fetches: HashMap::new(),
+            fetches: IdMap::default(),
             waiters: Vec::new(),
             budget_seed: 0,
         };

@@ -1,11 +1,11 @@
 //! The root and stream filters: match rules, take tokens, reply, ask the rate-limit service.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use shieldwall_core::decision::Decision as Recorded;
+use shieldwall_core::hash::IdMap;
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{
     shared, Action, ConfigError, GrpcResponse, Host, Identity, LogLevel, Reply, RequestLine,
@@ -31,6 +31,8 @@ pub struct Worker {
     plugin: String,
     seed: u64,
     metrics: Metrics,
+    /// Per rule, the name of its `admitted` counter, made once (it is counted on most requests).
+    admitted: Vec<String>,
     leases: Leases,
 }
 
@@ -55,8 +57,9 @@ struct Lease {
 
 #[derive(Default)]
 struct Leases {
-    /// By (rule index, key fingerprint).
-    map: HashMap<(usize, u64), Lease>,
+    /// By (rule index, key fingerprint): the fingerprint is keyed by the plugin's random seed,
+    /// so no client can choose colliding keys ([`IdMap`]).
+    map: IdMap<(usize, u64), Lease>,
 }
 
 impl Leases {
@@ -120,12 +123,14 @@ impl RootFilter for RateLimit {
         let config = Config::parse(config)?;
         let plugin = (host as &dyn Host).plugin_name();
         let seed = table::load_seed(host, FILTER, &plugin, shared::worker_id());
+        let admitted = config.rules.iter().map(|r| metric(r, "admitted")).collect();
         Ok(RateLimit {
             config: Rc::new(config),
             worker: Rc::new(RefCell::new(Worker {
                 plugin,
                 seed,
                 metrics: Metrics::new(FILTER),
+                admitted,
                 leases: Leases::default(),
             })),
         })
@@ -399,9 +404,9 @@ impl RateLimitStream {
 
     fn admitted(&self, host: &mut dyn Host, worker: &mut Worker) {
         for v in &self.verdicts {
-            if let Some(rule) = self.rule(v.rule) {
+            if let Some(name) = worker.admitted.get(v.rule) {
                 if v.decision.admitted {
-                    worker.metrics.inc(host, &metric(rule, "admitted"));
+                    worker.metrics.inc(host, name);
                 }
             }
         }

@@ -3,7 +3,6 @@
 //! wait for the one introspection of this token in flight).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use shieldwall_core::authn::{
 };
 use shieldwall_core::budget::{self, Charge};
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
+use shieldwall_core::hash::IdMap;
 use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::memo::TokenMemo;
 use shieldwall_core::metrics::Metrics;
@@ -86,7 +86,7 @@ pub struct Worker {
     tables: Vec<Tables>,
     metrics: Metrics,
     /// Callout token → flight.
-    flights: HashMap<u32, Flight>,
+    flights: IdMap<u32, Flight>,
     /// Paused streams waiting for another request's introspection.
     waiters: Vec<u32>,
     next_flight: u64,
@@ -296,7 +296,7 @@ impl RootFilter for TokenIntrospection {
                 keyer,
                 tables,
                 metrics: Metrics::new(FILTER),
-                flights: HashMap::new(),
+                flights: IdMap::default(),
                 waiters: Vec::new(),
                 next_flight: shared::worker_id(),
                 budget_seed,

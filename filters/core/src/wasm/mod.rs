@@ -16,12 +16,12 @@
 pub mod abi;
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
+use crate::hash::IdMap;
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 
 /// Every module that links this adapter allocates through the pool (see [`crate::pool`]).
@@ -348,12 +348,13 @@ struct Dispatcher<F: RootFilter> {
     details: &'static str,
     /// The filter's name in decision records (empty: none are recorded).
     name: &'static str,
-    roots: RefCell<HashMap<u32, Shared<Option<F>>>>,
-    streams: RefCell<HashMap<u32, Shared<StreamState<F::Stream>>>>,
+    /// By context id (ids the proxy hands out: [`IdMap`]).
+    roots: RefCell<IdMap<u32, Shared<Option<F>>>>,
+    streams: RefCell<IdMap<u32, Shared<StreamState<F::Stream>>>>,
     /// Callouts not yet answered → the context that started them. Envoy runs every callout on
     /// the plugin's root context and delivers the reply there, whoever started it; the reply is
     /// routed back here. A gRPC reply may come as `receive` then `close`: only the first counts.
-    callouts: RefCell<HashMap<u32, u32>>,
+    callouts: RefCell<IdMap<u32, u32>>,
 }
 
 impl<F: RootFilter> Dispatcher<F> {
@@ -682,9 +683,9 @@ pub fn initialize<F: RootFilter>() {
         let _ = d.set(Box::new(Dispatcher::<F> {
             details,
             name: if F::RECORDS_DECISIONS { F::NAME } else { "" },
-            roots: RefCell::new(HashMap::new()),
-            streams: RefCell::new(HashMap::new()),
-            callouts: RefCell::new(HashMap::new()),
+            roots: RefCell::new(IdMap::default()),
+            streams: RefCell::new(IdMap::default()),
+            callouts: RefCell::new(IdMap::default()),
         }));
     });
 }
