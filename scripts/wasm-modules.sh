@@ -6,6 +6,7 @@
 #   scripts/wasm-modules.sh packages   the cargo package names, one a line
 #   scripts/wasm-modules.sh filters    only the filters' package names (those under filters/)
 #   scripts/wasm-modules.sh paths      the .wasm files they build to, one a line (the default)
+#   scripts/wasm-modules.sh budgets    each of those files, a tab, its size budget in bytes (empty: none)
 #   scripts/wasm-modules.sh check      `ls -l` of those files; exits 1 naming any that is missing
 #                                      or larger than its crate's size budget (below)
 #
@@ -62,6 +63,7 @@ case "${1:-paths}" in
   packages) packages ;;
   filters) packages filters ;;
   paths) paths ;;
+  budgets) paths with-budgets ;;
   check)
     failed=0
     while IFS=$'\t' read -r path budget; do
@@ -80,7 +82,7 @@ case "${1:-paths}" in
     exit "$failed"
     ;;
   *)
-    echo "usage: $0 [packages|filters|paths|check]" >&2
+    echo "usage: $0 [packages|filters|paths|budgets|check]" >&2
     exit 2
     ;;
 esac
