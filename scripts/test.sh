@@ -78,8 +78,13 @@ bash scripts/check-scripts.sh
 step "format"
 cargo fmt --all -- --check
 
-step "lint (native, all targets, features: $features)"
-cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
+# The native build of every test, example and binary, with clippy's lints (and -D warnings) on the
+# workspace's crates as they compile: one pass instead of `cargo clippy --all-targets` and then a
+# build, which checked every dependency twice (scripts/lint-build.sh says how, and checks first
+# that a lint does fail the build).
+step "lint and build the tests (native, every target cargo test builds, features: $features)"
+bash scripts/lint-build.sh --self-check
+bash scripts/lint-build.sh test --workspace --locked --no-run --features "$features"
 
 # The filters as Envoy runs them: every crate under filters/ except the shared library.
 filters=()
@@ -97,7 +102,8 @@ bash scripts/wasm-modules.sh check >&2
 
 step "tests: unit, host-tests (real modules on wasmtime), Envoy end-to-end (features: $features)"
 # --no-fail-fast: every test binary runs, so one run reports every failure, not only the first.
-cargo test --workspace --locked --no-fail-fast --features "$features"
+# Through lint-build.sh, as they were built above, so cargo rebuilds nothing.
+bash scripts/lint-build.sh test --workspace --locked --no-fail-fast --features "$features"
 
 fuzz_seconds="${SHIELDWALL_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then
