@@ -33,6 +33,9 @@ ENVOY_CPU = ENV.get("BENCH_ENVOY_CPU", "0")
 # Diagnostic rows sample Envoy's CPU with `perf` when it is there (BENCH_PERF=0: never), to split
 # what a module adds between its own compiled code and the rest of Envoy's process.
 PERF = shutil.which("perf") if ENV.get("BENCH_PERF", "1") != "0" else None
+# BENCH_PERF_KEEP=DIR: keep each of those recordings as DIR/<listener>-<n>.data (n counts a
+# listener's recordings in the run), for `perf report -i` by symbol or address.
+PERF_KEEP = ENV.get("BENCH_PERF_KEEP", "")
 LOAD_CPU = ENV.get("BENCH_LOAD_CPU", "1")
 ENVOY = ENV.get("BENCH_ENVOY", "envoy")
 WASM_DIR = ENV.get("BENCH_WASM_DIR", "")
@@ -852,7 +855,20 @@ def perf_start(seconds):
     return proc, out
 
 
-def perf_module_share(started):
+_perf_kept = {}
+
+
+def perf_keep(out, name):
+    """Moves a recording to BENCH_PERF_KEEP (see there); True when it was kept."""
+    if not PERF_KEEP:
+        return False
+    os.makedirs(PERF_KEEP, exist_ok=True)
+    _perf_kept[name] = _perf_kept.get(name, 0) + 1
+    shutil.move(out, os.path.join(PERF_KEEP, f"{name}-{_perf_kept[name]}.data"))
+    return True
+
+
+def perf_module_share(started, name):
     """The share of Envoy's core's time spent in code V8 generated (the modules' own code), from a
     recording `perf_start` began; None when there is none."""
     if started is None:
@@ -867,7 +883,8 @@ def perf_module_share(started):
         return None
     finally:
         try:
-            os.unlink(out)
+            if not perf_keep(out, name):
+                os.unlink(out)
         except OSError:
             pass
     total = jit = 0
@@ -890,7 +907,7 @@ def measure(envoy, name, source, seconds, offsets, cpu=LOAD_CPU, threads=1, prof
     sampling = perf_start(seconds) if profile else None
     res, after = wrk(envoy.ports[name], source, seconds, offsets, cpu=cpu, threads=threads)
     elapsed = time.time() - t0
-    share = perf_module_share(sampling)
+    share = perf_module_share(sampling, name)
     busy1, envoy1 = busy_ticks(), envoy.cpu_ticks()
     wrk_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     envoy_s = (envoy1 - envoy0) / CLK_TCK
