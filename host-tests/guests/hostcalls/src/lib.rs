@@ -33,6 +33,12 @@
 //! - `set_shared`: `proxy_set_shared_data("bench", 24 bytes, cas 0)`
 //! - `metric`: `proxy_increment_metric` of a counter defined at configuration
 //! - `clock`: `proxy_get_current_time_nanoseconds`
+//! - `compute`: no host call; a fixed piece of work of the kind filters do between their calls
+//!   (24 short strings formatted, sorted, joined and hashed: allocation, integer formatting,
+//!   comparisons, a byte loop). The module also exports it as `shieldwall_bench_compute(n)` (n
+//!   times, returns the hashes' XOR), so `bench/engine_compute.sh` can time the same compiled code
+//!   in other wasm engines: how fast Envoy's V8 runs a module's own code, against V8 in Node and
+//!   against wasmtime.
 //! - `none`: no call (the module's own fixed cost, as `noop` with a configuration read)
 
 // The ABI is raw imports and exports: unsafe calls and unmangled names are the point of it.
@@ -115,6 +121,7 @@ enum Kind {
     SetShared,
     Metric,
     Clock,
+    Compute,
 }
 
 thread_local! {
@@ -168,6 +175,7 @@ fn kind_named(name: &str) -> Option<Kind> {
         "set_shared" => Kind::SetShared,
         "metric" => Kind::Metric,
         "clock" => Kind::Clock,
+        "compute" => Kind::Compute,
         _ => return None,
     })
 }
@@ -305,6 +313,9 @@ fn call(kind: Kind, index: usize) {
                 }
                 std::hint::black_box(&dst);
             }
+            Kind::Compute => {
+                std::hint::black_box(compute(index as u32));
+            }
             Kind::AuditReads => {
                 for path in AUDIT_PATHS {
                     if proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut len) == 0 {
@@ -337,6 +348,27 @@ fn call(kind: Kind, index: usize) {
 
 /// The properties audit-log reads for a record (its `a_record_makes_only_the_calls_it_needs`),
 /// each path's segments followed by a NUL, a filter-state key as one segment.
+/// The `compute` kind's work (see the module's documentation): what a filter does between host
+/// calls, in small: allocate, format integers, compare, move and hash bytes.
+fn compute(seed: u32) -> u32 {
+    let seed = std::hint::black_box(seed);
+    let mut words: Vec<String> = (0..24u32)
+        .map(|i| format!("k{}-{i}", (i.wrapping_mul(2_654_435_761) ^ seed) % 100_000))
+        .collect();
+    words.sort_unstable();
+    let joined = words.join(",");
+    joined.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// `compute` `n` times (seeds 0..n), for timing the module's own code in another engine; the
+/// hashes' XOR, so no engine can skip the work.
+#[no_mangle]
+pub extern "C" fn shieldwall_bench_compute(n: u32) -> u32 {
+    (0..n).fold(0, |acc, i| acc ^ compute(i))
+}
+
 const AUDIT_PATHS: [&[u8]; 18] = [
     b"source\0address\0",
     b"response\0code\0",
