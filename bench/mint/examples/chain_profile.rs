@@ -4,9 +4,12 @@
 //! bench/run.py gives Envoy. Prints the time per request. bench/guest_profile.py runs it under
 //! perf to see where the modules' own code spends a request.
 //!
-//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [chain|jwt|rl]`, DIR
-//! holding `jwt_auth.wasm`, `scope_authz.wasm` and `rate_limit.wasm`; `jwt` or `rl` runs that
-//! module alone.
+//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [chain|jwt|rl|floor]`,
+//! DIR holding `jwt_auth.wasm`, `scope_authz.wasm` and `rate_limit.wasm`; `jwt` or `rl` runs that
+//! module alone. `floor` runs the chain's floor instead, as the benchmark's `diag-swap-0` row
+//! does in Envoy: three hostcalls guests (`hostcalls.wasm`, also in DIR), each making just its
+//! module's host calls (bench/run.py's lists); the chain's time minus the floor's is what the
+//! three modules cost on the test host beyond their calls, wasmtime's own code for them included.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,7 +29,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
-        .ok_or("usage: chain_profile DIR [N] [chain|jwt|rl]")?;
+        .ok_or("usage: chain_profile DIR [N] [chain|jwt|rl|floor]")?;
     let n: usize = args.next().map_or(Ok(30_000), |v| v.parse())?;
     let which = args.next().unwrap_or_else(|| "chain".into());
     let keys = KeySet::generate()?;
@@ -54,11 +57,34 @@ fn main() -> Result<()> {
                    "limit": {"requests": 1_000_000_000u64, "per": "second"}}],
         "headers": "none"}),
     );
+    // Each module's host calls on this path, as bench/run.py lists them for the floor rows.
+    let seq = |name: &str, calls: &str| {
+        plugin(
+            &dir,
+            "hostcalls.wasm",
+            &format!("{name}-floor"),
+            &json!(format!("seq/{name} {calls}")),
+        )
+    };
     let plugins = match which.as_str() {
         "jwt" => vec![jwt],
         "rl" => vec![rl],
         "chain" => vec![jwt, scope, rl],
-        other => return Err(format!("unknown plugins `{other}`: chain, jwt or rl").into()),
+        "floor" => {
+            vec![
+            seq(
+                "jwt",
+                "get_header_pairs clock metric get_property_missing set_property_new \
+                 replace_header metric set_property_new",
+            ),
+            seq("scope", "get_header_pairs get_property metric set_property_new"),
+            seq(
+                "rl",
+                "get_header_pairs clock get_property get_shared set_shared metric set_property_new",
+            ),
+        ]
+        }
+        other => return Err(format!("unknown plugins `{other}`: chain, jwt, rl or floor").into()),
     };
     let envoy = Envoy::new();
     let token = keys.token(Alg::Es256, &claims(0, envoy.now_unix_secs(), 3600))?;
