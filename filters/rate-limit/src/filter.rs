@@ -33,6 +33,8 @@ pub struct Worker {
     metrics: Metrics,
     /// Per rule, the name of its `admitted` counter, made once (it is counted on most requests).
     admitted: Vec<String>,
+    /// Per rule, its slots' shared-data keys up to the slot's index, made once.
+    slot_keys: Vec<table::SlotKeys>,
     leases: Leases,
 }
 
@@ -124,6 +126,11 @@ impl RootFilter for RateLimit {
         let plugin = (host as &dyn Host).plugin_name();
         let seed = table::load_seed(host, FILTER, &plugin, shared::worker_id());
         let admitted = config.rules.iter().map(|r| metric(r, "admitted")).collect();
+        let slot_keys = config
+            .rules
+            .iter()
+            .map(|r| table::SlotKeys::new(FILTER, &plugin, &r.name))
+            .collect();
         Ok(RateLimit {
             config: Rc::new(config),
             worker: Rc::new(RefCell::new(Worker {
@@ -131,6 +138,7 @@ impl RootFilter for RateLimit {
                 seed,
                 metrics: Metrics::new(FILTER),
                 admitted,
+                slot_keys,
                 leases: Leases::default(),
             })),
         })
@@ -263,7 +271,11 @@ impl RateLimitStream {
             } else {
                 1
             };
-            let slot = table::slot_key(FILTER, &worker.plugin, &rule.name, fp % rule.slots);
+            let index = fp % rule.slots;
+            let slot = match worker.slot_keys.get(i) {
+                Some(keys) => keys.key(index),
+                None => table::slot_key(FILTER, &worker.plugin, &rule.name, index),
+            };
             let taken = table::take_up_to(host, &slot, fp, &limit, now, want, returning);
             let (decision, slot) = match taken {
                 Ok((mut d, using, taken)) => {
