@@ -172,30 +172,32 @@ impl ScopeAuthzStream {
 
         // The upstream may run either method: both must be allowed.
         let mut outcome = decide(&config, &line.method, &line, identity.as_ref());
-        let mut method = line.method.clone();
+        let mut method = line.method.as_str();
         if let (Decision::Allow(_), Some(m)) = (&outcome.decision, &overridden) {
             let second = decide(&config, m, &line, identity.as_ref());
             if matches!(second.decision, Decision::Deny(_)) {
                 outcome = second;
-                method = m.clone();
+                method = m;
             }
         }
         let rule = match outcome.rule.and_then(|i| config.rules.get(i)) {
             Some(r) => r.label.as_str(),
             None => "default",
         };
-        let path = printable(&line.path);
+        // The path as logged is made only for a message that is written.
         match &outcome.decision {
             Decision::Allow(how) => {
                 self.count(host, allowed_event(*how));
-                (host as &dyn Host)
-                    .debug_with(|| format!("scope-authz: allowed {method} {path} by {rule}"));
+                (host as &dyn Host).debug_with(|| {
+                    let path = printable(&line.path);
+                    format!("scope-authz: allowed {method} {path} by {rule}")
+                });
                 if !config.shadow {
                     self.prepare_upstream(host, &line);
                 }
                 Action::Continue
             }
-            Decision::Deny(denial) => self.deny(host, denial, &method, &path, rule),
+            Decision::Deny(denial) => self.deny(host, denial, method, &printable(&line.path), rule),
         }
     }
 
