@@ -346,8 +346,6 @@ fn call(kind: Kind, index: usize) {
     }
 }
 
-/// The properties audit-log reads for a record (its `a_record_makes_only_the_calls_it_needs`),
-/// each path's segments followed by a NUL, a filter-state key as one segment.
 /// The `compute` kind's work (see the module's documentation): what a filter does between host
 /// calls, in small: allocate, format integers, compare, move and hash bytes.
 fn compute(seed: u32) -> u32 {
@@ -369,6 +367,8 @@ pub extern "C" fn shieldwall_bench_compute(n: u32) -> u32 {
     (0..n).fold(0, |acc, i| acc ^ compute(i))
 }
 
+/// The properties audit-log reads for a record (its `a_record_makes_only_the_calls_it_needs`),
+/// each path's segments followed by a NUL, a filter-state key as one segment.
 const AUDIT_PATHS: [&[u8]; 18] = [
     b"source\0address\0",
     b"response\0code\0",
