@@ -89,8 +89,8 @@ cargo fmt --all -- --check
 
 # The native build of every test, example and binary, with clippy's lints (and -D warnings) on the
 # workspace's crates as they compile: one pass instead of `cargo clippy --all-targets` and then a
-# build, which checked every dependency and then built it again (scripts/lint-build.sh says how, and checks first
-# that a lint does fail the build).
+# build, which checked every dependency and then built it again (scripts/lint-build.sh says how,
+# and checks first that a lint does fail the build).
 step "lint and build the tests (native, every target cargo test builds, features: $features)"
 bash scripts/lint-build.sh --self-check
 bash scripts/lint-build.sh test --workspace --locked --no-run --features "$features"
