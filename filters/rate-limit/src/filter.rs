@@ -31,11 +31,16 @@ pub struct Worker {
     plugin: String,
     seed: u64,
     metrics: Metrics,
-    /// Per rule, the name of its `admitted` counter, made once (it is counted on most requests).
-    admitted: Vec<String>,
-    /// Per rule, its slots' shared-data keys up to the slot's index, made once.
-    slot_keys: Vec<table::SlotKeys>,
+    /// Per rule (in the configuration's order), the names its requests use, made once.
+    names: Vec<RuleNames>,
     leases: Leases,
+}
+
+/// The names a rule's requests use, made at configuration rather than on every request: its
+/// `admitted` counter (counted on most requests) and its slots' shared-data keys.
+struct RuleNames {
+    admitted: String,
+    slots: table::SlotKeys,
 }
 
 /// The most leases a worker keeps (one per rule and busy key); when they are all live, a rule
@@ -125,11 +130,13 @@ impl RootFilter for RateLimit {
         let config = Config::parse(config)?;
         let plugin = (host as &dyn Host).plugin_name();
         let seed = table::load_seed(host, FILTER, &plugin, shared::worker_id());
-        let admitted = config.rules.iter().map(|r| metric(r, "admitted")).collect();
-        let slot_keys = config
+        let names = config
             .rules
             .iter()
-            .map(|r| table::SlotKeys::new(FILTER, &plugin, &r.name))
+            .map(|r| RuleNames {
+                admitted: metric(r, "admitted"),
+                slots: table::SlotKeys::new(FILTER, &plugin, &r.name),
+            })
             .collect();
         Ok(RateLimit {
             config: Rc::new(config),
@@ -137,8 +144,7 @@ impl RootFilter for RateLimit {
                 plugin,
                 seed,
                 metrics: Metrics::new(FILTER),
-                admitted,
-                slot_keys,
+                names,
                 leases: Leases::default(),
             })),
         })
@@ -272,8 +278,8 @@ impl RateLimitStream {
                 1
             };
             let index = fp % rule.slots;
-            let slot = match worker.slot_keys.get(i) {
-                Some(keys) => keys.key(index),
+            let slot = match worker.names.get(i) {
+                Some(names) => names.slots.key(index),
                 None => table::slot_key(FILTER, &worker.plugin, &rule.name, index),
             };
             let taken = table::take_up_to(host, &slot, fp, &limit, now, want, returning);
@@ -416,9 +422,9 @@ impl RateLimitStream {
 
     fn admitted(&self, host: &mut dyn Host, worker: &mut Worker) {
         for v in &self.verdicts {
-            if let Some(name) = worker.admitted.get(v.rule) {
+            if let Some(names) = worker.names.get(v.rule) {
                 if v.decision.admitted {
-                    worker.metrics.inc(host, name);
+                    worker.metrics.inc(host, &names.admitted);
                 }
             }
         }
