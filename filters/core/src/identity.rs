@@ -171,20 +171,20 @@ impl Identity {
             r.at += 1;
         } else {
             loop {
-                let key = r.string()?;
+                let key = r.key()?;
                 r.eat(b':')?;
-                match key.as_str() {
-                    "sub" => id.sub = r.text()?,
-                    "iss" => id.iss = r.text()?,
-                    "aud" => id.aud = r.texts()?,
-                    "client_id" => id.client_id = r.text()?,
-                    "scopes" => id.scopes = r.texts()?,
-                    "tenant" => id.tenant = r.text()?,
-                    "spiffe_id" => id.spiffe_id = r.text()?,
-                    "cert_sha256" => id.cert_sha256 = r.text()?,
-                    "auth" => id.auth = r.texts()?,
-                    "exp" => id.exp = r.number()?,
-                    "claims" => {
+                match &*key {
+                    b"sub" => id.sub = r.text()?,
+                    b"iss" => id.iss = r.text()?,
+                    b"aud" => id.aud = r.texts()?,
+                    b"client_id" => id.client_id = r.text()?,
+                    b"scopes" => id.scopes = r.texts()?,
+                    b"tenant" => id.tenant = r.text()?,
+                    b"spiffe_id" => id.spiffe_id = r.text()?,
+                    b"cert_sha256" => id.cert_sha256 = r.text()?,
+                    b"auth" => id.auth = r.texts()?,
+                    b"exp" => id.exp = r.number()?,
+                    b"claims" => {
                         if r.peek()? != b'{' {
                             return None;
                         }
@@ -294,6 +294,23 @@ impl Identity {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A member's name: its bytes as written when it has no escapes (every name the writer
+    /// makes), decoded otherwise. The one allocation-free read: a name is compared, never kept.
+    fn key(&mut self) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let at = self.at;
+        let (start, end, escaped) = self.string_span()?;
+        if escaped {
+            self.at = at;
+            return self.string().map(|s| s.into_bytes().into());
+        }
+        let bytes: &'a [u8] = self.bytes;
+        let inner = bytes.get(start + 1..end.saturating_sub(1))?;
+        std::str::from_utf8(inner).ok()?;
+        Some(inner.into())
+    }
 }
 
 impl Reader<'_> {
@@ -616,6 +633,7 @@ mod tests {
         texts.extend(
             [
                 r#"{"sub": "a\"b\\c\u00e9\/", "aud": ["x\ty"], "tenant": "\u0074"}"#,
+                r#"{"s\u0075b": "s", "ten\u0061nt": "t", "\u00e9": 1, "é": 2}"#,
                 " \n{ \"sub\" :\t\"s\" , \"scopes\" : [ \"a\" , \"b\" ] , \"exp\" : 7 }\r\n ",
                 r#"{"claims": {"a": [1, {"b": "}]"}], "c": "{"}, "sub": "s"}"#,
                 r#"{"colour": {"x": [true, false, null, -1.5e3, "]"]}, "sub": "s"}"#,
