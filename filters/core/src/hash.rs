@@ -71,6 +71,21 @@ pub type IdMap<K, V> = HashMap<K, V, IdBuildHasher>;
 /// A set whose members no client chooses.
 pub type IdSet<K> = HashSet<K, IdBuildHasher>;
 
+/// Whether two byte strings are equal, compared eight bytes at a time. The wasm target's `==` on
+/// slices is `memcmp`, which compiler-builtins implements a byte at a time: comparing a cached
+/// token (several hundred bytes) with the request's was a sixth of jwt-auth's instructions on a
+/// cache hit.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let ((wa, ra), (wb, rb)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    wa.iter()
+        .zip(wb)
+        .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && ra.iter().zip(rb).all(|(x, y)| x == y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +93,23 @@ mod tests {
 
     fn hash<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
         IdBuildHasher::default().hash_one(value)
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let text: Vec<u8> = (0..=255u8).cycle().take(601).collect();
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 599, 600] {
+            let a = &text[..len];
+            assert!(same_bytes(a, a));
+            let copy = Vec::from(a);
+            assert!(same_bytes(a, &copy));
+            assert!(!same_bytes(a, &text[..len + 1]));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "len {len}, byte {at}");
+            }
+        }
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl<V: Clone> TokenMemo<V> {
     pub fn get(&mut self, token: &str, now_s: u64) -> Option<V> {
         let key = self.hasher.hash_one(token);
         let entry = self.map.get(&key)?;
-        if *entry.token != *token {
+        if !crate::hash::same_bytes(entry.token.as_bytes(), token.as_bytes()) {
             return None;
         }
         if entry.expires_s <= now_s {

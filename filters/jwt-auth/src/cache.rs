@@ -75,7 +75,7 @@ impl TokenCache {
     /// The verification of exactly this token, if cached and not expired.
     pub fn get(&mut self, key: &TokenHash, token: &str, now_s: u64) -> Option<Rc<Verified>> {
         let entry = self.map.get(key)?;
-        if *entry.token != *token {
+        if !shieldwall_core::hash::same_bytes(entry.token.as_bytes(), token.as_bytes()) {
             return None;
         }
         if entry.expires_s <= now_s {
