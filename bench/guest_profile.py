@@ -3,7 +3,7 @@
 cached token, scope-authz, rate-limit) run on the test host (wasmtime, not Envoy's V8), sampled by
 perf, each sample put to the module and the function it fell in.
 
-    python3 bench/guest_profile.py [--requests N] [--plugins chain|jwt|rl] [--top K]
+    python3 bench/guest_profile.py [--requests N] [--plugins chain|jwt|rl|cold] [--top K]
 
 Builds the three modules with their function names (`CARGO_PROFILE_RELEASE_STRIP=false`, in a target
 directory of their own, so the release modules stay as they are), runs
@@ -66,7 +66,7 @@ def map_modules(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=30000)
-    ap.add_argument("--plugins", choices=["chain", "jwt", "rl"], default="chain")
+    ap.add_argument("--plugins", choices=["chain", "jwt", "rl", "cold"], default="chain")
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
     target = subprocess.run(["bash", "scripts/target-dir.sh"], cwd=ROOT, check=True, capture_output=True,

@@ -4,9 +4,10 @@
 //! bench/run.py gives Envoy. Prints the time per request. bench/guest_profile.py runs it under
 //! perf to see where the modules' own code spends a request.
 //!
-//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [chain|jwt|rl|floor]`,
+//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [chain|jwt|rl|cold|floor]`,
 //! DIR holding `jwt_auth.wasm`, `scope_authz.wasm` and `rate_limit.wasm`; `jwt` or `rl` runs that
-//! module alone. `floor` runs the chain's floor instead, as the benchmark's `diag-swap-0` row
+//! module alone; `cold` runs jwt-auth alone with a new RS256 token on every request (the
+//! benchmark's cold RS256 row: N tokens, more than the token cache holds, so every one verifies). `floor` runs the chain's floor instead, as the benchmark's `diag-swap-0` row
 //! does in Envoy: three hostcalls guests (`hostcalls.wasm`, also in DIR), each making just its
 //! module's host calls (bench/run.py's lists); the chain's time minus the floor's is what the
 //! three modules cost on the test host beyond their calls, wasmtime's own code for them included.
@@ -41,7 +42,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
-        .ok_or("usage: chain_profile DIR [N] [chain|jwt|rl|floor]")?;
+        .ok_or("usage: chain_profile DIR [N] [chain|jwt|rl|cold|floor]")?;
     let n: usize = args.next().map_or(Ok(30_000), |v| v.parse())?;
     let which = args.next().unwrap_or_else(|| "chain".into());
     let keys = KeySet::generate()?;
@@ -79,7 +80,7 @@ fn main() -> Result<()> {
         )
     };
     let plugins = match which.as_str() {
-        "jwt" => vec![jwt],
+        "jwt" | "cold" => vec![jwt],
         "rl" => vec![rl],
         "chain" => vec![jwt, scope, rl],
         "floor" => vec![
@@ -87,17 +88,33 @@ fn main() -> Result<()> {
             seq("scope", SCOPE_CALLS),
             seq("rl", RL_CALLS),
         ],
-        other => return Err(format!("unknown plugins `{other}`: chain, jwt, rl or floor").into()),
+        other => {
+            return Err(format!("unknown plugins `{other}`: chain, jwt, rl, cold or floor").into())
+        }
     };
     let envoy = Envoy::new();
-    let token = keys.token(Alg::Es256, &claims(0, envoy.now_unix_secs(), 3600))?;
-    let bearer = format!("Bearer {token}");
+    let now = envoy.now_unix_secs();
+    let bearers = if which == "cold" {
+        (0..n)
+            .map(|i| {
+                Ok(format!(
+                    "Bearer {}",
+                    keys.token(Alg::Rs256, &claims(i, now, 3600))?
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        vec![format!(
+            "Bearer {}",
+            keys.token(Alg::Es256, &claims(0, now, 3600))?
+        )]
+    };
     let worker = envoy.worker(&plugins).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    for _ in 0..n {
+    for bearer in bearers.iter().cycle().take(n) {
         let mut stream = worker.stream(
             Request::get("/orders")
-                .header("authorization", &bearer)
+                .header("authorization", bearer)
                 .source("10.0.0.1:40000"),
         );
         match stream.send_request() {
