@@ -4,6 +4,8 @@
 //! Every string that came from the request or the caller goes through the [`Masker`] here; the
 //! values the filter or Envoy produced (status, sizes, durations, decisions) are written as is.
 
+use std::rc::Rc;
+
 use shieldwall_core::decision::Decision;
 use shieldwall_core::Identity;
 
@@ -64,7 +66,7 @@ pub struct Facts {
     pub user_agent: Option<String>,
     pub route: Option<String>,
     pub cluster: Option<String>,
-    pub identity: Option<Identity>,
+    pub identity: Option<Rc<Identity>>,
     pub decisions: Vec<FilterDecision>,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,

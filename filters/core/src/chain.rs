@@ -19,7 +19,8 @@
 //! - The identity context (`shieldwall.identity`) a stage writes is still written to the proxy
 //!   (access logs, later modules), and kept in memory for the later stages of the same request,
 //!   which then read it without a call to the proxy, and, when written as a value
-//!   (`Identity::merge_and_write`), without parsing it either.
+//!   (`Identity::merge_and_write`, or an authenticator's cached identity), without parsing it
+//!   either: they share that value (`Rc<Identity>`), claims included, without a copy each.
 //! - So are the decisions the stages record (`shieldwall.decision.<filter>`): written to the
 //!   proxy once each, and read back by later stages (audit-log's record) from memory.
 
@@ -113,7 +114,7 @@ fn gcd(a: u128, b: u128) -> u128 {
 /// when it was written as a value, that value, which later stages get without parsing the bytes.
 struct StageIdentity {
     bytes: Vec<u8>,
-    parsed: Option<Identity>,
+    parsed: Option<Rc<Identity>>,
 }
 
 /// The decisions the stages of one request recorded: property name → the value written.
@@ -309,15 +310,15 @@ impl Host for StageHost<'_> {
             None => self.inner.send_local_reply(status, headers, body),
         }
     }
-    fn known_identity(&self) -> Option<Identity> {
+    fn known_identity(&self) -> Option<Rc<Identity>> {
         self.identity.as_deref()?.as_ref()?.parsed.clone()
     }
-    fn write_identity(&mut self, identity: &Identity, bytes: &[u8]) -> Result<(), HostError> {
+    fn write_identity(&mut self, identity: &Rc<Identity>, bytes: &[u8]) -> Result<(), HostError> {
         self.inner.set_property(&[IDENTITY_PROPERTY], bytes)?;
         if let Some(slot) = self.identity.as_deref_mut() {
             *slot = Some(StageIdentity {
                 bytes: bytes.to_vec(),
-                parsed: Some(identity.clone()),
+                parsed: Some(Rc::clone(identity)),
             });
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! their logic runs natively in unit tests (with [`crate::testing::MockHost`]) and in wasm through
 //! the one proxy-wasm adapter in [`crate::wasm`].
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::decision::Decision;
@@ -176,12 +177,12 @@ pub trait Host {
     // ---- the identity context, where a host keeps it as a value
     /// The identity context of this stream when the host holds it as a value (the one-module
     /// chain keeps what an earlier stage wrote); `None`: read the property.
-    fn known_identity(&self) -> Option<Identity> {
+    fn known_identity(&self) -> Option<Rc<Identity>> {
         None
     }
     /// Writes the identity context: its JSON as the property (for access logs and later
     /// modules), and, where the host keeps it, the value itself.
-    fn write_identity(&mut self, identity: &Identity, bytes: &[u8]) -> Result<(), HostError> {
+    fn write_identity(&mut self, identity: &Rc<Identity>, bytes: &[u8]) -> Result<(), HostError> {
         let _ = identity;
         self.set_property(&[IDENTITY_PROPERTY], bytes)
     }

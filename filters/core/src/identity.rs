@@ -4,6 +4,8 @@
 //! filter-state key `wasm.shieldwall.identity`), which a client cannot write. One JSON object; a
 //! later authenticator merges into it instead of replacing it.
 
+use std::rc::Rc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -145,7 +147,9 @@ impl<'de> Deserialize<'de> for Claims {
 impl Identity {
     /// Reads the identity context of the current stream. `None` when no authenticator wrote one,
     /// or when it cannot be parsed (which only a bug can cause: clients cannot write it).
-    pub fn read(host: &dyn Host) -> Option<Identity> {
+    /// Shared, not copied: in the one-module chain every stage gets the value the authenticator
+    /// wrote (its claims included) without a copy of its own.
+    pub fn read(host: &dyn Host) -> Option<Rc<Identity>> {
         if let Some(known) = host.known_identity() {
             return Some(known);
         }
@@ -153,7 +157,7 @@ impl Identity {
         if bytes.is_empty() {
             return None;
         }
-        Identity::parse(&bytes)
+        Identity::parse(&bytes).map(Rc::new)
     }
 
     /// The identity context from its JSON text, as serde's derived reader takes it (every member
@@ -208,15 +212,17 @@ impl Identity {
     }
 
     /// Merges `self` into what is already there and writes the result.
-    pub fn merge_and_write(self, host: &mut dyn Host) -> Result<Identity, HostError> {
+    pub fn merge_and_write(self, host: &mut dyn Host) -> Result<Rc<Identity>, HostError> {
         let merged = match Identity::read(host) {
-            Some(mut existing) => {
+            Some(existing) => {
+                let mut existing = Rc::unwrap_or_clone(existing);
                 existing.merge(self);
                 existing
             }
             None => self,
         };
         let bytes = serde_json::to_vec(&merged).map_err(|_| HostError::Failed)?;
+        let merged = Rc::new(merged);
         host.write_identity(&merged, &bytes)?;
         Ok(merged)
     }
@@ -528,7 +534,7 @@ impl TryFrom<Value> for IdentityFrom {
 
 impl IdentityFrom {
     /// The caller's identity on the current stream, from where this says.
-    pub fn read(&self, host: &dyn Host) -> Option<Identity> {
+    pub fn read(&self, host: &dyn Host) -> Option<Rc<Identity>> {
         match self {
             IdentityFrom::Shieldwall => Identity::read(host),
             IdentityFrom::JwtAuthn {
@@ -547,11 +553,12 @@ impl IdentityFrom {
                         crate::authn::identity_from_claims(claims, "jwt_authn", tenant_claim)
                     });
                 match (Identity::read(host), from_jwt) {
-                    (Some(mut context), Some(jwt)) => {
+                    (Some(context), Some(jwt)) => {
+                        let mut context = Rc::unwrap_or_clone(context);
                         context.merge(jwt);
-                        Some(context)
+                        Some(Rc::new(context))
                     }
-                    (context, jwt) => jwt.or(context),
+                    (context, jwt) => jwt.map(Rc::new).or(context),
                 }
             }
         }

@@ -22,8 +22,9 @@ pub type TokenHash = u64;
 pub struct Verified {
     pub provider: usize,
     /// The identity the token establishes; its `claims` are the token's, checked again on
-    /// every hit.
-    pub identity: Identity,
+    /// every hit. Shared with the identity context it is written to (the one-module chain keeps
+    /// the value for its later stages).
+    pub identity: Rc<Identity>,
     /// `identity` as the JSON written to the identity context, serialised once.
     pub identity_json: Vec<u8>,
     /// The token's payload segment (base64url), for `forward_payload_header`.
@@ -133,7 +134,7 @@ mod tests {
     fn verified(provider: usize, kid: Option<&str>) -> Rc<Verified> {
         Rc::new(Verified {
             provider,
-            identity: Identity::default(),
+            identity: Rc::default(),
             identity_json: Vec::new(),
             payload_b64: String::new(),
             kid: kid.map(str::to_string),

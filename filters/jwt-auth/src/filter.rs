@@ -14,7 +14,7 @@ use shieldwall_core::binding::{check_certificate_binding, BindingError};
 use shieldwall_core::budget::Charge;
 use shieldwall_core::credential::{extract_from_request, remove_credential, Extracted};
 use shieldwall_core::hash::IdMap;
-use shieldwall_core::identity::IDENTITY_PROPERTY;
+use shieldwall_core::identity::{Identity, IDENTITY_PROPERTY};
 use shieldwall_core::metrics::Metrics;
 use shieldwall_core::{shared, slots};
 use shieldwall_core::{
@@ -474,7 +474,7 @@ impl JwtStream {
             let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
             let verified = Rc::new(Verified {
                 provider: p,
-                identity,
+                identity: Rc::new(identity),
                 identity_json,
                 payload_b64,
                 kid,
@@ -741,9 +741,9 @@ impl JwtStream {
         let written = if verified.len() == 1 && !earlier && !first.identity_json.is_empty() {
             host.write_identity(&first.identity, &first.identity_json)
         } else {
-            let mut identity = first.identity.clone();
+            let mut identity = Identity::clone(&first.identity);
             for v in verified.iter().skip(1) {
-                identity.merge(v.identity.clone());
+                identity.merge(Identity::clone(&v.identity));
             }
             identity.merge_and_write(host).map(|_| ())
         };

@@ -228,8 +228,10 @@ impl PayloadGuardStream {
         self.pending = None;
         let code = d.reply.error;
         let client = Identity::read(host)
-            .and_then(|i| i.client_id.or(i.sub))
-            .map(|c| format!(" client {}", printable(&c)))
+            .and_then(|i| {
+                let c = i.client_id.as_deref().or(i.sub.as_deref())?;
+                Some(format!(" client {}", printable(c)))
+            })
             .unwrap_or_default();
         let detail = if d.detail.is_empty() {
             String::new()

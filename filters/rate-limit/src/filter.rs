@@ -196,9 +196,9 @@ impl RateLimitStream {
         &self,
         host: &dyn Host,
         rule: &Rule,
-        identity: &mut Option<Option<Identity>>,
+        identity: &mut Option<Option<Rc<Identity>>>,
     ) -> Option<(String, Limit)> {
-        let mut ident = |host: &dyn Host| -> Option<Identity> {
+        let mut ident = |host: &dyn Host| -> Option<Rc<Identity>> {
             identity
                 .get_or_insert_with(|| self.config.identity_from.read(host))
                 .clone()

@@ -171,10 +171,10 @@ impl ScopeAuthzStream {
         let identity = self.config.identity_from.read(host);
 
         // The upstream may run either method: both must be allowed.
-        let mut outcome = decide(&config, &line.method, &line, identity.as_ref());
+        let mut outcome = decide(&config, &line.method, &line, identity.as_deref());
         let mut method = line.method.as_str();
         if let (Decision::Allow(_), Some(m)) = (&outcome.decision, &overridden) {
-            let second = decide(&config, m, &line, identity.as_ref());
+            let second = decide(&config, m, &line, identity.as_deref());
             if matches!(second.decision, Decision::Deny(_)) {
                 outcome = second;
                 method = m;

@@ -57,7 +57,7 @@ struct Tables {
 /// members themselves are the identity's `claims`), serialised once (a hit from the memo then
 /// costs no JSON work).
 pub struct Known {
-    identity: Identity,
+    identity: Rc<Identity>,
     identity_json: Vec<u8>,
 }
 
@@ -66,7 +66,7 @@ impl Known {
         let identity = identity_from_claims(members, "introspection", &provider.tenant_claim);
         let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
         Known {
-            identity,
+            identity: Rc::new(identity),
             identity_json,
         }
     }
@@ -772,7 +772,7 @@ impl IntrospectionStream {
             _ => {
                 let mut identity = Identity::default();
                 for (_, known) in accepted {
-                    identity.merge(known.identity.clone());
+                    identity.merge(Identity::clone(&known.identity));
                 }
                 identity.merge_and_write(host).map(|_| ())
             }
