@@ -3,9 +3,10 @@
 cached token, scope-authz, rate-limit) run on the test host (wasmtime, not Envoy's V8), sampled by
 perf, each sample put to the module and the function it fell in.
 
-    python3 bench/guest_profile.py [--requests N] [--plugins chain|jwt|rl|cold] [--top K]
+    python3 bench/guest_profile.py [--requests N] [--plugins chain|one|jwt|rl|cold] [--top K]
 
-Builds the three modules with their function names (`CARGO_PROFILE_RELEASE_STRIP=false`, in a target
+`--plugins one` runs the same chain in the one module, built with just those three filters.
+Builds the modules with their function names (`CARGO_PROFILE_RELEASE_STRIP=false`, in a target
 directory of their own, so the release modules stay as they are), runs
 `bench/mint/examples/chain_profile.rs` under `perf record` with `SHIELDWALL_WASM_PERFMAP=1` (the
 test host then writes a perf map of the code it compiles), and prints per module its share of the
@@ -58,7 +59,9 @@ def map_modules(path):
     out = []
     for block in blocks:
         names = " ".join(n for _, _, n in block)
-        module = next((m for crate, m in MODULES.items() if crate in names), "?")
+        # The one module holds every filter's code; its own crate's symbols name it.
+        module = "shieldwall" if "_ZN10shieldwall" in names else next(
+            (m for crate, m in MODULES.items() if crate in names), "?")
         out.extend((a, a + size, module, n) for a, size, n in block)
     return sorted(out)
 
@@ -66,7 +69,7 @@ def map_modules(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=30000)
-    ap.add_argument("--plugins", choices=["chain", "jwt", "rl", "cold"], default="chain")
+    ap.add_argument("--plugins", choices=["chain", "one", "jwt", "rl", "cold"], default="chain")
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
     target = subprocess.run(["bash", "scripts/target-dir.sh"], cwd=ROOT, check=True, capture_output=True,
@@ -75,6 +78,9 @@ def main():
     env = dict(os.environ, CARGO_PROFILE_RELEASE_STRIP="false")
     run(["cargo", "build", "-q", "--release", "--target", "wasm32-wasip1", "--target-dir", named]
         + [a for m in MODULES.values() for a in ("-p", m)], env=env)
+    if args.plugins == "one":
+        run(["cargo", "build", "-q", "--release", "--target", "wasm32-wasip1", "--target-dir", named,
+             "-p", "shieldwall", "--no-default-features", "--features", ",".join(MODULES.values())], env=env)
     run(["cargo", "build", "-q", "--release", "-p", "bench-mint", "--example", "chain_profile"])
     example = os.path.join(target, "release", "examples", "chain_profile")
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,13 +4,18 @@
 //! bench/run.py gives Envoy. Prints the time per request. bench/guest_profile.py runs it under
 //! perf to see where the modules' own code spends a request.
 //!
-//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [chain|jwt|rl|cold|floor]`,
-//! DIR holding `jwt_auth.wasm`, `scope_authz.wasm` and `rate_limit.wasm`; `jwt` or `rl` runs that
-//! module alone; `cold` runs jwt-auth alone with a new RS256 token on every request (the
-//! benchmark's cold RS256 row: N tokens, more than the token cache holds, so every one verifies). `floor` runs the chain's floor instead, as the benchmark's `diag-swap-0` row
-//! does in Envoy: three hostcalls guests (`hostcalls.wasm`, also in DIR), each making just its
-//! module's host calls (bench/run.py's lists); the chain's time minus the floor's is what the
-//! three modules cost on the test host beyond their calls, wasmtime's own code for them included.
+//! `cargo run --release -p bench-mint --example chain_profile -- DIR [N] [MODE]`, DIR holding
+//! `jwt_auth.wasm`, `scope_authz.wasm` and `rate_limit.wasm`. MODE:
+//! - `chain` (the default): the three modules;
+//! - `one`: the same chain as the one module (`shieldwall.wasm` in DIR), its `chain` listing the
+//!   three configurations;
+//! - `jwt` or `rl`: that module alone;
+//! - `cold`: jwt-auth alone with a new RS256 token on every request, as the benchmark's cold
+//!   RS256 row (N tokens, more than the token cache holds, so every one verifies);
+//! - `floor`: the chain's floor, as the benchmark's `diag-swap-0` row does in Envoy: three
+//!   hostcalls guests (`hostcalls.wasm`, also in DIR), each making just its module's host calls
+//!   (bench/run.py's lists); the chain's time minus the floor's is what the three modules cost on
+//!   the test host beyond their calls, wasmtime's own code for them included.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,34 +47,31 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
-        .ok_or("usage: chain_profile DIR [N] [chain|jwt|rl|cold|floor]")?;
+        .ok_or("usage: chain_profile DIR [N] [chain|one|jwt|rl|cold|floor]")?;
     let n: usize = args.next().map_or(Ok(30_000), |v| v.parse())?;
     let which = args.next().unwrap_or_else(|| "chain".into());
     let keys = KeySet::generate()?;
-    let jwt = plugin(
-        &dir,
-        "jwt_auth.wasm",
-        "jwt",
-        &json!({
+    let jwt_config = json!({
         "providers": {"bench": {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": keys.jwks()}},
-        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]}),
-    );
-    let scope = plugin(
-        &dir,
-        "scope_authz.wasm",
-        "scope",
-        &json!({
-        "rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]}),
-    );
-    let rl = plugin(
-        &dir,
-        "rate_limit.wasm",
-        "rl",
-        &json!({
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]});
+    let scope_config = json!({
+        "rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
+    let rl_config = json!({
         "rules": [{"name": "per-ip", "match": {"prefix": "/"}, "key": {"source": "client_ip"},
                    "limit": {"requests": 1_000_000_000u64, "per": "second"}}],
-        "headers": "none"}),
+        "headers": "none"});
+    let one = plugin(
+        &dir,
+        "shieldwall.wasm",
+        "one",
+        &json!({"chain": [
+            {"filter": "jwt-auth", "config": jwt_config},
+            {"filter": "scope-authz", "config": scope_config},
+            {"filter": "rate-limit", "config": rl_config}]}),
     );
+    let jwt = plugin(&dir, "jwt_auth.wasm", "jwt", &jwt_config);
+    let scope = plugin(&dir, "scope_authz.wasm", "scope", &scope_config);
+    let rl = plugin(&dir, "rate_limit.wasm", "rl", &rl_config);
     // A hostcalls guest making `calls` once each, in order.
     let seq = |name: &str, calls: &str| {
         plugin(
@@ -83,13 +85,16 @@ fn main() -> Result<()> {
         "jwt" | "cold" => vec![jwt],
         "rl" => vec![rl],
         "chain" => vec![jwt, scope, rl],
+        "one" => vec![one],
         "floor" => vec![
             seq("jwt", JWT_CALLS),
             seq("scope", SCOPE_CALLS),
             seq("rl", RL_CALLS),
         ],
         other => {
-            return Err(format!("unknown plugins `{other}`: chain, jwt, rl, cold or floor").into())
+            return Err(
+                format!("unknown plugins `{other}`: chain, one, jwt, rl, cold or floor").into(),
+            )
         }
     };
     let envoy = Envoy::new();
