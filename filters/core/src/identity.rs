@@ -4,6 +4,7 @@
 //! filter-state key `wasm.shieldwall.identity`), which a client cannot write. One JSON object; a
 //! later authenticator merges into it instead of replacing it.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -175,20 +176,20 @@ impl Identity {
             r.at += 1;
         } else {
             loop {
-                let key = r.key()?;
+                let key = r.str()?;
                 r.eat(b':')?;
                 match &*key {
-                    b"sub" => id.sub = r.text()?,
-                    b"iss" => id.iss = r.text()?,
-                    b"aud" => id.aud = r.texts()?,
-                    b"client_id" => id.client_id = r.text()?,
-                    b"scopes" => id.scopes = r.texts()?,
-                    b"tenant" => id.tenant = r.text()?,
-                    b"spiffe_id" => id.spiffe_id = r.text()?,
-                    b"cert_sha256" => id.cert_sha256 = r.text()?,
-                    b"auth" => id.auth = r.texts()?,
-                    b"exp" => id.exp = r.number()?,
-                    b"claims" => {
+                    "sub" => id.sub = r.text()?,
+                    "iss" => id.iss = r.text()?,
+                    "aud" => id.aud = r.texts()?,
+                    "client_id" => id.client_id = r.text()?,
+                    "scopes" => id.scopes = r.texts()?,
+                    "tenant" => id.tenant = r.text()?,
+                    "spiffe_id" => id.spiffe_id = r.text()?,
+                    "cert_sha256" => id.cert_sha256 = r.text()?,
+                    "auth" => id.auth = r.texts()?,
+                    "exp" => id.exp = r.number()?,
+                    "claims" => {
                         if r.peek()? != b'{' {
                             return None;
                         }
@@ -303,23 +304,6 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A member's name: its bytes as written when it has no escapes (every name the writer
-    /// makes), decoded otherwise. The one allocation-free read: a name is compared, never kept.
-    fn key(&mut self) -> Option<std::borrow::Cow<'a, [u8]>> {
-        let at = self.at;
-        let (start, end, escaped) = self.string_span()?;
-        if escaped {
-            self.at = at;
-            return self.string().map(|s| s.into_bytes().into());
-        }
-        let bytes: &'a [u8] = self.bytes;
-        let inner = bytes.get(start + 1..end.saturating_sub(1))?;
-        std::str::from_utf8(inner).ok()?;
-        Some(inner.into())
-    }
-}
-
-impl Reader<'_> {
     /// The next byte that is not white space, left in place; `None` at the end.
     fn peek(&mut self) -> Option<u8> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
@@ -359,19 +343,27 @@ impl Reader<'_> {
         Some((start, self.at, escaped))
     }
 
-    fn string(&mut self) -> Option<String> {
+    /// The string at the cursor: the text as written when it has no escapes (every member name
+    /// the writer makes; a name is compared, never kept, so reading one allocates nothing),
+    /// decoded otherwise.
+    fn str(&mut self) -> Option<Cow<'a, str>> {
         let (start, end, escaped) = self.string_span()?;
-        let quoted = self.bytes.get(start..end)?;
+        let bytes: &'a [u8] = self.bytes;
+        let quoted = bytes.get(start..end)?;
         if escaped {
             // As a `Value` (see `parse_object`).
             match serde_json::from_slice(quoted) {
-                Ok(Value::String(text)) => Some(text),
+                Ok(Value::String(text)) => Some(Cow::Owned(text)),
                 _ => None,
             }
         } else {
             let inner = quoted.get(1..quoted.len().saturating_sub(1))?;
-            std::str::from_utf8(inner).ok().map(str::to_owned)
+            std::str::from_utf8(inner).ok().map(Cow::Borrowed)
         }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        self.str().map(Cow::into_owned)
     }
 
     /// The word at the cursor (`null`, `true`, a number, …): its span, empty where there is
