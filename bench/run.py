@@ -187,17 +187,18 @@ HOSTCALLS_PER_REQUEST = int(ENV.get("BENCH_HOSTCALLS_PER_REQUEST", "20"))
 ALONE_KINDS = ["get_header", "get_header_pairs", "replace_header", "get_property", "set_property_new",
                "get_property_missing", "memory_copy", "get_shared", "set_shared", "metric", "clock"]
 # The host calls of a row's path, as the unit tests pin them, as the wasm adapter makes them: the
-# header reads of one callback are one read of the header map; a removed header is priced as a set
+# header reads of one callback are one read of the header map; a counter's increment is no call
+# (counted in the VM, handed to Envoy on the tick); a removed header is priced as a set
 # one; a filter-state key written for the first time on a request (the identity, the decision
 # record, which comes last) is a new object; a read of an earlier filter's identity that no filter
 # wrote finds nothing.
-_JWT_WARM_CALLS = ["get_header_pairs", "clock", "metric", "get_property_missing", "set_property_new",
-                   "replace_header", "metric", "set_property_new"]
-_RATELIMIT_CALLS = ["get_header_pairs", "clock", "get_property", "get_shared", "set_shared", "metric",
+_JWT_WARM_CALLS = ["get_header_pairs", "clock", "get_property_missing", "set_property_new",
+                   "replace_header", "set_property_new"]
+_RATELIMIT_CALLS = ["get_header_pairs", "clock", "get_property", "get_shared", "set_shared",
                     "set_property_new"]
 # scope-authz as its own module (its `an_allowed_request_makes_only_the_calls_it_needs`): the header
-# map, the identity jwt-auth wrote, a metric and the decision record.
-_SCOPE_CALLS = ["get_header_pairs", "get_property", "metric", "set_property_new"]
+# map, the identity jwt-auth wrote and the decision record.
+_SCOPE_CALLS = ["get_header_pairs", "get_property", "set_property_new"]
 FLOOR_CALLS = {
     "warm": _JWT_WARM_CALLS,
     "ratelimit": _RATELIMIT_CALLS,
@@ -205,24 +206,24 @@ FLOOR_CALLS = {
     "chain": _JWT_WARM_CALLS + _SCOPE_CALLS + _RATELIMIT_CALLS,
     # The one module (shieldwall's `the_chain_makes_only_the_calls_it_needs`): one header-map read
     # and one clock read for the three stages, the identity and the request line from memory.
-    "chain-one": ["get_header_pairs", "clock", "metric", "get_property_missing", "set_property_new",
-                  "replace_header", "metric", "set_property_new", "metric", "set_property_new", "get_property",
-                  "get_shared", "set_shared", "metric", "set_property_new"],
+    "chain-one": ["get_header_pairs", "clock", "get_property_missing", "set_property_new",
+                  "replace_header", "set_property_new", "set_property_new", "get_property",
+                  "get_shared", "set_shared", "set_property_new"],
     # The full chain in one module (shieldwall's `the_full_chain_makes_only_the_calls_it_needs`), as
     # Envoy runs it: a read that finds nothing (a connection without TLS, an identity or decision no
     # stage wrote) is priced as one, every other property read as `source.address`'s.
-    "full-one": ["clock", "get_header_pairs", "get_property", "set_property_new",          # audit-log
-                 "get_property", "metric", "set_property_new",                             # mtls-identity
-                 "metric", "get_property_missing", "set_property_new", "replace_header",   # jwt-auth
-                 "metric", "set_property_new",
-                 "metric", "set_property_new",                                             # scope-authz
-                 "get_property", "get_shared", "set_shared", "metric", "set_property_new", # rate-limit
-                 "metric", "set_property_new",                                             # payload-guard
-                 "replace_header", "replace_header", "metric", "set_property_new",         # identity-exchange
+    "full-one": ["clock", "get_header_pairs", "get_property", "set_property_new",  # audit-log
+                 "get_property", "set_property_new",                                 # mtls-identity
+                 "get_property_missing", "set_property_new", "replace_header",       # jwt-auth
+                 "set_property_new",
+                 "set_property_new",                                                 # scope-authz
+                 "get_property", "get_shared", "set_shared", "set_property_new",     # rate-limit
+                 "set_property_new",                                                 # payload-guard
+                 "replace_header", "replace_header", "set_property_new",             # identity-exchange
                  # audit-log's record at the end of the stream
                  "get_property", "get_property", "get_property", "get_property", "get_property",
                  "get_property_missing", "get_property", "get_property", "get_property",
-                 "get_property_missing", "get_property_missing", "set_property_new", "metric"],
+                 "get_property_missing", "get_property_missing", "set_property_new"],
 }
 # How many modules a row's path runs through (each pays the empty module's fixed cost).
 FLOOR_MODULES = {"chain": 3}
@@ -231,7 +232,7 @@ FLOOR_MODULES = {"chain": 3}
 # priced as the block the hostcalls guest reads at the end of the stream (`audit_reads`: eight are
 # there on a plaintext request, ten find nothing: connection.tls_version without TLS, the identity
 # and eight decisions of filters the row does not run).
-AUDIT_FLOOR_CALLS = ["clock", "get_header_pairs", "audit_reads", "set_property_new", "metric"]
+AUDIT_FLOOR_CALLS = ["clock", "get_header_pairs", "audit_reads", "set_property_new"]
 # Each path's calls as the modules on it make them (one list per module). The hostcalls guest makes
 # a list once per request, in order (`seq`), one module per list: what the path's calls cost
 # together, measured rather than priced.
@@ -247,7 +248,7 @@ LADDER_RUNGS = [
     ("line", "+ the request line (one read of the request header map, the path normalised)"),
     ("route", "+ the line matched against one rule (`prefix: /`)"),
     ("record", "+ the decision record (one property write)"),
-    ("metric", "+ one counter incremented (jwt-auth's `allowed.public`)"),
+    ("metric", "+ one counter incremented (jwt-auth's `allowed.public`; counted in the VM, flushed on the tick)"),
 ]
 
 
@@ -1878,12 +1879,8 @@ def report(samples, mem, mic, meta, atk):
         elif k == "exchange-cached-one":
             w(f"- **identity-exchange cached, one module** ({verdicts[k][0]:.1f} µs > 10 µs): what remains on a cache "
               "hit is the clock, the cache lookup keyed by the identity's bytes, the two header replacements (token "
-              "and SPIFFE ID), a metric and the decision record; the request line and the identity come from the "
-              "chain's memory. What would close it: one header write for both values where the proxy allows it."
-              + (f" Counting the metric locally would save one host call: an increment prices at "
-                 f"{prices['metric']:.1f} µs made twenty times in a row, and more made once among other calls "
-                 "(the floor table's measured column)."
-                 if (prices := hostcall_prices(samples, ceiling_us, added.get("diag-noop", (0, None))[1])) else ""))
+              "and SPIFFE ID), a counted metric and the decision record; the request line and the identity come from the "
+              "chain's memory. What would close it: one header write for both values where the proxy allows it.")
         elif k == "introspection-cached":
             w(f"- **token-introspection cached** ({verdicts[k][0]:.2f}× jwt-auth warm > 1.10×): both paths make the "
               "same host calls (each filter's test `a_cached_token_makes_only_the_calls_it_needs`) and both answer "
@@ -1947,18 +1944,6 @@ def report(samples, mem, mic, meta, atk):
                 bound += (f"With the host calls the path makes (the floor table: {len(calls)} calls, {at_floor:.1f} µs "
                           f"{how}), at most {best_calls:.2f}: " + verdict)
             extra = ""
-            if k == "warm" and prices:
-                n = FLOOR_CALLS["warm"].count("metric")
-                noise = abs(prices["memory_copy"])
-                if prices["metric"] <= noise:
-                    extra = (f" Counting the path's {n} metric increments locally and flushing them on the tick would "
-                             f"save what this run cannot tell from its noise (an increment prices at "
-                             f"{prices['metric']:.2f} µs, the control row at {prices['memory_copy']:.2f} µs).")
-                else:
-                    saved = n * prices["metric"]
-                    extra = (f" Counting the path's {n} metric increments locally and flushing them on the tick would "
-                             f"take at most {saved:.1f} µs off (the table's price of an increment), a ratio by Envoy "
-                             f"CPU of at most {(ceiling_us + nu) / (ceiling_us + ou - saved):.2f}.")
             if k == "chain" and (steps := swap_steps(samples)):
                 extra = " " + chain_by_module(steps, ceiling_us, nu, ou, verdicts[k][1])
             w(f"- **{k}** ({verdicts[k][0]:.2f} < {verdicts[k][1]:.2f}): ours adds {ou:.1f} µs of Envoy CPU per request "
@@ -2024,13 +2009,14 @@ CLOSE = {
     "module: the same hand-written configuration reading.",
     "memory": "What would close it: each wasm VM (one per module and worker) holds its own linear memory; a smaller "
     "initial memory and fewer retained allocations per VM.",
-    "warm": "Done this round: the module exports only the callbacks it uses (no response, log or delete call-ins), "
+    "warm": "Done: the module exports only the callbacks it uses (no response, log or delete call-ins), "
     "the cache finds a token by a keyed 64-bit hash instead of SHA-256, the identity of a cached token is written as "
-    "serialised once, and the adapter reads the request header map once per callback (one crossing for the request "
-    "line and the credential instead of three). What remains, measured: between the empty module and jwt-auth on a "
+    "serialised once, the adapter reads the request header map once per callback (one crossing for the request "
+    "line and the credential instead of three), and counters are counted in the VM and handed to Envoy on the tick "
+    "(the path's two increments were two crossings; the ladder's metric rung shows what one costs now). What remains, measured: between the empty module and jwt-auth on a "
     "public route lies the per-stream work of shieldwall's adapter, rung by rung in the ladder table (a stream object "
     "per context, the request line from one read of the header map, also a call back into the VM to allocate, route "
-    "matching, the decision record, a metric); the cache hit adds the host calls every token needs (the clock, any "
+    "matching, the decision record, a counted metric); the cache hit adds the host calls every token needs (the clock, any "
     "earlier identity, writing the identity, removing the credential), priced and measured in the floor table above. "
     "Above the floor, what the row costs is several times what the same path costs natively "
     "(the floor table's native column), and sampling Envoy's core shows little of it in the module's compiled code "

@@ -27,6 +27,14 @@ pub const ROUTE_TEMPLATE: &str = include_str!("../templates/route.yaml");
 /// The name of the cluster that the default route (`/`) sends to.
 pub const UPSTREAM_CLUSTER: &str = "upstream";
 
+/// The modules' variable for how often counters are flushed to Envoy, in ms (shieldwall-core's
+/// `metrics::FLUSH_ENV`).
+pub const FLUSH_ENV: &str = "SHIELDWALL_METRICS_FLUSH_MS";
+
+/// How long a stats read waits for the modules' counters to be flushed: four of the tests' 50 ms
+/// flush periods (a tick can come late on a busy machine).
+pub const METRICS_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A proxy-wasm module in the HTTP filter chain.
 #[derive(Debug, Clone)]
 pub struct WasmFilter {
@@ -57,13 +65,18 @@ impl WasmFilter {
             plugin_name,
             configuration: configuration.into(),
             root_id: String::new(),
-            env: Vec::new(),
+            // Counters flushed every 50 ms (the modules' default is a second), so a test reads
+            // them shortly after its requests (`Envoy::stat` and the other stats reads wait
+            // `METRICS_SETTLE` first). Set it with `env` to test another period.
+            env: vec![(FLUSH_ENV.into(), "50".into())],
         }
     }
 
     /// Sets an environment variable of the VM (a secret the filter reads with `Host::env_var`).
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((name.into(), value.into()));
+        let name = name.into();
+        self.env.retain(|(n, _)| *n != name);
+        self.env.push((name, value.into()));
         self
     }
 

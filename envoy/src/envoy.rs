@@ -251,8 +251,15 @@ impl Envoy {
         http::request(self.admin, "GET", path, &[], b"")
     }
 
+    /// Waits until the modules have flushed what they counted so far (their counters reach
+    /// Envoy on the tick: [`crate::config::METRICS_SETTLE`]). The stats reads here call it.
+    pub fn settle_metrics(&self) {
+        std::thread::sleep(crate::config::METRICS_SETTLE);
+    }
+
     /// Admin `/stats/prometheus`.
     pub fn stats_prometheus(&self) -> String {
+        self.settle_metrics();
         self.admin_get("/stats/prometheus")
             .unwrap_or_else(|e| panic!("admin /stats/prometheus: {e}"))
             .text()
@@ -261,6 +268,7 @@ impl Envoy {
     /// The value of counter or gauge `name` as Envoy names it in admin `/stats` (metrics that a
     /// wasm module defines appear with the `wasmcustom.` prefix). None when Envoy has no such stat.
     pub fn stat(&self, name: &str) -> Option<u64> {
+        self.settle_metrics();
         let text = self
             .admin_get("/stats")
             .unwrap_or_else(|e| panic!("admin /stats: {e}"))
@@ -273,6 +281,7 @@ impl Envoy {
 
     /// Every stat whose name contains `part`, as `(name, value)` (text values for histograms).
     pub fn stats_matching(&self, part: &str) -> Vec<(String, String)> {
+        self.settle_metrics();
         let text = self
             .admin_get("/stats")
             .unwrap_or_else(|e| panic!("admin /stats: {e}"))

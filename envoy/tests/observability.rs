@@ -252,6 +252,7 @@ fn start_gateway(echo: &Echo, idp: &Idp, siem: &SiemReceiver, dead_port: u16) ->
 }
 
 fn scrape(envoy: &Envoy) -> String {
+    envoy.settle_metrics();
     let resp = http::request(
         envoy.admin_addr(),
         "GET",

@@ -16,7 +16,7 @@ pub use state::metrics::{Metric, MetricKind};
 pub use state::upstreams::{
     CalloutRequest, CalloutResponse, Cluster, GrpcReply, GrpcRequest, Reply, TimeoutBehavior,
 };
-pub use vm::{target_dir, GuestTrap, LogLevel, LogLine, Plugin};
+pub use vm::{target_dir, GuestTrap, LogLevel, LogLine, Plugin, FLUSH_ENV};
 pub use worker::{Stream, Worker};
 
 use std::path::PathBuf;

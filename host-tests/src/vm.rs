@@ -46,6 +46,10 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The modules' variable for how often counters are flushed (shieldwall-core's
+/// `metrics::FLUSH_ENV`), in ms; `0` hands each increment to the host at once.
+pub const FLUSH_ENV: &str = "SHIELDWALL_METRICS_FLUSH_MS";
+
 /// A plugin as configured in Envoy's `envoy.filters.http.wasm`.
 #[derive(Debug, Clone)]
 pub struct Plugin {
@@ -74,7 +78,10 @@ impl Plugin {
             vm_id: stem,
             config: Vec::new(),
             vm_config: Vec::new(),
-            env: Vec::new(),
+            // Counters reach the host at each increment, so a test reads them right after a
+            // request. The modules' default, counting in the VM and flushing on the tick, is
+            // tested where a test sets this variable itself.
+            env: vec![(FLUSH_ENV.into(), "0".into())],
         }
     }
     pub fn name(mut self, name: &str) -> Plugin {
@@ -103,7 +110,13 @@ impl Plugin {
     /// An environment variable of the VM, as Envoy's `vm_config.environment_variables` sets it
     /// (the module reads it through WASI `environ_get`).
     pub fn env(mut self, name: &str, value: &str) -> Plugin {
+        self.env.retain(|(n, _)| n != name);
         self.env.push((name.into(), value.into()));
+        self
+    }
+    /// Removes an environment variable of the VM (one [`Plugin::new`] sets, say).
+    pub fn without_env(mut self, name: &str) -> Plugin {
+        self.env.retain(|(n, _)| n != name);
         self
     }
     pub fn get_name(&self) -> &str {

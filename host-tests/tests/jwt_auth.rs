@@ -11,7 +11,7 @@ use std::time::Duration;
 use host_tests::jws::{self, b64url};
 use host_tests::{
     wasm_path, CalloutRequest, Cluster, Envoy, LocalReply, Outcome, Plugin, Reply, Request,
-    TimeoutBehavior, Worker,
+    TimeoutBehavior, Worker, FLUSH_ENV,
 };
 use ring::rand::SystemRandom;
 use ring::signature::{
@@ -422,6 +422,42 @@ fn the_key_set_is_refreshed_before_cache_duration() {
     let token = key.sign(&claims(&envoy, json!({})));
     assert_passes(&get(&envoy, &worker, "/api/x", &token), &worker);
     assert_passes(&get(&envoy, &other, "/api/x", &token), &other);
+}
+
+#[test]
+fn a_flush_faster_than_the_filters_tick_keeps_the_filters_period() {
+    // Counters flushed every 50 ms, jwt-auth's own tick every 200 ms: the module ticks every
+    // 50 ms and runs jwt-auth's tick on every fourth.
+    let key = Key::es256("k1");
+    let envoy = Envoy::new();
+    let idp = Idp::install(&envoy, &[&key]);
+    let worker = envoy
+        .worker(&[plugin(&config(json!({}), json!({}))).env(FLUSH_ENV, "50")])
+        .unwrap();
+    assert_eq!(worker.tick_period(PLUGIN), Some(Duration::from_millis(50)));
+    envoy.advance(Duration::from_millis(150));
+    assert_eq!(
+        idp.calls(),
+        0,
+        "three flushes, not yet the filter's first tick"
+    );
+    envoy.advance(Duration::from_millis(60));
+    assert_eq!(
+        idp.calls(),
+        1,
+        "the filter's first tick fetched the key set"
+    );
+    envoy.advance(Duration::from_millis(50));
+    assert_eq!(
+        envoy.metric("shieldwall.jwt_auth.jwks.fetch.started.initial"),
+        Some(1),
+        "counted, and handed over on a flush tick"
+    );
+    let token = key.sign(&claims(&envoy, json!({})));
+    assert_passes(&get(&envoy, &worker, "/api/x", &token), &worker);
+    assert_eq!(envoy.metric("shieldwall.jwt_auth.allowed"), Some(0));
+    envoy.advance(Duration::from_millis(50));
+    assert_eq!(envoy.metric("shieldwall.jwt_auth.allowed"), Some(1));
 }
 
 #[test]

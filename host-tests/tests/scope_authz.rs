@@ -4,7 +4,9 @@
 //!
 //! Build first: cargo build --release --target wasm32-wasip1 -p jwt-auth -p scope-authz
 
-use host_tests::{jws, wasm_path, Envoy, Outcome, Plugin, Request, Worker};
+use std::time::Duration;
+
+use host_tests::{jws, wasm_path, Envoy, Outcome, Plugin, Request, Worker, FLUSH_ENV};
 use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"shieldwall-scope-authz-test-secret-32b";
@@ -152,6 +154,44 @@ fn each_reply_of_the_chain() {
     assert!(w
         .log_text()
         .contains("denied GET /admin/users by rules[3]: claim_mismatch"));
+}
+
+#[test]
+fn counters_are_counted_in_the_vm_and_reach_the_proxy_on_the_tick() {
+    let envoy = Envoy::new();
+    // scope-authz has no tick of its own: the tick is the flush's alone.
+    let period_with = |flush: Option<&str>| {
+        let authz = match flush {
+            Some(ms) => scope_authz(&policy()).env(FLUSH_ENV, ms),
+            None => scope_authz(&policy()).without_env(FLUSH_ENV),
+        };
+        let w = envoy
+            .worker(&[jwt_auth(), authz])
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        (w.tick_period("authz"), w)
+    };
+    // A period of the operator's choosing; counting off (0, as the other tests run): no tick.
+    assert_eq!(period_with(Some("250")).0, Some(Duration::from_millis(250)));
+    assert_eq!(period_with(Some("0")).0, None);
+
+    // The modules' default: once a second.
+    let (period, w) = period_with(None);
+    assert_eq!(period, Some(Duration::from_secs(1)));
+    for _ in 0..3 {
+        let out = send(&w, "GET", "/tenants/a/orders/1", None);
+        assert_eq!(status_and_code(&out).0, 401);
+    }
+    send(&w, "GET", "/healthz", None);
+    let m = |n: &str| envoy.metric(&format!("shieldwall.scope_authz.{n}"));
+    // Defined at once (the proxy lists them), counted in the VM.
+    assert_eq!(m("denied.missing_identity"), Some(0), "not before the tick");
+    assert_eq!(m("allowed.public"), Some(0));
+    envoy.advance(Duration::from_millis(1000));
+    assert_eq!(m("denied.missing_identity"), Some(3), "all in one flush");
+    assert_eq!(m("allowed.public"), Some(1));
+    send(&w, "GET", "/tenants/a/orders/1", None);
+    envoy.advance(Duration::from_millis(1000));
+    assert_eq!(m("denied.missing_identity"), Some(4), "each count once");
 }
 
 #[test]

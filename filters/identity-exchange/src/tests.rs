@@ -882,14 +882,13 @@ fn the_cached_path_makes_only_the_calls_it_needs() {
         assert_eq!(
             *host.calls.borrow(),
             [
-                "request_header",   // :path
-                "request_header",   // :method
-                "property",         // the identity context (not parsed on a hit)
-                "now",              // the cache entry's age
-                "replace_header",   // the internal token, replacing every client copy
-                "replace_header",   // the SPIFFE ID, likewise
-                "increment_metric", // cache_hit
-                "set_property",     // the decision record
+                "request_header", // :path
+                "request_header", // :method
+                "property",       // the identity context (not parsed on a hit)
+                "now",            // the cache entry's age
+                "replace_header", // the internal token, replacing every client copy
+                "replace_header", // the SPIFFE ID, likewise
+                "set_property",   // the decision record
             ]
         );
         assert_eq!(

@@ -1,2 +1,2 @@
 //! Registers jwt-auth with the proxy-wasm adapter of shieldwall-core.
-shieldwall_core::export_filter!(crate::filter::JwtAuth, tick, http_call_response);
+shieldwall_core::export_filter!(crate::filter::JwtAuth, http_call_response);

@@ -633,11 +633,10 @@ fn a_request_spending_a_leased_token_makes_only_the_calls_it_needs() {
     assert_eq!(
         calls,
         [
-            "request_header",   // :path
-            "request_header",   // :method
-            "now",              // the lease's end
-            "property",         // source.address, the client
-            "increment_metric", // rule.busy.admitted
+            "request_header", // :path
+            "request_header", // :method
+            "now",            // the lease's end
+            "property",       // source.address, the client
         ]
     );
 }
@@ -934,12 +933,11 @@ fn a_request_under_the_limit_makes_only_the_calls_it_needs() {
 
 /// Plus, in a proxy, the adapter's decision record (one property write) when the filter lets the
 /// request go on.
-const CALLS_UNDER_THE_LIMIT: [&str; 7] = [
-    "request_header",   // :path
-    "request_header",   // :method
-    "now",              // the bucket's refill
-    "property",         // source.address, the client
-    "shared_get",       // the bucket
-    "shared_set",       // the bucket, compare-and-swap
-    "increment_metric", // rule.per-ip.admitted
+const CALLS_UNDER_THE_LIMIT: [&str; 6] = [
+    "request_header", // :path
+    "request_header", // :method
+    "now",            // the bucket's refill
+    "property",       // source.address, the client
+    "shared_get",     // the bucket
+    "shared_set",     // the bucket, compare-and-swap
 ];

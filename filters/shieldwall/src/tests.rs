@@ -618,29 +618,25 @@ fn the_chain_makes_only_the_calls_it_needs() {
 }
 
 /// jwt-auth's stage with a cached token, once the request line and the credential are read.
-const JWT_CACHED_STAGE: [&str; 7] = [
-    "increment_metric", // cache_hit
-    "property",         // an identity context from before the chain (none), to merge with
-    "set_property",     // the identity context
-    "remove_header",    // the credential does not travel upstream
-    "increment_metric", // allowed
-    "set_property",     // jwt-auth's decision record
-    // scope-authz: the identity context from memory
-    "increment_metric", // allowed
+const JWT_CACHED_STAGE: [&str; 4] = [
+    "property",      // an identity context from before the chain (none), to merge with
+    "set_property",  // the identity context
+    "remove_header", // the credential does not travel upstream
+    "set_property",  // jwt-auth's decision record
+                     // scope-authz: the identity context from memory
 ];
 
 /// scope-authz's stage after its metric, then rate-limit's (the request line from memory).
-const SCOPE_AND_RATE_LIMIT_STAGES: [&str; 9] = [
+const SCOPE_AND_RATE_LIMIT_STAGES: [&str; 8] = [
     "remove_header", // x-http-method-override (absent: no call in a proxy)
     "remove_header", // x-http-method (absent: no call in a proxy)
     "remove_header", // x-method-override (absent: no call in a proxy)
     "set_property",  // scope-authz's decision record
     // rate-limit
-    "property",         // source.address, the client
-    "shared_get",       // the bucket
-    "shared_set",       // the bucket, compare-and-swap
-    "increment_metric", // rule.per-ip.admitted
-    "set_property",     // rate-limit's decision record
+    "property",     // source.address, the client
+    "shared_get",   // the bucket
+    "shared_set",   // the bucket, compare-and-swap
+    "set_property", // rate-limit's decision record
 ];
 
 /// The request headers each stage reads come from one read of the header map in a proxy (the
@@ -729,49 +725,45 @@ fn the_full_chain_makes_only_the_calls_it_needs() {
 /// As Envoy runs it: the request headers come from one read of the header map (the adapter's), a
 /// removed header the map does not have makes no call, and the end of the stream reads Envoy's
 /// own `request.duration` instead of the clock.
-const CALLS_FULL_CHAIN_START: [&str; 11] = [
+const CALLS_FULL_CHAIN_START: [&str; 10] = [
     // audit-log
     "now",             // the start of the request (read once for every stage of this callback)
     "request_headers", // what the client sent, once
     "property",        // source.address
     "set_property",    // audit-log's decision record
     // mtls-identity
-    "property",         // connection.mtls (plaintext: false, nothing more to read)
-    "remove_header",    // x-forwarded-client-cert (absent: no call in a proxy)
-    "request_header",   // :path
-    "request_header",   // :method
-    "increment_metric", // no certificate, optional
-    "set_property",     // mtls-identity's decision record
+    "property",       // connection.mtls (plaintext: false, nothing more to read)
+    "remove_header",  // x-forwarded-client-cert (absent: no call in a proxy)
+    "request_header", // :path
+    "request_header", // :method
+    "set_property",   // mtls-identity's decision record
     // jwt-auth: the request line from memory
     "request_header", // authorization
 ];
 
 /// After scope-authz and rate-limit: payload-guard, identity-exchange and the end of the stream.
-const CALLS_FULL_CHAIN_END: [&str; 23] = [
+const CALLS_FULL_CHAIN_END: [&str; 20] = [
     // payload-guard: the operation of a GET, no body
-    "request_header",   // content-length (from the map)
-    "increment_metric", // allowed
-    "set_property",     // payload-guard's decision record
+    "request_header", // content-length (from the map)
+    "set_property",   // payload-guard's decision record
     // identity-exchange: the identity from memory, the token from its cache
-    "replace_header",   // authorization: the internal token
-    "replace_header",   // the SPIFFE ID header
-    "increment_metric", // why it allowed (a cached token)
-    "set_property",     // identity-exchange's decision record, with that reason
+    "replace_header", // authorization: the internal token
+    "replace_header", // the SPIFFE ID header
+    "set_property",   // identity-exchange's decision record, with that reason
     "-- response headers",
     "-- log",
     // audit-log's record: the identity and six decisions from memory
-    "property",         // response.code
-    "property",         // response.code_details
-    "property",         // request.duration (the mock host has none: the clock instead)
-    "now",              // (not in a proxy: Envoy knows the duration)
-    "property",         // request.total_size
-    "property",         // response.total_size
-    "property",         // connection.tls_version (plaintext: none)
-    "property",         // xds.route_name
-    "property",         // xds.cluster_name
-    "property",         // request.id (no x-request-id header)
-    "property",         // the decision of token-introspection (not in the chain: none)
-    "property",         // the decision of policy-authz (not in the chain: none)
-    "set_property",     // the record
-    "increment_metric", // records
+    "property",     // response.code
+    "property",     // response.code_details
+    "property",     // request.duration (the mock host has none: the clock instead)
+    "now",          // (not in a proxy: Envoy knows the duration)
+    "property",     // request.total_size
+    "property",     // response.total_size
+    "property",     // connection.tls_version (plaintext: none)
+    "property",     // xds.route_name
+    "property",     // xds.cluster_name
+    "property",     // request.id (no x-request-id header)
+    "property",     // the decision of token-introspection (not in the chain: none)
+    "property",     // the decision of policy-authz (not in the chain: none)
+    "set_property", // the record
 ];

@@ -11,7 +11,9 @@
 //!   with itself as the effective context;
 //! - after a local reply the stream stays stopped, whatever a later callback returns;
 //! - `Continue` from a callout or wake callback resumes the stream only if it was paused;
-//! - a stream whose plugin has no valid configuration is refused with 503 (fail closed).
+//! - a stream whose plugin has no valid configuration is refused with 503 (fail closed);
+//! - counter increments are counted in the VM and handed to the proxy on the tick, which every
+//!   root context has (combined with its filter's own period): see [`crate::metrics::Pending`].
 
 pub mod abi;
 
@@ -23,6 +25,7 @@ use crate::decision::{self, Decision};
 use crate::filter::{Action, RootFilter, StreamFilter};
 use crate::hash::IdMap;
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
+use crate::metrics::{self, Pending};
 
 /// Every module that links this adapter allocates through the pool (see [`crate::pool`]).
 #[global_allocator]
@@ -51,6 +54,38 @@ const LOG_LEVEL_ANSWERS: u32 = 256;
 thread_local! {
     /// The proxy's log level as last asked, and how many more questions it answers.
     static LOG_LEVEL: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+thread_local! {
+    /// The VM's counter increments not yet handed to the proxy.
+    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+    /// The flush period in ms (`metrics::FLUSH_ENV`), read once per VM.
+    static FLUSH_MS: OnceCell<u64> = const { OnceCell::new() };
+}
+
+/// How often this VM hands its counters to the proxy, in ms (0: at once).
+fn flush_ms() -> u64 {
+    FLUSH_MS.with(|cell| {
+        *cell.get_or_init(|| {
+            let value = std::env::var(metrics::FLUSH_ENV).ok();
+            metrics::flush_ms(value.as_deref()).unwrap_or_else(|message| {
+                abi::log(
+                    level_code(LogLevel::Warn),
+                    &format!("shieldwall: {message}"),
+                );
+                metrics::DEFAULT_FLUSH_MS
+            })
+        })
+    })
+}
+
+/// Hands the VM's counted increments to the proxy.
+fn flush_metrics() {
+    PENDING.with(|pending| {
+        if let Ok(mut pending) = pending.try_borrow_mut() {
+            pending.flush(abi::increment_metric);
+        }
+    });
 }
 
 /// The proxy's log level for this plugin, asked once per [`LOG_LEVEL_ANSWERS`] questions (a
@@ -97,6 +132,9 @@ struct WasmHost {
     decided: bool,
     /// Callouts started during this callback (HTTP and gRPC tokens).
     tokens: Vec<u32>,
+    /// The tick period the filter asked for in this callback (applied by the dispatcher, which
+    /// combines it with the metrics flush).
+    tick: Option<Duration>,
     /// The request headers, the whole map read once, at the first header this callback asks
     /// for: one call out of the VM costs about as much as one single-header read in Envoy 1.40
     /// (bench/RESULTS.md prices them), so a filter that reads two or more pays for one. Kept as
@@ -125,6 +163,7 @@ impl WasmHost {
             replied: false,
             decided: false,
             tokens: Vec::new(),
+            tick: None,
             request_map: RefCell::new(None),
         }
     }
@@ -285,7 +324,7 @@ impl Host for WasmHost {
         Ok(token)
     }
     fn set_tick_period(&mut self, period: Duration) {
-        let _ = abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
+        self.tick = Some(period);
     }
     fn filter_name(&self) -> &'static str {
         self.name
@@ -309,7 +348,14 @@ impl Host for WasmHost {
         abi::define_metric(kind, name).map_err(host_error)
     }
     fn increment_metric(&mut self, id: u32, delta: i64) {
-        abi::increment_metric(id, delta);
+        if flush_ms() == 0 {
+            abi::increment_metric(id, delta);
+            return;
+        }
+        PENDING.with(|pending| match pending.try_borrow_mut() {
+            Ok(mut pending) => pending.add(id, delta),
+            Err(_) => abi::increment_metric(id, delta),
+        });
     }
     fn record_metric(&mut self, id: u32, value: u64) {
         abi::record_metric(id, value);
@@ -320,6 +366,8 @@ impl Host for WasmHost {
 struct StreamState<S> {
     /// `None`: the plugin has no valid configuration; the stream is refused.
     filter: Option<S>,
+    /// The root context the stream belongs to.
+    root: u32,
     paused: bool,
     replied: bool,
     /// The filter's decision is recorded (by the filter, or as `allow` by [`apply`]).
@@ -343,6 +391,17 @@ trait Dispatch {
 
 type Shared<T> = Rc<RefCell<T>>;
 
+/// A root context's tick: the period asked of the proxy and which ticks are the filter's.
+#[derive(Default)]
+struct Timer {
+    /// The period asked of the proxy, in ms (0: none).
+    base_ms: u64,
+    /// Every how many ticks the filter's `on_tick` runs (0: never).
+    every: u64,
+    /// Ticks left until the filter's next one.
+    left: u64,
+}
+
 struct Dispatcher<F: RootFilter> {
     /// Local-reply details, `shieldwall_<filter>`.
     details: &'static str,
@@ -355,6 +414,8 @@ struct Dispatcher<F: RootFilter> {
     /// the plugin's root context and delivers the reply there, whoever started it; the reply is
     /// routed back here. A gRPC reply may come as `receive` then `close`: only the first counts.
     callouts: RefCell<IdMap<u32, u32>>,
+    /// Each root context's tick, by its id.
+    timers: RefCell<IdMap<u32, Timer>>,
 }
 
 impl<F: RootFilter> Dispatcher<F> {
@@ -366,11 +427,62 @@ impl<F: RootFilter> Dispatcher<F> {
         self.streams.borrow().get(&id).cloned()
     }
 
-    /// After a callback: remember its callouts and run the wake-ups it asked for.
+    /// The root context of context `id` (a root's own id, a stream's root).
+    fn root_of(&self, id: u32) -> u32 {
+        match self.stream(id) {
+            Some(stream) => stream.try_borrow().map(|s| s.root).unwrap_or(id),
+            None => id,
+        }
+    }
+
+    /// Sets the tick of root context `root` for a filter period of `period` (zero: no filter
+    /// tick), combined with the metrics flush (`metrics::tick_schedule`). The proxy applies a
+    /// period set from a stream context to the stream's root, so this runs with `root` or one of
+    /// its streams as the effective context. An unchanged base period keeps the proxy's timer (and
+    /// its phase) as it is, as Envoy does for a period set again.
+    fn retime(&self, root: u32, period: Duration) {
+        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        let (base_ms, every) = metrics::tick_schedule(period_ms, flush_ms());
+        let changed = {
+            let mut timers = self.timers.borrow_mut();
+            let timer = timers.entry(root).or_default();
+            timer.every = every;
+            timer.left = every;
+            let changed = timer.base_ms != base_ms;
+            timer.base_ms = base_ms;
+            changed
+        };
+        if changed {
+            let _ = abi::set_tick_period_ms(u32::try_from(base_ms).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Whether this tick of root context `root` is its filter's.
+    fn filter_tick_due(&self, root: u32) -> bool {
+        let mut timers = self.timers.borrow_mut();
+        let Some(timer) = timers.get_mut(&root) else {
+            return false;
+        };
+        if timer.every == 0 {
+            return false;
+        }
+        timer.left = timer.left.saturating_sub(1);
+        if timer.left > 0 {
+            return false;
+        }
+        timer.left = timer.every;
+        true
+    }
+
+    /// After a callback: remember its callouts, apply the tick period it asked for and run the
+    /// wake-ups it asked for.
     fn after(&self, host: WasmHost, current: u32) {
         self.callouts
             .borrow_mut()
             .extend(host.tokens.iter().map(|t| (*t, current)));
+        if let Some(period) = host.tick {
+            self.retime(self.root_of(current), period);
+        }
         if host.wake.is_empty() {
             return;
         }
@@ -395,10 +507,14 @@ impl<F: RootFilter> Dispatcher<F> {
                 None => Action::Pause,
             };
             apply(&mut state, &mut h, action, true);
+            let root = state.root;
             drop(state);
             self.callouts
                 .borrow_mut()
                 .extend(h.tokens.iter().map(|t| (*t, id)));
+            if let Some(period) = h.tick {
+                self.retime(root, period);
+            }
         }
         let _ = abi::set_effective_context(current);
     }
@@ -534,6 +650,7 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
         });
         let state = StreamState {
             filter,
+            root: root_id,
             paused: false,
             replied: false,
             decided: false,
@@ -553,6 +670,9 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             .flatten()
             .unwrap_or_default();
         let mut host = WasmHost::new(self.details, self.name);
+        // The root ticks from the start (the metrics flush), whether or not its filter asks for
+        // a period of its own.
+        host.tick = Some(Duration::ZERO);
         let ok = match F::configure(&mut host, &config) {
             Ok(filter) => match root.try_borrow_mut() {
                 Ok(mut slot) => {
@@ -578,11 +698,15 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             return;
         };
         let mut host = WasmHost::new(self.details, self.name);
-        if let Ok(mut slot) = root.try_borrow_mut() {
-            if let Some(filter) = slot.as_mut() {
-                filter.on_tick(&mut host);
+        if self.filter_tick_due(root_id) {
+            if let Ok(mut slot) = root.try_borrow_mut() {
+                if let Some(filter) = slot.as_mut() {
+                    filter.on_tick(&mut host);
+                }
             }
         }
+        // After the filter's tick, so what it counted goes out with the rest.
+        flush_metrics();
         self.after(host, root_id);
     }
 
@@ -636,7 +760,11 @@ impl<F: RootFilter> Dispatch for Dispatcher<F> {
             }
             return;
         }
+        // A root context ends (the plugin is removed, or the proxy stops): what its VM counted
+        // goes out now rather than with a tick that will not come.
+        flush_metrics();
         self.roots.borrow_mut().remove(&id);
+        self.timers.borrow_mut().remove(&id);
     }
 
     fn http_response(&self, id: u32, token: u32, response: CalloutResponse) {
@@ -686,6 +814,7 @@ pub fn initialize<F: RootFilter>() {
             roots: RefCell::new(IdMap::default()),
             streams: RefCell::new(IdMap::default()),
             callouts: RefCell::new(IdMap::default()),
+            timers: RefCell::new(IdMap::default()),
         }));
     });
 }
@@ -723,8 +852,9 @@ pub extern "C" fn proxy_on_done(id: u32) -> u32 {
     1
 }
 
-// The optional callbacks: plain functions here, exported only by the filters that ask for them
-// in `export_filter!`. The host skips a callback a module does not export, and every call into
+// The tick (exported by every module, it flushes the counters) and the optional callbacks: plain
+// functions here, the optional ones exported only by the filters that ask for them in
+// `export_filter!`. The host skips a callback a module does not export, and every call into
 // the VM has a fixed cost, so a filter without response work does not pay for response
 // callbacks. Callbacks no filter needs (response trailers, response body, queues, gRPC metadata,
 // `on_delete`: streams are dropped at `on_done`) are not exported at all.
@@ -828,17 +958,23 @@ pub fn on_grpc_close(id: u32, token: u32, status: u32) {
 
 /// Exports a filter: `shieldwall_core::export_filter!(crate::filter::JwtAuth);` in the filter's
 /// `wasm.rs`, with the optional callbacks it needs after the type, e.g.
-/// `export_filter!(crate::filter::JwtAuth, tick, http_call_response);`. Always exported: VM and
-/// plugin start, configuration, stream creation, request headers and stream end. Optional:
-/// `tick`, `request_body`, `request_trailers`, `response_headers`, `log`, `http_call_response`, `grpc` (a gRPC
-/// call's message and close). A hook the filter implements but does not list here is never
-/// called: the host skips callbacks a module does not export.
+/// `export_filter!(crate::filter::JwtAuth, http_call_response);`. Always exported: VM and
+/// plugin start, configuration, stream creation, request headers, stream end and the tick (the
+/// filter's `on_tick` runs on the ticks of the period it sets). Optional: `request_body`,
+/// `request_trailers`, `response_headers`, `log`, `http_call_response`, `grpc` (a gRPC call's
+/// message and close). A hook the filter implements but does not list here is never called: the
+/// host skips callbacks a module does not export.
 #[macro_export]
 macro_rules! export_filter {
     ($root:ty $(, $callback:ident)* $(,)?) => {
         #[no_mangle]
         pub extern "C" fn _initialize() {
             $crate::wasm::initialize::<$root>();
+        }
+        // Every module ticks: the tick hands the VM's counters to the proxy.
+        #[no_mangle]
+        pub extern "C" fn proxy_on_tick(root_id: u32) {
+            $crate::wasm::on_tick(root_id)
         }
         $($crate::export_callback!($callback);)*
     };
@@ -847,12 +983,6 @@ macro_rules! export_filter {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! export_callback {
-    (tick) => {
-        #[no_mangle]
-        pub extern "C" fn proxy_on_tick(root_id: u32) {
-            $crate::wasm::on_tick(root_id)
-        }
-    };
     (request_body) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_request_body(id: u32, size: usize, end_of_stream: u32) -> u32 {
