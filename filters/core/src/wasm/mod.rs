@@ -394,6 +394,8 @@ type Shared<T> = Rc<RefCell<T>>;
 /// A root context's tick: the period asked of the proxy and which ticks are the filter's.
 #[derive(Default)]
 struct Timer {
+    /// The filter's own period, in ms (0: none), as it last set it.
+    period_ms: u64,
     /// The period asked of the proxy, in ms (0: none).
     base_ms: u64,
     /// Every how many ticks the filter's `on_tick` runs (0: never).
@@ -438,14 +440,20 @@ impl<F: RootFilter> Dispatcher<F> {
     /// Sets the tick of root context `root` for a filter period of `period` (zero: no filter
     /// tick), combined with the metrics flush (`metrics::tick_schedule`). The proxy applies a
     /// period set from a stream context to the stream's root, so this runs with `root` or one of
-    /// its streams as the effective context. An unchanged base period keeps the proxy's timer (and
-    /// its phase) as it is, as Envoy does for a period set again.
+    /// its streams as the effective context. A period set again changes nothing (as in Envoy: the
+    /// timer keeps its phase, and the filter's next tick stays where it was); an unchanged base
+    /// period keeps the proxy's timer as it is.
     fn retime(&self, root: u32, period: Duration) {
         let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
         let (base_ms, every) = metrics::tick_schedule(period_ms, flush_ms());
         let changed = {
             let mut timers = self.timers.borrow_mut();
+            let fresh = !timers.contains_key(&root);
             let timer = timers.entry(root).or_default();
+            if !fresh && timer.period_ms == period_ms {
+                return;
+            }
+            timer.period_ms = period_ms;
             timer.every = every;
             timer.left = every;
             let changed = timer.base_ms != base_ms;
