@@ -2035,8 +2035,8 @@ CLOSE = {
     "which pays the per-stream cost once.",
     "chain-one": "One module pays the per-stream cost of a wasm filter once instead of three times, but still runs the "
     "three filters' own work: jwt-auth's cache hit, scope-authz's rule, rate-limit's shared-data bucket, and each "
-    "stage's decision record (a property write). Done: the request headers are read once for all stages, the identity "
-    "and the decisions pass between stages in memory, the clock is read once per callback for all stages, and a "
+    "stage's decision record (a property write). Done: the request headers are read once for all stages, the request line "
+    "is parsed once for them, the identity and the decisions pass between stages in memory, the clock is read once per callback for all stages, and a "
     "stage's debug message (scope-authz's on every allowed request) crosses to Envoy only at a level it prints. Natively the three stages take a few µs (the floor section); the "
     "rest is running them in V8. What would close more where exactness across workers may give: rate-limit's "
     "`lease_tokens` (no shared-data read and write on most requests; see diag-rl-lease), which the row does not "

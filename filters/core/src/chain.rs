@@ -15,7 +15,9 @@
 //!   is paused at that stage.
 //! - Ticks: each stage keeps its own period; the chain ticks at their greatest common divisor.
 //! - Request headers are read from the proxy once per request: the stages share what one of them
-//!   read, and their own writes (set, remove) update that copy.
+//!   read, and their own writes (set, remove) update that copy. So is the request line: parsed
+//!   and normalised by the first stage that reads it, taken as it is by the later ones with the
+//!   same path options, parsed again after a stage rewrites `:path` or `:method`.
 //! - The identity context (`shieldwall.identity`) a stage writes is still written to the proxy
 //!   (access logs, later modules), and kept in memory for the later stages of the same request,
 //!   which then read it without a call to the proxy, and, when written as a value
@@ -33,6 +35,7 @@ use crate::filter::{Action, RootFilter, StreamFilter};
 use crate::hash::{IdMap, IdSet};
 use crate::host::{CalloutResponse, GrpcResponse, Host, HostError, LogLevel, MetricKind};
 use crate::identity::{Identity, IDENTITY_PROPERTY};
+use crate::route::{PathOptions, RequestLine};
 
 /// The root side of one stage, object-safe; every [`RootFilter`] is one.
 pub trait Stage {
@@ -120,6 +123,10 @@ struct StageIdentity {
 /// The decisions the stages of one request recorded: property name → the value written.
 type KeptDecisions = Vec<(String, Vec<u8>)>;
 
+/// The request lines the stages of one request parsed, one per set of path options (nearly
+/// always one): a later stage with the same options takes the first stage's.
+type KeptLines = Vec<(PathOptions, Rc<RequestLine>)>;
+
 /// The request headers the stages of one request read or wrote (`None`: known to be absent).
 /// A short list searched by name, ignoring ASCII case as header names do: a request's stages
 /// touch a handful of headers, and a lookup then neither hashes nor allocates.
@@ -167,6 +174,8 @@ struct StageHost<'a> {
     headers: Option<&'a RefCell<HeaderCopy>>,
     /// The decisions the stages recorded in this request (streams only).
     decisions: Option<&'a RefCell<KeptDecisions>>,
+    /// The request lines the stages parsed in this request (streams only).
+    lines: Option<&'a RefCell<KeptLines>>,
     /// The clock as first read in this callback of the stream (streams only): the stages of one
     /// callback run within microseconds, so they share one read.
     clock: Option<&'a Cell<Option<u64>>>,
@@ -184,6 +193,7 @@ impl<'a> StageHost<'a> {
             identity: None,
             headers: None,
             decisions: None,
+            lines: None,
             clock: None,
             replied: false,
             decided: false,
@@ -192,6 +202,15 @@ impl<'a> StageHost<'a> {
 
     fn is_identity(path: &[&str]) -> bool {
         path == [IDENTITY_PROPERTY]
+    }
+
+    /// A write of `:path` or `:method` makes the request lines kept so far stale.
+    fn request_line_written(&self, name: &str) {
+        if name.eq_ignore_ascii_case(":path") || name.eq_ignore_ascii_case(":method") {
+            if let Some(Ok(mut lines)) = self.lines.map(RefCell::try_borrow_mut) {
+                lines.clear();
+            }
+        }
     }
 
     fn record_callout(&self, token: u32) {
@@ -239,12 +258,14 @@ impl Host for StageHost<'_> {
     }
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
         self.inner.set_request_header(name, value);
+        self.request_line_written(name);
         if let Some(Ok(mut c)) = self.headers.map(RefCell::try_borrow_mut) {
             c.set(name, value.map(str::to_string));
         }
     }
     fn add_request_header(&mut self, name: &str, value: &str) {
         self.inner.add_request_header(name, value);
+        self.request_line_written(name);
         // Several values now: the next read asks the proxy how it joins them.
         if let Some(Ok(mut c)) = self.headers.map(RefCell::try_borrow_mut) {
             c.forget(name);
@@ -308,6 +329,20 @@ impl Host for StageHost<'_> {
                 .inner
                 .send_local_reply_as(details, status, headers, body),
             None => self.inner.send_local_reply(status, headers, body),
+        }
+    }
+    fn kept_request_line(&self, opts: PathOptions) -> Option<Rc<RequestLine>> {
+        let lines = self.lines?.try_borrow().ok()?;
+        lines
+            .iter()
+            .find(|(o, _)| *o == opts)
+            .map(|(_, line)| Rc::clone(line))
+    }
+    fn keep_request_line(&self, opts: PathOptions, line: &Rc<RequestLine>) {
+        if let Some(Ok(mut lines)) = self.lines.map(RefCell::try_borrow_mut) {
+            if !lines.iter().any(|(o, _)| *o == opts) {
+                lines.push((opts, Rc::clone(line)));
+            }
         }
     }
     fn known_identity(&self) -> Option<Rc<Identity>> {
@@ -540,6 +575,7 @@ impl Chain {
             decided: 0,
             headers: RefCell::new(HeaderCopy::default()),
             decisions: RefCell::new(Vec::new()),
+            lines: RefCell::new(Vec::new()),
             clock: Cell::new(None),
         }
     }
@@ -630,6 +666,9 @@ pub struct ChainStream {
     headers: RefCell<HeaderCopy>,
     /// The decisions recorded by the stages in this request (property name → value).
     decisions: RefCell<KeptDecisions>,
+    /// The request lines parsed by the stages in this request, so that each stage after the
+    /// first takes the parsed line instead of parsing and normalising it again.
+    lines: RefCell<KeptLines>,
     /// The clock as first read in the current callback, shared by its stages (reset as each
     /// callback begins).
     clock: Cell<Option<u64>>,
@@ -661,6 +700,7 @@ impl ChainStream {
         h.identity = Some(&mut self.identity);
         h.headers = Some(&self.headers);
         h.decisions = Some(&self.decisions);
+        h.lines = Some(&self.lines);
         h.clock = Some(&self.clock);
         let action = f(stream.as_mut(), &mut h);
         let bit = Routing::wake_mask(i);
@@ -866,5 +906,145 @@ impl StreamFilter for ChainStream {
             r.live.remove(&self.context_id);
             r.wakes.remove(&self.context_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::config::ConfigError;
+    use crate::testing::MockHost;
+
+    /// What the reading stages saw, in the order they ran.
+    type Seen = Rc<RefCell<Vec<Rc<RequestLine>>>>;
+
+    /// A stage that reads the request line with its path options and notes it; it may then
+    /// rewrite `:path`, as a filter that routes on a normalised path does.
+    struct Reader {
+        seen: Seen,
+        opts: PathOptions,
+        rewrite: Option<&'static str>,
+    }
+
+    impl RootFilter for Reader {
+        type Stream = Reader;
+        const NAME: &'static str = "reader";
+        fn configure(_host: &mut dyn Host, _config: &[u8]) -> Result<Self, ConfigError> {
+            Err(ConfigError::new("", "built by the test"))
+        }
+        fn new_stream(&mut self, _host: &mut dyn Host, _context_id: u32) -> Reader {
+            Reader {
+                seen: Rc::clone(&self.seen),
+                opts: self.opts,
+                rewrite: self.rewrite,
+            }
+        }
+    }
+
+    impl StreamFilter for Reader {
+        fn on_request_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
+            if let Ok(line) = RequestLine::from_host(host, self.opts) {
+                self.seen.borrow_mut().push(line);
+            }
+            if let Some(path) = self.rewrite {
+                host.set_request_header(":path", Some(path));
+            }
+            Action::Continue
+        }
+    }
+
+    /// A chain of readers, each `(options, rewrite)`, and what they see.
+    fn readers(
+        host: &mut MockHost,
+        stages: &[(PathOptions, Option<&'static str>)],
+    ) -> (Chain, Seen) {
+        let seen = Seen::default();
+        let mut builder = ChainBuilder::new();
+        for &(opts, rewrite) in stages {
+            let reader = Reader {
+                seen: Rc::clone(&seen),
+                opts,
+                rewrite,
+            };
+            let added = builder.add(host, |_| {
+                Ok::<_, ConfigError>(Box::new(reader) as Box<dyn Stage>)
+            });
+            assert!(matches!(added, Some(Ok(()))));
+        }
+        (builder.build(), seen)
+    }
+
+    fn encoded_slashes() -> PathOptions {
+        PathOptions {
+            allow_encoded_slashes: true,
+        }
+    }
+
+    #[test]
+    fn later_stages_take_the_request_line_the_first_one_parsed() {
+        let plain = PathOptions::default();
+        let mut host = MockHost::request("get", "/a//b/./c?x=1", &[]);
+        let (mut chain, seen) = readers(&mut host, &[(plain, None), (plain, None), (plain, None)]);
+        let mut stream = chain.new_stream(&mut host, 1);
+        assert_eq!(stream.on_request_headers(&mut host, true), Action::Continue);
+        let seen = seen.borrow();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].path, "/a/b/c");
+        assert_eq!(seen[0].method, "GET");
+        assert_eq!(seen[0].query.as_deref(), Some("x=1"));
+        // One parse: the later stages hold the very value the first one made.
+        assert!(Rc::ptr_eq(&seen[0], &seen[1]) && Rc::ptr_eq(&seen[1], &seen[2]));
+    }
+
+    #[test]
+    fn stages_with_other_path_options_parse_their_own_line() {
+        let plain = PathOptions::default();
+        let mut host = MockHost::request("GET", "/files/a%2Fb", &[]);
+        let (mut chain, seen) = readers(
+            &mut host,
+            &[
+                (encoded_slashes(), None),
+                (plain, None),
+                (encoded_slashes(), None),
+            ],
+        );
+        let mut stream = chain.new_stream(&mut host, 1);
+        stream.on_request_headers(&mut host, true);
+        let seen = seen.borrow();
+        // The stage that refuses encoded slashes found no line; it was not handed the other one.
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].path, "/files/a%2Fb");
+        assert!(Rc::ptr_eq(&seen[0], &seen[1]));
+    }
+
+    #[test]
+    fn a_rewritten_path_is_parsed_again_and_a_new_request_starts_afresh() {
+        let plain = PathOptions::default();
+        let mut host = MockHost::request("GET", "/v1/orders", &[]);
+        let (mut chain, seen) = readers(
+            &mut host,
+            &[(plain, Some("/internal/orders")), (plain, None)],
+        );
+        let mut first = chain.new_stream(&mut host, 1);
+        first.on_request_headers(&mut host, true);
+        host.new_stream("POST", "/v2/orders", &[]);
+        let mut second = chain.new_stream(&mut host, 2);
+        second.on_request_headers(&mut host, true);
+        let paths: Vec<(String, String)> = seen
+            .borrow()
+            .iter()
+            .map(|l| (l.method.clone(), l.path.clone()))
+            .collect();
+        let expected = [
+            ("GET", "/v1/orders"),
+            ("GET", "/internal/orders"),
+            ("POST", "/v2/orders"),
+            ("POST", "/internal/orders"),
+        ]
+        .map(|(m, p)| (m.to_string(), p.to_string()));
+        assert_eq!(paths, expected);
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::decision::Decision;
 use crate::identity::{Identity, IDENTITY_PROPERTY};
+use crate::route::{PathOptions, RequestLine};
 
 /// Log levels, as proxy-wasm numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -172,6 +173,20 @@ pub trait Host {
     /// here instead of the plugin configuration.
     fn env_var(&self, _name: &str) -> Option<String> {
         None
+    }
+
+    // ---- the request line, where a host keeps it
+    /// The request line already parsed in this request with these path options (the one-module
+    /// chain keeps the first stage's for the later ones); `None`: parse it
+    /// ([`RequestLine::from_host`] does).
+    fn kept_request_line(&self, opts: PathOptions) -> Option<Rc<RequestLine>> {
+        let _ = opts;
+        None
+    }
+    /// Offers a request line just parsed with `opts` for later readers of the same request; a
+    /// host that does not keep request lines ignores it.
+    fn keep_request_line(&self, opts: PathOptions, line: &Rc<RequestLine>) {
+        let _ = (opts, line);
     }
 
     // ---- the identity context, where a host keeps it as a value

@@ -4,6 +4,8 @@
 //! Every filter decides on the same normalised path, so `//a`, `/a/./b`, `/x/../a` and
 //! `/%61` are all `/a…` to every rule: a path trick cannot slip past one filter and not another.
 
+use std::rc::Rc;
+
 use serde::Deserialize;
 
 use crate::config::ConfigError;
@@ -72,10 +74,43 @@ pub struct RequestLine {
 }
 
 impl RequestLine {
-    pub fn from_host(host: &dyn Host, opts: PathOptions) -> Result<RequestLine, PathError> {
-        let raw = host.request_header(":path").ok_or(PathError::NotAbsolute)?;
+    /// The request line of the host's current request, normalised with `opts`. A host that keeps
+    /// request lines (the one-module chain, for the later stages of the same request) hands back
+    /// the one it kept for these options; otherwise it is parsed from `:method` and `:path` and
+    /// offered to the host to keep.
+    pub fn from_host(host: &dyn Host, opts: PathOptions) -> Result<Rc<RequestLine>, PathError> {
+        if let Some(line) = host.kept_request_line(opts) {
+            return Ok(line);
+        }
+        let raw = host.request_header(":path");
         let method = host.request_header(":method").unwrap_or_default();
-        RequestLine::parse(&method, &raw, opts)
+        RequestLine::parse_and_keep(host, &method, raw.as_deref(), opts)
+    }
+
+    /// [`RequestLine::from_host`] for a caller that has read `:method` and `:path` (`None`:
+    /// absent) for its own use already.
+    pub fn from_read(
+        host: &dyn Host,
+        method: &str,
+        raw_path: Option<&str>,
+        opts: PathOptions,
+    ) -> Result<Rc<RequestLine>, PathError> {
+        match host.kept_request_line(opts) {
+            Some(line) => Ok(line),
+            None => RequestLine::parse_and_keep(host, method, raw_path, opts),
+        }
+    }
+
+    fn parse_and_keep(
+        host: &dyn Host,
+        method: &str,
+        raw_path: Option<&str>,
+        opts: PathOptions,
+    ) -> Result<Rc<RequestLine>, PathError> {
+        let raw = raw_path.ok_or(PathError::NotAbsolute)?;
+        let line = Rc::new(RequestLine::parse(method, raw, opts)?);
+        host.keep_request_line(opts, &line);
+        Ok(line)
     }
 
     pub fn parse(

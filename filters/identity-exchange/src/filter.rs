@@ -9,7 +9,6 @@ use shieldwall_core::decision::Decision;
 use shieldwall_core::identity::IDENTITY_PROPERTY;
 use shieldwall_core::metadata::{decode_pairs, JWT_AUTHN_NAMESPACE};
 use shieldwall_core::metrics::Metrics;
-use shieldwall_core::route::PathError;
 use shieldwall_core::{
     Action, ConfigError, Host, IdentityFrom, Reply, RequestLine, RootFilter, StreamFilter,
 };
@@ -198,11 +197,7 @@ impl IdentityExchangeStream {
         if self.serve_jwks(host, raw_path.as_deref(), &method) {
             return Step::Replied;
         }
-        let line = match raw_path {
-            Some(raw) => RequestLine::parse(&method, &raw, config.path),
-            None => Err(PathError::NotAbsolute),
-        };
-        let line = match line {
+        let line = match RequestLine::from_read(host, &method, raw_path.as_deref(), config.path) {
             Ok(line) => line,
             Err(e) => {
                 return Step::Deny(e.code(), Reply::bad_request(e.code(), e.description()));

@@ -76,7 +76,7 @@ impl RootFilter for PolicyAuthz {
 /// A request whose policy reads the body: what was found at the headers. The input is built
 /// there too: a proxy-wasm host lets a filter read request headers only in the headers callback.
 struct Waiting {
-    line: RequestLine,
+    line: Rc<RequestLine>,
     rule: usize,
     limit: usize,
     /// The media type says JSON: the body is parsed into `input.body`.
