@@ -58,6 +58,14 @@ bench/one-module.sh "$release/shieldwall-without-policy-authz.wasm" --without po
 # The default build last: the tests and the other rows load shieldwall.wasm.
 touch "$root/filters/shieldwall/src/lib.rs"
 cargo build --quiet --release --target wasm32-wasip1 -p shieldwall
+# The empty module that also exports the response-header and log callbacks (diag-noop-exports),
+# built and copied away the same way, then the plain one again.
+touch "$root/host-tests/guests/noop/src/lib.rs"
+cargo build --quiet --release --target wasm32-wasip1 -p noop --features noop/every-callback
+cp "$release/noop.wasm" "$release/noop-exports.wasm"
+module_files+=("$release/noop-exports.wasm")
+touch "$root/host-tests/guests/noop/src/lib.rs"
+cargo build --quiet --release --target wasm32-wasip1 -p noop
 # Every module as it ships: Binaryen's wasm-opt over each (scripts/wasm-opt.sh).
 say "wasm-opt over the modules"
 bash scripts/wasm-opt.sh "${module_files[@]}"
