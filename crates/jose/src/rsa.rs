@@ -387,7 +387,11 @@ pub(crate) fn r_squared(n: &[u32], n0: u32, bits: usize) -> Option<Vec<u32>> {
 /// column (product scanning), every column two dot products of four-digit `i64x2.extmul` steps,
 /// took 112 µs per 2048-bit RS256 verification in V8 against 106 µs for this code (Node 22,
 /// the same build settings): the narrower digits need a third more products, and the SIMD
-/// multiply pays for little more than that.
+/// multiply pays for little more than that. So did product scanning in 32-bit limbs (2026-12-05),
+/// the low and high halves of each column's products summed in two 64-bit sums so that no product
+/// waits for a carry: 18 products of 64 limbs in 135 µs in V8 (Node 22, `--no-liftoff`), 101 µs
+/// with a squaring that computes each cross product once, against 97 µs for this code (natively
+/// 102 and 98 against 88 µs).
 pub(crate) fn mont_mul(out: &mut [u32], a: &[u32], b: &[u32], n: &[u32], n0: u32) {
     out.fill(0);
     let (Some((&b0, b_rest)), Some((&n_first, n_rest))) = (b.split_first(), n.split_first()) else {
