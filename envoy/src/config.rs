@@ -27,9 +27,8 @@ pub const ROUTE_TEMPLATE: &str = include_str!("../templates/route.yaml");
 /// The name of the cluster that the default route (`/`) sends to.
 pub const UPSTREAM_CLUSTER: &str = "upstream";
 
-/// The modules' variable for how often counters are flushed to Envoy, in ms (shieldwall-core's
-/// `metrics::FLUSH_ENV`).
-pub const FLUSH_ENV: &str = "SHIELDWALL_METRICS_FLUSH_MS";
+/// The modules' variable for how often counters are flushed to Envoy, in ms.
+pub use shieldwall_core::metrics::FLUSH_ENV;
 
 /// How long a stats read waits for the modules' counters to be flushed: four of the tests' 50 ms
 /// flush periods (a tick can come late on a busy machine).

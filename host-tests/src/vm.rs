@@ -46,9 +46,9 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// The modules' variable for how often counters are flushed (shieldwall-core's
-/// `metrics::FLUSH_ENV`), in ms; `0` hands each increment to the host at once.
-pub const FLUSH_ENV: &str = "SHIELDWALL_METRICS_FLUSH_MS";
+/// The modules' variable for how often counters are flushed, in ms; `0` hands each increment to
+/// the host at once.
+pub use shieldwall_core::metrics::FLUSH_ENV;
 
 /// A plugin as configured in Envoy's `envoy.filters.http.wasm`.
 #[derive(Debug, Clone)]

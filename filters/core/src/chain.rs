@@ -13,7 +13,8 @@
 //!   or, when the stream is gone or a root started them, to that stage's root. A wake-up is
 //!   delivered only to the stage whose root (or stream) asked for it, and only while the walk
 //!   is paused at that stage.
-//! - Ticks: each stage keeps its own period; the chain ticks at their greatest common divisor.
+//! - Ticks: each stage keeps its own period; the chain ticks at the shortest and serves each stage
+//!   on the ticks its period asks for, never later ([`crate::tick`]).
 //! - Request headers are read from the proxy once per request: the stages share what one of them
 //!   read, and their own writes (set, remove) update that copy. So is the request line: parsed
 //!   and normalised by the first stage that reads it, taken as it is by the later ones with the
@@ -82,9 +83,11 @@ struct Routing {
     wakes: IdMap<u32, u64>,
     /// Per stage: its tick period (zero: none).
     periods: Vec<Duration>,
+    /// Per stage: every how many chain ticks it is served (0: never).
+    every: Vec<u64>,
     /// Per stage: chain ticks left until its next tick.
     countdown: Vec<u64>,
-    /// The chain's tick period (the greatest common divisor of the stages' periods).
+    /// The chain's tick period (the shortest of the stages' periods; [`crate::tick::plan`]).
     base: Duration,
     /// Per stage: the local-reply details naming it (`shieldwall_jwt_auth`), made once when the
     /// stage is added, so the access log names the filter that answered, as with separate modules.
@@ -104,14 +107,6 @@ impl Routing {
 
 /// The most stages a chain holds (wake-ups are kept as a bit per stage).
 pub const MAX_STAGES: usize = 64;
-
-fn gcd(a: u128, b: u128) -> u128 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
 
 /// The identity context a stage wrote in this request: its bytes (also written to the proxy) and,
 /// when it was written as a value, that value, which later stages get without parsing the bytes.
@@ -443,13 +438,14 @@ impl Host for StageHost<'_> {
             if let Some(p) = r.periods.get_mut(self.stage) {
                 *p = period;
             }
-            let base_ms = r
+            let periods_ms: Vec<u64> = r
                 .periods
                 .iter()
-                .map(|p| p.as_millis())
-                .filter(|ms| *ms > 0)
-                .fold(0u128, gcd);
-            let base = Duration::from_millis(u64::try_from(base_ms).unwrap_or(u64::MAX));
+                .map(|p| u64::try_from(p.as_millis()).unwrap_or(u64::MAX))
+                .collect();
+            let (base_ms, every) = crate::tick::plan(&periods_ms);
+            r.every = every;
+            let base = Duration::from_millis(base_ms);
             if base == r.base {
                 return;
             }
@@ -585,19 +581,17 @@ impl Chain {
             let Ok(mut r) = self.routing.try_borrow_mut() else {
                 return;
             };
-            let base = r.base.as_millis().max(1);
             let mut due = Vec::new();
             let Routing {
-                periods, countdown, ..
+                every, countdown, ..
             } = &mut *r;
-            for (i, (period, left)) in periods.iter().zip(countdown.iter_mut()).enumerate() {
-                let ms = period.as_millis();
-                if ms == 0 {
+            for (i, (&every, left)) in every.iter().zip(countdown.iter_mut()).enumerate() {
+                if every == 0 {
                     continue;
                 }
                 if *left == 0 {
                     due.push(i);
-                    *left = u64::try_from(ms / base).unwrap_or(u64::MAX).max(1);
+                    *left = every;
                 }
                 *left -= 1;
             }
@@ -1046,5 +1040,60 @@ mod tests {
         ]
         .map(|(m, p)| (m.to_string(), p.to_string()));
         assert_eq!(paths, expected);
+    }
+
+    /// A stage that asks for a tick every `period` when it is added and notes each tick it gets.
+    struct Ticker {
+        index: usize,
+        ticks: Rc<RefCell<Vec<usize>>>,
+    }
+
+    /// A stream of a ticking stage: nothing to do per request.
+    struct Idle;
+
+    impl StreamFilter for Idle {}
+
+    impl RootFilter for Ticker {
+        type Stream = Idle;
+        const NAME: &'static str = "ticker";
+        fn configure(_host: &mut dyn Host, _config: &[u8]) -> Result<Self, ConfigError> {
+            Err(ConfigError::new("", "built by the test"))
+        }
+        fn new_stream(&mut self, _host: &mut dyn Host, _context_id: u32) -> Idle {
+            Idle
+        }
+        fn on_tick(&mut self, _host: &mut dyn Host) {
+            self.ticks.borrow_mut().push(self.index);
+        }
+    }
+
+    #[test]
+    fn stages_with_unrelated_periods_tick_at_the_shortest_never_late() {
+        // jwt-auth's 200 ms, an audit sink's 137 ms, token-introspection's 100 ms and a stage
+        // without a tick: their common divisor would be 1 ms, a tick a millisecond.
+        let mut host = MockHost::new();
+        let ticks = Rc::new(RefCell::new(Vec::new()));
+        let mut builder = ChainBuilder::new();
+        for (index, ms) in [200u64, 137, 100, 0].into_iter().enumerate() {
+            let ticker = Ticker {
+                index,
+                ticks: Rc::clone(&ticks),
+            };
+            let added = builder.add(&mut host, |h| {
+                if ms > 0 {
+                    h.set_tick_period(Duration::from_millis(ms));
+                }
+                Ok::<_, ConfigError>(Box::new(ticker) as Box<dyn Stage>)
+            });
+            assert!(matches!(added, Some(Ok(()))));
+        }
+        let mut chain = builder.build();
+        assert_eq!(host.tick_period, Some(Duration::from_millis(100)));
+        for _ in 0..4 {
+            chain.on_tick(&mut host);
+        }
+        // Every 100 ms tick: the 100 ms stage, and the 137 ms stage (on time or early, never
+        // later than it asked); every second one the 200 ms stage; never the stage without one.
+        assert_eq!(*ticks.borrow(), [0, 1, 2, 1, 2, 0, 1, 2, 1, 2]);
     }
 }

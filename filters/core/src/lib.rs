@@ -50,6 +50,7 @@ pub mod shared;
 pub mod slots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tick;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 pub mod wasm;

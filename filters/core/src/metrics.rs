@@ -7,7 +7,8 @@
 //! (reasons are `&'static str`), never by request data.
 //!
 //! In the wasm modules, counters are counted in the VM and handed to the proxy on the tick
-//! ([`Pending`], [`tick_schedule`]): once a second by default, or as [`FLUSH_ENV`] sets it.
+//! ([`Pending`]): once a second by default, or as [`FLUSH_ENV`] sets it. The same tick serves
+//! the filter's own period ([`crate::tick`]).
 
 use crate::hash::IdMap;
 use crate::host::{Host, MetricKind};
@@ -117,23 +118,6 @@ impl Pending {
     }
 }
 
-/// The tick a root context asks the proxy for when its filter wants a tick every `period_ms`
-/// (`0`: none) and its counters are flushed every `flush_ms` (`0`: not counted locally):
-/// `(base, every)`, a tick every `base` ms (`0`: no tick) of which every `every`-th one is the
-/// filter's (`0`: none). The filter's period is kept exact when the flush period divides it, and
-/// is otherwise late by less than a millisecond per base tick.
-pub fn tick_schedule(period_ms: u64, flush_ms: u64) -> (u64, u64) {
-    match (period_ms, flush_ms) {
-        (0, flush) => (flush, 0),
-        (period, 0) => (period, 1),
-        (period, flush) if period <= flush => (period, 1),
-        (period, flush) => {
-            let every = period.div_ceil(flush);
-            (period.div_ceil(every), every)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,34 +161,5 @@ mod tests {
         assert_eq!(flush_ms(Some("0")), Ok(0));
         assert!(flush_ms(Some("1s")).unwrap_err().contains(FLUSH_ENV));
         assert!(flush_ms(Some("-5")).is_err());
-    }
-
-    #[test]
-    fn the_tick_serves_the_filter_and_the_flush() {
-        // Nothing to flush and no filter tick: no tick at all.
-        assert_eq!(tick_schedule(0, 0), (0, 0));
-        // Only the flush.
-        assert_eq!(tick_schedule(0, 1000), (1000, 0));
-        // Counting off: the filter's own period, every tick the filter's.
-        assert_eq!(tick_schedule(200, 0), (200, 1));
-        // A filter ticking at least as often as the flush: its ticks flush too.
-        assert_eq!(tick_schedule(200, 1000), (200, 1));
-        assert_eq!(tick_schedule(1000, 1000), (1000, 1));
-        // A slower filter: the flush period, and the filter every n-th tick.
-        assert_eq!(tick_schedule(30_000, 1000), (1000, 30));
-        assert_eq!(tick_schedule(1500, 1000), (750, 2));
-        // Not divisible: a base no longer than the flush period, the filter at most ms late.
-        let (base, every) = tick_schedule(30_007, 1000);
-        assert!(base <= 1000);
-        assert!(base * every >= 30_007 && base * every < 30_007 + every);
-        // Every period and flush: the base never exceeds either, and the filter is never early.
-        for period in [1, 7, 100, 999, 1001, 4999, 60_000, 86_400_000] {
-            for flush in [1, 50, 1000, 5000] {
-                let (base, every) = tick_schedule(period, flush);
-                assert!(base <= flush && base >= 1, "{period} {flush}");
-                assert!(base * every >= period, "{period} {flush}");
-                assert!(base * every < period + every, "{period} {flush}");
-            }
-        }
     }
 }

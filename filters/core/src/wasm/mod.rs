@@ -438,14 +438,15 @@ impl<F: RootFilter> Dispatcher<F> {
     }
 
     /// Sets the tick of root context `root` for a filter period of `period` (zero: no filter
-    /// tick), combined with the metrics flush (`metrics::tick_schedule`). The proxy applies a
+    /// tick), combined with the metrics flush ([`crate::tick::plan`]). The proxy applies a
     /// period set from a stream context to the stream's root, so this runs with `root` or one of
     /// its streams as the effective context. A period set again changes nothing (as in Envoy: the
     /// timer keeps its phase, and the filter's next tick stays where it was); an unchanged base
     /// period keeps the proxy's timer as it is.
     fn retime(&self, root: u32, period: Duration) {
         let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
-        let (base_ms, every) = metrics::tick_schedule(period_ms, flush_ms());
+        let (base_ms, every) = crate::tick::plan(&[period_ms, flush_ms()]);
+        let every = every.first().copied().unwrap_or(0);
         let changed = {
             let mut timers = self.timers.borrow_mut();
             let fresh = !timers.contains_key(&root);
