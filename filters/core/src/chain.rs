@@ -1042,7 +1042,7 @@ mod tests {
         assert_eq!(paths, expected);
     }
 
-    /// A stage that asks for a tick every `period` when it is added and notes each tick it gets.
+    /// A stage that notes each tick it gets (the test sets its period as the chain adds it).
     struct Ticker {
         index: usize,
         ticks: Rc<RefCell<Vec<usize>>>,
