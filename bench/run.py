@@ -1105,8 +1105,8 @@ def churn(workdir):
 
 
 # Envoy's bootstrap setting that hands freed memory back to the system (tcmalloc's page heap, up to
-# this many bytes every interval): a memory run with it shows what of a configuration's VmRSS is
-# memory freed and kept by the allocator (most of it V8's working memory for compiling a module).
+# this many bytes every interval): a memory run with it shows how much of a configuration's VmRSS is
+# memory that was freed and stays with the allocator.
 MEMORY_RELEASE = {"memory_allocator_manager": {"bytes_to_release": 100 * 2**20, "memory_release_interval": "0.1s"}}
 
 
@@ -1318,6 +1318,11 @@ def hostcall_alone(samples):
         if runs and noop:
             out[kind] = paired_diff(runs, noop)
     return out
+
+
+def call_counts(calls):
+    """A path's host calls as the report names them: `1× clock, 2× replace_header`, in first-call order."""
+    return ", ".join(f"{calls.count(c)}× {c}" for c in dict.fromkeys(calls))
 
 
 def measured_floor(samples, ceiling_us, k):
@@ -1578,7 +1583,7 @@ def report(samples, mem, mic, meta, atk):
                 ratios.append(measured / priced)
             nu, ou = added[k]
             best = (ceiling_us + nu) / (ceiling_us + floor)
-            names = ", ".join(f"{calls.count(c)}× {c}" for c in dict.fromkeys(calls))
+            names = call_counts(calls)
             # path_cost's `chain` is the three stages in one module; the same work as the three modules.
             nat_key = "chain" if k in ("chain", "chain-one") else k
             nat = f"{native_path[nat_key]:.2f}" if nat_key in native_path else "—"
@@ -1633,7 +1638,7 @@ def report(samples, mem, mic, meta, atk):
             priced = noop_us + sum(prices[c] for c in AUDIT_FLOOR_CALLS)
             measured = measured_floor(samples, ceiling_us, "audit")
             floor = measured if measured is not None else priced
-            names = ", ".join(f"{AUDIT_FLOOR_CALLS.count(c)}× {c}" for c in dict.fromkeys(AUDIT_FLOOR_CALLS))
+            names = call_counts(AUDIT_FLOOR_CALLS)
             w(f"audit-log's floor, the same way: its record of one request makes {names} (audit-log's "
               f"`a_record_makes_only_the_calls_it_needs`), {priced:.1f} µs priced with the empty module"
               + (f", {measured:.1f} µs measured (a module making just those calls)" if measured is not None else "")
@@ -1945,7 +1950,7 @@ def report(samples, mem, mic, meta, atk):
         elif k == "exchange-cached":
             noop = added.get("diag-noop", (0, None))[1]
             floor = measured_floor(samples, ceiling_us, "exchange")
-            names = ", ".join(f"{EXCHANGE_FLOOR_CALLS.count(c)}× {c}" for c in dict.fromkeys(EXCHANGE_FLOOR_CALLS))
+            names = call_counts(EXCHANGE_FLOOR_CALLS)
             w(f"- **identity-exchange cached** ({verdicts[k][0]:.1f} µs > 10 µs): a second module on the request pays the "
               "fixed cost of a wasm filter"
               + (f" (an empty module adds {noop:.1f} µs in this run)" if noop is not None else " (see diag-noop)")
