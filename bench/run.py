@@ -1925,15 +1925,17 @@ def report(samples, mem, mic, meta, atk):
                               f"in use in Envoy's allocator (V8's data for the module it compiled), {d_kept:.1f} MiB "
                               f"freed and kept by the allocator (memory V8 used and gave back, as while compiling: "
                               "Envoy's V8 compiles every function of a module with its optimising tier when it "
-                              "loads it), and {d_rest:.1f} MiB mapped by V8 itself (compiled "
+                              f"loads it), and {d_rest:.1f} MiB mapped by V8 itself (compiled "
                               "code, the instances' linear memories).")
                 rel, nrel = mem.get("ours-chain-one+release"), mem.get("native-chain+release")
                 if rel and nrel:
                     extra += (" With the allocator handing freed memory back (`memory_allocator_manager` in Envoy's "
                               f"bootstrap, on both sides), the one module is {rel['loaded_kib'] / nrel['loaded_kib']:.2f}× "
                               "the native chain.")
+            big = meta["sizes"].get("shieldwall")
+            of_wasm = f"{big / 1e6:.1f} MB of wasm, " if big else ""
             w(f"- **memory, the one module** ({verdicts[k][0]:.2f}× > 1.5×): every worker holds its own V8 instance of "
-              "the module, and the default build carries every filter (2.9 MB of wasm, most of it policy-authz's "
+              f"the module, and the default build carries every filter ({of_wasm}most of it policy-authz's "
               f"Rego interpreter and payload-guard).{extra} What would close it: a build with only the "
               "filters you run (see the module sizes), smaller validators, freed memory handed back by Envoy's allocator "
               "(`memory_allocator_manager`), and less of each instance's own memory (its caches and heap) resident.")
