@@ -1239,7 +1239,7 @@ def micro():
     if PATH_COST and os.path.exists(PATH_COST):
         # Lines like `warm: 1.53 µs per request (median of 7 rounds of 20000)`.
         out["path_native"] = {m.group(1): float(m.group(2))
-                              for m in re.finditer(r"^(\w+): ([0-9.]+) µs per request", read(PATH_COST), re.M)}
+                              for m in re.finditer(r"^([\w-]+): ([0-9.]+) µs per request", read(PATH_COST), re.M)}
         # `cold-ES256: 55.20 µs per request, of which 46.54 the signature check (…)`.
         cold = re.search(r"^cold-ES256: ([0-9.]+) µs per request, of which ([0-9.]+)", read(PATH_COST), re.M)
         if cold:

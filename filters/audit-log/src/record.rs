@@ -412,12 +412,25 @@ pub fn rfc3339_millis(ns: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    // Digit by digit, not `format!`: every record has one.
+    let mut out = String::with_capacity(24);
+    let mut push = |n: u64, width: u32, then: char| {
+        // Nanoseconds in a u64 end in 2554: four digits hold every year.
+        let mut div = 10u64.pow(width - 1);
+        while div > 0 {
+            out.push(char::from(b'0' + (n / div % 10) as u8));
+            div /= 10;
+        }
+        out.push(then);
+    };
+    push(y, 4, '-');
+    push(mo, 2, '-');
+    push(d, 2, 'T');
+    push(rem / 3600, 2, ':');
+    push((rem / 60) % 60, 2, ':');
+    push(rem % 60, 2, '.');
+    push(millis, 3, 'Z');
+    out
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar

@@ -101,8 +101,56 @@ impl Decision {
         out.into_bytes()
     }
 
-    /// Parses what [`Decision::to_json`] wrote; `None` for anything else.
+    /// Parses what [`Decision::to_json`] wrote; `None` for anything else. The shape that
+    /// function writes is read directly (an audit record reads every stage's decision on every
+    /// request); anything else, such as a reason with escapes, goes through the JSON reader.
     pub fn from_json(bytes: &[u8]) -> Option<Decision> {
+        Self::from_own_json(bytes).or_else(|| Self::from_any_json(bytes))
+    }
+
+    /// `{"decision":"…"}` with an optional `"reason"` without escapes and an optional
+    /// `"status"`, in that order and with nothing between: what [`Decision::to_json`] writes.
+    fn from_own_json(bytes: &[u8]) -> Option<Decision> {
+        /// The text up to the next `"` (none may be escaped), and what follows that quote.
+        fn plain(s: &[u8]) -> Option<(&str, &[u8])> {
+            let end = s.iter().position(|&b| b == b'"' || b == b'\\')?;
+            let (text, rest) = s.split_at(end);
+            let rest = rest.strip_prefix(b"\"")?;
+            // No control characters: JSON requires them escaped.
+            if text.iter().any(|&b| b < 0x20) {
+                return None;
+            }
+            Some((std::str::from_utf8(text).ok()?, rest))
+        }
+        let (outcome, mut rest) = plain(bytes.strip_prefix(b"{\"decision\":\"")?)?;
+        let outcome = Outcome::parse(outcome)?;
+        let mut reason = "";
+        if let Some(r) = rest.strip_prefix(b",\"reason\":\"") {
+            (reason, rest) = plain(r)?;
+        }
+        let mut status = 0;
+        if let Some(r) = rest.strip_prefix(b",\"status\":") {
+            let digits = r.iter().take_while(|b| b.is_ascii_digit()).count();
+            let (n, after) = r.split_at(digits);
+            // No leading zero (not JSON), at most five digits (a u16).
+            if n.is_empty() || n.len() > 5 || (n.len() > 1 && n.first() == Some(&b'0')) {
+                return None;
+            }
+            status = n.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+            rest = after;
+        }
+        if rest != b"}" {
+            return None;
+        }
+        Some(Decision {
+            outcome,
+            reason: Cow::Owned(reason.to_string()),
+            // A status beyond a u16 reads as none, as the JSON reader's path has it.
+            status: u16::try_from(status).unwrap_or(0),
+        })
+    }
+
+    fn from_any_json(bytes: &[u8]) -> Option<Decision> {
         let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         let outcome = Outcome::parse(value.get("decision")?.as_str()?)?;
         let reason = value
@@ -125,7 +173,11 @@ impl Decision {
 
 /// The property that holds `filter`'s decision.
 pub fn property(filter: &str) -> String {
-    format!("{DECISION_PREFIX}{filter}")
+    // Not `format!`: every decision recorded names its property.
+    let mut name = String::with_capacity(DECISION_PREFIX.len() + filter.len());
+    name.push_str(DECISION_PREFIX);
+    name.push_str(filter);
+    name
 }
 
 /// What a host writes for [`Host::record_decision`]: the property and the value, or `None` for a
@@ -173,6 +225,62 @@ mod tests {
         assert_eq!(parsed["reason"], "a\"b\\c\n");
         assert_eq!(parsed["decision"], "shadow_deny");
         assert_eq!(Decision::from_json(b"{\"decision\":\"maybe\"}"), None);
+    }
+
+    /// The direct reader and the JSON reader agree on what the direct one accepts, and it
+    /// hands the rest to the JSON reader.
+    #[test]
+    fn the_direct_reader_agrees_with_the_json_reader() {
+        let written = [
+            Decision::allow(""),
+            Decision::allow("public"),
+            Decision::deny("token_expired", 401),
+            Decision::shadow_deny("insufficient_scope", 403),
+            Decision::deny("", 65535),
+            Decision::deny("ünïcode", 429),
+        ];
+        for d in &written {
+            let json = d.to_json();
+            assert_eq!(Decision::from_own_json(&json).as_ref(), Some(d));
+            assert_eq!(Decision::from_any_json(&json).as_ref(), Some(d));
+        }
+        // Not the written shape: the direct reader declines, the JSON reader decides.
+        let others: [&[u8]; 12] = [
+            br#"{"decision":"deny","reason":"a\"b","status":403}"#,
+            br#"{"decision":"allow","status":99999}"#,
+            br#"{"decision":"allow","status":0401}"#,
+            br#"{"decision":"allow","status":}"#,
+            br#"{"status":403,"decision":"deny"}"#,
+            br#"{ "decision": "allow" }"#,
+            br#"{"decision":"allow"} "#,
+            br#"{"decision":"allow","reason":"x","extra":1}"#,
+            br#"{"decision":"maybe"}"#,
+            b"{\"decision\":\"deny\",\"reason\":\"a\nb\"}",
+            br#"{"decision":"allow""#,
+            b"",
+        ];
+        for json in others {
+            let direct = Decision::from_own_json(json);
+            assert!(
+                direct.is_none() || direct == Decision::from_any_json(json),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+            assert_eq!(
+                Decision::from_json(json),
+                Decision::from_any_json(json),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+        assert_eq!(
+            Decision::from_json(br#"{"decision":"deny","reason":"a\"b","status":403}"#),
+            Some(Decision::deny("a\"b", 403))
+        );
+        assert_eq!(
+            Decision::from_json(br#"{"decision":"allow","status":99999}"#),
+            Some(Decision::allow(""))
+        );
     }
 
     #[test]

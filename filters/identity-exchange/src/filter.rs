@@ -284,7 +284,9 @@ impl IdentityExchangeStream {
 
     /// Puts the internal token and the SPIFFE ID on the request and lets it go on.
     fn forward(&self, host: &mut dyn Host, minted: &Minted, reason: &'static str) -> Action {
-        let value = format!("{}{}", self.config.value_prefix, minted.token);
+        let mut value = String::with_capacity(self.config.value_prefix.len() + minted.token.len());
+        value.push_str(&self.config.value_prefix);
+        value.push_str(&minted.token);
         host.set_request_header(&self.config.header_name, Some(&value));
         host.set_request_header(&self.config.spiffe_header, Some(&minted.spiffe_id));
         self.allow(host, reason)

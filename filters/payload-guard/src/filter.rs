@@ -79,7 +79,39 @@ struct Pending {
     /// The body's schema: its compiled index and pointer in the document.
     schema: Option<(shieldwall_jsonschema::SchemaIndex, String)>,
     /// For log lines.
-    what: String,
+    what: Subject,
+}
+
+/// What a log line says was refused: the request line and the operation, as text only when a
+/// line is written (an allowed request writes none).
+#[derive(Clone)]
+enum Subject {
+    /// The request line could not be read.
+    Unknown,
+    Request {
+        method: String,
+        path: String,
+        operation: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Unknown => f.write_str("a request"),
+            Subject::Request {
+                method,
+                path,
+                operation,
+            } => {
+                write!(f, "{method} {}", printable(path))?;
+                match operation {
+                    Some(id) => write!(f, " ({})", printable(id)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 pub struct PayloadGuardStream {
@@ -223,7 +255,7 @@ impl PayloadGuardStream {
     }
 
     /// Sends the refusal, or in shadow mode logs it and lets the request go on.
-    fn refuse(&mut self, host: &mut dyn Host, shadow: bool, what: &str, d: Denial) -> Action {
+    fn refuse(&mut self, host: &mut dyn Host, shadow: bool, what: &Subject, d: Denial) -> Action {
         self.done = true;
         self.pending = None;
         let code = d.reply.error;
@@ -272,7 +304,7 @@ impl PayloadGuardStream {
                     reply: Reply::bad_request(e.code(), e.description()),
                     detail: String::new(),
                 };
-                return self.refuse(host, config.defaults.shadow, "a request", d);
+                return self.refuse(host, config.defaults.shadow, &Subject::Unknown, d);
             }
         };
         let rule = config
@@ -280,7 +312,11 @@ impl PayloadGuardStream {
             .iter()
             .position(|r| r.route.matches(&line).is_some());
         let settings = Self::settings(&config, rule);
-        let what = format!("{} {}", line.method, printable(&line.path));
+        let what = Subject::Request {
+            method: line.method.clone(),
+            path: line.path.clone(),
+            operation: None,
+        };
         let shadow = settings.shadow;
 
         let query = match params::parse_query(line.query.as_deref()) {
@@ -322,7 +358,9 @@ impl PayloadGuardStream {
             match api.lookup(&line.method, &line.path) {
                 Lookup::Found(o, vars) => {
                     op = Some(o);
-                    what = format!("{what} ({})", printable(&o.id));
+                    if let Subject::Request { operation, .. } = &mut what {
+                        *operation = Some(o.id.clone());
+                    }
                     let header = |name: &str| -> Vec<String> {
                         host.request_headers()
                             .into_iter()

@@ -1,11 +1,12 @@
 //! Native cost of the benchmark's hot paths, on the mock host: jwt-auth with a cached token,
-//! rate-limit under its limit and audit-log's record (each as its own module would run it), and
-//! the one module running jwt-auth + scope-authz + rate-limit, each with the configuration
-//! bench/run.py gives Envoy. Prints microseconds per request (median of 7
+//! rate-limit under its limit and audit-log's record (each as its own module would run it), the
+//! one module running jwt-auth + scope-authz + rate-limit, and the one module running the full
+//! chain (those three after audit-log and mtls-identity, then payload-guard and
+//! identity-exchange), each with the configuration bench/run.py gives Envoy. Prints microseconds per request (median of 7
 //! rounds of 20,000). Then jwt-auth's cold path: every request a new ES256 token (6,000 tokens,
 //! more than the token cache holds), beside the signature checks alone over the same tokens.
 //!
-//!   cargo run --release -p shieldwall --example path_cost [-- --only warm|ratelimit|chain|audit|cold-ES256]
+//!   cargo run --release -p shieldwall --example path_cost [-- --only warm|ratelimit|chain|audit|full-one|cold-ES256]
 //!
 //! `--requests N` runs one round of N requests instead, for counting instructions with a
 //! simulator (`valgrind --tool=callgrind …/path_cost --only warm --requests 2000`): the difference
@@ -15,7 +16,7 @@
 
 use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -83,7 +84,22 @@ fn jwt_config(jwks: &Value) -> Value {
            "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "bench"}}]})
 }
 
-fn configs(jwks: &Value) -> [(&'static str, Value); 4] {
+/// identity-exchange's configuration in the full chain: a fresh ES256 signing key, as PEM.
+fn exchange_config() -> Result<Value, Failure> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|e| e.to_string())?;
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        STANDARD.encode(pkcs8.as_ref())
+    );
+    Ok(json!({"spiffe_id": "spiffe://bench.example/user/{sub}",
+        "token": {"issuer": "https://gateway.bench.example", "audience": "mesh", "ttl_s": 300,
+                  "alg": "ES256", "keys": [{"kid": "bench", "private_key": pem}]},
+        "rules": [{"match": {"prefix": "/"}}]}))
+}
+
+fn configs(jwks: &Value) -> Result<[(&'static str, Value); 5], Failure> {
     let jwt = jwt_config(jwks);
     let scope =
         json!({"rules": [{"match": {"prefix": "/"}, "require": {"scopes": ["orders:read"]}}]});
@@ -96,12 +112,27 @@ fn configs(jwks: &Value) -> [(&'static str, Value); 4] {
     // audit-log as the benchmark runs it: the access-log sink, masking on, one extra header.
     let audit =
         json!({"sinks": {"access_log": true}, "include": {"request_headers": ["user-agent"]}});
-    [
+    // The full chain as bench/run.py's `full_chain_stages`: audit-log, mtls-identity (the
+    // certificate optional; the client has none), the three stages above, payload-guard on a GET
+    // its OpenAPI document lists, identity-exchange (its token cached after the first request).
+    let openapi = json!({"openapi": "3.1.0", "info": {"title": "bench", "version": "1"},
+        "paths": {"/orders": {"get": {"responses": {"200": {"description": "ok"}}}}}});
+    let mut full = vec![
+        json!({"filter": "audit-log", "config": audit}),
+        json!({"filter": "mtls-identity",
+               "config": {"rules": [{"match": {"prefix": "/"}, "requires": "optional"}]}}),
+    ];
+    let three = chain.get("chain").and_then(Value::as_array);
+    full.extend(three.cloned().unwrap_or_default());
+    full.push(json!({"filter": "payload-guard", "config": {"openapi": openapi}}));
+    full.push(json!({"filter": "identity-exchange", "config": exchange_config()?}));
+    Ok([
         ("warm", jwt),
         ("ratelimit", limit),
         ("chain", chain),
         ("audit", audit),
-    ]
+        ("full-one", json!({ "chain": full })),
+    ])
 }
 
 /// Runs `rounds` rounds of `n` requests through `root`; the median µs per request.
@@ -131,6 +162,7 @@ fn time<R: RootFilter>(
             if s.on_request_headers(host, true) != Action::Continue || host.local_reply.is_some() {
                 return Err(format!("{name}: the request was refused").into());
             }
+            let _ = s.on_response_headers(host, true);
             s.on_log(host);
         }
         times.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
@@ -147,13 +179,14 @@ fn main() -> Result<(), Failure> {
     host.set_now_secs(now);
     let (token, jwks) = token_and_jwks(now)?;
     let auth = format!("Bearer {token}");
-    for (name, config) in configs(&jwks) {
+    for (name, config) in configs(&jwks)? {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
         let headers: Vec<(&str, &str)> = match name {
             "ratelimit" => vec![],
             "audit" => vec![("user-agent", "wrk"), ("x-request-id", "bench-1")],
+            "full-one" => vec![("authorization", auth.as_str()), ("user-agent", "wrk")],
             _ => vec![("authorization", auth.as_str())],
         };
         let n = one_round.unwrap_or(20_000);
