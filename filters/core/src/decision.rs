@@ -244,7 +244,8 @@ mod tests {
             assert_eq!(Decision::from_own_json(&json).as_ref(), Some(d));
             assert_eq!(Decision::from_any_json(&json).as_ref(), Some(d));
         }
-        // Not the written shape: the direct reader declines, the JSON reader decides.
+        // Not the written shape (or at its edge, as a status beyond a u16): the direct reader
+        // declines or agrees, and the JSON reader's answer is the answer.
         let others: [&[u8]; 12] = [
             br#"{"decision":"deny","reason":"a\"b","status":403}"#,
             br#"{"decision":"allow","status":99999}"#,
